@@ -1,0 +1,193 @@
+//! What a connector declares about itself: the data a UI or an agent reads.
+
+use serde::Serialize;
+
+use crate::connector::DynConnector;
+use crate::env::ConnectorEnv;
+use crate::error::Result;
+
+/// The family a connector belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Cloud providers (GCP, AWS, Azure, OVH).
+    Cloud,
+    /// Chat and code collaboration (Slack, GitHub).
+    Communication,
+    /// Knowledge bases (Confluence).
+    Documentation,
+    /// Monitoring and alerting (Datadog, Grafana, PagerDuty, Netdata).
+    Observability,
+    /// Cluster orchestration (Kubernetes).
+    Orchestration,
+}
+
+/// A way a user can authorise a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    /// OAuth 2.0 authorisation-code flow.
+    Oauth2,
+    /// Provider API keys typed into a form.
+    ApiKey,
+    /// A personal access token typed into a form.
+    Pat,
+    /// Cross-account role assumption (AWS STS).
+    AssumeRole,
+    /// A token an in-cluster agent presents.
+    AgentToken,
+    /// A service principal's client credentials.
+    ServicePrincipal,
+}
+
+/// An environment variable a connector reads.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct EnvVar {
+    /// The variable name, as the setup guide spells it.
+    pub name: &'static str,
+    /// Whether the connector cannot work without it.
+    pub required: bool,
+    /// Whether the value is a secret (never echoed).
+    pub secret: bool,
+    /// What it is for.
+    pub description: &'static str,
+}
+
+/// How inbound webhook deliveries prove where they come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum WebhookAuth {
+    /// A per-connection random token in a custom header; the host keeps only its hash.
+    Token {
+        /// The header the provider is told to send.
+        header: &'static str,
+    },
+    /// The connector verifies a provider signature with the connection's secrets.
+    Signature,
+}
+
+/// Where a connector receives webhooks and how they are authenticated.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WebhookDescriptor {
+    /// The route, with `{user_id}` as an opaque routing key.
+    pub path: &'static str,
+    /// How deliveries are authenticated.
+    pub auth: WebhookAuth,
+}
+
+/// One read (or write) operation a connector offers to queries.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperationDescriptor {
+    /// The name used in `/query/{operation}`.
+    pub name: &'static str,
+    /// What it returns, for people and agents.
+    pub description: &'static str,
+    /// False for operations that change provider state.
+    pub read_only: bool,
+    /// JSON Schema of the parameters.
+    pub params_schema: schemars::Schema,
+}
+
+impl OperationDescriptor {
+    /// Describes an operation whose parameters are `P`.
+    pub fn new<P: schemars::JsonSchema>(
+        name: &'static str,
+        description: &'static str,
+        read_only: bool,
+    ) -> Self {
+        Self {
+            name,
+            description,
+            read_only,
+            params_schema: schemars::schema_for!(P),
+        }
+    }
+}
+
+/// Everything the registry knows about a connector; submitted with `inventory`.
+pub struct ConnectorDescriptor {
+    /// Stable identifier used in routes and records (`datadog`).
+    pub id: &'static str,
+    /// Human name (`Datadog`).
+    pub display_name: &'static str,
+    /// The family it belongs to.
+    pub category: Category,
+    /// The ways a user can connect.
+    pub auth_kinds: &'static [AuthKind],
+    /// Environment variables it reads.
+    pub env_vars: &'static [EnvVar],
+    /// The `NEXT_PUBLIC_ENABLE_*` flag gating it, if any.
+    pub feature_flag: Option<&'static str>,
+    /// The message shown while the flag is off.
+    pub disabled_message: Option<&'static str>,
+    /// Its webhook route, if it receives webhooks.
+    pub webhook: Option<WebhookDescriptor>,
+    /// JSON Schema of the connect form.
+    pub connect_schema: fn() -> schemars::Schema,
+    /// Its query operations.
+    pub operations: fn() -> Vec<OperationDescriptor>,
+    /// Builds an instance from the environment.
+    pub build: fn(&ConnectorEnv) -> Result<Box<dyn DynConnector>>,
+}
+
+impl ConnectorDescriptor {
+    /// Whether the connector's feature flag (if any) is on.
+    pub fn is_enabled(&self, env: &ConnectorEnv) -> bool {
+        self.feature_flag.is_none_or(|flag| env.flag(flag))
+    }
+
+    /// Whether every required environment variable is set.
+    pub fn is_configured(&self, env: &ConnectorEnv) -> bool {
+        self.env_vars
+            .iter()
+            .filter(|var| var.required)
+            .all(|var| env.get(var.name).is_some())
+    }
+
+    /// A serialisable view of the descriptor.
+    pub fn document(&self) -> DescriptorDocument {
+        DescriptorDocument {
+            id: self.id,
+            display_name: self.display_name,
+            category: self.category,
+            auth_kinds: self.auth_kinds.to_vec(),
+            env_vars: self.env_vars.to_vec(),
+            feature_flag: self.feature_flag,
+            webhook: self.webhook,
+            connect_schema: (self.connect_schema)(),
+            operations: (self.operations)(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectorDescriptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorDescriptor")
+            .field("id", &self.id)
+            .field("category", &self.category)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The JSON shape of a descriptor, as `/api/connectors` and `connectors list --json` print it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DescriptorDocument {
+    /// Stable identifier.
+    pub id: &'static str,
+    /// Human name.
+    pub display_name: &'static str,
+    /// Family.
+    pub category: Category,
+    /// Ways to connect.
+    pub auth_kinds: Vec<AuthKind>,
+    /// Environment variables read.
+    pub env_vars: Vec<EnvVar>,
+    /// Feature flag, if any.
+    pub feature_flag: Option<&'static str>,
+    /// Webhook route, if any.
+    pub webhook: Option<WebhookDescriptor>,
+    /// Connect form schema.
+    pub connect_schema: schemars::Schema,
+    /// Query operations.
+    pub operations: Vec<OperationDescriptor>,
+}

@@ -1,0 +1,40 @@
+//! The Patchbay connector SDK.
+//!
+//! A connector crate implements [`Connector`] for one provider and submits a
+//! [`ConnectorDescriptor`] with [`inventory::submit!`]; a host collects every
+//! descriptor into a [`Registry`] and drives connectors through the object-safe
+//! [`DynConnector`] twin.
+#![deny(missing_docs)]
+
+pub mod alert;
+pub mod connector;
+pub mod descriptor;
+pub mod env;
+pub mod error;
+pub mod registry;
+pub mod secret;
+pub mod tenant;
+pub mod validation;
+pub mod webhook;
+
+pub use alert::{AlertSeverity, AlertStatus, EventKind, NormalizedAlert};
+pub use connector::{
+    parse_params, AuthRequest, Connector, ConnectorContext, Credentials, DynConnector,
+    DynCredentials, FormFields, QueryOutput,
+};
+pub use descriptor::{
+    AuthKind, Category, ConnectorDescriptor, EnvVar, OperationDescriptor, WebhookAuth,
+    WebhookDescriptor,
+};
+pub use env::ConnectorEnv;
+pub use error::{Error, ErrorKind, Result};
+pub use registry::Registry;
+pub use secret::{RevealedJson, Secret, SecretString};
+pub use tenant::Tenant;
+pub use validation::{CheckOutcome, CheckTimer, ValidationCheck, ValidationReport, ValidationStatus};
+pub use webhook::{InboundWebhook, WebhookEvent, WebhookOutcome, WebhookReply};
+
+#[doc(hidden)]
+pub use inventory as __inventory;
+#[doc(hidden)]
+pub use schemars as __schemars;
