@@ -1,1 +1,202 @@
-//! placeholder
+//! The Patchbay host: wires the connector registry to HTTP and to storage.
+//!
+//! Run it as the `patchbay` binary, or embed it: build a [`Host`] with
+//! [`HostBuilder`], optionally with your own [`auth::PrincipalExtractor`], and
+//! mount [`Host::router`] in your own axum application.
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod connectors;
+pub mod error;
+pub mod state;
+pub mod telemetry;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use patchbay_core::{ConnectorEnv, Registry, Result};
+use patchbay_store::{
+    open_record_store, AlertIngestor, KeySource, LocalSecretStore, MasterKey, RecordStore,
+    SecretStore, VaultConfig, VaultSecretStore,
+};
+use tokio::net::TcpListener;
+
+pub use config::{HostConfig, SecretsBackend};
+pub use state::AppState;
+
+use crate::auth::{DefaultPrincipalExtractor, PrincipalExtractor};
+
+/// Assembles a [`Host`] from configuration, with optional replacements for each part.
+pub struct HostBuilder {
+    config: HostConfig,
+    env: ConnectorEnv,
+    registry: Option<Registry>,
+    principals: Option<Arc<dyn PrincipalExtractor>>,
+    records: Option<Arc<dyn RecordStore>>,
+    secrets: Option<Arc<dyn SecretStore>>,
+}
+
+impl HostBuilder {
+    /// A builder over validated configuration and the environment connectors read.
+    pub fn new(config: HostConfig, env: ConnectorEnv) -> Self {
+        Self {
+            config,
+            env,
+            registry: None,
+            principals: None,
+            records: None,
+            secrets: None,
+        }
+    }
+
+    /// Uses this registry instead of every connector linked into the binary.
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Authenticates callers with this extractor instead of API keys.
+    pub fn principal_extractor(mut self, extractor: Arc<dyn PrincipalExtractor>) -> Self {
+        self.principals = Some(extractor);
+        self
+    }
+
+    /// Uses this records store instead of the configured database.
+    pub fn records(mut self, records: Arc<dyn RecordStore>) -> Self {
+        self.records = Some(records);
+        self
+    }
+
+    /// Uses this secret store instead of the local encrypted file.
+    pub fn secrets(mut self, secrets: Arc<dyn SecretStore>) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// Opens the stores and builds the connectors.
+    pub async fn build(self) -> Result<Host> {
+        let registry = match self.registry {
+            Some(registry) => registry,
+            None => connectors::registry(&self.env)?,
+        };
+        let records = match self.records {
+            Some(records) => records,
+            None => open_records(&self.config).await?,
+        };
+        let secrets = match self.secrets {
+            Some(secrets) => secrets,
+            None => open_secrets(&self.config, &self.env).await?,
+        };
+        let principals = self.principals.unwrap_or_else(|| {
+            Arc::new(DefaultPrincipalExtractor::new(
+                records.clone(),
+                self.config.internal_secret.clone(),
+            ))
+        });
+        let state = AppState {
+            registry: Arc::new(registry),
+            env: Arc::new(self.env),
+            ingestor: AlertIngestor::spawn(records.clone(), self.config.ingest_batch),
+            records,
+            secrets,
+            principals,
+            public_url: Arc::from(self.config.public_url.as_str()),
+        };
+        Ok(Host {
+            config: self.config,
+            state,
+        })
+    }
+}
+
+/// Opens the records database named by the configuration (SQLite or Postgres).
+pub async fn open_records(config: &HostConfig) -> Result<Arc<dyn RecordStore>> {
+    if config.database_url.starts_with("sqlite:") {
+        create_private_dir(&config.data_dir).map_err(|error| {
+            patchbay_core::Error::invalid_config(
+                "PATCHBAY_DATA_DIR",
+                format!(
+                    "cannot create data directory {}: {error}",
+                    config.data_dir.display()
+                ),
+            )
+        })?;
+    }
+    open_record_store(&config.database_url).await
+}
+
+/// Creates a directory (and parents) readable only by this user.
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// Opens the configured secret store: Vault, or the local encrypted file (whose
+/// master key is generated on first run).
+pub async fn open_secrets(config: &HostConfig, env: &ConnectorEnv) -> Result<Arc<dyn SecretStore>> {
+    if config.secrets_backend == SecretsBackend::Vault {
+        let vault = VaultSecretStore::connect(VaultConfig::from_env(env)?).await?;
+        return Ok(Arc::new(vault));
+    }
+    let (key, source) = MasterKey::resolve(
+        config.master_key.as_ref().map(|key| key.expose().as_str()),
+        &config.data_dir,
+    )?;
+    match source {
+        KeySource::Generated(path) => tracing::warn!(
+            path = %path.display(),
+            "generated a new master key for the local secret store; back it up, or set PATCHBAY_MASTER_KEY"
+        ),
+        KeySource::File(path) => {
+            tracing::info!(path = %path.display(), "using the master key file")
+        }
+        KeySource::Environment => tracing::info!("using the master key from PATCHBAY_MASTER_KEY"),
+    }
+    Ok(Arc::new(LocalSecretStore::open(&config.data_dir, key)?))
+}
+
+/// A ready host: state plus configuration.
+pub struct Host {
+    config: HostConfig,
+    state: AppState,
+}
+
+impl Host {
+    /// The shared state (for embedders that add their own routes).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &HostConfig {
+        &self.config
+    }
+
+    /// Every route: the JSON API and the connectors' webhook paths.
+    pub fn router(&self) -> Router {
+        api::router()
+            .merge(webhooks::router(&self.state))
+            .with_state(self.state.clone())
+            .layer(telemetry::trace_layer())
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests and drains ingestion.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = self.router();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.state.ingestor.clone().shutdown().await;
+        Ok(())
+    }
+}

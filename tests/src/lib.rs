@@ -1,1 +1,303 @@
-//! placeholder
+//! A harness that runs the real `patchbay` binary as a child process.
+//!
+//! Each [`Patchbay`] gets its own data directory and loopback port, keeps its
+//! logs in a file for scanning, and records every response body the tests read
+//! through [`Patchbay::request`] so canary scans can cover them.
+#![deny(missing_docs)]
+
+pub mod openbao;
+pub mod postgres;
+pub mod proxy;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The `patchbay` binary under test: `PATCHBAY_BIN`, else the workspace's debug build.
+pub fn binary() -> PathBuf {
+    if let Ok(path) = std::env::var("PATCHBAY_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("debug/patchbay");
+    assert!(
+        path.exists(),
+        "the patchbay binary is missing at {}; run `cargo xtask test` (or `cargo build -p patchbay-host`) first, or set PATCHBAY_BIN",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port (bound and released; the race is acceptable for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free loopback port")
+}
+
+/// An HTTP answer as the tests see it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers, lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// The body as text.
+    pub text: String,
+}
+
+impl Answer {
+    /// The body parsed as JSON (panics with the body when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|error| panic!("body is not JSON ({error}): {}", self.text))
+    }
+}
+
+/// A running `patchbay serve` child process.
+pub struct Patchbay {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    env: Vec<(String, String)>,
+    client: reqwest::Client,
+    transcript: Arc<Mutex<Vec<String>>>,
+    _workdir: Option<tempfile::TempDir>,
+}
+
+impl Patchbay {
+    /// Starts `patchbay serve` in a fresh data directory with extra environment.
+    pub async fn start(extra_env: &[(&str, &str)]) -> Self {
+        let workdir = tempfile::tempdir().expect("temporary directory");
+        let data_dir = workdir.path().join("data");
+        let mut patchbay = Self::start_in(workdir.path(), &data_dir, extra_env).await;
+        patchbay._workdir = Some(workdir);
+        patchbay
+    }
+
+    /// Starts `patchbay serve` with an explicit working and data directory.
+    pub async fn start_in(workdir: &Path, data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let base_url = format!("http://127.0.0.1:{port}");
+        let mut env: Vec<(String, String)> = vec![
+            ("PATCHBAY_LISTEN".into(), format!("127.0.0.1:{port}")),
+            ("PATCHBAY_DATA_DIR".into(), data_dir.display().to_string()),
+            ("PATCHBAY_PUBLIC_URL".into(), base_url.clone()),
+            // Verbose logs, so the canary scan covers everything that could leak.
+            ("PATCHBAY_LOG".into(), "debug,patchbay=trace".into()),
+        ];
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
+        );
+        let log_path = workdir.join(format!("patchbay-{port}.log"));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(binary())
+            .arg("serve")
+            .current_dir(workdir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn patchbay");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let patchbay = Self {
+            child,
+            base_url,
+            data_dir: data_dir.to_owned(),
+            log_path,
+            env,
+            client,
+            transcript: Arc::default(),
+            _workdir: None,
+        };
+        patchbay.wait_healthy().await;
+        patchbay
+    }
+
+    async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = self
+                .client
+                .get(format!("{}/healthz", self.base_url))
+                .send()
+                .await
+            {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "patchbay did not become healthy; logs:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs the binary's CLI with this instance's environment.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(binary())
+            .args(args)
+            .current_dir(self.data_dir.parent().unwrap_or(&self.data_dir))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run patchbay")
+    }
+
+    /// Creates an API key through the CLI and returns it.
+    pub fn create_api_key(&self, user: &str, org: Option<&str>) -> String {
+        let mut args = vec!["api-keys", "create", "--user", user];
+        if let Some(org) = org {
+            args.extend(["--org", org]);
+        }
+        let output = self.cli(&args);
+        assert!(
+            output.status.success(),
+            "api-keys create failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let key = String::from_utf8(output.stdout).expect("utf-8 key");
+        let key = key.trim().to_owned();
+        self.transcript
+            .lock()
+            .expect("transcript")
+            .push(key.clone());
+        key
+    }
+
+    /// Sends a request and records the answer for later scans.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base_url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("request reaches patchbay");
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    value.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>();
+        let text = response.text().await.expect("body");
+        let mut transcript = self.transcript.lock().expect("transcript");
+        transcript.extend(headers.iter().map(|(n, v)| format!("{n}: {v}")));
+        transcript.push(text.clone());
+        Answer {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    /// An authenticated JSON request.
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<serde_json::Value>,
+    ) -> Answer {
+        let authorization = format!("Bearer {key}");
+        let mut headers = vec![("authorization", authorization.as_str())];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        self.request(
+            method,
+            path,
+            &headers,
+            body.map(|body| serde_json::to_vec(&body).expect("json")),
+        )
+        .await
+    }
+
+    /// Everything the process has logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Every response header and body read through this harness.
+    pub fn transcript(&self) -> String {
+        self.transcript.lock().expect("transcript").join("\n")
+    }
+
+    /// The data directory (SQLite database, secrets file, master key).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Stops the process (SIGKILL is enough: acknowledged writes are already durable).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Patchbay {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Reads every file under `dir` (recursively) as bytes, with its path.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                files.push((path, bytes));
+            }
+        }
+    }
+    files
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+}

@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::descriptor::ConnectorDescriptor;
 use crate::error::{Error, ErrorKind, Result};
+use crate::oauth::{OAuthClientCredentials, OAuthGrant, RevokeOutcome};
 use crate::secret::{reveal_json, RevealedJson};
 use crate::tenant::Tenant;
 use crate::validation::ValidationReport;
-use crate::webhook::{InboundWebhook, WebhookOutcome};
+use crate::webhook::{InboundWebhook, WebhookOutcome, WebhookRoute};
 
 /// A request to turn user input into credentials.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub enum AuthRequest {
     /// Fields of the connect form (API keys, site, base URL). May hold secrets:
     /// never log it.
     Form(FormFields),
+    /// Tokens from a finished OAuth authorization-code flow.
+    OAuth(OAuthGrant),
 }
 
 /// Connect-form fields; `Debug` prints names only because values may be secrets.
@@ -113,8 +116,33 @@ pub trait Connector: Send + Sync + 'static {
         _secrets: Option<&Self::Secrets>,
         _request: &InboundWebhook,
     ) -> Result<WebhookOutcome> {
-        Err(Error::unsupported("this connector does not receive webhooks")
-            .with_connector(self.descriptor().id))
+        Err(
+            Error::unsupported("this connector does not receive webhooks")
+                .with_connector(self.descriptor().id),
+        )
+    }
+
+    /// For app-level webhooks: verifies a delivery and says where it goes.
+    async fn route_webhook(&self, _request: &InboundWebhook) -> Result<WebhookRoute> {
+        Err(
+            Error::unsupported("this connector has no app-level webhook")
+                .with_connector(self.descriptor().id),
+        )
+    }
+
+    /// The key app-level webhooks are routed by (Slack's team id), from a connection's config.
+    fn routing_key(&self, _config: &Self::Config) -> Option<String> {
+        None
+    }
+
+    /// Revokes the grant at the provider when disconnecting, where it offers that.
+    async fn revoke(
+        &self,
+        _ctx: &ConnectorContext,
+        _credentials: &Credentials<Self::Config, Self::Secrets>,
+        _client: Option<&OAuthClientCredentials>,
+    ) -> Result<RevokeOutcome> {
+        Ok(RevokeOutcome::NotOffered)
     }
 }
 
@@ -151,6 +179,20 @@ pub trait DynConnector: Send + Sync + 'static {
         secrets: Option<&RevealedJson>,
         request: &InboundWebhook,
     ) -> Result<WebhookOutcome>;
+
+    /// See [`Connector::route_webhook`].
+    async fn route_webhook(&self, request: &InboundWebhook) -> Result<WebhookRoute>;
+
+    /// See [`Connector::routing_key`].
+    fn routing_key(&self, config: &serde_json::Value) -> Option<String>;
+
+    /// See [`Connector::revoke`].
+    async fn revoke(
+        &self,
+        ctx: &ConnectorContext,
+        credentials: &DynCredentials,
+        client: Option<&OAuthClientCredentials>,
+    ) -> Result<RevokeOutcome>;
 }
 
 fn stored_shape_error(id: &str, what: &str, error: serde_json::Error) -> Error {
@@ -230,17 +272,36 @@ impl<C: Connector> DynConnector for C {
         request: &InboundWebhook,
     ) -> Result<WebhookOutcome> {
         let id = Connector::descriptor(self).id;
-        let config = C::Config::deserialize(config)
-            .map_err(|e| stored_shape_error(id, "settings", e))?;
+        let config =
+            C::Config::deserialize(config).map_err(|e| stored_shape_error(id, "settings", e))?;
         let secrets = secrets
             .map(|secrets| secrets.deserialize::<C::Secrets>())
             .transpose()
             .map_err(|e| stored_shape_error(id, "secrets", e))?;
         Connector::webhook(self, ctx, &config, secrets.as_ref(), request).await
     }
+
+    async fn route_webhook(&self, request: &InboundWebhook) -> Result<WebhookRoute> {
+        Connector::route_webhook(self, request).await
+    }
+
+    fn routing_key(&self, config: &serde_json::Value) -> Option<String> {
+        let config = C::Config::deserialize(config).ok()?;
+        Connector::routing_key(self, &config)
+    }
+
+    async fn revoke(
+        &self,
+        ctx: &ConnectorContext,
+        credentials: &DynCredentials,
+        client: Option<&OAuthClientCredentials>,
+    ) -> Result<RevokeOutcome> {
+        let typed_credentials = typed(self, credentials)?;
+        Connector::revoke(self, ctx, &typed_credentials, client).await
+    }
 }
 
-/// Parses typed operation parameters, naming the bad field in the error.
+/// Parses typed operation parameters, naming the bad field (by its path) in the error.
 pub fn parse_params<P: DeserializeOwned>(
     connector: &str,
     operation: &str,
@@ -251,15 +312,68 @@ pub fn parse_params<P: DeserializeOwned>(
     } else {
         params
     };
-    serde_json::from_value(params).map_err(|error| {
-        let message = error.to_string();
-        let field = message
-            .split('`')
-            .nth(1)
-            .map(str::to_owned)
-            .unwrap_or_else(|| "params".to_owned());
-        Error::invalid_input(field, format!("invalid parameters for `{operation}`: {message}"))
-            .with_connector(connector)
-            .with_hint("see the operation's params_schema in GET /api/connectors")
+    serde_path_to_error::deserialize::<_, P>(params).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.inner().to_string();
+        // Unknown and missing fields have no path of their own: serde names them in backticks.
+        let field = if path == "." {
+            ["unknown field `", "missing field `"]
+                .iter()
+                .find_map(|prefix| message.strip_prefix(prefix))
+                .and_then(|rest| rest.split('`').next())
+                .unwrap_or("params")
+                .to_owned()
+        } else {
+            path
+        };
+        Error::invalid_input(
+            field,
+            format!("invalid parameters for `{operation}`: {message}"),
+        )
+        .with_connector(connector)
+        .with_hint("see the operation's params_schema in GET /api/connectors")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Params {
+        limit: u32,
+        #[serde(default)]
+        sort: Option<Sort>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Sort {
+        Asc,
+    }
+
+    fn field_of(params: serde_json::Value) -> String {
+        parse_params::<Params>("x", "op", params)
+            .unwrap_err()
+            .field()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn parse_params_names_the_field_not_the_value() {
+        assert_eq!(field_of(serde_json::json!({"limit": "lots"})), "limit");
+        assert_eq!(
+            field_of(serde_json::json!({"limit": 1, "sort": "desc"})),
+            "sort"
+        );
+        assert_eq!(
+            field_of(serde_json::json!({"limit": 1, "extra": 2})),
+            "extra"
+        );
+        assert_eq!(field_of(serde_json::json!({"limit": -1})), "limit");
+        assert_eq!(field_of(serde_json::json!({})), "limit");
+    }
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::connector::DynConnector;
 use crate::env::ConnectorEnv;
 use crate::error::Result;
+use crate::oauth::OAuthSpec;
 
 /// The family a connector belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -62,14 +63,19 @@ pub enum WebhookAuth {
         /// The header the provider is told to send.
         header: &'static str,
     },
-    /// The connector verifies a provider signature with the connection's secrets.
+    /// The connector verifies a provider signature with the connection's secrets
+    /// (the host generates a `webhook_secret` for each connection and shows it once).
     Signature,
+    /// One endpoint for the whole app, signed with an app-wide secret: the connector
+    /// verifies the delivery and names the connection by a routing key (Slack's team id).
+    App,
 }
 
 /// Where a connector receives webhooks and how they are authenticated.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct WebhookDescriptor {
-    /// The route, with `{user_id}` as an opaque routing key.
+    /// The route: with `{user_id}` as an opaque routing key for `Token` and
+    /// `Signature` webhooks, a fixed path for `App` webhooks.
     pub path: &'static str,
     /// How deliveries are authenticated.
     pub auth: WebhookAuth,
@@ -122,6 +128,8 @@ pub struct ConnectorDescriptor {
     pub disabled_message: Option<&'static str>,
     /// Its webhook route, if it receives webhooks.
     pub webhook: Option<WebhookDescriptor>,
+    /// Its OAuth 2.0 provider, if it connects through OAuth.
+    pub oauth: Option<OAuthSpec>,
     /// JSON Schema of the connect form.
     pub connect_schema: fn() -> schemars::Schema,
     /// Its query operations.
@@ -154,6 +162,7 @@ impl ConnectorDescriptor {
             env_vars: self.env_vars.to_vec(),
             feature_flag: self.feature_flag,
             webhook: self.webhook,
+            oauth: self.oauth,
             connect_schema: (self.connect_schema)(),
             operations: (self.operations)(),
         }
@@ -186,6 +195,8 @@ pub struct DescriptorDocument {
     pub feature_flag: Option<&'static str>,
     /// Webhook route, if any.
     pub webhook: Option<WebhookDescriptor>,
+    /// OAuth provider, if any.
+    pub oauth: Option<OAuthSpec>,
     /// Connect form schema.
     pub connect_schema: schemars::Schema,
     /// Query operations.

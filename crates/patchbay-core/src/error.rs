@@ -63,8 +63,13 @@ impl fmt::Display for ErrorKind {
 ///
 /// Messages must never contain secret values; connectors build them from
 /// provider error text with credentials removed.
+///
+/// The fields live behind one box so `Result<T, Error>` stays small on the happy path.
 #[derive(Debug)]
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     kind: ErrorKind,
     message: String,
     connector: Option<String>,
@@ -78,7 +83,7 @@ pub struct Error {
 impl Error {
     /// A new error of `kind` with a message for people.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             kind,
             message: message.into(),
             connector: None,
@@ -87,7 +92,7 @@ impl Error {
             retry_after: None,
             provider_status: None,
             source: None,
-        }
+        }))
     }
 
     /// Shorthand for [`ErrorKind::InvalidConfig`] naming the offending field.
@@ -122,86 +127,82 @@ impl Error {
 
     /// Names the connector the error came from.
     pub fn with_connector(mut self, connector: impl Into<String>) -> Self {
-        self.connector = Some(connector.into());
+        self.0.connector = Some(connector.into());
         self
     }
 
     /// Names the input field at fault.
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
+        self.0.field = Some(field.into());
         self
     }
 
     /// Adds a hint telling the user how to fix the problem.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.0.hint = Some(hint.into());
         self
     }
 
     /// Records how long the provider asked us to wait.
     pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
-        self.retry_after = Some(retry_after);
+        self.0.retry_after = Some(retry_after);
         self
     }
 
     /// Records the provider's HTTP status.
     pub fn with_provider_status(mut self, status: u16) -> Self {
-        self.provider_status = Some(status);
+        self.0.provider_status = Some(status);
         self
     }
 
     /// Attaches an underlying cause (never one that prints a secret).
-    pub fn with_source(
-        mut self,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        self.source = Some(Box::new(source));
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.0.source = Some(Box::new(source));
         self
     }
 
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The message for people.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The connector the error came from, if known.
     pub fn connector(&self) -> Option<&str> {
-        self.connector.as_deref()
+        self.0.connector.as_deref()
     }
 
     /// The input field at fault, if any.
     pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
+        self.0.field.as_deref()
     }
 
     /// How to fix it, if known.
     pub fn hint(&self) -> Option<&str> {
-        self.hint.as_deref()
+        self.0.hint.as_deref()
     }
 
     /// How long to wait before retrying, for [`ErrorKind::RateLimited`].
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.0.retry_after
     }
 
     /// The provider's HTTP status, if the error came from a provider answer.
     pub fn provider_status(&self) -> Option<u16> {
-        self.provider_status
+        self.0.provider_status
     }
 }
 
 impl fmt::Display for Error {
+    // The connector is context (see `connector()`), not part of the sentence:
+    // provider messages already name their source.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(connector) = &self.connector {
-            write!(f, "{connector}: ")?;
-        }
-        write!(f, "{}", self.message)?;
-        if let Some(field) = &self.field {
+        write!(f, "{}", self.0.message)?;
+        if let Some(field) = &self.0.field {
             write!(f, " (field `{field}`)")?;
         }
         Ok(())
@@ -210,7 +211,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_deref()
             .map(|source| source as &(dyn std::error::Error + 'static))
     }
@@ -227,14 +229,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn display_names_connector_and_field() {
+    fn display_names_the_field_and_keeps_the_connector_as_context() {
         let error = Error::invalid_config("site", "unknown Datadog site `mars`")
             .with_connector("datadog")
             .with_hint("use one of datadoghq.com, us3.datadoghq.com");
         assert_eq!(
             error.to_string(),
-            "datadog: unknown Datadog site `mars` (field `site`)"
+            "unknown Datadog site `mars` (field `site`)"
         );
+        assert_eq!(error.connector(), Some("datadog"));
         assert_eq!(error.kind(), ErrorKind::InvalidConfig);
         assert_eq!(error.kind().as_str(), "invalid_config");
     }

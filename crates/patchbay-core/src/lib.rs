@@ -11,9 +11,11 @@ pub mod connector;
 pub mod descriptor;
 pub mod env;
 pub mod error;
+pub mod oauth;
 pub mod registry;
 pub mod secret;
 pub mod tenant;
+pub mod time;
 pub mod validation;
 pub mod webhook;
 
@@ -28,11 +30,14 @@ pub use descriptor::{
 };
 pub use env::ConnectorEnv;
 pub use error::{Error, ErrorKind, Result};
+pub use oauth::{ClientAuthStyle, OAuthClientCredentials, OAuthGrant, OAuthSpec, RevokeOutcome};
 pub use registry::Registry;
 pub use secret::{RevealedJson, Secret, SecretString};
 pub use tenant::Tenant;
-pub use validation::{CheckOutcome, CheckTimer, ValidationCheck, ValidationReport, ValidationStatus};
-pub use webhook::{InboundWebhook, WebhookEvent, WebhookOutcome, WebhookReply};
+pub use validation::{
+    CheckOutcome, CheckTimer, ValidationCheck, ValidationReport, ValidationStatus,
+};
+pub use webhook::{InboundWebhook, WebhookEvent, WebhookOutcome, WebhookReply, WebhookRoute};
 
 #[doc(hidden)]
 pub use inventory as __inventory;

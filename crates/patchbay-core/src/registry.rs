@@ -100,6 +100,8 @@ impl Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("ids", &self.ids()).finish()
+        f.debug_struct("Registry")
+            .field("ids", &self.ids())
+            .finish()
     }
 }

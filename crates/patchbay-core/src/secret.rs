@@ -93,6 +93,11 @@ impl<'de, T: Zeroize + Deserialize<'de>> Deserialize<'de> for Secret<T> {
 }
 
 impl<T: Zeroize + schemars::JsonSchema> schemars::JsonSchema for Secret<T> {
+    // Inline, so each secret field carries its own `writeOnly` instead of sharing a `$ref`.
+    fn inline_schema() -> bool {
+        true
+    }
+
     fn schema_name() -> std::borrow::Cow<'static, str> {
         T::schema_name()
     }
@@ -121,13 +126,30 @@ impl RevealedJson {
     }
 
     /// Consumes the wrapper, returning the JSON with secrets in clear.
-    pub fn into_exposed(self) -> serde_json::Value {
-        self.0
+    pub fn into_exposed(mut self) -> serde_json::Value {
+        std::mem::take(&mut self.0)
     }
 
     /// Deserialises into a typed secrets struct.
     pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> serde_json::Result<T> {
         T::deserialize(&self.0)
+    }
+}
+
+impl Drop for RevealedJson {
+    fn drop(&mut self) {
+        zeroize_json(&mut self.0);
+    }
+}
+
+/// Overwrites every string in a JSON value (keys cannot be reached mutably and
+/// never hold secrets).
+fn zeroize_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => text.zeroize(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(zeroize_json),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(zeroize_json),
+        _ => {}
     }
 }
 

@@ -43,3 +43,12 @@ pub struct WebhookOutcome {
 
 /// An event to store; an alias kept short for connector code.
 pub type WebhookEvent = NormalizedAlert;
+
+/// Where an app-level delivery goes, as the connector decided after verifying it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookRoute {
+    /// Answer directly, without a connection (a URL-verification challenge).
+    Reply(WebhookReply),
+    /// Hand it to the connection whose routing key is this (a Slack team id).
+    Connection(String),
+}

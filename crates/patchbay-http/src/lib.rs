@@ -1,1 +1,22 @@
-//! placeholder
+//! The one outbound HTTP client every Patchbay connector uses.
+//!
+//! [`HttpClient`] wraps reqwest with per-attempt timeouts, bounded retries with
+//! jittered backoff that honour `Retry-After`, a response size cap enforced while
+//! streaming, no redirects, host rewrites from `PATCHBAY_UPSTREAM_OVERRIDES`, and
+//! [`Response::error_for_status`], which maps provider answers to
+//! [`patchbay_core::ErrorKind`]s. Secret headers never reach logs, `Debug` output
+//! or error messages.
+#![deny(missing_docs)]
+
+mod client;
+mod config;
+mod overrides;
+mod response;
+
+pub use client::{HttpClient, RequestBuilder};
+pub use config::{HttpConfig, CONNECT_TIMEOUT_VAR, MAX_RETRIES_VAR, TIMEOUT_VAR};
+pub use overrides::{UpstreamOverrides, OVERRIDES_VAR};
+pub use response::{parse_retry_after, Response};
+
+pub use bytes::Bytes;
+pub use http::{HeaderMap, Method, StatusCode};

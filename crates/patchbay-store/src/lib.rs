@@ -3,21 +3,26 @@
 //! Three stores, each a trait so backends can be swapped without touching the host:
 //! [`SecretStore`] keeps credentials (the embedded default is an AES-256-GCM
 //! encrypted file), [`RecordStore`] keeps connection records, API keys and
-//! alerts (the embedded default is SQLite). Records hold only a [`SecretRef`],
-//! never a secret.
+//! alerts (the embedded default is SQLite; PostgreSQL serves several replicas).
+//! Records hold only a [`SecretRef`], never a secret.
 #![deny(missing_docs)]
 
 pub mod ingest;
 pub mod local;
+pub mod open;
+pub mod postgres;
 pub mod records;
 pub mod secrets;
 pub mod sqlite;
+pub mod vault;
 
-pub use ingest::AlertIngestor;
-pub use local::LocalSecretStore;
+pub use ingest::{AlertIngestor, IngestStats};
+pub use local::{KeySource, LocalSecretStore, MasterKey};
+pub use open::open_record_store;
+pub use postgres::PostgresRecordStore;
 pub use records::{
-    AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus, NewAlert, RecordStore,
-    StoredAlert,
+    AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus, NewAlert, RecordStore, StoredAlert,
 };
 pub use secrets::{SecretLocation, SecretRef, SecretStore};
 pub use sqlite::SqliteRecordStore;
+pub use vault::{VaultConfig, VaultSecretStore};

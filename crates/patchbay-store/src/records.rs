@@ -64,6 +64,8 @@ pub struct ConnectionRecord {
     /// SHA-256 (hex) of the webhook token, for token-authenticated webhooks.
     #[serde(skip_serializing)]
     pub webhook_token_hash: Option<String>,
+    /// The key app-level webhooks find this connection by (a Slack team id).
+    pub routing_key: Option<String>,
     /// The last validation report.
     pub last_report: Option<ValidationReport>,
     /// When it was created.
@@ -144,11 +146,20 @@ pub trait RecordStore: Send + Sync + 'static {
     /// Deletes a connection visible to `tenant`; true if one was deleted.
     async fn delete_connection(&self, tenant: &Tenant, id: &str) -> Result<bool>;
 
-    /// Connections of `connector` created by `user_id` that accept token webhooks.
+    /// Connections of `connector` created by `user_id`, the candidates for a
+    /// webhook delivered to that user's path.
     async fn webhook_connections(
         &self,
         connector: &str,
         user_id: &str,
+    ) -> Result<Vec<ConnectionRecord>>;
+
+    /// Connections of `connector` whose routing key is `routing_key`, for
+    /// app-level webhooks (every tenant: the routing key is provider data).
+    async fn routed_connections(
+        &self,
+        connector: &str,
+        routing_key: &str,
     ) -> Result<Vec<ConnectionRecord>>;
 
     /// Stores an API key hash.
@@ -162,8 +173,12 @@ pub trait RecordStore: Send + Sync + 'static {
     async fn insert_alerts(&self, alerts: &[NewAlert]) -> Result<Vec<bool>>;
 
     /// Alerts visible to `tenant` after `after`, in order, at most `limit`.
-    async fn list_alerts(&self, tenant: &Tenant, after: Option<i64>, limit: u32)
-        -> Result<AlertPage>;
+    async fn list_alerts(
+        &self,
+        tenant: &Tenant,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<AlertPage>;
 
     /// Checks the database is reachable.
     async fn health(&self) -> Result<()>;

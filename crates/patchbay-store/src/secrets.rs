@@ -3,7 +3,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use patchbay_core::{RevealedJson, Result};
+use patchbay_core::{Result, RevealedJson};
 use serde::{Deserialize, Serialize};
 
 /// Where a secret lives, as stored in records: `local:<id>` or `vault:<mount>/<path>`.
@@ -45,6 +45,12 @@ pub struct SecretLocation {
 pub trait SecretStore: Send + Sync + 'static {
     /// Writes a new secret and returns its reference.
     async fn put(&self, location: &SecretLocation, value: &RevealedJson) -> Result<SecretRef>;
+
+    /// The reference a `put` to `location` writes, for backends where a failed
+    /// `put` may still have been carried out (a timeout against a slow server), so
+    /// the caller can remove what may have been written. `None` where a failed
+    /// write never leaves anything behind.
+    fn reference_for(&self, location: &SecretLocation) -> Option<SecretRef>;
 
     /// Overwrites an existing secret (token rotation).
     async fn update(&self, reference: &SecretRef, value: &RevealedJson) -> Result<()>;

@@ -1,0 +1,694 @@
+//! A [`RecordStore`] on PostgreSQL, for deployments that run several Patchbay replicas.
+//!
+//! Same tables and semantics as [`SqliteRecordStore`](crate::SqliteRecordStore): every
+//! tenant-scoped query filters on `scope = Tenant::scope_key()`. JSON columns are `jsonb` and
+//! times are `timestamptz`, which keeps microseconds: finer digits are truncated on write.
+//! PostgreSQL cannot store U+0000 in text: alerts get U+FFFD instead, connection fields
+//! holding it are refused. The pool reconnects by itself, so a store keeps working after
+//! the database comes back.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use patchbay_core::{Error, ErrorKind, NormalizedAlert, Result, Tenant, ValidationReport};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::types::Json;
+
+use crate::records::{
+    AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus, NewAlert, RecordStore, StoredAlert,
+};
+use crate::secrets::SecretRef;
+use crate::sqlite::MAX_ALERT_PAGE;
+
+/// How long an operation waits for a pooled connection, including opening a new one.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+const MAX_CONNECTIONS: u32 = 10;
+
+/// First half of the advisory lock key that orders alert batches (`PBAY` in ASCII).
+const ALERT_ORDER_LOCK_SPACE: i32 = 0x5042_4159;
+
+const CONNECTION_COLUMNS: &str = "id, user_id, org_id, connector, label, metadata, secret_ref, \
+     status, webhook_token_hash, routing_key, last_report, created_at, validated_at";
+
+const ALERT_COLUMNS: &str = "cursor, connection_id, source, kind, external_id, dedup_key, title, \
+     status, severity, service, started_at, ended_at, url, labels, tags, raw, received_at";
+
+/// Connection records, API keys and alerts in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresRecordStore {
+    pool: PgPool,
+    /// `host:port/database`, for hints; never the password.
+    target: String,
+}
+
+impl PostgresRecordStore {
+    /// Connects to the `postgres://` or `postgresql://` URL and migrates the database.
+    ///
+    /// Several replicas may open the same database at once: migrations take a lock.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(|error| {
+            // sqlx's URL errors describe the fault without echoing the URL or its password.
+            Error::invalid_config(
+                "DATABASE_URL",
+                format!("invalid PostgreSQL database URL: {error}"),
+            )
+            .with_hint("use `postgres://user:password@host:5432/database`")
+        })?;
+        let target = format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or(options.get_username())
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|error| open_error(&target, error))?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|error| migrate_error(&target, error))?;
+        Ok(Self { pool, target })
+    }
+
+    /// Closes every connection; later operations fail with [`ErrorKind::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn error(&self, action: &str, error: sqlx::Error) -> Error {
+        db_error(&self.target, action, error)
+    }
+}
+
+/// Why the database cannot be used right now; picks the hint.
+enum Outage {
+    Unreachable,
+    Credentials,
+    MissingDatabase,
+    Tls,
+}
+
+fn outage(error: &sqlx::Error) -> Option<Outage> {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => Some(Outage::Unreachable),
+        // A connection dropped mid-handshake (say, by a proxy whose backend is down)
+        // surfaces as a protocol error rather than an I/O error.
+        sqlx::Error::Protocol(_) => Some(Outage::Unreachable),
+        sqlx::Error::Tls(_) => Some(Outage::Tls),
+        sqlx::Error::Database(database) => {
+            let code = database.code()?;
+            match code.as_ref() {
+                // invalid_authorization_specification, invalid_password
+                "28000" | "28P01" => Some(Outage::Credentials),
+                // invalid_catalog_name: the database does not exist
+                "3D000" => Some(Outage::MissingDatabase),
+                // read_only_sql_transaction: connected to a standby after a failover
+                "25006" => Some(Outage::Unreachable),
+                // connection exceptions, insufficient resources (too many connections, disk
+                // full), admin/crash shutdown or still starting, system (I/O) errors
+                code if code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || code.starts_with("58") =>
+                {
+                    Some(Outage::Unreachable)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn unavailable(target: &str, outage: Outage, error: sqlx::Error) -> Error {
+    let hint = match outage {
+        Outage::Unreachable => format!(
+            "check that PostgreSQL at {target} is running and reachable from Patchbay; \
+             the store reconnects by itself once it is back"
+        ),
+        Outage::Credentials => format!(
+            "PostgreSQL at {target} rejected the user or password in DATABASE_URL; \
+             fix them or the server's pg_hba.conf"
+        ),
+        Outage::MissingDatabase => format!(
+            "the database named in DATABASE_URL does not exist on {target}; create it first"
+        ),
+        Outage::Tls => format!(
+            "the TLS handshake with PostgreSQL at {target} failed; \
+             check `sslmode` and `sslrootcert` in DATABASE_URL"
+        ),
+    };
+    Error::unavailable("records database unavailable")
+        .with_hint(hint)
+        .with_source(error)
+}
+
+fn db_error(target: &str, action: &str, error: sqlx::Error) -> Error {
+    if let Some(outage) = outage(&error) {
+        return unavailable(target, outage, error);
+    }
+    if let sqlx::Error::Database(database) = &error {
+        // character_not_in_repertoire, untranslatable_character: a NUL in text or jsonb.
+        if matches!(database.code().as_deref(), Some("22021" | "22P05")) {
+            return Error::new(
+                ErrorKind::InvalidInput,
+                "PostgreSQL cannot store text containing a NUL (U+0000) character",
+            )
+            .with_hint("remove NUL characters from the label, metadata and other fields");
+        }
+    }
+    // PostgreSQL messages name tables, columns and constraints; bound values appear only in
+    // the `detail` field, which sqlx does not print.
+    Error::internal(format!("records database error while {action}: {error}"))
+}
+
+/// At startup a wrong user, password or database name is a configuration mistake.
+fn open_error(target: &str, error: sqlx::Error) -> Error {
+    match outage(&error) {
+        Some(Outage::Credentials) => Error::invalid_config(
+            "DATABASE_URL",
+            "PostgreSQL rejected the user or password in DATABASE_URL",
+        )
+        .with_hint(format!(
+            "check the credentials for {target} and the server's pg_hba.conf"
+        )),
+        Some(Outage::MissingDatabase) => Error::invalid_config(
+            "DATABASE_URL",
+            "the database named in DATABASE_URL does not exist",
+        )
+        .with_hint(format!("create it on {target} first")),
+        _ => db_error(target, "connecting", error),
+    }
+}
+
+fn migrate_error(target: &str, error: sqlx::migrate::MigrateError) -> Error {
+    use sqlx::migrate::MigrateError;
+    match error {
+        MigrateError::Execute(error) | MigrateError::ExecuteMigration(error, _) => {
+            let insufficient_privilege = matches!(
+                &error,
+                sqlx::Error::Database(database) if database.code().as_deref() == Some("42501")
+            );
+            if insufficient_privilege {
+                // PostgreSQL 15 and later no longer let every user create tables in `public`.
+                return Error::invalid_config(
+                    "DATABASE_URL",
+                    "the user in DATABASE_URL may not create Patchbay's tables",
+                )
+                .with_hint(format!(
+                    "on {target}, make that user the database owner or run \
+                     `GRANT CREATE ON SCHEMA public TO <user>`"
+                ))
+                .with_source(error);
+            }
+            db_error(target, "migrating the records database", error)
+        }
+        other => Error::internal(format!("cannot migrate the records database: {other}"))
+            .with_hint(
+                "the database may have been written by a newer Patchbay; \
+                 run that version or restore a backup",
+            ),
+    }
+}
+
+fn invalid_column(column: &str) -> Error {
+    Error::internal(format!(
+        "records database holds an unreadable `{column}` value"
+    ))
+}
+
+fn from_json<T: DeserializeOwned>(column: &str, value: Value) -> Result<T> {
+    serde_json::from_value(value).map_err(|_| invalid_column(column))
+}
+
+fn to_json<T: Serialize + ?Sized>(column: &str, value: &T) -> Result<Value> {
+    serde_json::to_value(value)
+        .map_err(|error| Error::internal(format!("cannot encode `{column}`: {error}")))
+}
+
+/// The serde name of a unit enum variant (`firing`, `critical`).
+fn enum_text<T: Serialize>(column: &str, value: &T) -> Result<String> {
+    match serde_json::to_value(value) {
+        Ok(Value::String(text)) => Ok(text),
+        _ => Err(Error::internal(format!("cannot encode `{column}`"))),
+    }
+}
+
+fn enum_from_text<T: DeserializeOwned>(column: &str, text: String) -> Result<T> {
+    serde_json::from_value(Value::String(text)).map_err(|_| invalid_column(column))
+}
+
+/// PostgreSQL `text` and `jsonb` cannot hold U+0000, which provider payloads occasionally
+/// carry; alerts get U+FFFD instead, so one such alert cannot fail a whole batch.
+fn text_without_nul(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
+fn json_without_nul(value: Value) -> Value {
+    match value {
+        Value::String(text) if text.contains('\0') => Value::String(text_without_nul(&text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(json_without_nul).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, value)| {
+                    let key = if key.contains('\0') {
+                        text_without_nul(&key)
+                    } else {
+                        key
+                    };
+                    (key, json_without_nul(value))
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ConnectionRow {
+    id: String,
+    user_id: String,
+    org_id: Option<String>,
+    connector: String,
+    label: String,
+    metadata: Value,
+    secret_ref: String,
+    status: String,
+    webhook_token_hash: Option<String>,
+    routing_key: Option<String>,
+    last_report: Option<Value>,
+    created_at: DateTime<Utc>,
+    validated_at: Option<DateTime<Utc>>,
+}
+
+impl ConnectionRow {
+    fn into_record(self) -> Result<ConnectionRecord> {
+        Ok(ConnectionRecord {
+            tenant: Tenant {
+                user_id: self.user_id,
+                org_id: self.org_id,
+            },
+            connector: self.connector,
+            label: self.label,
+            metadata: self.metadata,
+            secret_ref: SecretRef(self.secret_ref),
+            status: ConnectionStatus::parse(&self.status)
+                .ok_or_else(|| invalid_column("status"))?,
+            webhook_token_hash: self.webhook_token_hash,
+            routing_key: self.routing_key,
+            last_report: self
+                .last_report
+                .map(|value| from_json::<ValidationReport>("last_report", value))
+                .transpose()?,
+            created_at: self.created_at,
+            validated_at: self.validated_at,
+            id: self.id,
+        })
+    }
+}
+
+fn connection_records(rows: Vec<ConnectionRow>) -> Result<Vec<ConnectionRecord>> {
+    rows.into_iter().map(ConnectionRow::into_record).collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct AlertRow {
+    cursor: i64,
+    connection_id: String,
+    source: String,
+    kind: String,
+    external_id: String,
+    dedup_key: String,
+    title: String,
+    status: String,
+    severity: String,
+    service: Option<String>,
+    started_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    url: Option<String>,
+    labels: Value,
+    tags: Value,
+    raw: Value,
+    received_at: DateTime<Utc>,
+}
+
+impl AlertRow {
+    fn into_stored(self) -> Result<StoredAlert> {
+        Ok(StoredAlert {
+            cursor: self.cursor,
+            connection_id: self.connection_id,
+            received_at: self.received_at,
+            alert: NormalizedAlert {
+                source: self.source,
+                kind: enum_from_text("kind", self.kind)?,
+                external_id: self.external_id,
+                dedup_key: self.dedup_key,
+                title: self.title,
+                status: enum_from_text("status", self.status)?,
+                severity: enum_from_text("severity", self.severity)?,
+                service: self.service,
+                started_at: self.started_at,
+                ended_at: self.ended_at,
+                url: self.url,
+                labels: from_json("labels", self.labels)?,
+                tags: from_json("tags", self.tags)?,
+                raw: self.raw,
+            },
+        })
+    }
+}
+
+/// A batch of alerts as one array per column, inserted with a single `UNNEST` statement.
+#[derive(Default)]
+struct AlertColumns {
+    scope: Vec<String>,
+    connection_id: Vec<String>,
+    source: Vec<String>,
+    kind: Vec<String>,
+    external_id: Vec<String>,
+    dedup_key: Vec<String>,
+    title: Vec<String>,
+    status: Vec<String>,
+    severity: Vec<String>,
+    service: Vec<Option<String>>,
+    started_at: Vec<Option<DateTime<Utc>>>,
+    ended_at: Vec<Option<DateTime<Utc>>>,
+    url: Vec<Option<String>>,
+    labels: Vec<Json<Value>>,
+    tags: Vec<Json<Value>>,
+    raw: Vec<Json<Value>>,
+}
+
+impl AlertColumns {
+    fn new(alerts: &[NewAlert]) -> Result<Self> {
+        let mut columns = Self::default();
+        for new in alerts {
+            let alert = &new.alert;
+            let optional = |text: &Option<String>| text.as_deref().map(text_without_nul);
+            // Scope and connection id are Patchbay's own identifiers and must match exactly.
+            columns.scope.push(new.tenant.scope_key());
+            columns.connection_id.push(new.connection_id.clone());
+            columns.source.push(text_without_nul(&alert.source));
+            columns.kind.push(enum_text("kind", &alert.kind)?);
+            columns
+                .external_id
+                .push(text_without_nul(&alert.external_id));
+            columns.dedup_key.push(text_without_nul(&alert.dedup_key));
+            columns.title.push(text_without_nul(&alert.title));
+            columns.status.push(enum_text("status", &alert.status)?);
+            columns
+                .severity
+                .push(enum_text("severity", &alert.severity)?);
+            columns.service.push(optional(&alert.service));
+            columns.started_at.push(alert.started_at);
+            columns.ended_at.push(alert.ended_at);
+            columns.url.push(optional(&alert.url));
+            columns
+                .labels
+                .push(Json(json_without_nul(to_json("labels", &alert.labels)?)));
+            columns
+                .tags
+                .push(Json(json_without_nul(to_json("tags", &alert.tags)?)));
+            columns.raw.push(Json(json_without_nul(alert.raw.clone())));
+        }
+        Ok(columns)
+    }
+}
+
+#[async_trait]
+impl RecordStore for PostgresRecordStore {
+    async fn insert_connection(&self, record: &ConnectionRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO connections (id, scope, user_id, org_id, connector, label, metadata, \
+             secret_ref, status, webhook_token_hash, routing_key, last_report, created_at, \
+             validated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&record.id)
+        .bind(record.tenant.scope_key())
+        .bind(&record.tenant.user_id)
+        .bind(&record.tenant.org_id)
+        .bind(&record.connector)
+        .bind(&record.label)
+        .bind(Json(&record.metadata))
+        .bind(&record.secret_ref.0)
+        .bind(record.status.as_str())
+        .bind(&record.webhook_token_hash)
+        .bind(&record.routing_key)
+        .bind(record.last_report.as_ref().map(Json))
+        .bind(record.created_at)
+        .bind(record.validated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error("inserting a connection", error))?;
+        Ok(())
+    }
+
+    async fn get_connection(&self, tenant: &Tenant, id: &str) -> Result<Option<ConnectionRecord>> {
+        sqlx::query_as::<_, ConnectionRow>(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE scope = $1 AND id = $2"
+        ))
+        .bind(tenant.scope_key())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error("reading a connection", error))?
+        .map(ConnectionRow::into_record)
+        .transpose()
+    }
+
+    async fn list_connections(&self, tenant: &Tenant) -> Result<Vec<ConnectionRecord>> {
+        let rows = sqlx::query_as::<_, ConnectionRow>(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE scope = $1 \
+             ORDER BY created_at, insertion_order"
+        ))
+        .bind(tenant.scope_key())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error("listing connections", error))?;
+        connection_records(rows)
+    }
+
+    async fn update_validation(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        status: ConnectionStatus,
+        metadata: &Value,
+        report: &ValidationReport,
+    ) -> Result<()> {
+        let updated = sqlx::query(
+            "UPDATE connections SET status = $1, metadata = $2, last_report = $3, \
+             validated_at = $4 WHERE scope = $5 AND id = $6",
+        )
+        .bind(status.as_str())
+        .bind(Json(metadata))
+        .bind(Json(report))
+        .bind(report.validated_at)
+        .bind(tenant.scope_key())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error("recording a validation", error))?;
+        if updated.rows_affected() == 0 {
+            return Err(Error::not_found(format!("connection {id} not found")));
+        }
+        Ok(())
+    }
+
+    async fn delete_connection(&self, tenant: &Tenant, id: &str) -> Result<bool> {
+        let deleted = sqlx::query("DELETE FROM connections WHERE scope = $1 AND id = $2")
+            .bind(tenant.scope_key())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| self.error("deleting a connection", error))?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn webhook_connections(
+        &self,
+        connector: &str,
+        user_id: &str,
+    ) -> Result<Vec<ConnectionRecord>> {
+        let rows = sqlx::query_as::<_, ConnectionRow>(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections \
+             WHERE connector = $1 AND user_id = $2 \
+             ORDER BY created_at, insertion_order"
+        ))
+        .bind(connector)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error("listing webhook connections", error))?;
+        connection_records(rows)
+    }
+
+    async fn routed_connections(
+        &self,
+        connector: &str,
+        routing_key: &str,
+    ) -> Result<Vec<ConnectionRecord>> {
+        let rows = sqlx::query_as::<_, ConnectionRow>(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections \
+             WHERE connector = $1 AND routing_key = $2 \
+             ORDER BY created_at, insertion_order"
+        ))
+        .bind(connector)
+        .bind(routing_key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error("listing routed connections", error))?;
+        connection_records(rows)
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, key_hash, user_id, org_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.id)
+        .bind(&key.key_hash)
+        .bind(&key.tenant.user_id)
+        .bind(&key.tenant.org_id)
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error("inserting an API key", error))?;
+        Ok(())
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<Tenant>> {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT user_id, org_id FROM api_keys WHERE key_hash = $1")
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|error| self.error("looking up an API key", error))?;
+        Ok(row.map(|(user_id, org_id)| Tenant { user_id, org_id }))
+    }
+
+    async fn insert_alerts(&self, alerts: &[NewAlert]) -> Result<Vec<bool>> {
+        if alerts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let columns = AlertColumns::new(alerts)?;
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(|error| self.error("starting an alert batch", error))?;
+        // Readers page with `cursor > after`, so cursors must become visible in order: were
+        // cursor 12 visible before 11 commits, a reader would move past 11 and never see it.
+        // This transaction-level advisory lock serialises alert batches across every replica:
+        // a batch draws its cursors and commits before the next draws any, and PostgreSQL
+        // releases the lock only once the commit is visible. Readers never take it, and the
+        // key includes the table's oid so Patchbay instances in other schemas do not contend.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, 'alerts'::regclass::oid::int)")
+            .bind(ALERT_ORDER_LOCK_SPACE)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| self.error("ordering an alert batch", error))?;
+        // `ORDER BY position` inserts in input order, so cursors follow it and, for a
+        // `(connection_id, dedup_key)` repeated inside the batch, the first copy wins.
+        let stored: Vec<(String, String)> = sqlx::query_as(
+            "INSERT INTO alerts (scope, connection_id, source, kind, external_id, dedup_key, \
+             title, status, severity, service, started_at, ended_at, url, labels, tags, raw, \
+             received_at) \
+             SELECT scope, connection_id, source, kind, external_id, dedup_key, title, status, \
+             severity, service, started_at, ended_at, url, labels, tags, raw, statement_timestamp() \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], \
+             $12::timestamptz[], $13::text[], $14::jsonb[], $15::jsonb[], $16::jsonb[]) \
+             WITH ORDINALITY AS batch (scope, connection_id, source, kind, external_id, \
+             dedup_key, title, status, severity, service, started_at, ended_at, url, labels, \
+             tags, raw, position) \
+             ORDER BY position \
+             ON CONFLICT (connection_id, dedup_key) DO NOTHING \
+             RETURNING connection_id, dedup_key",
+        )
+        .bind(&columns.scope)
+        .bind(&columns.connection_id)
+        .bind(&columns.source)
+        .bind(&columns.kind)
+        .bind(&columns.external_id)
+        .bind(&columns.dedup_key)
+        .bind(&columns.title)
+        .bind(&columns.status)
+        .bind(&columns.severity)
+        .bind(&columns.service)
+        .bind(&columns.started_at)
+        .bind(&columns.ended_at)
+        .bind(&columns.url)
+        .bind(&columns.labels)
+        .bind(&columns.tags)
+        .bind(&columns.raw)
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(|error| self.error("storing alerts", error))?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| self.error("committing an alert batch", error))?;
+
+        let mut new_keys: HashSet<(&str, &str)> = stored
+            .iter()
+            .map(|(connection_id, dedup_key)| (connection_id.as_str(), dedup_key.as_str()))
+            .collect();
+        Ok(columns
+            .connection_id
+            .iter()
+            .zip(&columns.dedup_key)
+            .map(|(connection_id, dedup_key)| {
+                new_keys.remove(&(connection_id.as_str(), dedup_key.as_str()))
+            })
+            .collect())
+    }
+
+    async fn list_alerts(
+        &self,
+        tenant: &Tenant,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<AlertPage> {
+        let rows = sqlx::query_as::<_, AlertRow>(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE scope = $1 AND cursor > $2 \
+             ORDER BY cursor LIMIT $3"
+        ))
+        .bind(tenant.scope_key())
+        .bind(after.unwrap_or(0))
+        .bind(i64::from(limit.clamp(1, MAX_ALERT_PAGE)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error("listing alerts", error))?;
+        let alerts = rows
+            .into_iter()
+            .map(AlertRow::into_stored)
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = alerts.last().map(|alert| alert.cursor);
+        Ok(AlertPage {
+            alerts,
+            next_cursor,
+        })
+    }
+
+    async fn health(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|error| self.error("checking health", error))?;
+        Ok(())
+    }
+}

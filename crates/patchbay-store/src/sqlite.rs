@@ -1,0 +1,746 @@
+//! The embedded default [`RecordStore`]: SQLite through sqlx.
+//!
+//! The database is durable (WAL journal, `synchronous=FULL`): once a write
+//! returns, it survives a crash or power cut. Every tenant-scoped query filters
+//! on `scope = Tenant::scope_key()`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use patchbay_core::{Error, ErrorKind, NormalizedAlert, Result, Tenant, ValidationReport};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::records::{
+    AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus, NewAlert, RecordStore, StoredAlert,
+};
+use crate::secrets::SecretRef;
+
+/// The most alerts one [`RecordStore::list_alerts`] page returns.
+pub const MAX_ALERT_PAGE: u32 = 1000;
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_CONNECTIONS: u32 = 4;
+
+const CONNECTION_COLUMNS: &str = "id, user_id, org_id, connector, label, metadata, secret_ref, \
+     status, webhook_token_hash, routing_key, last_report, created_at, validated_at";
+
+const ALERT_COLUMNS: &str = "cursor, connection_id, source, kind, external_id, dedup_key, title, \
+     status, severity, service, started_at, ended_at, url, labels, tags, raw, received_at";
+
+/// Connection records, API keys and alerts in a SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteRecordStore {
+    pool: SqlitePool,
+}
+
+impl SqliteRecordStore {
+    /// Opens (creating if missing) the database at `url_or_path`, either a
+    /// `sqlite://path?mode=rwc` URL or a plain file path, and migrates it.
+    pub async fn open(url_or_path: &str) -> Result<Self> {
+        let options = if url_or_path.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url_or_path).map_err(|error| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("invalid SQLite database URL: {error}"),
+                )
+                .with_hint("use `sqlite://<path>?mode=rwc` or a plain file path")
+            })?
+        } else {
+            SqliteConnectOptions::new().filename(url_or_path)
+        };
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let file = options.get_filename().to_path_buf();
+        if let Some(dir) = file.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            create_parent_dir(dir)?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|error| {
+                Error::unavailable(format!(
+                    "cannot open records database {}: {error}",
+                    file.display()
+                ))
+                .with_hint("check the path in DATABASE_URL exists and is writable by Patchbay")
+            })?;
+        Self::migrated(pool).await
+    }
+
+    /// A private in-memory database, for tests.
+    pub async fn open_in_memory() -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|error| Error::internal(format!("in-memory SQLite options: {error}")))?
+            .foreign_keys(true);
+        // An in-memory database lives as long as its connection: keep exactly one, forever.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|error| db_error("opening the in-memory database", error))?;
+        Self::migrated(pool).await
+    }
+
+    async fn migrated(pool: SqlitePool) -> Result<Self> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|error| {
+                Error::internal(format!("cannot migrate the records database: {error}")).with_hint(
+                    "the database may have been written by a newer Patchbay; \
+                         run that version or restore a backup",
+                )
+            })?;
+        Ok(Self { pool })
+    }
+
+    /// Closes every connection, checkpointing the write-ahead log.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn create_parent_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|error| {
+        Error::unavailable(format!(
+            "cannot create the records database directory {}: {error}",
+            dir.display()
+        ))
+        .with_hint("create it yourself, writable by the Patchbay user")
+    })
+}
+
+/// SQLite primary result codes that mean the database cannot be used right now.
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+const SQLITE_READONLY: i32 = 8;
+const SQLITE_IOERR: i32 = 10;
+const SQLITE_FULL: i32 = 13;
+const SQLITE_CANTOPEN: i32 = 14;
+
+fn db_error(action: &str, error: sqlx::Error) -> Error {
+    let unavailable = match &error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(database) => database
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| {
+                matches!(
+                    code & 0xff,
+                    SQLITE_BUSY
+                        | SQLITE_LOCKED
+                        | SQLITE_READONLY
+                        | SQLITE_IOERR
+                        | SQLITE_FULL
+                        | SQLITE_CANTOPEN
+                )
+            }),
+        _ => false,
+    };
+    if unavailable {
+        Error::unavailable("records database unavailable")
+            .with_hint(
+                "check that the database file is on a mounted, writable disk with free space \
+                 and not locked by another process; then retry",
+            )
+            .with_source(error)
+    } else {
+        // sqlx and SQLite messages name tables and columns, never bound values.
+        Error::internal(format!("records database error while {action}: {error}"))
+    }
+}
+
+fn invalid_column(column: &str) -> Error {
+    Error::internal(format!(
+        "records database holds an unreadable `{column}` value"
+    ))
+}
+
+/// A fixed-width RFC 3339 form, so text order is time order.
+fn timestamp(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+fn parse_timestamp(column: &str, text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|_| invalid_column(column))
+}
+
+fn parse_optional_timestamp(column: &str, text: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    text.map(|text| parse_timestamp(column, &text)).transpose()
+}
+
+fn to_json<T: Serialize + ?Sized>(column: &str, value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|error| Error::internal(format!("cannot encode `{column}`: {error}")))
+}
+
+fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|_| invalid_column(column))
+}
+
+/// The serde name of a unit enum variant (`firing`, `critical`).
+fn enum_text<T: Serialize>(column: &str, value: &T) -> Result<String> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(text)) => Ok(text),
+        _ => Err(Error::internal(format!("cannot encode `{column}`"))),
+    }
+}
+
+fn enum_from_text<T: DeserializeOwned>(column: &str, text: String) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(text)).map_err(|_| invalid_column(column))
+}
+
+#[derive(sqlx::FromRow)]
+struct ConnectionRow {
+    id: String,
+    user_id: String,
+    org_id: Option<String>,
+    connector: String,
+    label: String,
+    metadata: String,
+    secret_ref: String,
+    status: String,
+    webhook_token_hash: Option<String>,
+    routing_key: Option<String>,
+    last_report: Option<String>,
+    created_at: String,
+    validated_at: Option<String>,
+}
+
+impl ConnectionRow {
+    fn into_record(self) -> Result<ConnectionRecord> {
+        Ok(ConnectionRecord {
+            tenant: Tenant {
+                user_id: self.user_id,
+                org_id: self.org_id,
+            },
+            connector: self.connector,
+            label: self.label,
+            metadata: from_json("metadata", &self.metadata)?,
+            secret_ref: SecretRef(self.secret_ref),
+            status: ConnectionStatus::parse(&self.status)
+                .ok_or_else(|| invalid_column("status"))?,
+            webhook_token_hash: self.webhook_token_hash,
+            routing_key: self.routing_key,
+            last_report: self
+                .last_report
+                .map(|text| from_json::<ValidationReport>("last_report", &text))
+                .transpose()?,
+            created_at: parse_timestamp("created_at", &self.created_at)?,
+            validated_at: parse_optional_timestamp("validated_at", self.validated_at)?,
+            id: self.id,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AlertRow {
+    cursor: i64,
+    connection_id: String,
+    source: String,
+    kind: String,
+    external_id: String,
+    dedup_key: String,
+    title: String,
+    status: String,
+    severity: String,
+    service: Option<String>,
+    started_at: Option<String>,
+    ended_at: Option<String>,
+    url: Option<String>,
+    labels: String,
+    tags: String,
+    raw: String,
+    received_at: String,
+}
+
+impl AlertRow {
+    fn into_stored(self) -> Result<StoredAlert> {
+        Ok(StoredAlert {
+            cursor: self.cursor,
+            connection_id: self.connection_id,
+            received_at: parse_timestamp("received_at", &self.received_at)?,
+            alert: NormalizedAlert {
+                source: self.source,
+                kind: enum_from_text("kind", self.kind)?,
+                external_id: self.external_id,
+                dedup_key: self.dedup_key,
+                title: self.title,
+                status: enum_from_text("status", self.status)?,
+                severity: enum_from_text("severity", self.severity)?,
+                service: self.service,
+                started_at: parse_optional_timestamp("started_at", self.started_at)?,
+                ended_at: parse_optional_timestamp("ended_at", self.ended_at)?,
+                url: self.url,
+                labels: from_json("labels", &self.labels)?,
+                tags: from_json("tags", &self.tags)?,
+                raw: from_json("raw", &self.raw)?,
+            },
+        })
+    }
+}
+
+fn connection_records(rows: Vec<ConnectionRow>) -> Result<Vec<ConnectionRecord>> {
+    rows.into_iter().map(ConnectionRow::into_record).collect()
+}
+
+#[async_trait]
+impl RecordStore for SqliteRecordStore {
+    async fn insert_connection(&self, record: &ConnectionRecord) -> Result<()> {
+        let last_report = record
+            .last_report
+            .as_ref()
+            .map(|report| to_json("last_report", report))
+            .transpose()?;
+        sqlx::query(
+            "INSERT INTO connections (id, scope, user_id, org_id, connector, label, metadata, \
+             secret_ref, status, webhook_token_hash, routing_key, last_report, created_at, \
+             validated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&record.id)
+        .bind(record.tenant.scope_key())
+        .bind(&record.tenant.user_id)
+        .bind(&record.tenant.org_id)
+        .bind(&record.connector)
+        .bind(&record.label)
+        .bind(to_json("metadata", &record.metadata)?)
+        .bind(&record.secret_ref.0)
+        .bind(record.status.as_str())
+        .bind(&record.webhook_token_hash)
+        .bind(&record.routing_key)
+        .bind(last_report)
+        .bind(timestamp(&record.created_at))
+        .bind(record.validated_at.as_ref().map(timestamp))
+        .execute(&self.pool)
+        .await
+        .map_err(|error| db_error("inserting a connection", error))?;
+        Ok(())
+    }
+
+    async fn get_connection(&self, tenant: &Tenant, id: &str) -> Result<Option<ConnectionRecord>> {
+        sqlx::query_as::<_, ConnectionRow>(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE scope = ? AND id = ?"
+        ))
+        .bind(tenant.scope_key())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| db_error("reading a connection", error))?
+        .map(ConnectionRow::into_record)
+        .transpose()
+    }
+
+    async fn list_connections(&self, tenant: &Tenant) -> Result<Vec<ConnectionRecord>> {
+        let rows = sqlx::query_as::<_, ConnectionRow>(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE scope = ? \
+             ORDER BY created_at, rowid"
+        ))
+        .bind(tenant.scope_key())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| db_error("listing connections", error))?;
+        connection_records(rows)
+    }
+
+    async fn update_validation(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        status: ConnectionStatus,
+        metadata: &serde_json::Value,
+        report: &ValidationReport,
+    ) -> Result<()> {
+        let updated = sqlx::query(
+            "UPDATE connections SET status = ?, metadata = ?, last_report = ?, validated_at = ? \
+             WHERE scope = ? AND id = ?",
+        )
+        .bind(status.as_str())
+        .bind(to_json("metadata", metadata)?)
+        .bind(to_json("last_report", report)?)
+        .bind(timestamp(&report.validated_at))
+        .bind(tenant.scope_key())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| db_error("recording a validation", error))?;
+        if updated.rows_affected() == 0 {
+            return Err(Error::not_found(format!("connection {id} not found")));
+        }
+        Ok(())
+    }
+
+    async fn delete_connection(&self, tenant: &Tenant, id: &str) -> Result<bool> {
+        let deleted = sqlx::query("DELETE FROM connections WHERE scope = ? AND id = ?")
+            .bind(tenant.scope_key())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| db_error("deleting a connection", error))?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn webhook_connections(
+        &self,
+        connector: &str,
+        user_id: &str,
+    ) -> Result<Vec<ConnectionRecord>> {
+        let rows = sqlx::query_as::<_, ConnectionRow>(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections \
+             WHERE connector = ? AND user_id = ? \
+             ORDER BY created_at, rowid"
+        ))
+        .bind(connector)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| db_error("listing webhook connections", error))?;
+        connection_records(rows)
+    }
+
+    async fn routed_connections(
+        &self,
+        connector: &str,
+        routing_key: &str,
+    ) -> Result<Vec<ConnectionRecord>> {
+        let rows = sqlx::query_as::<_, ConnectionRow>(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections \
+             WHERE connector = ? AND routing_key = ? \
+             ORDER BY created_at, rowid"
+        ))
+        .bind(connector)
+        .bind(routing_key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| db_error("listing routed connections", error))?;
+        connection_records(rows)
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, key_hash, user_id, org_id, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&key.id)
+        .bind(&key.key_hash)
+        .bind(&key.tenant.user_id)
+        .bind(&key.tenant.org_id)
+        .bind(timestamp(&key.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|error| db_error("inserting an API key", error))?;
+        Ok(())
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<Tenant>> {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT user_id, org_id FROM api_keys WHERE key_hash = ?")
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|error| db_error("looking up an API key", error))?;
+        Ok(row.map(|(user_id, org_id)| Tenant { user_id, org_id }))
+    }
+
+    async fn insert_alerts(&self, alerts: &[NewAlert]) -> Result<Vec<bool>> {
+        if alerts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let received_at = timestamp(&Utc::now());
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(|error| db_error("starting an alert batch", error))?;
+        let mut inserted = Vec::with_capacity(alerts.len());
+        for new in alerts {
+            let alert = &new.alert;
+            let result = sqlx::query(
+                "INSERT INTO alerts (scope, connection_id, source, kind, external_id, dedup_key, \
+                 title, status, severity, service, started_at, ended_at, url, labels, tags, raw, \
+                 received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (connection_id, dedup_key) DO NOTHING",
+            )
+            .bind(new.tenant.scope_key())
+            .bind(&new.connection_id)
+            .bind(&alert.source)
+            .bind(enum_text("kind", &alert.kind)?)
+            .bind(&alert.external_id)
+            .bind(&alert.dedup_key)
+            .bind(&alert.title)
+            .bind(enum_text("status", &alert.status)?)
+            .bind(enum_text("severity", &alert.severity)?)
+            .bind(&alert.service)
+            .bind(alert.started_at.as_ref().map(timestamp))
+            .bind(alert.ended_at.as_ref().map(timestamp))
+            .bind(&alert.url)
+            .bind(to_json("labels", &alert.labels)?)
+            .bind(to_json("tags", &alert.tags)?)
+            .bind(to_json("raw", &alert.raw)?)
+            .bind(&received_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| db_error("storing an alert", error))?;
+            inserted.push(result.rows_affected() == 1);
+        }
+        transaction
+            .commit()
+            .await
+            .map_err(|error| db_error("committing an alert batch", error))?;
+        Ok(inserted)
+    }
+
+    async fn list_alerts(
+        &self,
+        tenant: &Tenant,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<AlertPage> {
+        let rows = sqlx::query_as::<_, AlertRow>(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE scope = ? AND cursor > ? \
+             ORDER BY cursor LIMIT ?"
+        ))
+        .bind(tenant.scope_key())
+        .bind(after.unwrap_or(0))
+        .bind(i64::from(limit.clamp(1, MAX_ALERT_PAGE)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| db_error("listing alerts", error))?;
+        let alerts = rows
+            .into_iter()
+            .map(AlertRow::into_stored)
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = alerts.last().map(|alert| alert.cursor);
+        Ok(AlertPage {
+            alerts,
+            next_cursor,
+        })
+    }
+
+    async fn health(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|error| db_error("checking health", error))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use patchbay_core::{AlertSeverity, AlertStatus, EventKind};
+    use serde_json::json;
+
+    use super::*;
+    use crate::SecretStore;
+
+    const SECRET_CANARY: &str = "canary-db-4b1d-never-stored";
+
+    fn alice() -> Tenant {
+        Tenant {
+            user_id: "alice".into(),
+            org_id: Some("acme".into()),
+        }
+    }
+
+    fn connection(id: &str, tenant: Tenant) -> ConnectionRecord {
+        ConnectionRecord {
+            id: id.into(),
+            tenant,
+            connector: "datadog".into(),
+            label: "prod EU".into(),
+            metadata: json!({ "site": "datadoghq.eu" }),
+            secret_ref: SecretRef(format!("local:{id}-secret")),
+            status: ConnectionStatus::Active,
+            webhook_token_hash: Some("ab".repeat(32)),
+            routing_key: None,
+            last_report: None,
+            created_at: Utc::now(),
+            validated_at: None,
+        }
+    }
+
+    fn alert(connection_id: &str, tenant: Tenant, dedup_key: &str) -> NewAlert {
+        NewAlert {
+            connection_id: connection_id.into(),
+            tenant,
+            alert: NormalizedAlert {
+                source: "datadog".into(),
+                kind: EventKind::Alert,
+                external_id: "monitor-42".into(),
+                dedup_key: dedup_key.into(),
+                title: format!("CPU high ({dedup_key})"),
+                status: AlertStatus::Firing,
+                severity: AlertSeverity::High,
+                service: Some("checkout".into()),
+                started_at: Some(Utc::now()),
+                ended_at: None,
+                url: Some("https://app.datadoghq.eu/monitors/42".into()),
+                labels: BTreeMap::from([("priority".into(), "P2".into())]),
+                tags: vec!["env:prod".into()],
+                raw: json!({ "id": 42, "nested": { "value": [1, 2] } }),
+            },
+        }
+    }
+
+    async fn file_store(dir: &Path) -> SqliteRecordStore {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("patchbay.db").display());
+        SqliteRecordStore::open(&url).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn records_persist_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = connection("conn-1", alice());
+        {
+            let store = file_store(dir.path()).await;
+            store.insert_connection(&record).await.unwrap();
+            store
+                .insert_alerts(&[alert("conn-1", alice(), "k1")])
+                .await
+                .unwrap();
+            store.close().await;
+        }
+        let store = SqliteRecordStore::open(dir.path().join("patchbay.db").to_str().unwrap())
+            .await
+            .unwrap();
+        store.health().await.unwrap();
+        assert_eq!(
+            store.get_connection(&alice(), "conn-1").await.unwrap(),
+            Some(record)
+        );
+        assert_eq!(
+            store
+                .list_alerts(&alice(), None, 10)
+                .await
+                .unwrap()
+                .alerts
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .insert_alerts(&[alert("conn-1", alice(), "k1")])
+                .await
+                .unwrap(),
+            [false]
+        );
+    }
+
+    #[tokio::test]
+    async fn database_is_durable_and_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(dir.path()).await;
+        let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(journal, "wal");
+        let (synchronous,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(synchronous, 2, "synchronous=FULL");
+        let (busy_timeout,): (i64,) = sqlx::query_as("PRAGMA busy_timeout")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(busy_timeout, 5000);
+    }
+
+    #[tokio::test]
+    async fn database_file_holds_only_the_secret_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(dir.path()).await;
+        let secrets = crate::LocalSecretStore::open(
+            &dir.path().join("secrets"),
+            crate::local::MasterKey::generate(),
+        )
+        .unwrap();
+        let location = crate::SecretLocation {
+            tenant: "acme".into(),
+            connector: "datadog".into(),
+            connection_id: "conn-1".into(),
+        };
+        let secret_ref = secrets
+            .put(
+                &location,
+                &patchbay_core::RevealedJson::new(json!({ "api_key": SECRET_CANARY })),
+            )
+            .await
+            .unwrap();
+        let mut record = connection("conn-1", alice());
+        record.secret_ref = secret_ref.clone();
+        store.insert_connection(&record).await.unwrap();
+        store.close().await;
+
+        let mut bytes = std::fs::read(dir.path().join("patchbay.db")).unwrap();
+        if let Ok(wal) = std::fs::read(dir.path().join("patchbay.db-wal")) {
+            bytes.extend_from_slice(&wal);
+        }
+        let contains = |needle: &str| {
+            bytes
+                .windows(needle.len())
+                .any(|window| window == needle.as_bytes())
+        };
+        assert!(contains(&secret_ref.0), "the reference is stored");
+        assert!(!contains(SECRET_CANARY));
+
+        let columns: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM pragma_table_info('connections') \
+             UNION ALL SELECT name FROM pragma_table_info('api_keys') \
+             UNION ALL SELECT name FROM pragma_table_info('alerts')",
+        )
+        .fetch_all(&file_store(dir.path()).await.pool)
+        .await
+        .unwrap();
+        for (column,) in columns {
+            assert!(
+                !["secret", "api_key", "token", "password", "app_key"].contains(&column.as_str()),
+                "column `{column}` looks like it holds a secret"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn closed_database_is_unavailable() {
+        let store = SqliteRecordStore::open_in_memory().await.unwrap();
+        store.close().await;
+        let error = store.health().await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Unavailable);
+        assert_eq!(error.message(), "records database unavailable");
+        assert!(error.hint().is_some());
+    }
+
+    #[tokio::test]
+    async fn bad_url_is_a_configuration_error() {
+        let error = SqliteRecordStore::open("sqlite://x.db?mode=sideways")
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidConfig);
+    }
+}

@@ -1,0 +1,765 @@
+//! Behaviour every `RecordStore` backend must share; `main.rs` runs each function
+//! against every backend, on a fresh, empty database.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use patchbay_core::{
+    AlertSeverity, AlertStatus, CheckOutcome, ErrorKind, EventKind, NormalizedAlert, Tenant,
+    ValidationCheck, ValidationReport, ValidationStatus,
+};
+use patchbay_store::{
+    ApiKeyRecord, ConnectionRecord, ConnectionStatus, NewAlert, RecordStore, SecretRef,
+};
+use serde_json::json;
+
+pub fn alice() -> Tenant {
+    Tenant {
+        user_id: "alice".into(),
+        org_id: Some("acme".into()),
+    }
+}
+
+fn bob_same_org() -> Tenant {
+    Tenant {
+        user_id: "bob".into(),
+        org_id: Some("acme".into()),
+    }
+}
+
+fn mallory_other_org() -> Tenant {
+    Tenant {
+        user_id: "mallory".into(),
+        org_id: Some("evil".into()),
+    }
+}
+
+/// Now, at the microsecond precision every backend keeps.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+pub fn connection(id: &str, tenant: Tenant) -> ConnectionRecord {
+    ConnectionRecord {
+        id: id.into(),
+        tenant,
+        connector: "datadog".into(),
+        label: "prod EU".into(),
+        metadata: json!({ "site": "datadoghq.eu" }),
+        secret_ref: SecretRef(format!("local:{id}-secret")),
+        status: ConnectionStatus::Active,
+        webhook_token_hash: Some("ab".repeat(32)),
+        routing_key: None,
+        last_report: None,
+        created_at: now(),
+        validated_at: None,
+    }
+}
+
+fn report() -> ValidationReport {
+    let mut report = ValidationReport::new(
+        "datadog",
+        vec![ValidationCheck {
+            id: "monitors_read".into(),
+            description: "Can read monitors".into(),
+            mandatory: false,
+            outcome: CheckOutcome::Failed,
+            detail: "missing monitors_read scope".into(),
+            provider_status: Some(403),
+            elapsed_ms: 12,
+        }],
+    );
+    report.validated_at = report.validated_at.trunc_subsecs(6);
+    report
+}
+
+pub fn alert(connection_id: &str, tenant: Tenant, dedup_key: &str) -> NewAlert {
+    NewAlert {
+        connection_id: connection_id.into(),
+        tenant,
+        alert: NormalizedAlert {
+            source: "datadog".into(),
+            kind: EventKind::Alert,
+            external_id: "monitor-42".into(),
+            dedup_key: dedup_key.into(),
+            title: format!("CPU high ({dedup_key})"),
+            status: AlertStatus::Firing,
+            severity: AlertSeverity::High,
+            service: Some("checkout".into()),
+            started_at: Some(now()),
+            ended_at: None,
+            url: Some("https://app.datadoghq.eu/monitors/42".into()),
+            labels: BTreeMap::from([("priority".into(), "P2".into())]),
+            tags: vec!["env:prod".into()],
+            raw: json!({ "id": 42, "nested": { "value": [1, 2] } }),
+        },
+    }
+}
+
+fn ids(records: &[ConnectionRecord]) -> Vec<&str> {
+    records.iter().map(|record| record.id.as_str()).collect()
+}
+
+pub async fn connection_crud(store: Arc<dyn RecordStore>) {
+    let record = connection("conn-1", alice());
+    store.insert_connection(&record).await.unwrap();
+
+    let fetched = store.get_connection(&alice(), "conn-1").await.unwrap();
+    assert_eq!(fetched.as_ref(), Some(&record));
+    assert_eq!(
+        store.list_connections(&alice()).await.unwrap(),
+        vec![record.clone()]
+    );
+
+    let report = report();
+    let metadata = json!({ "site": "datadoghq.eu", "org_name": "Acme", "ids": [1, 2.5, null] });
+    store
+        .update_validation(
+            &alice(),
+            "conn-1",
+            ConnectionStatus::Degraded,
+            &metadata,
+            &report,
+        )
+        .await
+        .unwrap();
+    let updated = store
+        .get_connection(&alice(), "conn-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.status, ConnectionStatus::Degraded);
+    assert_eq!(updated.metadata, metadata);
+    assert_eq!(updated.last_report.as_ref(), Some(&report));
+    assert_eq!(
+        updated.last_report.unwrap().overall,
+        ValidationStatus::Degraded
+    );
+    assert_eq!(updated.validated_at, Some(report.validated_at));
+    assert_eq!(updated.created_at, record.created_at);
+    assert_eq!(updated.secret_ref, record.secret_ref);
+    assert_eq!(updated.webhook_token_hash, record.webhook_token_hash);
+
+    assert!(store.delete_connection(&alice(), "conn-1").await.unwrap());
+    assert_eq!(
+        store.get_connection(&alice(), "conn-1").await.unwrap(),
+        None
+    );
+    assert!(!store.delete_connection(&alice(), "conn-1").await.unwrap());
+    let error = store
+        .update_validation(
+            &alice(),
+            "conn-1",
+            ConnectionStatus::Active,
+            &metadata,
+            &report,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+}
+
+pub async fn connection_without_optional_fields_round_trips(store: Arc<dyn RecordStore>) {
+    let mut record = connection("bare", Tenant::user("solo"));
+    record.webhook_token_hash = None;
+    record.metadata = json!({});
+    let mut validated = connection("validated", Tenant::user("solo"));
+    validated.last_report = Some(report());
+    validated.validated_at = Some(now());
+    validated.status = ConnectionStatus::NeedsReauth;
+    validated.label = "prod \u{1F30D} \"quoted\" 'label'".into();
+    store.insert_connection(&record).await.unwrap();
+    store.insert_connection(&validated).await.unwrap();
+
+    let listed = store.list_connections(&Tenant::user("solo")).await.unwrap();
+    assert_eq!(listed, vec![record, validated]);
+}
+
+pub async fn duplicate_connection_id_is_rejected(store: Arc<dyn RecordStore>) {
+    let record = connection("conn-1", alice());
+    store.insert_connection(&record).await.unwrap();
+    let mut clash = connection("conn-1", mallory_other_org());
+    clash.label = "someone else's".into();
+    let error = store.insert_connection(&clash).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Internal);
+    assert_eq!(
+        store.get_connection(&alice(), "conn-1").await.unwrap(),
+        Some(record)
+    );
+    assert_eq!(
+        store
+            .get_connection(&mallory_other_org(), "conn-1")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn connections_list_oldest_first(store: Arc<dyn RecordStore>) {
+    let mut older = connection("older", alice());
+    older.created_at = now() - chrono::Duration::hours(1);
+    let newer = connection("newer", alice());
+    let mut same_time_first = connection("z-same-time-first", alice());
+    same_time_first.created_at = newer.created_at;
+    let mut same_time_second = connection("a-same-time-second", alice());
+    same_time_second.created_at = newer.created_at;
+    for record in [&newer, &same_time_first, &same_time_second, &older] {
+        store.insert_connection(record).await.unwrap();
+    }
+    let listed = store.list_connections(&alice()).await.unwrap();
+    assert_eq!(
+        ids(&listed),
+        ["older", "newer", "z-same-time-first", "a-same-time-second"],
+        "oldest first, equal times in insertion order"
+    );
+}
+
+pub async fn tenants_are_isolated(store: Arc<dyn RecordStore>) {
+    store
+        .insert_connection(&connection("org-conn", alice()))
+        .await
+        .unwrap();
+    let solo = Tenant::user("alice");
+    store
+        .insert_connection(&connection("solo-conn", solo.clone()))
+        .await
+        .unwrap();
+
+    // Members of the same org share its connections.
+    assert!(store
+        .get_connection(&bob_same_org(), "org-conn")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        ids(&store.list_connections(&bob_same_org()).await.unwrap()),
+        ["org-conn"]
+    );
+
+    // Another org, or the same user acting alone, sees nothing and changes nothing.
+    for outsider in [mallory_other_org(), solo.clone()] {
+        assert_eq!(
+            store.get_connection(&outsider, "org-conn").await.unwrap(),
+            None
+        );
+        assert!(!store
+            .delete_connection(&outsider, "org-conn")
+            .await
+            .unwrap());
+        let error = store
+            .update_validation(
+                &outsider,
+                "org-conn",
+                ConnectionStatus::Failed,
+                &json!({ "hijacked": true }),
+                &report(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::NotFound);
+    }
+    assert_eq!(
+        store.list_connections(&mallory_other_org()).await.unwrap(),
+        Vec::new()
+    );
+    assert_eq!(
+        ids(&store.list_connections(&solo).await.unwrap()),
+        ["solo-conn"]
+    );
+    assert_eq!(
+        store.get_connection(&alice(), "solo-conn").await.unwrap(),
+        None
+    );
+    assert!(!store
+        .delete_connection(&alice(), "solo-conn")
+        .await
+        .unwrap());
+
+    let kept = store
+        .get_connection(&alice(), "org-conn")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.status, ConnectionStatus::Active);
+    assert_eq!(kept.metadata, json!({ "site": "datadoghq.eu" }));
+    assert_eq!(kept.last_report, None);
+    assert!(store
+        .get_connection(&solo, "solo-conn")
+        .await
+        .unwrap()
+        .is_some());
+
+    // Alerts follow the same scope, whatever cursor an outsider passes.
+    store
+        .insert_alerts(&[
+            alert("org-conn", alice(), "k1"),
+            alert("solo-conn", solo.clone(), "k1"),
+        ])
+        .await
+        .unwrap();
+    let org_alerts = store.list_alerts(&bob_same_org(), None, 100).await.unwrap();
+    assert_eq!(org_alerts.alerts.len(), 1);
+    assert_eq!(org_alerts.alerts[0].connection_id, "org-conn");
+    let solo_alerts = store.list_alerts(&solo, None, 100).await.unwrap();
+    assert_eq!(solo_alerts.alerts.len(), 1);
+    assert_eq!(solo_alerts.alerts[0].connection_id, "solo-conn");
+    for after in [None, Some(0), Some(-1)] {
+        let page = store
+            .list_alerts(&mallory_other_org(), after, 100)
+            .await
+            .unwrap();
+        assert!(page.alerts.is_empty());
+        assert_eq!(page.next_cursor, None);
+    }
+
+    assert!(store
+        .delete_connection(&bob_same_org(), "org-conn")
+        .await
+        .unwrap());
+    assert_eq!(
+        ids(&store.list_connections(&solo).await.unwrap()),
+        ["solo-conn"]
+    );
+}
+
+pub async fn webhook_connections_match_connector_and_user(store: Arc<dyn RecordStore>) {
+    store
+        .insert_connection(&connection("with-token", alice()))
+        .await
+        .unwrap();
+    let mut without_token = connection("without-token", alice());
+    without_token.webhook_token_hash = None;
+    store.insert_connection(&without_token).await.unwrap();
+    store
+        .insert_connection(&connection("bobs", bob_same_org()))
+        .await
+        .unwrap();
+    let mut github = connection("github", alice());
+    github.connector = "github".into();
+    store.insert_connection(&github).await.unwrap();
+
+    // Signature-verified webhooks have no token hash: every connection of the
+    // user's is a candidate, and the caller checks the token or signature.
+    let found = store.webhook_connections("datadog", "alice").await.unwrap();
+    assert_eq!(ids(&found), ["with-token", "without-token"]);
+    assert_eq!(found[0], connection_like(&found[0], "with-token"));
+    assert_eq!(
+        ids(&store.webhook_connections("datadog", "bob").await.unwrap()),
+        ["bobs"]
+    );
+    assert_eq!(
+        ids(&store.webhook_connections("github", "alice").await.unwrap()),
+        ["github"]
+    );
+    assert!(store
+        .webhook_connections("datadog", "mallory")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .webhook_connections("pagerduty", "alice")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn routed_connections_match_connector_and_routing_key(store: Arc<dyn RecordStore>) {
+    let mut team_one = connection("team-one", alice());
+    team_one.connector = "slack".into();
+    team_one.routing_key = Some("T0001".into());
+    store.insert_connection(&team_one).await.unwrap();
+    let mut other_tenant = connection("other-tenant", mallory_other_org());
+    other_tenant.connector = "slack".into();
+    other_tenant.routing_key = Some("T0002".into());
+    store.insert_connection(&other_tenant).await.unwrap();
+    let mut unrouted = connection("unrouted", alice());
+    unrouted.connector = "slack".into();
+    store.insert_connection(&unrouted).await.unwrap();
+
+    let found = store.routed_connections("slack", "T0001").await.unwrap();
+    assert_eq!(ids(&found), ["team-one"]);
+    assert_eq!(found[0].routing_key.as_deref(), Some("T0001"));
+    assert_eq!(
+        ids(&store.routed_connections("slack", "T0002").await.unwrap()),
+        ["other-tenant"]
+    );
+    assert!(store
+        .routed_connections("datadog", "T0001")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .routed_connections("slack", "T9999")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// The fixture `connection(id, alice())` with the stored record's creation time.
+fn connection_like(stored: &ConnectionRecord, id: &str) -> ConnectionRecord {
+    ConnectionRecord {
+        created_at: stored.created_at,
+        ..connection(id, alice())
+    }
+}
+
+pub async fn api_keys_resolve_to_their_tenant(store: Arc<dyn RecordStore>) {
+    let key = ApiKeyRecord {
+        id: "key-1".into(),
+        key_hash: "cd".repeat(32),
+        tenant: alice(),
+        created_at: now(),
+    };
+    store.insert_api_key(&key).await.unwrap();
+    let solo_key = ApiKeyRecord {
+        id: "key-solo".into(),
+        key_hash: "12".repeat(32),
+        tenant: Tenant::user("alice"),
+        created_at: now(),
+    };
+    store.insert_api_key(&solo_key).await.unwrap();
+
+    assert_eq!(
+        store.find_api_key(&key.key_hash).await.unwrap(),
+        Some(alice())
+    );
+    assert_eq!(
+        store.find_api_key(&solo_key.key_hash).await.unwrap(),
+        Some(Tenant::user("alice"))
+    );
+    assert_eq!(store.find_api_key(&"ef".repeat(32)).await.unwrap(), None);
+    assert_eq!(store.find_api_key("").await.unwrap(), None);
+
+    let duplicate = ApiKeyRecord {
+        id: "key-2".into(),
+        tenant: mallory_other_org(),
+        ..key.clone()
+    };
+    let error = store.insert_api_key(&duplicate).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Internal);
+    assert!(!error.to_string().contains(&duplicate.key_hash), "{error}");
+    assert_eq!(
+        store.find_api_key(&key.key_hash).await.unwrap(),
+        Some(alice()),
+        "a rejected duplicate must not take over the key"
+    );
+}
+
+pub async fn alerts_are_deduplicated_across_and_within_batches(store: Arc<dyn RecordStore>) {
+    let first = store
+        .insert_alerts(&[
+            alert("conn-1", alice(), "k1"),
+            alert("conn-1", alice(), "k2"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(first, [true, true]);
+
+    let mut later_copy = alert("conn-1", alice(), "k3");
+    later_copy.alert.title = "the later copy".into();
+    let second = store
+        .insert_alerts(&[
+            alert("conn-1", alice(), "k1"),
+            alert("conn-1", alice(), "k3"),
+            later_copy,
+            alert("conn-2", alice(), "k1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(second, [false, true, false, true]);
+    assert_eq!(store.insert_alerts(&[]).await.unwrap(), Vec::<bool>::new());
+
+    let page = store.list_alerts(&alice(), None, 100).await.unwrap();
+    let keys: Vec<_> = page
+        .alerts
+        .iter()
+        .map(|stored| {
+            (
+                stored.connection_id.as_str(),
+                stored.alert.dedup_key.as_str(),
+                stored.alert.title.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("conn-1", "k1", "CPU high (k1)"),
+            ("conn-1", "k2", "CPU high (k2)"),
+            ("conn-1", "k3", "CPU high (k3)"),
+            ("conn-2", "k1", "CPU high (k1)"),
+        ],
+        "stored once, in input order, the first copy in a batch winning"
+    );
+}
+
+pub async fn alerts_round_trip_and_page_in_cursor_order(store: Arc<dyn RecordStore>) {
+    let batch: Vec<_> = (0..5)
+        .map(|index| alert("conn-1", alice(), &format!("k{index}")))
+        .collect();
+    store.insert_alerts(&batch).await.unwrap();
+    store
+        .insert_alerts(&[alert("conn-9", mallory_other_org(), "k0")])
+        .await
+        .unwrap();
+
+    let first = store.list_alerts(&bob_same_org(), None, 2).await.unwrap();
+    assert_eq!(first.alerts.len(), 2);
+    assert_eq!(first.alerts[0].alert, batch[0].alert);
+    assert_eq!(first.alerts[1].alert, batch[1].alert);
+    assert_eq!(first.alerts[0].connection_id, "conn-1");
+    assert_eq!(first.next_cursor, Some(first.alerts[1].cursor));
+    assert!(first.alerts[0].cursor < first.alerts[1].cursor);
+    let age = Utc::now() - first.alerts[0].received_at;
+    assert!(
+        age > -chrono::Duration::seconds(5) && age < chrono::Duration::minutes(1),
+        "received_at is the time of storing, got {}",
+        first.alerts[0].received_at
+    );
+
+    let second = store
+        .list_alerts(&alice(), first.next_cursor, 2)
+        .await
+        .unwrap();
+    let third = store
+        .list_alerts(&alice(), second.next_cursor, 2)
+        .await
+        .unwrap();
+    let rest: Vec<_> = second
+        .alerts
+        .iter()
+        .chain(&third.alerts)
+        .map(|stored| stored.alert.clone())
+        .collect();
+    let expected: Vec<_> = batch[2..].iter().map(|new| new.alert.clone()).collect();
+    assert_eq!(rest, expected);
+
+    let empty = store
+        .list_alerts(&alice(), third.next_cursor, 2)
+        .await
+        .unwrap();
+    assert!(empty.alerts.is_empty());
+    assert_eq!(empty.next_cursor, None);
+
+    let clamped_up = store.list_alerts(&alice(), None, 0).await.unwrap();
+    assert_eq!(clamped_up.alerts.len(), 1);
+    let everything = store.list_alerts(&alice(), None, u32::MAX).await.unwrap();
+    assert_eq!(everything.alerts.len(), 5);
+
+    let other = store
+        .list_alerts(&mallory_other_org(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(other.alerts.len(), 1);
+    assert_eq!(other.alerts[0].connection_id, "conn-9");
+}
+
+pub async fn alert_payloads_round_trip_exactly(store: Arc<dyn RecordStore>) {
+    let mut rich = alert("conn-1", alice(), "rich");
+    rich.alert.kind = EventKind::Change;
+    rich.alert.status = AlertStatus::Resolved;
+    rich.alert.severity = AlertSeverity::Critical;
+    rich.alert.title = "Disk \u{1F525} on \"db-1\" — 99%".into();
+    rich.alert.ended_at = Some(now());
+    rich.alert.labels = BTreeMap::from([
+        ("team".into(), "payments".into()),
+        ("émoji".into(), "\u{2705}".into()),
+    ]);
+    rich.alert.tags = vec!["env:prod".into(), "a,b".into(), String::new()];
+    rich.alert.raw = json!({
+        "big": u64::MAX,
+        "negative": -42,
+        "float": 0.1,
+        "exp": 1.5e300,
+        "null": null,
+        "flag": false,
+        "empty": {},
+        "list": [[], [1, "two", { "three": 3 }]],
+        "text": "line\nbreak\ttab \\ backslash \u{00e9}",
+    });
+    let mut bare = alert("conn-1", alice(), "bare");
+    bare.alert.service = None;
+    bare.alert.started_at = None;
+    bare.alert.url = None;
+    bare.alert.labels = BTreeMap::new();
+    bare.alert.tags = Vec::new();
+    bare.alert.raw = json!(null);
+
+    assert_eq!(
+        store
+            .insert_alerts(&[rich.clone(), bare.clone()])
+            .await
+            .unwrap(),
+        [true, true]
+    );
+    let page = store.list_alerts(&alice(), None, 10).await.unwrap();
+    let stored: Vec<_> = page.alerts.iter().map(|stored| &stored.alert).collect();
+    assert_eq!(stored, [&rich.alert, &bare.alert]);
+}
+
+/// Provider payloads occasionally carry U+0000; such an alert must not fail its batch.
+/// Backends that cannot store the character replace it with U+FFFD.
+pub async fn alerts_with_nul_characters_are_stored(store: Arc<dyn RecordStore>) {
+    let mut with_nul = alert("conn-1", alice(), "nul\0key");
+    with_nul.alert.title = "bad\0title".into();
+    with_nul.alert.raw = json!({ "message\0": ["a\0b"] });
+    with_nul.alert.labels = BTreeMap::from([("label".into(), "x\0y".into())]);
+    let inserted = store
+        .insert_alerts(&[alert("conn-1", alice(), "plain"), with_nul.clone()])
+        .await
+        .unwrap();
+    assert_eq!(inserted, [true, true]);
+    assert_eq!(
+        store.insert_alerts(&[with_nul]).await.unwrap(),
+        [false],
+        "the same alert again is a duplicate"
+    );
+
+    let page = store.list_alerts(&alice(), None, 10).await.unwrap();
+    assert_eq!(page.alerts.len(), 2);
+    let stored = &page.alerts[1].alert;
+    let nul_kept_or_replaced =
+        |text: &str, expected: &str| text == expected || text == expected.replace('\0', "\u{FFFD}");
+    assert!(
+        nul_kept_or_replaced(&stored.title, "bad\0title"),
+        "{stored:?}"
+    );
+    assert!(
+        nul_kept_or_replaced(&stored.dedup_key, "nul\0key"),
+        "{stored:?}"
+    );
+    assert!(
+        nul_kept_or_replaced(&stored.labels["label"], "x\0y"),
+        "{stored:?}"
+    );
+    let (key, value) = stored.raw.as_object().unwrap().iter().next().unwrap();
+    assert!(nul_kept_or_replaced(key, "message\0"), "{key:?}");
+    assert!(
+        nul_kept_or_replaced(value[0].as_str().unwrap(), "a\0b"),
+        "{value}"
+    );
+}
+
+pub async fn list_alerts_caps_a_page_at_one_thousand(store: Arc<dyn RecordStore>) {
+    let batch: Vec<_> = (0..1005)
+        .map(|index| alert("conn-1", alice(), &format!("k{index}")))
+        .collect();
+    let inserted = store.insert_alerts(&batch).await.unwrap();
+    assert!(inserted.iter().all(|new| *new));
+    let page = store.list_alerts(&alice(), None, 5000).await.unwrap();
+    assert_eq!(page.alerts.len(), 1000);
+    let rest = store
+        .list_alerts(&alice(), page.next_cursor, 5000)
+        .await
+        .unwrap();
+    assert_eq!(rest.alerts.len(), 5);
+    let keys: Vec<_> = page
+        .alerts
+        .iter()
+        .chain(&rest.alerts)
+        .map(|stored| stored.alert.dedup_key.clone())
+        .collect();
+    let expected: Vec<_> = (0..1005).map(|index| format!("k{index}")).collect();
+    assert_eq!(keys, expected, "a large batch keeps its input order");
+}
+
+pub async fn alerts_outlive_their_connection(store: Arc<dyn RecordStore>) {
+    store
+        .insert_connection(&connection("conn-1", alice()))
+        .await
+        .unwrap();
+    store
+        .insert_alerts(&[alert("conn-1", alice(), "k1")])
+        .await
+        .unwrap();
+    assert!(store.delete_connection(&alice(), "conn-1").await.unwrap());
+    let page = store.list_alerts(&alice(), None, 10).await.unwrap();
+    assert_eq!(page.alerts.len(), 1);
+    assert_eq!(page.alerts[0].connection_id, "conn-1");
+}
+
+pub async fn health_is_ok(store: Arc<dyn RecordStore>) {
+    store.health().await.unwrap();
+    store
+        .insert_connection(&connection("conn-1", alice()))
+        .await
+        .unwrap();
+    store.health().await.unwrap();
+}
+
+/// Several stores on one database (replicas) insert concurrently while a reader pages
+/// with `after`: the reader must see every alert exactly once, in cursor order.
+pub async fn concurrent_inserters_and_a_paging_reader_see_every_alert_once(
+    stores: Vec<Arc<dyn RecordStore>>,
+) {
+    const WRITERS_PER_STORE: usize = 4;
+    const BATCHES_PER_WRITER: usize = 40;
+    const BATCH_SIZE: usize = 4;
+
+    let reader_store = Arc::clone(&stores[0]);
+    let writers_done = Arc::new(AtomicBool::new(false));
+    let reader = tokio::spawn({
+        let writers_done = Arc::clone(&writers_done);
+        async move {
+            let mut seen = Vec::new();
+            let mut after = None;
+            let mut last_cursor = i64::MIN;
+            loop {
+                // Read the flag before the page: once it is set, every write has
+                // committed, so an empty page read afterwards means the end.
+                let finished = writers_done.load(Ordering::SeqCst);
+                let page = reader_store.list_alerts(&alice(), after, 7).await.unwrap();
+                for stored in &page.alerts {
+                    assert!(stored.cursor > last_cursor, "cursors only grow");
+                    last_cursor = stored.cursor;
+                    seen.push(stored.alert.dedup_key.clone());
+                }
+                match page.next_cursor {
+                    Some(cursor) => after = Some(cursor),
+                    None if finished => return seen,
+                    None => tokio::time::sleep(Duration::from_millis(1)).await,
+                }
+            }
+        }
+    });
+
+    let mut writers = Vec::new();
+    for (store_index, store) in stores.iter().enumerate() {
+        for writer in 0..WRITERS_PER_STORE {
+            let store = Arc::clone(store);
+            writers.push(tokio::spawn(async move {
+                for batch in 0..BATCHES_PER_WRITER {
+                    let alerts: Vec<_> = (0..BATCH_SIZE)
+                        .map(|item| {
+                            let key = format!("s{store_index}-w{writer}-b{batch}-i{item}");
+                            alert(&format!("conn-{store_index}-{writer}"), alice(), &key)
+                        })
+                        .collect();
+                    let inserted = store.insert_alerts(&alerts).await.unwrap();
+                    assert!(inserted.iter().all(|new| *new));
+                }
+            }));
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    writers_done.store(true, Ordering::SeqCst);
+    let seen = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the reader finishes")
+        .unwrap();
+
+    let expected = stores.len() * WRITERS_PER_STORE * BATCHES_PER_WRITER * BATCH_SIZE;
+    let unique: HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no alert is read twice");
+    assert_eq!(
+        seen.len(),
+        expected,
+        "the reader skipped {} alerts",
+        expected.saturating_sub(seen.len())
+    );
+}

@@ -1,0 +1,839 @@
+//! `VaultSecretStore` against a real OpenBao through its HTTP API.
+//!
+//! `cargo xtask test` starts a shared dev server and exports
+//! `PATCHBAY_TEST_VAULT_ADDR`, `PATCHBAY_TEST_VAULT_TOKEN` and `PATCHBAY_BAO_BIN`;
+//! tests that stop the server or need short token TTLs start their own.
+//! Each test works under its own base path or mount, so they run in parallel.
+
+#[path = "vault_support/openbao.rs"]
+mod openbao;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openbao::{Bao, PrivateBao, MOUNT};
+use patchbay_core::{ErrorKind, RevealedJson, SecretString};
+use patchbay_store::vault::{is_version_conflict, VaultAuth, UNAVAILABLE};
+use patchbay_store::{SecretLocation, SecretRef, SecretStore, VaultConfig, VaultSecretStore};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+fn secret(value: Value) -> RevealedJson {
+    RevealedJson::new(value)
+}
+
+fn location(tenant: &str, connector: &str, connection_id: &str) -> SecretLocation {
+    SecretLocation {
+        tenant: tenant.into(),
+        connector: connector.into(),
+        connection_id: connection_id.into(),
+    }
+}
+
+fn config(bao: &Bao, mount: &str, base_path: &str, cache_ttl: Duration) -> VaultConfig {
+    VaultConfig {
+        mount: mount.into(),
+        base_path: base_path.into(),
+        cache_ttl,
+        ..VaultConfig::new(
+            bao.addr.clone(),
+            VaultAuth::Token(SecretString::from(bao.token.as_str())),
+        )
+    }
+}
+
+async fn store(bao: &Bao, base_path: &str, cache_ttl: Duration) -> VaultSecretStore {
+    VaultSecretStore::connect(config(bao, MOUNT, base_path, cache_ttl))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn round_trip_lives_at_the_documented_path() {
+    let Some(bao) = Bao::shared() else { return };
+    let base = unique("round-trip");
+    let store = store(&bao, &base, Duration::ZERO).await;
+    assert_eq!(store.backend(), "vault");
+    store.health().await.unwrap();
+
+    let first = secret(json!({ "api_key": "first-key", "app_key": "first-app" }));
+    let reference = store
+        .put(&location("org_1", "datadog", "conn-1"), &first)
+        .await
+        .unwrap();
+    assert_eq!(
+        reference.0,
+        format!("vault:{MOUNT}/{base}/org_1/datadog/conn-1")
+    );
+    assert_eq!(store.get(&reference).await.unwrap(), first);
+
+    let data_path = format!("{MOUNT}/data/{base}/org_1/datadog/conn-1");
+    let raw = bao.ok(Method::GET, &data_path, None).await;
+    assert_eq!(
+        raw["data"]["data"],
+        json!({ "schema_version": 1, "secrets": { "api_key": "first-key", "app_key": "first-app" } })
+    );
+    assert_eq!(raw["data"]["metadata"]["version"], 1);
+
+    let second = secret(json!({ "api_key": "second-key" }));
+    store.update(&reference, &second).await.unwrap();
+    assert_eq!(store.get(&reference).await.unwrap(), second);
+    let (value, version) = store.get_versioned(&reference).await.unwrap();
+    assert_eq!((value, version), (second.clone(), 2));
+    let raw = bao.ok(Method::GET, &data_path, None).await;
+    assert_eq!(
+        raw["data"]["data"]["secrets"],
+        json!({ "api_key": "second-key" })
+    );
+
+    store.delete(&reference).await.unwrap();
+    let metadata_path = format!("{MOUNT}/metadata/{base}/org_1/datadog/conn-1");
+    let (status, _) = bao.request(Method::GET, &metadata_path, None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "metadata and every version are gone"
+    );
+    let (status, _) = bao
+        .request(Method::GET, &format!("{data_path}?version=1"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let error = store.get(&reference).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+    store.delete(&reference).await.unwrap();
+
+    // An update must not bring a deleted secret back.
+    let error = store.update(&reference, &first).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+    let (status, _) = bao.request(Method::GET, &metadata_path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // put never overwrites: the connection id is taken until deleted.
+    store
+        .put(&location("org_1", "datadog", "conn-2"), &first)
+        .await
+        .unwrap();
+    let error = store
+        .put(&location("org_1", "datadog", "conn-2"), &second)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Internal);
+    assert!(error.message().contains("already exists"), "{error}");
+}
+
+#[tokio::test]
+async fn path_segments_cannot_escape_the_tenant_folder() {
+    let Some(bao) = Bao::shared() else { return };
+    let base = unique("escape");
+    let store = store(&bao, &base, Duration::ZERO).await;
+
+    let value = secret(json!({ "token": "t" }));
+    let reference = store
+        .put(&location("../../outside", "..", "a/../b"), &value)
+        .await
+        .unwrap();
+    assert_eq!(
+        reference.0,
+        format!("vault:{MOUNT}/{base}/..%2F..%2Foutside/%2E%2E/a%2F..%2Fb")
+    );
+    assert_eq!(store.get(&reference).await.unwrap(), value);
+
+    // Vault holds exactly one tenant folder, named literally, under the base path.
+    let listing = bao
+        .ok(
+            Method::from_bytes(b"LIST").unwrap(),
+            &format!("{MOUNT}/metadata/{base}"),
+            None,
+        )
+        .await;
+    assert_eq!(listing["data"]["keys"], json!(["..%2F..%2Foutside/"]));
+    let (status, _) = bao
+        .request(Method::GET, &format!("{MOUNT}/metadata/outside"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    for outside in [
+        format!("vault:{MOUNT}/other/t/c/1"),
+        format!("vault:{MOUNT}/{base}/../other/c/1"),
+        format!("vault:{MOUNT}/{base}/t/c"),
+        format!("vault:{MOUNT}/{base}/t/c/1/2"),
+        format!("vault:secret/{base}/t/c/1"),
+        format!("local:{}", uuid::Uuid::new_v4()),
+    ] {
+        let reference = SecretRef(outside.clone());
+        for error in [
+            store.get(&reference).await.unwrap_err(),
+            store.update(&reference, &value).await.unwrap_err(),
+            store.delete(&reference).await.unwrap_err(),
+            store.get_versioned(&reference).await.unwrap_err(),
+        ] {
+            assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{outside}: {error}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_set_lets_exactly_one_writer_win() {
+    let Some(bao) = Bao::shared() else { return };
+    let store = Arc::new(store(&bao, &unique("cas"), Duration::from_secs(30)).await);
+    let reference = store
+        .put(
+            &location("t", "oauth", "c"),
+            &secret(json!({ "refresh_token": "r0" })),
+        )
+        .await
+        .unwrap();
+    let (_, version) = store.get_versioned(&reference).await.unwrap();
+    assert_eq!(version, 1);
+
+    let writers: Vec<_> = ["r-a", "r-b"]
+        .into_iter()
+        .map(|token| {
+            let store = Arc::clone(&store);
+            let reference = reference.clone();
+            tokio::spawn(async move {
+                let value = secret(json!({ "refresh_token": token }));
+                (
+                    token,
+                    store.update_if_version(&reference, &value, version).await,
+                )
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for writer in writers {
+        let (token, outcome) = writer.await.unwrap();
+        match outcome {
+            Ok(new_version) => winners.push((token, new_version)),
+            Err(error) => {
+                assert!(is_version_conflict(&error), "{error:?}");
+                assert_eq!(error.kind(), ErrorKind::InvalidInput);
+            }
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let (winner, new_version) = winners[0];
+    assert_eq!(new_version, 2);
+    let (value, version) = store.get_versioned(&reference).await.unwrap();
+    assert_eq!(
+        (value, version),
+        (secret(json!({ "refresh_token": winner })), 2)
+    );
+    assert_eq!(
+        store.get(&reference).await.unwrap(),
+        secret(json!({ "refresh_token": winner }))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_lose_no_update() {
+    let Some(bao) = Bao::shared() else { return };
+    let base = unique("counter");
+    let store = Arc::new(store(&bao, &base, Duration::from_secs(30)).await);
+    let reference = store
+        .put(
+            &location("t", "c", "counter"),
+            &secret(json!({ "counter": 0 })),
+        )
+        .await
+        .unwrap();
+
+    // `update` from two tasks: both land as versions, in some order.
+    for round in 0..5u64 {
+        let tasks: Vec<_> = [1u64, 2]
+            .into_iter()
+            .map(|writer| {
+                let store = Arc::clone(&store);
+                let reference = reference.clone();
+                tokio::spawn(async move {
+                    let value = secret(json!({ "counter": round * 10 + writer }));
+                    store.update(&reference, &value).await.unwrap();
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let latest = 1 + 2 * (round + 1);
+        let path = format!("{MOUNT}/data/{base}/t/c/counter");
+        let mut written = Vec::new();
+        for version in [latest - 1, latest] {
+            let raw = bao
+                .ok(Method::GET, &format!("{path}?version={version}"), None)
+                .await;
+            written.push(raw["data"]["data"]["secrets"]["counter"].as_u64().unwrap());
+        }
+        written.sort_unstable();
+        assert_eq!(written, [round * 10 + 1, round * 10 + 2], "round {round}");
+        let (_, version) = store.get_versioned(&reference).await.unwrap();
+        assert_eq!(version, latest);
+    }
+
+    // Read-modify-write with check-and-set: every increment counts.
+    let (_, start) = store.get_versioned(&reference).await.unwrap();
+    store
+        .update_if_version(&reference, &secret(json!({ "counter": 0 })), start)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let reference = reference.clone();
+            tokio::spawn(async move {
+                loop {
+                    let (value, version) = store.get_versioned(&reference).await.unwrap();
+                    let counter = value.expose()["counter"].as_u64().unwrap();
+                    let next = secret(json!({ "counter": counter + 1 }));
+                    match store.update_if_version(&reference, &next, version).await {
+                        Ok(_) => return,
+                        Err(error) if is_version_conflict(&error) => continue,
+                        Err(error) => panic!("{error:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        store.get(&reference).await.unwrap(),
+        secret(json!({ "counter": 4 }))
+    );
+}
+
+#[tokio::test]
+async fn missing_or_kv_v1_mounts_are_refused_with_the_fix() {
+    let Some(bao) = Bao::shared() else { return };
+    let absent = unique("absent");
+    let error = VaultSecretStore::connect(config(&bao, &absent, "tenants", Duration::ZERO))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{error:?}");
+    assert_eq!(error.field(), Some("VAULT_KV_MOUNT"));
+    let hint = error.hint().unwrap();
+    assert!(
+        hint.contains(&format!("bao secrets enable -path={absent} kv-v2")),
+        "{hint}"
+    );
+    let (status, _) = bao
+        .request(Method::GET, &format!("sys/mounts/{absent}"), None)
+        .await;
+    assert_ne!(
+        status,
+        StatusCode::OK,
+        "connect must never create the mount"
+    );
+
+    let version_one = unique("kv1");
+    bao.enable_kv(&version_one, "1").await;
+    let error = VaultSecretStore::connect(config(&bao, &version_one, "tenants", Duration::ZERO))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{error:?}");
+    assert_eq!(error.field(), Some("VAULT_KV_MOUNT"));
+    assert!(error.message().contains("not KV version 2"), "{error}");
+
+    // A mount removed while Patchbay runs is named as the cause, not reported as a missing secret.
+    let vanishing = unique("vanishing");
+    bao.enable_kv(&vanishing, "2").await;
+    let store = VaultSecretStore::connect(config(&bao, &vanishing, "tenants", Duration::ZERO))
+        .await
+        .unwrap();
+    let reference = store
+        .put(&location("t", "c", "1"), &secret(json!({ "key": "v" })))
+        .await
+        .unwrap();
+    bao.ok(Method::DELETE, &format!("sys/mounts/{vanishing}"), None)
+        .await;
+    let errors = [
+        store.get(&reference).await.unwrap_err(),
+        store
+            .put(&location("t", "c", "2"), &secret(json!({ "key": "v" })))
+            .await
+            .unwrap_err(),
+        store.delete(&reference).await.unwrap_err(),
+    ];
+    for error in errors {
+        assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{error:?}");
+        assert_eq!(error.field(), Some("VAULT_KV_MOUNT"));
+        assert!(
+            error.hint().unwrap().contains("kv-v2"),
+            "{:?}",
+            error.hint()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_token_fails_connect_without_printing_it() {
+    let Some(bao) = Bao::shared() else { return };
+    let canary = format!("canary-token-{}", uuid::Uuid::new_v4());
+    let mut settings = config(&bao, MOUNT, "tenants", Duration::ZERO);
+    settings.auth = VaultAuth::Token(SecretString::from(canary.as_str()));
+    assert!(!format!("{settings:?}").contains(&canary));
+    let error = VaultSecretStore::connect(settings).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::AuthFailed, "{error:?}");
+    assert_eq!(error.field(), Some("VAULT_TOKEN"));
+    let printed = format!("{error} {error:?} {:?}", error.hint());
+    assert!(!printed.contains(&canary), "{printed}");
+}
+
+#[tokio::test]
+async fn cache_serves_repeat_reads_and_follows_own_writes() {
+    let Some(bao) = Bao::shared() else { return };
+    let base = unique("cache");
+    let data_path = format!("{MOUNT}/data/{base}/t/c/1");
+    let write_behind_the_store = |value: &'static str| {
+        let bao = bao.clone();
+        let data_path = data_path.clone();
+        async move {
+            bao.ok(
+                Method::POST,
+                &data_path,
+                Some(json!({ "data": { "schema_version": 1, "secrets": { "key": value } } })),
+            )
+            .await;
+        }
+    };
+
+    let cached = store(&bao, &base, Duration::from_secs(30)).await;
+    let reference = cached
+        .put(&location("t", "c", "1"), &secret(json!({ "key": "v1" })))
+        .await
+        .unwrap();
+    assert_eq!(
+        cached.get(&reference).await.unwrap(),
+        secret(json!({ "key": "v1" }))
+    );
+    write_behind_the_store("v2").await;
+    assert_eq!(
+        cached.get(&reference).await.unwrap(),
+        secret(json!({ "key": "v1" })),
+        "a repeat read within the TTL is served from memory"
+    );
+    cached
+        .update(&reference, &secret(json!({ "key": "v3" })))
+        .await
+        .unwrap();
+    assert_eq!(
+        cached.get(&reference).await.unwrap(),
+        secret(json!({ "key": "v3" }))
+    );
+    cached.delete(&reference).await.unwrap();
+    assert_eq!(
+        cached.get(&reference).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+
+    let uncached = store(&bao, &base, Duration::ZERO).await;
+    let reference = uncached
+        .put(&location("t", "c", "1"), &secret(json!({ "key": "v1" })))
+        .await
+        .unwrap();
+    assert_eq!(
+        uncached.get(&reference).await.unwrap(),
+        secret(json!({ "key": "v1" }))
+    );
+    write_behind_the_store("v2").await;
+    assert_eq!(
+        uncached.get(&reference).await.unwrap(),
+        secret(json!({ "key": "v2" }))
+    );
+}
+
+#[tokio::test]
+async fn planted_secret_never_prints() {
+    let Some(bao) = Bao::shared() else { return };
+    // Every log line at every level, from this crate and the Vault client alike.
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let _logging = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let canary = format!("canary-{}", uuid::Uuid::new_v4());
+    let settings = config(&bao, MOUNT, &unique("canary"), Duration::from_secs(30));
+    let printed_config = format!("{settings:?}");
+    assert!(!printed_config.contains(&bao.token), "{printed_config}");
+    let store = VaultSecretStore::connect(settings).await.unwrap();
+
+    let value = secret(json!({ "api_key": canary }));
+    let reference = store.put(&location("t", "c", "1"), &value).await.unwrap();
+    let read = store.get(&reference).await.unwrap();
+    assert_eq!(read, value);
+    let mut printed = vec![
+        format!("{store:?}"),
+        format!("{read:?}"),
+        reference.0.clone(),
+    ];
+
+    let errors = [
+        store
+            .put(&location("t", "c", "1"), &value)
+            .await
+            .unwrap_err(),
+        store
+            .update(&SecretRef(format!("vault:{MOUNT}/elsewhere/t/c/1")), &value)
+            .await
+            .unwrap_err(),
+        store
+            .update_if_version(&reference, &value, 7)
+            .await
+            .unwrap_err(),
+        {
+            store.delete(&reference).await.unwrap();
+            store.get(&reference).await.unwrap_err()
+        },
+    ];
+    for error in &errors {
+        printed.push(format!("{error} {error:?} {:?}", error.hint()));
+    }
+    let logged = logs.text();
+    assert!(logged.contains("stored secret in Vault"), "{logged}");
+    assert!(
+        logged.contains("/v1/patchbay/data/"),
+        "the client's request spans are captured"
+    );
+    printed.push(logged);
+    for text in printed {
+        assert!(!text.contains(&canary), "{text}");
+        assert!(!text.contains(&bao.token), "{text}");
+    }
+}
+
+/// A log sink the test can read back.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn unreachable_vault_at_connect_is_unavailable() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("http://127.0.0.1:{port}");
+    let settings = VaultConfig::new(address.clone(), VaultAuth::Token("t".into()));
+    let error = VaultSecretStore::connect(settings).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    assert_eq!(error.message(), UNAVAILABLE);
+    let hint = error.hint().unwrap();
+    assert!(
+        hint.contains(&address) && hint.contains("connection refused"),
+        "{hint}"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_vault_is_cut_off_at_the_timeout() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let settings = VaultConfig {
+        timeout: Duration::from_secs(1),
+        ..VaultConfig::new(address.clone(), VaultAuth::Token("t".into()))
+    };
+    let started = Instant::now();
+    let error = VaultSecretStore::connect(settings).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    assert_eq!(error.message(), UNAVAILABLE);
+    assert_eq!(
+        error.hint(),
+        Some(format!("Vault at {address} did not answer within 1 s").as_str())
+    );
+    held.abort();
+}
+
+#[tokio::test]
+async fn stopped_vault_fails_fast_and_the_same_store_recovers() {
+    let Some(mut server) = PrivateBao::start().await else {
+        return;
+    };
+    let bao = server.bao.clone();
+    let store = store(&bao, "tenants", Duration::ZERO).await;
+    let reference = store
+        .put(
+            &location("t", "c", "1"),
+            &secret(json!({ "key": "before" })),
+        )
+        .await
+        .unwrap();
+    store.get(&reference).await.unwrap();
+
+    bao.ok(Method::PUT, "sys/seal", None).await;
+    let error = store.get(&reference).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error:?}");
+    assert_eq!(error.message(), UNAVAILABLE);
+    assert!(
+        error.hint().unwrap().contains("sealed"),
+        "{:?}",
+        error.hint()
+    );
+    assert_eq!(
+        store.health().await.unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
+
+    server.kill();
+    let started = Instant::now();
+    let error = store.get(&reference).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(5), "get took {elapsed:?}");
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    assert_eq!(error.message(), UNAVAILABLE);
+    assert!(
+        error.hint().unwrap().contains(&bao.addr),
+        "{:?}",
+        error.hint()
+    );
+    let error = store
+        .put(&location("t", "c", "2"), &secret(json!({ "key": "down" })))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    assert_eq!(
+        store.health().await.unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
+
+    // Dev mode forgets everything: the fresh server has an empty mount.
+    server.restart().await;
+    assert_eq!(
+        store.get(&reference).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let reference = store
+        .put(&location("t", "c", "1"), &secret(json!({ "key": "after" })))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&reference).await.unwrap(),
+        secret(json!({ "key": "after" }))
+    );
+    store.health().await.unwrap();
+}
+
+/// AppRole credentials set up on a private server.
+struct AppRoleLogin {
+    role_id: String,
+    secret_id: String,
+}
+
+impl AppRoleLogin {
+    /// Enables AppRole with a role holding exactly the policy the store documents.
+    /// `reuse` recreates a previous login's ids (dev servers forget them on restart).
+    async fn set_up(bao: &Bao, token_ttl: &str, token_max_ttl: &str, reuse: Option<&Self>) -> Self {
+        bao.ok(
+            Method::POST,
+            "sys/auth/approle",
+            Some(json!({ "type": "approle" })),
+        )
+        .await;
+        let policy = format!(
+            "path \"{MOUNT}/config\" {{ capabilities = [\"read\"] }}\n\
+             path \"{MOUNT}/data/tenants/*\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\n\
+             path \"{MOUNT}/metadata/tenants/*\" {{ capabilities = [\"delete\"] }}\n"
+        );
+        bao.ok(
+            Method::PUT,
+            "sys/policies/acl/patchbay",
+            Some(json!({ "policy": policy })),
+        )
+        .await;
+        bao.ok(
+            Method::POST,
+            "auth/approle/role/patchbay",
+            Some(json!({
+                "token_policies": ["patchbay"],
+                "token_ttl": token_ttl,
+                "token_max_ttl": token_max_ttl,
+            })),
+        )
+        .await;
+        if let Some(previous) = reuse {
+            bao.ok(
+                Method::POST,
+                "auth/approle/role/patchbay/role-id",
+                Some(json!({ "role_id": previous.role_id })),
+            )
+            .await;
+            bao.ok(
+                Method::POST,
+                "auth/approle/role/patchbay/custom-secret-id",
+                Some(json!({ "secret_id": previous.secret_id })),
+            )
+            .await;
+        }
+        let role_id = bao
+            .ok(Method::GET, "auth/approle/role/patchbay/role-id", None)
+            .await["data"]["role_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let secret_id = match reuse {
+            Some(previous) => previous.secret_id.clone(),
+            None => bao
+                .ok(Method::POST, "auth/approle/role/patchbay/secret-id", None)
+                .await["data"]["secret_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        };
+        Self { role_id, secret_id }
+    }
+
+    fn config(&self, bao: &Bao) -> VaultConfig {
+        VaultConfig {
+            cache_ttl: Duration::ZERO,
+            ..VaultConfig::new(
+                bao.addr.clone(),
+                VaultAuth::AppRole {
+                    role_id: SecretString::from(self.role_id.as_str()),
+                    secret_id: SecretString::from(self.secret_id.as_str()),
+                },
+            )
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approle_tokens_are_renewed_then_replaced_at_max_ttl() {
+    let Some(server) = PrivateBao::start().await else {
+        return;
+    };
+    let bao = &server.bao;
+    let login = AppRoleLogin::set_up(bao, "3s", "12s", None).await;
+    let (role_id, secret_id) = (&login.role_id, &login.secret_id);
+    let settings = login.config(bao);
+    let printed = format!("{settings:?}");
+    assert!(
+        !printed.contains(secret_id) && !printed.contains(role_id),
+        "{printed}"
+    );
+    let started = Instant::now();
+    let store = VaultSecretStore::connect(settings).await.unwrap();
+    assert_eq!(store.token_stats().logins, 1);
+    let value = secret(json!({ "key": "approle" }));
+    let reference = store.put(&location("t", "c", "1"), &value).await.unwrap();
+
+    while started.elapsed() < Duration::from_secs(8) {
+        assert_eq!(store.get(&reference).await.unwrap(), value);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let stats = store.token_stats();
+    assert!(stats.renewals >= 1, "{stats:?}");
+    assert_eq!(
+        stats.logins, 1,
+        "renewal, not login, keeps the first token alive: {stats:?}"
+    );
+
+    // Past the 12 s max TTL the first token is dead; a fresh login carries on.
+    while started.elapsed() < Duration::from_secs(13) {
+        assert_eq!(store.get(&reference).await.unwrap(), value);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let stats = store.token_stats();
+    assert!(stats.logins >= 2, "{stats:?}");
+    assert_eq!(store.get(&reference).await.unwrap(), value);
+    store
+        .update(&reference, &secret(json!({ "key": "rotated" })))
+        .await
+        .unwrap();
+    store.delete(&reference).await.unwrap();
+    store.health().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approle_store_fails_fast_while_vault_is_down_and_logs_in_again() {
+    let Some(mut server) = PrivateBao::start().await else {
+        return;
+    };
+    let login = AppRoleLogin::set_up(&server.bao, "3s", "1h", None).await;
+    let store = VaultSecretStore::connect(login.config(&server.bao))
+        .await
+        .unwrap();
+    let reference = store
+        .put(&location("t", "c", "1"), &secret(json!({ "key": "v" })))
+        .await
+        .unwrap();
+
+    server.kill();
+    // The token outlives neither its 3 s TTL nor the failed renewals.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let started = Instant::now();
+    let error = store.get(&reference).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    assert_eq!(error.message(), UNAVAILABLE);
+    let hint = error.hint().unwrap();
+    assert!(hint.contains("token expired"), "{hint}");
+    assert!(hint.contains(&server.bao.addr), "{hint}");
+    assert!(!hint.contains(&login.secret_id), "{hint}");
+
+    server.restart().await;
+    AppRoleLogin::set_up(&server.bao, "3s", "1h", Some(&login)).await;
+    let reference = loop {
+        match store
+            .put(&location("t", "c", "1"), &secret(json!({ "key": "back" })))
+            .await
+        {
+            Ok(reference) => break reference,
+            Err(error) => {
+                assert_eq!(error.kind(), ErrorKind::Unavailable, "{error:?}");
+                assert!(
+                    started.elapsed() < Duration::from_secs(25),
+                    "no fresh login after Vault came back: {error:?} {:?}",
+                    error.hint()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert_eq!(
+        store.get(&reference).await.unwrap(),
+        secret(json!({ "key": "back" }))
+    );
+    assert!(store.token_stats().logins >= 2, "{:?}", store.token_stats());
+}

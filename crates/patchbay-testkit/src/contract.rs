@@ -1,0 +1,496 @@
+//! The behaviour every connector must show, run against its provider fake.
+//!
+//! A connector's `tests/contract.rs` builds a [`ContractCase`] (the connector
+//! pointed at a fake, forms, parameters for every operation, webhook samples and
+//! the secret values to watch for) and calls [`run_contract_suite`], which panics
+//! with a message naming the broken rule.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use patchbay_core::{
+    AuthRequest, CheckOutcome, ConnectorContext, DynConnector, DynCredentials, Error, ErrorKind,
+    FormFields, InboundWebhook, WebhookAuth,
+};
+use serde_json::{json, Value};
+
+/// Everything the suite needs to exercise one connector.
+pub struct ContractCase {
+    /// The connector under test, configured to reach the provider fake.
+    pub connector: Arc<dyn DynConnector>,
+    /// A connect form the fake accepts.
+    pub good_form: Value,
+    /// A well-formed connect form the provider rejects (a mandatory check fails).
+    pub bad_form: Value,
+    /// A connect form `authenticate` rejects with `InvalidConfig` naming a field.
+    pub invalid_form: Value,
+    /// Parameters for every operation in the descriptor.
+    pub operation_params: BTreeMap<String, Value>,
+    /// Webhook deliveries that must each normalise to at least one event.
+    pub webhook_samples: Vec<InboundWebhook>,
+    /// The secret values inside `good_form` and `bad_form`.
+    pub canaries: Vec<String>,
+}
+
+/// Runs every contract check, printing each one passed; panics on the first failure.
+pub async fn run_contract_suite(case: ContractCase) {
+    let suite = Suite::new(case);
+    suite.descriptor_is_sane();
+    suite.invalid_form_names_a_field().await;
+    let mut credentials = suite.good_form_authenticates().await;
+    suite.good_credentials_validate(&mut credentials).await;
+    suite.bad_credentials_fail_validation().await;
+    suite.every_operation_runs(&credentials).await;
+    suite.unknown_operation_is_not_found(&credentials).await;
+    suite.malformed_params_are_invalid_input(&credentials).await;
+    suite.webhook_samples_normalise(&credentials).await;
+    suite.pass("all contract checks passed");
+}
+
+struct Suite {
+    case: ContractCase,
+    id: &'static str,
+    ctx: ConnectorContext,
+}
+
+impl Suite {
+    fn new(case: ContractCase) -> Self {
+        let id = case.connector.descriptor().id;
+        assert!(
+            !case.canaries.is_empty() && case.canaries.iter().all(|canary| canary.len() >= 8),
+            "contract[{id}]: give at least one canary of 8+ characters so leaks are detectable"
+        );
+        Self {
+            case,
+            id,
+            ctx: ConnectorContext::default(),
+        }
+    }
+
+    fn pass(&self, check: &str) {
+        println!("contract[{}]: ok - {check}", self.id);
+    }
+
+    /// Panics if any canary appears in `text`.
+    fn assert_no_canary(&self, what: &str, text: &str) {
+        for canary in &self.case.canaries {
+            assert!(
+                !text.contains(canary.as_str()),
+                "contract[{}]: {what} contains a secret value",
+                self.id
+            );
+        }
+    }
+
+    /// Panics if an error leaks a canary through any of its printing paths.
+    fn assert_error_clean(&self, what: &str, error: &Error) {
+        self.assert_no_canary(what, &error.to_string());
+        self.assert_no_canary(what, &format!("{error:?}"));
+        self.assert_no_canary(what, error.hint().unwrap_or_default());
+    }
+
+    fn form(&self, value: &Value, name: &str) -> AuthRequest {
+        match value {
+            Value::Object(map) => AuthRequest::Form(FormFields(map.clone())),
+            other => panic!(
+                "contract[{}]: {name} must be a JSON object, got {other}",
+                self.id
+            ),
+        }
+    }
+
+    fn descriptor_is_sane(&self) {
+        let descriptor = self.case.connector.descriptor();
+        let id = descriptor.id;
+        assert!(
+            !id.is_empty()
+                && id.bytes().all(|byte| byte.is_ascii_lowercase()
+                    || byte.is_ascii_digit()
+                    || byte == b'_'
+                    || byte == b'-'),
+            "contract[{id}]: the id must be lowercase ASCII letters, digits, `_` or `-`"
+        );
+        assert!(
+            !descriptor.display_name.trim().is_empty(),
+            "contract[{id}]: empty display name"
+        );
+        let connect_schema = (descriptor.connect_schema)();
+        assert_eq!(
+            connect_schema.as_value().get("type"),
+            Some(&json!("object")),
+            "contract[{id}]: the connect schema must be an object schema"
+        );
+        let operations = (descriptor.operations)();
+        let mut names = std::collections::BTreeSet::new();
+        for operation in &operations {
+            assert!(
+                names.insert(operation.name),
+                "contract[{id}]: operation `{}` is declared twice",
+                operation.name
+            );
+            assert!(
+                !operation.description.trim().is_empty(),
+                "contract[{id}]: operation `{}` has no description",
+                operation.name
+            );
+            assert_eq!(
+                operation.params_schema.as_value().get("type"),
+                Some(&json!("object")),
+                "contract[{id}]: operation `{}` params schema must be an object schema",
+                operation.name
+            );
+        }
+        if let Some(webhook) = descriptor.webhook {
+            assert!(
+                webhook.path.starts_with('/'),
+                "contract[{id}]: webhook path must start with /"
+            );
+            if matches!(webhook.auth, WebhookAuth::Token { .. }) {
+                assert!(
+                    webhook.path.contains("{user_id}"),
+                    "contract[{id}]: a token webhook path must contain {{user_id}}"
+                );
+            }
+        }
+        let document =
+            serde_json::to_string(&descriptor.document()).expect("descriptor serialises");
+        self.assert_no_canary("the descriptor document", &document);
+        self.pass("descriptor is well formed");
+    }
+
+    async fn invalid_form_names_a_field(&self) {
+        let request = self.form(&self.case.invalid_form, "invalid_form");
+        let error = self
+            .case
+            .connector
+            .authenticate(request)
+            .await
+            .expect_err(&format!(
+                "contract[{}]: invalid_form must not authenticate",
+                self.id
+            ));
+        assert_eq!(
+            error.kind(),
+            ErrorKind::InvalidConfig,
+            "contract[{}]: invalid_form must fail with invalid_config, got {error}",
+            self.id
+        );
+        assert!(
+            error.field().is_some(),
+            "contract[{}]: invalid_form error must name the field at fault: {error}",
+            self.id
+        );
+        self.assert_error_clean("the invalid_form error", &error);
+        self.pass("invalid_form is rejected with invalid_config naming a field");
+    }
+
+    async fn good_form_authenticates(&self) -> DynCredentials {
+        let request = self.form(&self.case.good_form, "good_form");
+        let credentials = match self.case.connector.authenticate(request).await {
+            Ok(credentials) => credentials,
+            Err(error) => panic!(
+                "contract[{}]: good_form must authenticate: {error}",
+                self.id
+            ),
+        };
+        self.assert_no_canary("the credentials' config", &credentials.config.to_string());
+        self.assert_no_canary("the credentials' Debug output", &format!("{credentials:?}"));
+        let secrets = credentials.secrets.expose().to_string();
+        assert!(
+            self.case
+                .canaries
+                .iter()
+                .any(|canary| secrets.contains(canary.as_str())),
+            "contract[{}]: the credentials' secrets must hold the submitted keys",
+            self.id
+        );
+        self.pass("good_form authenticates; config and Debug output hold no secret");
+        credentials
+    }
+
+    async fn good_credentials_validate(&self, credentials: &mut DynCredentials) {
+        let report = match self.case.connector.validate(&self.ctx, credentials).await {
+            Ok(report) => report,
+            Err(error) => panic!(
+                "contract[{}]: validate(good_form) must return a report: {error}",
+                self.id
+            ),
+        };
+        let text = serde_json::to_string(&report).expect("report serialises");
+        self.assert_no_canary("the validation report", &text);
+        self.assert_no_canary("the validated config", &credentials.config.to_string());
+        assert!(
+            !report.checks.is_empty(),
+            "contract[{}]: the report has no checks",
+            self.id
+        );
+        for check in &report.checks {
+            assert!(
+                !check.id.trim().is_empty() && !check.description.trim().is_empty(),
+                "contract[{}]: every check needs an id and a description: {check:?}",
+                self.id
+            );
+        }
+        assert!(
+            report.passed(),
+            "contract[{}]: validate(good_form) must pass, got {text}",
+            self.id
+        );
+        self.pass(&format!(
+            "validate(good_form) passes with {} checks",
+            report.checks.len()
+        ));
+    }
+
+    async fn bad_credentials_fail_validation(&self) {
+        let request = self.form(&self.case.bad_form, "bad_form");
+        let mut credentials = match self.case.connector.authenticate(request).await {
+            Ok(credentials) => credentials,
+            Err(error) => panic!(
+                "contract[{}]: bad_form must be well formed and authenticate (it fails at the provider): {error}",
+                self.id
+            ),
+        };
+        let report = match self.case.connector.validate(&self.ctx, &mut credentials).await {
+            Ok(report) => report,
+            Err(error) => panic!(
+                "contract[{}]: validate(bad_form) must return a failed report, not an error: {error}",
+                self.id
+            ),
+        };
+        let text = serde_json::to_string(&report).expect("report serialises");
+        self.assert_no_canary("the failed validation report", &text);
+        assert!(
+            !report.passed(),
+            "contract[{}]: validate(bad_form) must fail, got {text}",
+            self.id
+        );
+        assert!(
+            report
+                .checks
+                .iter()
+                .any(|check| check.mandatory && check.outcome != CheckOutcome::Ok),
+            "contract[{}]: a failed report must have a mandatory check that is not ok: {text}",
+            self.id
+        );
+        self.pass("validate(bad_form) fails on a mandatory check");
+    }
+
+    async fn every_operation_runs(&self, credentials: &DynCredentials) {
+        let operations = (self.case.connector.descriptor().operations)();
+        for operation in &operations {
+            let params = self
+                .case
+                .operation_params
+                .get(operation.name)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "contract[{}]: operation_params has no entry for `{}`",
+                        self.id, operation.name
+                    )
+                });
+            let output = match self
+                .case
+                .connector
+                .query(&self.ctx, credentials, operation.name, params.clone())
+                .await
+            {
+                Ok(output) => output,
+                Err(error) => panic!(
+                    "contract[{}]: operation `{}` failed with {params}: {error} ({:?})",
+                    self.id,
+                    operation.name,
+                    error.hint()
+                ),
+            };
+            let text = serde_json::to_string(&output).expect("query output serialises");
+            self.assert_no_canary(&format!("the output of `{}`", operation.name), &text);
+            assert!(
+                !output.data.is_null(),
+                "contract[{}]: operation `{}` returned null data",
+                self.id,
+                operation.name
+            );
+            self.pass(&format!("operation `{}` runs", operation.name));
+        }
+        for name in self.case.operation_params.keys() {
+            assert!(
+                operations.iter().any(|operation| operation.name == name),
+                "contract[{}]: operation_params names `{name}`, which the descriptor does not declare",
+                self.id
+            );
+        }
+    }
+
+    async fn unknown_operation_is_not_found(&self, credentials: &DynCredentials) {
+        let error = self
+            .case
+            .connector
+            .query(
+                &self.ctx,
+                credentials,
+                "contract_no_such_operation",
+                json!({}),
+            )
+            .await
+            .expect_err(&format!(
+                "contract[{}]: an unknown operation must fail",
+                self.id
+            ));
+        assert_eq!(
+            error.kind(),
+            ErrorKind::NotFound,
+            "contract[{}]: an unknown operation must be not_found, got {error}",
+            self.id
+        );
+        self.assert_error_clean("the unknown-operation error", &error);
+        self.pass("an unknown operation is not_found");
+    }
+
+    async fn malformed_params_are_invalid_input(&self, credentials: &DynCredentials) {
+        let operations = (self.case.connector.descriptor().operations)();
+        let mut typed_fields_checked = 0;
+        for operation in &operations {
+            let good = self
+                .case
+                .operation_params
+                .get(operation.name)
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            let mut unknown = match good {
+                Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            };
+            let typed = typed_field(operation.params_schema.as_value());
+            unknown.insert("contract_unknown_field".to_owned(), json!(true));
+            self.expect_invalid_input(credentials, operation.name, Value::Object(unknown.clone()))
+                .await;
+            if let Some(field) = typed {
+                unknown.remove("contract_unknown_field");
+                unknown.insert(field, json!("lots"));
+                self.expect_invalid_input(credentials, operation.name, Value::Object(unknown))
+                    .await;
+                typed_fields_checked += 1;
+            }
+        }
+        self.pass(&format!(
+            "unknown fields and wrongly typed fields ({typed_fields_checked} operations) are invalid_input naming a field"
+        ));
+    }
+
+    async fn expect_invalid_input(
+        &self,
+        credentials: &DynCredentials,
+        operation: &str,
+        params: Value,
+    ) {
+        let result = self
+            .case
+            .connector
+            .query(&self.ctx, credentials, operation, params.clone())
+            .await;
+        let error = match result {
+            Ok(_) => panic!(
+                "contract[{}]: operation `{operation}` accepted malformed params {params}",
+                self.id
+            ),
+            Err(error) => error,
+        };
+        assert_eq!(
+            error.kind(),
+            ErrorKind::InvalidInput,
+            "contract[{}]: malformed params {params} for `{operation}` must be invalid_input, got {error}",
+            self.id
+        );
+        assert!(
+            error.field().is_some(),
+            "contract[{}]: the error for {params} on `{operation}` must name a field: {error}",
+            self.id
+        );
+        self.assert_error_clean("a malformed-params error", &error);
+    }
+
+    async fn webhook_samples_normalise(&self, credentials: &DynCredentials) {
+        let Some(_) = self.case.connector.descriptor().webhook else {
+            assert!(
+                self.case.webhook_samples.is_empty(),
+                "contract[{}]: webhook samples given but the descriptor declares no webhook",
+                self.id
+            );
+            return;
+        };
+        assert!(
+            !self.case.webhook_samples.is_empty(),
+            "contract[{}]: the descriptor declares a webhook; give at least one sample",
+            self.id
+        );
+        for (index, sample) in self.case.webhook_samples.iter().enumerate() {
+            let outcome = match self
+                .case
+                .connector
+                .webhook(
+                    &self.ctx,
+                    &credentials.config,
+                    Some(&credentials.secrets),
+                    sample,
+                )
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(error) => panic!(
+                    "contract[{}]: webhook sample {index} failed: {error}",
+                    self.id
+                ),
+            };
+            assert!(
+                !outcome.events.is_empty(),
+                "contract[{}]: webhook sample {index} produced no event",
+                self.id
+            );
+            for event in &outcome.events {
+                assert_eq!(
+                    event.source, self.id,
+                    "contract[{}]: event source must be the connector id",
+                    self.id
+                );
+                assert!(
+                    !event.external_id.trim().is_empty(),
+                    "contract[{}]: webhook sample {index} has an empty external_id",
+                    self.id
+                );
+                assert!(
+                    !event.dedup_key.trim().is_empty(),
+                    "contract[{}]: webhook sample {index} has an empty dedup_key",
+                    self.id
+                );
+                assert!(
+                    !event.raw.is_null(),
+                    "contract[{}]: webhook sample {index} lost its raw payload",
+                    self.id
+                );
+                let text = serde_json::to_string(event).expect("event serialises");
+                self.assert_no_canary("a normalised webhook event", &text);
+            }
+        }
+        self.pass(&format!(
+            "{} webhook samples normalise",
+            self.case.webhook_samples.len()
+        ));
+    }
+}
+
+/// A property of an integer, number or boolean type, to send a string in.
+fn typed_field(schema: &Value) -> Option<String> {
+    let properties = schema.get("properties")?.as_object()?;
+    properties.iter().find_map(|(name, property)| {
+        let types: Vec<&str> = match property.get("type") {
+            Some(Value::String(kind)) => vec![kind.as_str()],
+            Some(Value::Array(kinds)) => kinds.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let scalar = types
+            .iter()
+            .any(|kind| matches!(*kind, "integer" | "number" | "boolean"));
+        (scalar && !types.contains(&"string")).then(|| name.clone())
+    })
+}

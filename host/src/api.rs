@@ -1,0 +1,583 @@
+//! The JSON API: connectors, connections, queries and alerts.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use patchbay_core::connector::{ConnectorContext, FormFields};
+use patchbay_core::{
+    AuthRequest, ConnectorDescriptor, DynConnector, DynCredentials, Error, ErrorKind, RevealedJson,
+    Tenant, ValidationReport, ValidationStatus, WebhookAuth,
+};
+use patchbay_store::{ConnectionRecord, ConnectionStatus, SecretLocation, SecretRef};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::{generate_token, hash_token, Principal};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The prefix of webhook tokens.
+pub const WEBHOOK_TOKEN_PREFIX: &str = "pbw_";
+/// The prefix of webhook signing secrets.
+pub const WEBHOOK_SECRET_PREFIX: &str = "pbs_";
+
+/// The JSON API routes (state is supplied by the caller).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/connectors", get(list_connectors))
+        .route("/api/connectors/status", get(connectors_status))
+        .route("/api/connections", post(connect).get(list_connections))
+        .route(
+            "/api/connections/{id}",
+            get(get_connection).delete(disconnect),
+        )
+        .route("/api/connections/{id}/validate", post(revalidate))
+        .route("/api/connections/{id}/query/{operation}", post(query))
+        .route("/api/alerts", get(list_alerts))
+}
+
+/// Parses a JSON body, answering 400 with serde's reason (line, column, field).
+pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::from_slice(b"{}").map_err(|error| {
+            ApiError::from(Error::invalid_input(
+                "body",
+                format!("a JSON body is required: {error}"),
+            ))
+        });
+    }
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError::from(
+            Error::invalid_input("body", format!("malformed JSON body: {error}"))
+                .with_hint("send a JSON object with Content-Type: application/json"),
+        )
+    })
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let (records, secrets) = tokio::join!(state.records.health(), state.secrets.health());
+    let describe = |result: &patchbay_core::Result<()>| match result {
+        Ok(()) => json!({ "status": "ok" }),
+        Err(error) => json!({ "status": "unavailable", "message": error.message() }),
+    };
+    let ready = records.is_ok() && secrets.is_ok();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ok" } else { "unavailable" },
+        "records": describe(&records),
+        "secrets": describe(&secrets),
+        "secrets_backend": state.secrets.backend(),
+    });
+    (status, Json(body))
+}
+
+fn connector_summary(state: &AppState, descriptor: &ConnectorDescriptor) -> serde_json::Value {
+    let mut document = serde_json::to_value(descriptor.document()).unwrap_or_default();
+    document["enabled"] = json!(descriptor.is_enabled(&state.env));
+    document["configured"] =
+        json!(descriptor.is_enabled(&state.env) && descriptor.is_configured(&state.env));
+    document
+}
+
+async fn list_connectors(
+    State(state): State<AppState>,
+    Principal(_): Principal,
+) -> impl IntoResponse {
+    let connectors: Vec<_> = state
+        .registry
+        .descriptors()
+        .map(|descriptor| connector_summary(&state, descriptor))
+        .collect();
+    Json(json!({ "connectors": connectors }))
+}
+
+/// A connection as the API shows it: no secret, no secret reference.
+#[derive(Debug, Serialize)]
+pub struct ConnectionView {
+    id: String,
+    connector: String,
+    label: String,
+    status: ConnectionStatus,
+    created_by: String,
+    org_id: Option<String>,
+    metadata: serde_json::Value,
+    created_at: DateTime<Utc>,
+    validated_at: Option<DateTime<Utc>>,
+    last_report: Option<ValidationReport>,
+    webhook: Option<WebhookView>,
+}
+
+/// Where the provider should send webhooks for a connection.
+#[derive(Debug, Serialize)]
+pub struct WebhookView {
+    url: String,
+    header: Option<&'static str>,
+}
+
+/// Percent-encodes one path segment (RFC 3986 unreserved characters pass through).
+fn encode_segment(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+fn webhook_view(state: &AppState, record: &ConnectionRecord) -> Option<WebhookView> {
+    let webhook = state.registry.descriptor(&record.connector)?.webhook?;
+    let path = webhook
+        .path
+        .replace("{user_id}", &encode_segment(&record.tenant.user_id));
+    Some(WebhookView {
+        url: format!("{}{path}", state.public_url),
+        header: match webhook.auth {
+            WebhookAuth::Token { header } => Some(header),
+            WebhookAuth::Signature | WebhookAuth::App => None,
+        },
+    })
+}
+
+fn view(state: &AppState, record: ConnectionRecord) -> ConnectionView {
+    let webhook = webhook_view(state, &record);
+    ConnectionView {
+        id: record.id,
+        connector: record.connector,
+        label: record.label,
+        status: record.status,
+        created_by: record.tenant.user_id,
+        org_id: record.tenant.org_id,
+        metadata: record.metadata,
+        created_at: record.created_at,
+        validated_at: record.validated_at,
+        last_report: record.last_report,
+        webhook,
+    }
+}
+
+async fn connectors_status(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+) -> Result<impl IntoResponse, ApiError> {
+    let records = state.records.list_connections(&tenant).await?;
+    let mut connectors = BTreeMap::new();
+    for descriptor in state.registry.descriptors() {
+        let connections: Vec<_> = records
+            .iter()
+            .filter(|record| record.connector == descriptor.id)
+            .map(|record| {
+                json!({
+                    "id": record.id,
+                    "label": record.label,
+                    "status": record.status,
+                    "validated_at": record.validated_at,
+                })
+            })
+            .collect();
+        let connected = records.iter().any(|record| {
+            record.connector == descriptor.id
+                && matches!(
+                    record.status,
+                    ConnectionStatus::Active | ConnectionStatus::Degraded
+                )
+        });
+        let enabled = descriptor.is_enabled(&state.env);
+        let mut entry = json!({
+            "enabled": enabled,
+            "connected": connected,
+            "connections": connections,
+        });
+        if !enabled {
+            entry["message"] = json!(descriptor.disabled_message);
+        }
+        connectors.insert(descriptor.id, entry);
+    }
+    Ok(Json(json!({ "connectors": connectors })))
+}
+
+fn connector_for(state: &AppState, id: &str) -> Result<std::sync::Arc<dyn DynConnector>, ApiError> {
+    let connector = state.registry.get(id).cloned().ok_or_else(|| {
+        ApiError::from(
+            Error::not_found(format!("unknown connector `{id}`"))
+                .with_field("connector")
+                .with_hint(format!(
+                    "available connectors: {}",
+                    state.registry.ids().join(", ")
+                )),
+        )
+    })?;
+    let descriptor = connector.descriptor();
+    if !descriptor.is_enabled(&state.env) {
+        let message = descriptor
+            .disabled_message
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{} connector not enabled", descriptor.display_name));
+        let mut error = Error::new(ErrorKind::Unsupported, message).with_connector(descriptor.id);
+        if let Some(flag) = descriptor.feature_flag {
+            error = error.with_hint(format!("set {flag}=true and restart Patchbay"));
+        }
+        return Err(ApiError::new(StatusCode::FORBIDDEN, error));
+    }
+    Ok(connector)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectBody {
+    connector: String,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+fn status_of(report: &ValidationReport) -> ConnectionStatus {
+    match report.overall {
+        ValidationStatus::Ok => ConnectionStatus::Active,
+        ValidationStatus::Degraded => ConnectionStatus::Degraded,
+        ValidationStatus::Failed => ConnectionStatus::Failed,
+    }
+}
+
+async fn connect(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: ConnectBody = parse_body(&body)?;
+    let connector = connector_for(&state, &body.connector)?;
+    let descriptor = connector.descriptor();
+    let ctx = ConnectorContext {
+        connection_id: None,
+        tenant: Some(tenant.clone()),
+    };
+    let mut credentials = connector
+        .authenticate(AuthRequest::Form(FormFields(body.fields)))
+        .await
+        .map_err(|error| error.with_connector(descriptor.id))?;
+    let report = connector.validate(&ctx, &mut credentials).await?;
+    if !report.passed() {
+        let error = Error::new(
+            ErrorKind::AuthFailed,
+            format!(
+                "{} rejected the credentials; nothing was stored",
+                descriptor.display_name
+            ),
+        )
+        .with_connector(descriptor.id)
+        .with_hint("see the failed checks in `report`");
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error).with_report(report));
+    }
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let webhook_auth = descriptor.webhook.map(|webhook| webhook.auth);
+    let webhook_token = match webhook_auth {
+        Some(WebhookAuth::Token { .. }) => Some(generate_token(WEBHOOK_TOKEN_PREFIX)),
+        _ => None,
+    };
+    // Signature webhooks are verified by the connector with a secret kept beside
+    // the connection's other secrets.
+    let webhook_secret = match webhook_auth {
+        Some(WebhookAuth::Signature) => {
+            let secret = generate_token(WEBHOOK_SECRET_PREFIX);
+            let mut secrets = credentials.secrets.into_exposed();
+            if let Some(fields) = secrets.as_object_mut() {
+                fields.insert("webhook_secret".into(), json!(secret.expose()));
+            }
+            credentials.secrets = RevealedJson::new(secrets);
+            Some(secret)
+        }
+        _ => None,
+    };
+    let location = SecretLocation {
+        tenant: tenant
+            .org_id
+            .clone()
+            .unwrap_or_else(|| tenant.user_id.clone()),
+        connector: descriptor.id.to_owned(),
+        connection_id: id.clone(),
+    };
+    let secret_ref = match state.secrets.put(&location, &credentials.secrets).await {
+        Ok(secret_ref) => secret_ref,
+        Err(error) => {
+            // A write that timed out may still land once the store recovers.
+            if let Some(reference) = state.secrets.reference_for(&location) {
+                remove_in_background(state.secrets.clone(), reference);
+            }
+            return Err(error.into());
+        }
+    };
+    let now = Utc::now();
+    let routing_key = connector.routing_key(&credentials.config);
+    let record = ConnectionRecord {
+        id,
+        tenant,
+        connector: descriptor.id.to_owned(),
+        label: body
+            .label
+            .filter(|label| !label.trim().is_empty())
+            .unwrap_or_else(|| descriptor.display_name.to_owned()),
+        metadata: credentials.config,
+        secret_ref: secret_ref.clone(),
+        status: status_of(&report),
+        webhook_token_hash: webhook_token
+            .as_ref()
+            .map(|token| hash_token(token.expose())),
+        routing_key,
+        last_report: Some(report.clone()),
+        created_at: now,
+        validated_at: Some(now),
+    };
+    if let Err(error) = state.records.insert_connection(&record).await {
+        if let Err(cleanup) = state.secrets.delete(&secret_ref).await {
+            tracing::warn!(connection = %record.id, error = %cleanup, "could not remove the secret of a connection whose record failed to save; retrying in the background");
+            remove_in_background(state.secrets.clone(), secret_ref);
+        }
+        return Err(error.into());
+    }
+    tracing::info!(connection = %record.id, connector = descriptor.id, "connected");
+
+    let view = view(&state, record);
+    let mut body = json!({ "connection": view, "report": report });
+    if let Some(webhook) = &view.webhook {
+        let mut shown = json!({ "url": webhook.url, "header": webhook.header });
+        if let Some(token) = &webhook_token {
+            shown["token"] = json!(token.expose());
+            shown["note"] = json!("the token is shown once; paste it as the header's value in the provider's webhook settings");
+        }
+        if let Some(secret) = &webhook_secret {
+            shown["secret"] = json!(secret.expose());
+            shown["note"] = json!("the secret is shown once; paste it as the webhook secret in the provider's webhook settings");
+        }
+        body["webhook"] = shown;
+    }
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// How long a background clean-up keeps trying to remove an orphaned secret.
+const CLEANUP_PERSISTENCE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes a secret that no record points to, retrying until the store answers,
+/// and confirming it stays gone (a delayed write may land after a first delete).
+fn remove_in_background(
+    secrets: std::sync::Arc<dyn patchbay_store::SecretStore>,
+    reference: SecretRef,
+) {
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut confirmations = 0;
+        while started.elapsed() < CLEANUP_PERSISTENCE {
+            let gone = secrets.delete(&reference).await.is_ok()
+                && matches!(secrets.get(&reference).await, Err(error) if error.kind() == ErrorKind::NotFound);
+            confirmations = if gone { confirmations + 1 } else { 0 };
+            if confirmations >= 2 {
+                tracing::info!(%reference, "removed an orphaned secret");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        tracing::error!(%reference, "gave up removing an orphaned secret; delete it by hand");
+    });
+}
+
+async fn list_connections(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+) -> Result<impl IntoResponse, ApiError> {
+    let records = state.records.list_connections(&tenant).await?;
+    let views: Vec<_> = records
+        .into_iter()
+        .map(|record| view(&state, record))
+        .collect();
+    Ok(Json(json!({ "connections": views })))
+}
+
+async fn load(state: &AppState, tenant: &Tenant, id: &str) -> Result<ConnectionRecord, ApiError> {
+    state
+        .records
+        .get_connection(tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("connection"))
+}
+
+async fn credentials_of(
+    state: &AppState,
+    record: &ConnectionRecord,
+) -> Result<DynCredentials, ApiError> {
+    let secrets = state
+        .secrets
+        .get(&record.secret_ref)
+        .await
+        .map_err(|error| {
+            if error.kind() == ErrorKind::NotFound {
+                ApiError::from(
+                    Error::new(
+                        ErrorKind::NeedsReauth,
+                        "the stored credentials for this connection are gone",
+                    )
+                    .with_connector(record.connector.clone())
+                    .with_hint("disconnect and connect again"),
+                )
+            } else {
+                ApiError::from(error)
+            }
+        })?;
+    Ok(DynCredentials {
+        config: record.metadata.clone(),
+        secrets,
+    })
+}
+
+async fn get_connection(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let record = load(&state, &tenant, &id).await?;
+    Ok(Json(json!({ "connection": view(&state, record) })))
+}
+
+async fn revalidate(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let record = load(&state, &tenant, &id).await?;
+    let connector = connector_for(&state, &record.connector)?;
+    let mut credentials = credentials_of(&state, &record).await?;
+    let ctx = ConnectorContext {
+        connection_id: Some(record.id.clone()),
+        tenant: Some(tenant.clone()),
+    };
+    let report = connector.validate(&ctx, &mut credentials).await?;
+    state
+        .records
+        .update_validation(
+            &tenant,
+            &record.id,
+            status_of(&report),
+            &credentials.config,
+            &report,
+        )
+        .await?;
+    Ok(Json(
+        json!({ "report": report, "status": status_of(&report) }),
+    ))
+}
+
+async fn query(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    Path((id, operation)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let params: serde_json::Value = parse_body(&body)?;
+    let record = load(&state, &tenant, &id).await?;
+    let connector = connector_for(&state, &record.connector)?;
+    let credentials = credentials_of(&state, &record).await?;
+    let ctx = ConnectorContext {
+        connection_id: Some(record.id.clone()),
+        tenant: Some(tenant),
+    };
+    let output = connector
+        .query(&ctx, &credentials, &operation, params)
+        .await
+        .map_err(|error| error.with_connector(record.connector.clone()))?;
+    Ok(Json(output))
+}
+
+async fn disconnect(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let record = load(&state, &tenant, &id).await?;
+    if let Err(error) = state.secrets.delete(&record.secret_ref).await {
+        return Err(ApiError::from(
+            Error::new(
+                error.kind(),
+                format!(
+                    "could not delete the connection's secret ({}); nothing was deleted",
+                    error.message()
+                ),
+            )
+            .with_hint("retry the disconnect once the credential store is reachable"),
+        ));
+    }
+    if let Err(error) = state.records.delete_connection(&tenant, &record.id).await {
+        return Err(ApiError::from(
+            Error::new(
+                error.kind(),
+                format!(
+                    "the secret was deleted but the connection record was not ({}); the connection is unusable until the disconnect is retried",
+                    error.message()
+                ),
+            )
+            .with_hint("retry the disconnect"),
+        ));
+    }
+    tracing::info!(connection = %record.id, connector = %record.connector, "disconnected");
+    Ok(Json(json!({
+        "deleted": { "connection": record.id, "secret": true, "record": true }
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn list_alerts(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    query: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::from(
+            Error::invalid_input("query", rejection.body_text())
+                .with_hint("use ?after=<cursor>&limit=<1..1000>"),
+        )
+    })?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Error::invalid_input("limit", "limit must be between 1 and 1000").into());
+    }
+    let page = state
+        .records
+        .list_alerts(&tenant, query.after, limit)
+        .await?;
+    Ok(Json(page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode_segment;
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(encode_segment("user-1_a.b~"), "user-1_a.b~");
+        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+    }
+}

@@ -1,0 +1,55 @@
+//! The connectors compiled into this host, one cargo feature each.
+//!
+//! Registration normally happens through `inventory`; [`register_all`] names every
+//! enabled connector crate explicitly as well, so a crate that the linker would
+//! otherwise drop cannot silently vanish from the registry.
+
+use patchbay_core::{ConnectorDescriptor, ConnectorEnv, Registry, Result};
+
+#[cfg(feature = "connector-datadog")]
+patchbay_core::link!(patchbay_connector_datadog);
+
+/// The ids of the connectors enabled by this build's cargo features.
+pub const ENABLED: &[&str] = &[
+    #[cfg(feature = "connector-datadog")]
+    "datadog",
+];
+
+/// Every enabled connector's descriptor, named explicitly.
+pub fn register_all() -> Vec<&'static ConnectorDescriptor> {
+    vec![
+        #[cfg(feature = "connector-datadog")]
+        &patchbay_connector_datadog::DESCRIPTOR,
+    ]
+}
+
+/// Builds the registry: explicit registrations plus anything else `inventory` found
+/// (third-party connector crates linked into the binary).
+pub fn registry(env: &ConnectorEnv) -> Result<Registry> {
+    Registry::build(
+        register_all()
+            .into_iter()
+            .chain(Registry::inventory_descriptors()),
+        env,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_holds_exactly_the_enabled_connectors() {
+        let registry = registry(&ConnectorEnv::default()).unwrap();
+        assert_eq!(registry.ids(), ENABLED);
+        let mut from_inventory: Vec<_> = Registry::inventory_descriptors()
+            .into_iter()
+            .map(|descriptor| descriptor.id)
+            .collect();
+        from_inventory.sort_unstable();
+        assert_eq!(
+            from_inventory, ENABLED,
+            "every enabled connector must also register itself through inventory"
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! The `patchbay` binary: run the service and manage it from the command line.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use patchbay_core::{ConnectorEnv, Tenant};
+use patchbay_host::config::HostConfig;
+use patchbay_host::{auth, connectors, telemetry, HostBuilder};
+
+/// Patchbay: connectors for AI SRE and incident tooling.
+#[derive(Parser)]
+#[command(name = "patchbay", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (port 5080 unless PATCHBAY_LISTEN says otherwise).
+    Serve,
+    /// Inspect the connector registry.
+    Connectors {
+        #[command(subcommand)]
+        command: ConnectorsCommand,
+    },
+    /// Manage API keys.
+    ApiKeys {
+        #[command(subcommand)]
+        command: ApiKeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectorsCommand {
+    /// List the registered connectors.
+    List {
+        /// Print full descriptors (auth kinds, env vars, operations with schemas) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeysCommand {
+    /// Create an API key for a user (printed once; only its hash is stored).
+    Create {
+        /// The user the key acts as.
+        #[arg(long)]
+        user: String,
+        /// The organisation the user acts for.
+        #[arg(long)]
+        org: Option<String>,
+    },
+}
+
+fn load_env() -> ConnectorEnv {
+    // A missing .env is normal; a malformed one is reported.
+    if let Err(error) = dotenvy::dotenv() {
+        if !error.not_found() {
+            eprintln!("warning: could not read .env: {error}");
+        }
+    }
+    ConnectorEnv::from_process()
+}
+
+fn load_config(env: &ConnectorEnv) -> Result<HostConfig, ExitCode> {
+    HostConfig::from_env(env).map_err(|problems| {
+        eprintln!("patchbay: invalid configuration:");
+        for problem in problems {
+            eprintln!("  - {problem}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = load_env();
+    match run(cli.command, env).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}
+
+async fn run(command: Command, env: ConnectorEnv) -> Result<(), ExitCode> {
+    match command {
+        Command::Serve => serve(env).await,
+        Command::Connectors {
+            command: ConnectorsCommand::List { json },
+        } => list_connectors(&env, json),
+        Command::ApiKeys {
+            command: ApiKeysCommand::Create { user, org },
+        } => create_api_key(env, user, org).await,
+    }
+}
+
+fn fail(context: &str, error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("patchbay: {context}: {error}");
+    ExitCode::FAILURE
+}
+
+fn list_connectors(env: &ConnectorEnv, json: bool) -> Result<(), ExitCode> {
+    let registry = connectors::registry(env).map_err(|e| fail("building connectors", e))?;
+    if json {
+        let documents: Vec<_> = registry
+            .descriptors()
+            .map(|descriptor| descriptor.document())
+            .collect();
+        let text = serde_json::to_string_pretty(&serde_json::json!({ "connectors": documents }))
+            .map_err(|e| fail("printing connectors", e))?;
+        println!("{text}");
+    } else {
+        for descriptor in registry.descriptors() {
+            let operations: Vec<_> = (descriptor.operations)()
+                .into_iter()
+                .map(|operation| operation.name)
+                .collect();
+            println!(
+                "{:<12} {:<14} {}",
+                descriptor.id,
+                format!("{:?}", descriptor.category).to_lowercase(),
+                operations.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn create_api_key(
+    env: ConnectorEnv,
+    user: String,
+    org: Option<String>,
+) -> Result<(), ExitCode> {
+    let config = load_config(&env)?;
+    if user.trim().is_empty() {
+        return Err(fail("--user", "must not be empty"));
+    }
+    let records = patchbay_host::open_records(&config)
+        .await
+        .map_err(|e| fail("opening the records database", e))?;
+    let key = auth::create_api_key(
+        records.as_ref(),
+        Tenant {
+            user_id: user,
+            org_id: org,
+        },
+    )
+    .await
+    .map_err(|e| fail("storing the API key", e))?;
+    println!("{}", key.expose());
+    eprintln!("Store this key now: it is shown once. Send it as `Authorization: Bearer <key>`.");
+    Ok(())
+}
+
+async fn serve(env: ConnectorEnv) -> Result<(), ExitCode> {
+    let config = load_config(&env)?;
+    telemetry::init(config.log_format);
+    let started = std::time::Instant::now();
+    let listen = config.listen;
+    let host = HostBuilder::new(config, env)
+        .build()
+        .await
+        .map_err(|e| fail("starting", e))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| fail(&format!("listening on {listen}"), e))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| fail("reading the listen address", e))?;
+    tracing::info!(
+        connectors = ?host.state().registry.ids(),
+        secrets = host.state().secrets.backend(),
+        "registered connectors"
+    );
+    tracing::info!(
+        %address,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "patchbay listening"
+    );
+    host.serve(listener, shutdown_signal())
+        .await
+        .map_err(|e| fail("serving", e))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

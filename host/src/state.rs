@@ -1,0 +1,27 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use patchbay_core::{ConnectorEnv, Registry};
+use patchbay_store::{AlertIngestor, RecordStore, SecretStore};
+
+use crate::auth::PrincipalExtractor;
+
+/// Shared handler state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The connectors this host serves.
+    pub registry: Arc<Registry>,
+    /// The environment connectors were built from (feature flags, client ids).
+    pub env: Arc<ConnectorEnv>,
+    /// Connection records, API keys and alerts.
+    pub records: Arc<dyn RecordStore>,
+    /// Connection secrets.
+    pub secrets: Arc<dyn SecretStore>,
+    /// The group-commit writer webhooks store alerts through.
+    pub ingestor: AlertIngestor,
+    /// How callers are authenticated.
+    pub principals: Arc<dyn PrincipalExtractor>,
+    /// The base URL people and providers reach this host at.
+    pub public_url: Arc<str>,
+}
