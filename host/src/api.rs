@@ -215,7 +215,12 @@ async fn connectors_status(
     Ok(Json(json!({ "connectors": connectors })))
 }
 
-fn connector_for(state: &AppState, id: &str) -> Result<std::sync::Arc<dyn DynConnector>, ApiError> {
+/// The connector with this id, refusing unknown ones (404) and those whose feature
+/// flag is off (403 with the connector's disabled message).
+pub(crate) fn connector_for(
+    state: &AppState,
+    id: &str,
+) -> Result<std::sync::Arc<dyn DynConnector>, ApiError> {
     let connector = state.registry.get(id).cloned().ok_or_else(|| {
         ApiError::from(
             Error::not_found(format!("unknown connector `{id}`"))
@@ -251,7 +256,7 @@ struct ConnectBody {
     fields: serde_json::Map<String, serde_json::Value>,
 }
 
-fn status_of(report: &ValidationReport) -> ConnectionStatus {
+pub(crate) fn status_of(report: &ValidationReport) -> ConnectionStatus {
     match report.overall {
         ValidationStatus::Ok => ConnectionStatus::Active,
         ValidationStatus::Degraded => ConnectionStatus::Degraded,
@@ -289,6 +294,59 @@ async fn connect(
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error).with_report(report));
     }
 
+    let stored = store_connection(
+        &state,
+        connector.as_ref(),
+        tenant,
+        body.label,
+        credentials,
+        report.clone(),
+    )
+    .await?;
+    let record = stored.record;
+    let webhook_token = stored.webhook_token;
+    let webhook_secret = stored.webhook_secret;
+    tracing::info!(connection = %record.id, connector = descriptor.id, "connected");
+
+    let view = view(&state, record);
+    let mut body = json!({ "connection": view, "report": report });
+    if let Some(webhook) = &view.webhook {
+        let mut shown = json!({ "url": webhook.url, "header": webhook.header });
+        if let Some(token) = &webhook_token {
+            shown["token"] = json!(token.expose());
+            shown["note"] = json!("the token is shown once; paste it as the header's value in the provider's webhook settings");
+        }
+        if let Some(secret) = &webhook_secret {
+            shown["secret"] = json!(secret.expose());
+            shown["note"] = json!("the secret is shown once; paste it as the webhook secret in the provider's webhook settings");
+        }
+        body["webhook"] = shown;
+    }
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// A connection just stored, with the webhook credentials shown once.
+pub struct StoredConnection {
+    /// The saved record.
+    pub record: ConnectionRecord,
+    /// The webhook token, for token-authenticated webhooks.
+    pub webhook_token: Option<patchbay_core::SecretString>,
+    /// The webhook signing secret, for signature-verified webhooks.
+    pub webhook_secret: Option<patchbay_core::SecretString>,
+}
+
+/// Stores validated credentials as a new connection: webhook token or secret
+/// generation, the secret write, the record write, and clean-up when the record fails.
+/// Shared by `POST /api/connections` and the OAuth callbacks.
+pub async fn store_connection(
+    state: &AppState,
+    connector: &dyn DynConnector,
+    tenant: Tenant,
+    label: Option<String>,
+    mut credentials: DynCredentials,
+    report: ValidationReport,
+) -> Result<StoredConnection, ApiError> {
+    let descriptor = connector.descriptor();
     let id = uuid::Uuid::new_v4().to_string();
     let webhook_auth = descriptor.webhook.map(|webhook| webhook.auth);
     let webhook_token = match webhook_auth {
@@ -333,8 +391,7 @@ async fn connect(
         id,
         tenant,
         connector: descriptor.id.to_owned(),
-        label: body
-            .label
+        label: label
             .filter(|label| !label.trim().is_empty())
             .unwrap_or_else(|| descriptor.display_name.to_owned()),
         metadata: credentials.config,
@@ -344,7 +401,7 @@ async fn connect(
             .as_ref()
             .map(|token| hash_token(token.expose())),
         routing_key,
-        last_report: Some(report.clone()),
+        last_report: Some(report),
         created_at: now,
         validated_at: Some(now),
     };
@@ -355,23 +412,11 @@ async fn connect(
         }
         return Err(error.into());
     }
-    tracing::info!(connection = %record.id, connector = descriptor.id, "connected");
-
-    let view = view(&state, record);
-    let mut body = json!({ "connection": view, "report": report });
-    if let Some(webhook) = &view.webhook {
-        let mut shown = json!({ "url": webhook.url, "header": webhook.header });
-        if let Some(token) = &webhook_token {
-            shown["token"] = json!(token.expose());
-            shown["note"] = json!("the token is shown once; paste it as the header's value in the provider's webhook settings");
-        }
-        if let Some(secret) = &webhook_secret {
-            shown["secret"] = json!(secret.expose());
-            shown["note"] = json!("the secret is shown once; paste it as the webhook secret in the provider's webhook settings");
-        }
-        body["webhook"] = shown;
-    }
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok(StoredConnection {
+        record,
+        webhook_token,
+        webhook_secret,
+    })
 }
 
 /// How long a background clean-up keeps trying to remove an orphaned secret.
@@ -448,6 +493,55 @@ async fn credentials_of(
     })
 }
 
+/// The connection's credentials, with an OAuth access token refreshed first when it
+/// is about to expire.
+async fn fresh_credentials(
+    state: &AppState,
+    descriptor: &'static ConnectorDescriptor,
+    record: &ConnectionRecord,
+) -> Result<DynCredentials, ApiError> {
+    let mut credentials = credentials_of(state, record).await?;
+    if descriptor.oauth.is_some() {
+        credentials.secrets = state
+            .refresher
+            .fresh_secrets(descriptor, record, credentials.secrets)
+            .await?;
+    }
+    Ok(credentials)
+}
+
+/// Revokes an OAuth connection's grant at the provider; reports failures instead of hiding them.
+async fn revoke_at_provider(
+    state: &AppState,
+    tenant: &Tenant,
+    record: &ConnectionRecord,
+) -> serde_json::Value {
+    let Some(connector) = state.registry.get(&record.connector) else {
+        return json!("not_offered");
+    };
+    let descriptor = connector.descriptor();
+    if descriptor.oauth.is_none() {
+        return json!("not_offered");
+    }
+    let credentials = match credentials_of(state, record).await {
+        Ok(credentials) => credentials,
+        Err(error) => return json!({ "failed": error.error().message() }),
+    };
+    let client = state.oauth.client_credentials(descriptor).ok();
+    let ctx = ConnectorContext {
+        connection_id: Some(record.id.clone()),
+        tenant: Some(tenant.clone()),
+    };
+    match connector.revoke(&ctx, &credentials, client.as_ref()).await {
+        Ok(patchbay_core::RevokeOutcome::Revoked) => json!("revoked"),
+        Ok(patchbay_core::RevokeOutcome::NotOffered) => json!("not_offered"),
+        Err(error) => {
+            tracing::warn!(connection = %record.id, kind = %error.kind(), message = %error.message(), "revoking at the provider failed; deleting locally anyway");
+            json!({ "failed": error.message() })
+        }
+    }
+}
+
 async fn get_connection(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -464,12 +558,22 @@ async fn revalidate(
 ) -> Result<impl IntoResponse, ApiError> {
     let record = load(&state, &tenant, &id).await?;
     let connector = connector_for(&state, &record.connector)?;
-    let mut credentials = credentials_of(&state, &record).await?;
+    let descriptor = connector.descriptor();
+    let mut credentials = fresh_credentials(&state, descriptor, &record).await?;
     let ctx = ConnectorContext {
         connection_id: Some(record.id.clone()),
         tenant: Some(tenant.clone()),
     };
-    let report = connector.validate(&ctx, &mut credentials).await?;
+    let report = match connector.validate(&ctx, &mut credentials).await {
+        Err(error) if error.kind() == ErrorKind::AuthFailed && descriptor.oauth.is_some() => {
+            credentials.secrets = state
+                .refresher
+                .refresh_after_rejection(descriptor, &record, &credentials.secrets)
+                .await?;
+            connector.validate(&ctx, &mut credentials).await?
+        }
+        outcome => outcome?,
+    };
     state
         .records
         .update_validation(
@@ -494,15 +598,29 @@ async fn query(
     let params: serde_json::Value = parse_body(&body)?;
     let record = load(&state, &tenant, &id).await?;
     let connector = connector_for(&state, &record.connector)?;
-    let credentials = credentials_of(&state, &record).await?;
+    let descriptor = connector.descriptor();
+    let mut credentials = fresh_credentials(&state, descriptor, &record).await?;
     let ctx = ConnectorContext {
         connection_id: Some(record.id.clone()),
         tenant: Some(tenant),
     };
-    let output = connector
-        .query(&ctx, &credentials, &operation, params)
+    let output = match connector
+        .query(&ctx, &credentials, &operation, params.clone())
         .await
-        .map_err(|error| error.with_connector(record.connector.clone()))?;
+    {
+        // The token may have been revoked or expired early: refresh once and retry.
+        Err(error) if error.kind() == ErrorKind::AuthFailed && descriptor.oauth.is_some() => {
+            credentials.secrets = state
+                .refresher
+                .refresh_after_rejection(descriptor, &record, &credentials.secrets)
+                .await?;
+            connector
+                .query(&ctx, &credentials, &operation, params)
+                .await
+        }
+        outcome => outcome,
+    }
+    .map_err(|error| error.with_connector(record.connector.clone()))?;
     Ok(Json(output))
 }
 
@@ -512,6 +630,7 @@ async fn disconnect(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let record = load(&state, &tenant, &id).await?;
+    let revoke = revoke_at_provider(&state, &tenant, &record).await;
     if let Err(error) = state.secrets.delete(&record.secret_ref).await {
         return Err(ApiError::from(
             Error::new(
@@ -538,7 +657,8 @@ async fn disconnect(
     }
     tracing::info!(connection = %record.id, connector = %record.connector, "disconnected");
     Ok(Json(json!({
-        "deleted": { "connection": record.id, "secret": true, "record": true }
+        "deleted": { "connection": record.id, "secret": true, "record": true },
+        "revoke": revoke,
     })))
 }
 

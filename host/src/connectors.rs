@@ -8,11 +8,19 @@ use patchbay_core::{ConnectorDescriptor, ConnectorEnv, Registry, Result};
 
 #[cfg(feature = "connector-datadog")]
 patchbay_core::link!(patchbay_connector_datadog);
+#[cfg(feature = "connector-slack")]
+patchbay_core::link!(patchbay_connector_slack);
+#[cfg(feature = "connector-github")]
+patchbay_core::link!(patchbay_connector_github);
 
 /// The ids of the connectors enabled by this build's cargo features.
 pub const ENABLED: &[&str] = &[
     #[cfg(feature = "connector-datadog")]
     "datadog",
+    #[cfg(feature = "connector-github")]
+    "github",
+    #[cfg(feature = "connector-slack")]
+    "slack",
 ];
 
 /// Every enabled connector's descriptor, named explicitly.
@@ -20,6 +28,10 @@ pub fn register_all() -> Vec<&'static ConnectorDescriptor> {
     vec![
         #[cfg(feature = "connector-datadog")]
         &patchbay_connector_datadog::DESCRIPTOR,
+        #[cfg(feature = "connector-slack")]
+        &patchbay_connector_slack::DESCRIPTOR,
+        #[cfg(feature = "connector-github")]
+        &patchbay_connector_github::DESCRIPTOR,
     ]
 }
 

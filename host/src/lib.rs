@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod connectors;
 pub mod error;
+pub mod oauth;
 pub mod state;
 pub mod telemetry;
 pub mod webhooks;
@@ -96,7 +97,25 @@ impl HostBuilder {
                 self.config.internal_secret.clone(),
             ))
         });
+        let http = patchbay_http::HttpClient::from_env(&self.env)?;
+        let oauth = Arc::new(patchbay_oauth::OAuthEngine::new(
+            http,
+            records.clone(),
+            self.env.clone(),
+            self.config.public_url.clone(),
+        ));
+        let refresher = Arc::new(patchbay_oauth::TokenRefresher::new(
+            oauth.clone(),
+            records.clone(),
+            secrets.clone(),
+            patchbay_oauth::refresh::skew_from_env(&self.env)?,
+        ));
+        let setting = |name: &str| self.env.get(name).map(|value| Arc::from(value.trim()));
         let state = AppState {
+            oauth,
+            refresher,
+            ui_origin: setting("PATCHBAY_UI_ORIGIN"),
+            oauth_return_url: setting("PATCHBAY_OAUTH_RETURN_URL"),
             registry: Arc::new(registry),
             env: Arc::new(self.env),
             ingestor: AlertIngestor::spawn(records.clone(), self.config.ingest_batch),
@@ -182,6 +201,7 @@ impl Host {
     pub fn router(&self) -> Router {
         api::router()
             .merge(webhooks::router(&self.state))
+            .merge(oauth::router(&self.state))
             .with_state(self.state.clone())
             .layer(telemetry::trace_layer())
     }

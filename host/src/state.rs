@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use patchbay_core::{ConnectorEnv, Registry};
+use patchbay_oauth::{OAuthEngine, TokenRefresher};
 use patchbay_store::{AlertIngestor, RecordStore, SecretStore};
 
 use crate::auth::PrincipalExtractor;
@@ -24,4 +25,12 @@ pub struct AppState {
     pub principals: Arc<dyn PrincipalExtractor>,
     /// The base URL people and providers reach this host at.
     pub public_url: Arc<str>,
+    /// Runs OAuth authorization flows.
+    pub oauth: Arc<OAuthEngine>,
+    /// Keeps OAuth connections' access tokens fresh.
+    pub refresher: Arc<TokenRefresher>,
+    /// The UI origin the OAuth callback page posts its result to (`PATCHBAY_UI_ORIGIN`).
+    pub ui_origin: Option<Arc<str>>,
+    /// Where the OAuth callback redirects instead of showing a page (`PATCHBAY_OAUTH_RETURN_URL`).
+    pub oauth_return_url: Option<Arc<str>>,
 }

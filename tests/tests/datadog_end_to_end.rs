@@ -408,7 +408,11 @@ async fn cli_lists_datadog_with_auth_kinds_env_vars_and_operation_schemas() {
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["datadog"]);
+    assert_eq!(
+        ids,
+        ["datadog", "github", "slack"],
+        "the default build's connectors, by id"
+    );
     let datadog = &connectors[0];
     assert_eq!(datadog["auth_kinds"], json!(["api_key"]));
     assert!(datadog["env_vars"].is_array());

@@ -133,9 +133,24 @@ fn patchbay_command(binary: &Path, data_dir: &Path, port: u16, overrides: &str) 
         .env("PATCHBAY_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
         .env("PATCHBAY_UPSTREAM_OVERRIDES", overrides)
         .env("PATCHBAY_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdout(Stdio::null());
+    match std::fs::File::create(data_dir.join("patchbay.log")) {
+        Ok(log) => command.stderr(log),
+        Err(_) => command.stderr(Stdio::null()),
+    };
     command
+}
+
+/// Waits for a started `patchbay`, showing its log when it never answers.
+async fn wait_for_patchbay(
+    client: &reqwest::Client,
+    url: &str,
+    data_dir: &Path,
+) -> Result<Duration> {
+    wait_until_up(client, url).await.map_err(|error| {
+        let log = std::fs::read_to_string(data_dir.join("patchbay.log")).unwrap_or_default();
+        error.context(format!("patchbay's log:\n{log}"))
+    })
 }
 
 async fn wait_until_up(client: &reqwest::Client, url: &str) -> Result<Duration> {
@@ -283,8 +298,17 @@ async fn webhooks(levels: &[usize], requests: usize) -> Result<()> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let spawned = Instant::now();
-        let _child = ChildGuard(patchbay_command(&binary, dir.path(), port, &overrides).spawn()?);
-        wait_until_up(&client, &format!("http://127.0.0.1:{port}/healthz")).await?;
+        let _child = ChildGuard(
+            patchbay_command(&binary, dir.path(), port, &overrides)
+                .arg("serve")
+                .spawn()?,
+        );
+        wait_for_patchbay(
+            &client,
+            &format!("http://127.0.0.1:{port}/healthz"),
+            dir.path(),
+        )
+        .await?;
         startups.push(spawned.elapsed());
     }
     startups.sort_unstable();
@@ -293,14 +317,19 @@ async fn webhooks(levels: &[usize], requests: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
-    let child = ChildGuard(patchbay_command(&binary, dir.path(), port, &overrides).spawn()?);
-    wait_until_up(&client, &format!("{base}/healthz")).await?;
+    let child = ChildGuard(
+        patchbay_command(&binary, dir.path(), port, &overrides)
+            .arg("serve")
+            .spawn()?,
+    );
+    wait_for_patchbay(&client, &format!("{base}/healthz"), dir.path()).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = rss_kib(child.0.id())?;
 
     let output = patchbay_command(&binary, dir.path(), port, &overrides)
         .args(["api-keys", "create", "--user", "bench"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .output()?;
     ensure!(output.status.success(), "api-keys create failed");
     let key = String::from_utf8(output.stdout)?.trim().to_owned();

@@ -1,4 +1,5 @@
-//! Services the test suite runs against: a throwaway OpenBao dev server.
+//! Services the test suite runs against: a throwaway OpenBao dev server and an
+//! `oauth2-mock-server` OAuth provider.
 
 use std::fs::{self, File, Permissions};
 use std::net::TcpListener;
@@ -18,8 +19,17 @@ const OPENBAO_VERSION: &str = "2.7.2";
 /// The KV v2 mount the Vault tests expect on the shared server.
 const KV_MOUNT: &str = "patchbay";
 
-/// How long OpenBao may take to answer its health check after starting.
+/// How long a service may take to answer its readiness check after starting.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `oauth2-mock-server` release the OAuth engine is tested against (8.x runs on Node 20).
+const OAUTH2_MOCK_SERVER_VERSION: &str = "8.2.3";
+
+/// The script starting `oauth2-mock-server` with the hooks the OAuth tests drive.
+const OAUTH_MOCK_SCRIPT: &str = include_str!("../assets/oauth-mock-server.mjs");
+
+/// Where the script is written: beside `node_modules`, so its import resolves.
+const OAUTH_MOCK_SCRIPT_NAME: &str = "patchbay-oauth-mock-server.mjs";
 
 /// A running OpenBao dev server; killed when dropped.
 pub struct OpenBao {
@@ -78,10 +88,7 @@ pub fn ensure_openbao() -> Result<PathBuf> {
 ///
 /// The server log goes to `target/openbao/bao-<port>.log`.
 pub fn start_openbao(binary: &Path) -> Result<OpenBao> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .context("finding a free port for OpenBao")?
-        .port();
+    let port = free_port().context("finding a free port for OpenBao")?;
     let mut token = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut token);
     let root_token: String = token.iter().map(|byte| format!("{byte:02x}")).collect();
@@ -152,4 +159,128 @@ async fn prepare(bao: &mut OpenBao) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A running `oauth2-mock-server`; killed when dropped.
+pub struct OAuthMock {
+    /// Its issuer URL, `http://127.0.0.1:<port>`.
+    pub issuer: String,
+    child: Child,
+}
+
+impl Drop for OAuthMock {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// The version of the npm package installed under `node_modules`, if any.
+fn installed_npm_version(node_modules: &Path, package: &str) -> Option<String> {
+    let manifest = fs::read(node_modules.join(package).join("package.json")).ok()?;
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).ok()?;
+    Some(manifest.get("version")?.as_str()?.to_owned())
+}
+
+/// Installs `oauth2-mock-server` into `.tools/node` from npm unless that release is
+/// already there, and writes the start script beside it; returns the script.
+pub fn ensure_oauth_mock() -> Result<PathBuf> {
+    let dir = workspace_root().join(".tools/node");
+    let node_modules = dir.join("node_modules");
+    let installed = installed_npm_version(&node_modules, "oauth2-mock-server");
+    if installed.as_deref() != Some(OAUTH2_MOCK_SERVER_VERSION) {
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::run(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&dir)
+                .arg(format!("oauth2-mock-server@{OAUTH2_MOCK_SERVER_VERSION}")),
+        )
+        .context("installing oauth2-mock-server from npm needs Node.js 20 with npm on PATH")?;
+    }
+    let script = dir.join(OAUTH_MOCK_SCRIPT_NAME);
+    fs::write(&script, OAUTH_MOCK_SCRIPT)
+        .with_context(|| format!("writing {}", script.display()))?;
+    Ok(script)
+}
+
+/// Starts `oauth2-mock-server` through `script` on a free loopback port and waits
+/// until its discovery document answers with the expected issuer.
+///
+/// The server log goes to `target/oauth2-mock-server/mock-<port>.log`.
+pub fn start_oauth_mock(script: &Path) -> Result<OAuthMock> {
+    let port = free_port().context("finding a free port for oauth2-mock-server")?;
+    let log_dir = target_dir().join("oauth2-mock-server");
+    fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+    let log_path = log_dir.join(format!("mock-{port}.log"));
+    let log =
+        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let child = Command::new("node")
+        .arg(script)
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting oauth2-mock-server needs Node.js 20 (`node`) on PATH")?;
+    let mut mock = OAuthMock {
+        issuer: format!("http://127.0.0.1:{port}"),
+        child,
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(wait_for_discovery(&mut mock))
+        .with_context(|| {
+            format!(
+                "oauth2-mock-server did not start; see {}",
+                log_path.display()
+            )
+        })?;
+    eprintln!(
+        "oauth2-mock-server {OAUTH2_MOCK_SERVER_VERSION} listening on {}",
+        mock.issuer
+    );
+    Ok(mock)
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> std::io::Result<u16> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+}
+
+/// Waits for `GET /.well-known/openid-configuration` to name the mock's issuer.
+async fn wait_for_discovery(mock: &mut OAuthMock) -> Result<()> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let url = format!("{}/.well-known/openid-configuration", mock.issuer);
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(response) = http.get(&url).send().await {
+            if response.status() == reqwest::StatusCode::OK {
+                let document: serde_json::Value = response
+                    .json()
+                    .await
+                    .context("the discovery document is not JSON")?;
+                let issuer = document.get("issuer").and_then(serde_json::Value::as_str);
+                if issuer != Some(mock.issuer.as_str()) {
+                    bail!(
+                        "the discovery document names issuer {issuer:?}, expected {}",
+                        mock.issuer
+                    );
+                }
+                return Ok(());
+            }
+        }
+        if let Some(status) = mock.child.try_wait()? {
+            bail!("node exited with {status}");
+        }
+        if Instant::now() > deadline {
+            bail!("no discovery document within {} s", START_TIMEOUT.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -225,7 +225,7 @@ mod tests {
     use std::time::Duration;
 
     use async_trait::async_trait;
-    use chrono::Utc;
+    use chrono::{DateTime, Utc};
     use patchbay_core::{
         AlertSeverity, AlertStatus, ErrorKind, EventKind, NormalizedAlert, Tenant, ValidationReport,
     };
@@ -233,7 +233,10 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::records::{AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus};
+    use crate::records::{
+        AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConsumedState,
+        PendingAuthorization,
+    };
     use crate::SqliteRecordStore;
 
     fn tenant() -> Tenant {
@@ -370,6 +373,39 @@ mod tests {
             limit: u32,
         ) -> Result<AlertPage> {
             self.inner.list_alerts(tenant, after, limit).await
+        }
+
+        async fn set_connection_status(&self, id: &str, status: ConnectionStatus) -> Result<()> {
+            self.inner.set_connection_status(id, status).await
+        }
+
+        async fn insert_oauth_state(&self, pending: &PendingAuthorization) -> Result<()> {
+            self.inner.insert_oauth_state(pending).await
+        }
+
+        async fn consume_oauth_state(
+            &self,
+            state_hash: &str,
+            now: DateTime<Utc>,
+        ) -> Result<ConsumedState> {
+            self.inner.consume_oauth_state(state_hash, now).await
+        }
+
+        async fn try_acquire_refresh_lease(
+            &self,
+            connection_id: &str,
+            holder: &str,
+            until: DateTime<Utc>,
+        ) -> Result<bool> {
+            self.inner
+                .try_acquire_refresh_lease(connection_id, holder, until)
+                .await
+        }
+
+        async fn release_refresh_lease(&self, connection_id: &str, holder: &str) -> Result<()> {
+            self.inner
+                .release_refresh_lease(connection_id, holder)
+                .await
         }
 
         async fn health(&self) -> Result<()> {

@@ -21,7 +21,8 @@ pub use local::{KeySource, LocalSecretStore, MasterKey};
 pub use open::open_record_store;
 pub use postgres::PostgresRecordStore;
 pub use records::{
-    AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus, NewAlert, RecordStore, StoredAlert,
+    AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConsumedState, NewAlert,
+    PendingAuthorization, RecordStore, StoredAlert, OAUTH_STATE_RETENTION,
 };
 pub use secrets::{SecretLocation, SecretRef, SecretStore};
 pub use sqlite::SqliteRecordStore;

@@ -445,6 +445,11 @@ impl SecretStore for LocalSecretStore {
         self.open_entry(reference, id, sealed)
     }
 
+    // This store keeps no cache in front of its file: every read is current.
+    async fn get_uncached(&self, reference: &SecretRef) -> Result<RevealedJson> {
+        self.get(reference).await
+    }
+
     async fn delete(&self, reference: &SecretRef) -> Result<()> {
         let id = entry_id(reference)?;
         if !self.snapshot().contains_key(id) {

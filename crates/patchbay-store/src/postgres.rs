@@ -21,7 +21,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use crate::records::{
-    AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus, NewAlert, RecordStore, StoredAlert,
+    AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConsumedState, NewAlert,
+    PendingAuthorization, RecordStore, StoredAlert, OAUTH_STATE_RETENTION,
 };
 use crate::secrets::SecretRef;
 use crate::sqlite::MAX_ALERT_PAGE;
@@ -318,6 +319,40 @@ impl ConnectionRow {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+struct OAuthStateRow {
+    state_hash: String,
+    user_id: String,
+    org_id: Option<String>,
+    connector: String,
+    redirect_uri: String,
+    label: Option<String>,
+    options: Value,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+impl OAuthStateRow {
+    fn into_pending(self) -> Result<PendingAuthorization> {
+        Ok(PendingAuthorization {
+            state_hash: self.state_hash,
+            tenant: Tenant {
+                user_id: self.user_id,
+                org_id: self.org_id,
+            },
+            connector: self.connector,
+            redirect_uri: self.redirect_uri,
+            label: self.label,
+            options: from_json("options", self.options)?,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        })
+    }
+}
+
+const OAUTH_STATE_COLUMNS: &str =
+    "state_hash, user_id, org_id, connector, redirect_uri, label, options, created_at, expires_at";
 
 fn connection_records(rows: Vec<ConnectionRow>) -> Result<Vec<ConnectionRecord>> {
     rows.into_iter().map(ConnectionRow::into_record).collect()
@@ -682,6 +717,114 @@ impl RecordStore for PostgresRecordStore {
             alerts,
             next_cursor,
         })
+    }
+
+    async fn set_connection_status(&self, id: &str, status: ConnectionStatus) -> Result<()> {
+        let updated = sqlx::query("UPDATE connections SET status = $1 WHERE id = $2")
+            .bind(status.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| self.error("setting a connection's status", error))?;
+        if updated.rows_affected() == 0 {
+            return Err(Error::not_found(format!("connection {id} not found")));
+        }
+        Ok(())
+    }
+
+    async fn insert_oauth_state(&self, pending: &PendingAuthorization) -> Result<()> {
+        sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+            .bind(Utc::now() - OAUTH_STATE_RETENTION)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| self.error("purging old OAuth states", error))?;
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, scope, user_id, org_id, connector, \
+             redirect_uri, label, options, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&pending.state_hash)
+        .bind(pending.tenant.scope_key())
+        .bind(&pending.tenant.user_id)
+        .bind(&pending.tenant.org_id)
+        .bind(&pending.connector)
+        .bind(&pending.redirect_uri)
+        .bind(&pending.label)
+        .bind(Json(to_json("options", &pending.options)?))
+        .bind(pending.created_at)
+        .bind(pending.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error("storing an OAuth state", error))?;
+        Ok(())
+    }
+
+    async fn consume_oauth_state(
+        &self,
+        state_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ConsumedState> {
+        let consumed = sqlx::query_as::<_, OAuthStateRow>(&format!(
+            "UPDATE oauth_states SET consumed_at = $1 \
+             WHERE state_hash = $2 AND consumed_at IS NULL RETURNING {OAUTH_STATE_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error("consuming an OAuth state", error))?;
+        if let Some(row) = consumed {
+            let pending = row.into_pending()?;
+            return Ok(if pending.expires_at > now {
+                ConsumedState::Fresh(pending)
+            } else {
+                ConsumedState::Expired(pending)
+            });
+        }
+        let known: Option<(i32,)> =
+            sqlx::query_as("SELECT 1 FROM oauth_states WHERE state_hash = $1")
+                .bind(state_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|error| self.error("looking up an OAuth state", error))?;
+        Ok(match known {
+            Some(_) => ConsumedState::AlreadyUsed,
+            None => ConsumedState::Unknown,
+        })
+    }
+
+    async fn try_acquire_refresh_lease(
+        &self,
+        connection_id: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let taken = sqlx::query(
+            "UPDATE connections SET refresh_lease_holder = $1, refresh_lease_until = $2 \
+             WHERE id = $3 AND (refresh_lease_holder IS NULL OR refresh_lease_until < $4 \
+             OR refresh_lease_holder = $1)",
+        )
+        .bind(holder)
+        .bind(until)
+        .bind(connection_id)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error("taking a refresh lease", error))?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    async fn release_refresh_lease(&self, connection_id: &str, holder: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET refresh_lease_holder = NULL, refresh_lease_until = NULL \
+             WHERE id = $1 AND refresh_lease_holder = $2",
+        )
+        .bind(connection_id)
+        .bind(holder)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error("releasing a refresh lease", error))?;
+        Ok(())
     }
 
     async fn health(&self) -> Result<()> {

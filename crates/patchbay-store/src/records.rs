@@ -121,6 +121,44 @@ pub struct AlertPage {
     pub next_cursor: Option<i64>,
 }
 
+/// An OAuth authorization in progress, keyed by the SHA-256 of its state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingAuthorization {
+    /// SHA-256 (hex) of the state sent to the provider; the state itself is never stored.
+    pub state_hash: String,
+    /// Who started the flow; the connection will belong to them.
+    pub tenant: Tenant,
+    /// The connector being connected.
+    pub connector: String,
+    /// The redirect URI sent in the authorize request (the token request must repeat it).
+    pub redirect_uri: String,
+    /// The label asked for, if any.
+    pub label: Option<String>,
+    /// Connector options given at the start (an Enterprise base URL).
+    pub options: serde_json::Map<String, serde_json::Value>,
+    /// When the flow started.
+    pub created_at: DateTime<Utc>,
+    /// When the state stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What consuming a state found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConsumedState {
+    /// Unused and within its lifetime: the flow may finish.
+    Fresh(PendingAuthorization),
+    /// Unused but past its expiry; it is consumed now all the same.
+    Expired(PendingAuthorization),
+    /// Consumed before: a replay.
+    AlreadyUsed,
+    /// Never issued here (forged), or so old it was purged.
+    Unknown,
+}
+
+/// How long consumed and expired states are kept after their expiry, so a replay is
+/// told apart from a forgery.
+pub const OAUTH_STATE_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
 /// Connection records, API keys and alerts. Every read is scoped to a tenant.
 #[async_trait]
 pub trait RecordStore: Send + Sync + 'static {
@@ -179,6 +217,34 @@ pub trait RecordStore: Send + Sync + 'static {
         after: Option<i64>,
         limit: u32,
     ) -> Result<AlertPage>;
+
+    /// Sets a connection's status whoever owns it (the token refresher marks
+    /// `needs_reauth`); `NotFound` if there is no such connection.
+    async fn set_connection_status(&self, id: &str, status: ConnectionStatus) -> Result<()>;
+
+    /// Stores a pending OAuth authorization, first purging states older than their
+    /// expiry plus [`OAUTH_STATE_RETENTION`].
+    async fn insert_oauth_state(&self, pending: &PendingAuthorization) -> Result<()>;
+
+    /// Consumes a state exactly once, atomically: of concurrent callers only one
+    /// sees `Fresh` (or `Expired`); the others see `AlreadyUsed`.
+    async fn consume_oauth_state(
+        &self,
+        state_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ConsumedState>;
+
+    /// Takes the refresh lease of a connection until `until`, if it is free, expired
+    /// or already held by `holder`; true when taken. One replica refreshes at a time.
+    async fn try_acquire_refresh_lease(
+        &self,
+        connection_id: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Gives the refresh lease back, if `holder` still holds it.
+    async fn release_refresh_lease(&self, connection_id: &str, holder: &str) -> Result<()>;
 
     /// Checks the database is reachable.
     async fn health(&self) -> Result<()>;

@@ -58,6 +58,10 @@ pub trait SecretStore: Send + Sync + 'static {
     /// Reads a secret; `NotFound` if it is gone.
     async fn get(&self, reference: &SecretRef) -> Result<RevealedJson>;
 
+    /// Reads a secret from the backend itself, bypassing any cache, so a value
+    /// another replica just wrote (a refreshed token) is seen.
+    async fn get_uncached(&self, reference: &SecretRef) -> Result<RevealedJson>;
+
     /// Deletes a secret and every version of it; deleting a missing secret succeeds.
     async fn delete(&self, reference: &SecretRef) -> Result<()>;
 

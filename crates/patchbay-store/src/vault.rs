@@ -381,6 +381,15 @@ impl SecretStore for VaultSecretStore {
         Ok(value)
     }
 
+    async fn get_uncached(&self, reference: &SecretRef) -> Result<RevealedJson> {
+        let path = self.layout.parse(reference)?;
+        let generation = self.cache.generation();
+        let read_at = Instant::now();
+        let (value, _) = self.read(reference, path).await?;
+        self.cache.insert(&reference.0, &value, read_at, generation);
+        Ok(value)
+    }
+
     async fn delete(&self, reference: &SecretRef) -> Result<()> {
         let path = self.layout.parse(reference)?;
         let metadata_path = format!("{}/metadata/{path}", self.layout.mount);

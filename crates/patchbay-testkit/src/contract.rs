@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use patchbay_core::{
     AuthRequest, CheckOutcome, ConnectorContext, DynConnector, DynCredentials, Error, ErrorKind,
-    FormFields, InboundWebhook, WebhookAuth,
+    FormFields, InboundWebhook, OAuthGrant, WebhookAuth,
 };
 use serde_json::{json, Value};
 
@@ -32,9 +32,30 @@ pub struct ContractCase {
     pub canaries: Vec<String>,
 }
 
+/// Credentials for a connector that connects through OAuth rather than a form.
+///
+/// With these, `good_form` and `bad_form` are not used: the grants take their place,
+/// and `invalid_form` must be refused (`invalid_config` naming a field, or
+/// `unsupported` with a hint when the connector has no form at all).
+pub struct OAuthGrants {
+    /// A grant as the OAuth engine hands it over, for tokens the fake accepts.
+    pub good: OAuthGrant,
+    /// A well-formed grant whose token the provider rejects.
+    pub bad: OAuthGrant,
+}
+
 /// Runs every contract check, printing each one passed; panics on the first failure.
 pub async fn run_contract_suite(case: ContractCase) {
-    let suite = Suite::new(case);
+    run_suite(Suite::new(case, None)).await;
+}
+
+/// Runs every contract check for a connector that connects through OAuth: the
+/// grants stand in for the good and bad forms.
+pub async fn run_oauth_contract_suite(case: ContractCase, grants: OAuthGrants) {
+    run_suite(Suite::new(case, Some(grants))).await;
+}
+
+async fn run_suite(suite: Suite) {
     suite.descriptor_is_sane();
     suite.invalid_form_names_a_field().await;
     let mut credentials = suite.good_form_authenticates().await;
@@ -49,12 +70,13 @@ pub async fn run_contract_suite(case: ContractCase) {
 
 struct Suite {
     case: ContractCase,
+    grants: Option<OAuthGrants>,
     id: &'static str,
     ctx: ConnectorContext,
 }
 
 impl Suite {
-    fn new(case: ContractCase) -> Self {
+    fn new(case: ContractCase, grants: Option<OAuthGrants>) -> Self {
         let id = case.connector.descriptor().id;
         assert!(
             !case.canaries.is_empty() && case.canaries.iter().all(|canary| canary.len() >= 8),
@@ -62,6 +84,7 @@ impl Suite {
         );
         Self {
             case,
+            grants,
             id,
             ctx: ConnectorContext::default(),
         }
@@ -87,6 +110,16 @@ impl Suite {
         self.assert_no_canary(what, &error.to_string());
         self.assert_no_canary(what, &format!("{error:?}"));
         self.assert_no_canary(what, error.hint().unwrap_or_default());
+    }
+
+    /// The good or bad connect request: the OAuth grant when there is one, else the form.
+    fn connect_request(&self, good: bool) -> AuthRequest {
+        match (&self.grants, good) {
+            (Some(grants), true) => AuthRequest::OAuth(grants.good.clone()),
+            (Some(grants), false) => AuthRequest::OAuth(grants.bad.clone()),
+            (None, true) => self.form(&self.case.good_form, "good_form"),
+            (None, false) => self.form(&self.case.bad_form, "bad_form"),
+        }
     }
 
     fn form(&self, value: &Value, name: &str) -> AuthRequest {
@@ -169,6 +202,16 @@ impl Suite {
                 "contract[{}]: invalid_form must not authenticate",
                 self.id
             ));
+        self.assert_error_clean("the invalid_form error", &error);
+        if self.grants.is_some() && error.kind() == ErrorKind::Unsupported {
+            assert!(
+                error.hint().is_some(),
+                "contract[{}]: refusing forms must hint at the OAuth flow: {error}",
+                self.id
+            );
+            self.pass("a form is refused as unsupported with a hint (OAuth only)");
+            return;
+        }
         assert_eq!(
             error.kind(),
             ErrorKind::InvalidConfig,
@@ -180,12 +223,11 @@ impl Suite {
             "contract[{}]: invalid_form error must name the field at fault: {error}",
             self.id
         );
-        self.assert_error_clean("the invalid_form error", &error);
         self.pass("invalid_form is rejected with invalid_config naming a field");
     }
 
     async fn good_form_authenticates(&self) -> DynCredentials {
-        let request = self.form(&self.case.good_form, "good_form");
+        let request = self.connect_request(true);
         let credentials = match self.case.connector.authenticate(request).await {
             Ok(credentials) => credentials,
             Err(error) => panic!(
@@ -243,7 +285,7 @@ impl Suite {
     }
 
     async fn bad_credentials_fail_validation(&self) {
-        let request = self.form(&self.case.bad_form, "bad_form");
+        let request = self.connect_request(false);
         let mut credentials = match self.case.connector.authenticate(request).await {
             Ok(credentials) => credentials,
             Err(error) => panic!(

@@ -198,9 +198,15 @@ behaviour_suite! {
         list_alerts_caps_a_page_at_one_thousand,
         alerts_outlive_their_connection,
         health_is_ok,
+        oauth_state_is_consumed_exactly_once,
+        expired_oauth_state_is_expired_then_already_used,
+        oauth_states_older_than_retention_are_purged_on_insert,
+        set_connection_status_is_unscoped,
+        refresh_lease_is_exclusive_until_released_or_expired,
     ];
     replicas [
         concurrent_inserters_and_a_paging_reader_see_every_alert_once,
+        concurrent_replicas_consume_a_state_once_and_share_one_lease,
     ]
 }
 

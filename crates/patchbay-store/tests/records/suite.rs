@@ -12,7 +12,8 @@ use patchbay_core::{
     ValidationCheck, ValidationReport, ValidationStatus,
 };
 use patchbay_store::{
-    ApiKeyRecord, ConnectionRecord, ConnectionStatus, NewAlert, RecordStore, SecretRef,
+    ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConsumedState, NewAlert,
+    PendingAuthorization, RecordStore, SecretRef,
 };
 use serde_json::json;
 
@@ -762,4 +763,195 @@ pub async fn concurrent_inserters_and_a_paging_reader_see_every_alert_once(
         "the reader skipped {} alerts",
         expected.saturating_sub(seen.len())
     );
+}
+
+fn pending(
+    state_hash: &str,
+    tenant: Tenant,
+    expires_in: chrono::TimeDelta,
+) -> PendingAuthorization {
+    let created_at = now();
+    let mut options = serde_json::Map::new();
+    options.insert("base_url".into(), json!("https://github.example.com"));
+    PendingAuthorization {
+        state_hash: state_hash.into(),
+        tenant,
+        connector: "github".into(),
+        redirect_uri: "http://localhost:5080/github/callback".into(),
+        label: Some("work".into()),
+        options,
+        created_at,
+        expires_at: created_at + expires_in,
+    }
+}
+
+pub async fn oauth_state_is_consumed_exactly_once(store: Arc<dyn RecordStore>) {
+    let stored = pending("a1", alice(), chrono::TimeDelta::minutes(10));
+    store.insert_oauth_state(&stored).await.unwrap();
+    assert_eq!(
+        store.consume_oauth_state("a1", now()).await.unwrap(),
+        ConsumedState::Fresh(stored)
+    );
+    assert_eq!(
+        store.consume_oauth_state("a1", now()).await.unwrap(),
+        ConsumedState::AlreadyUsed
+    );
+    assert_eq!(
+        store.consume_oauth_state("forged", now()).await.unwrap(),
+        ConsumedState::Unknown
+    );
+}
+
+pub async fn expired_oauth_state_is_expired_then_already_used(store: Arc<dyn RecordStore>) {
+    let stored = pending("old", alice(), chrono::TimeDelta::minutes(10));
+    store.insert_oauth_state(&stored).await.unwrap();
+    let later = stored.expires_at + chrono::TimeDelta::seconds(1);
+    assert_eq!(
+        store.consume_oauth_state("old", later).await.unwrap(),
+        ConsumedState::Expired(stored)
+    );
+    assert_eq!(
+        store.consume_oauth_state("old", later).await.unwrap(),
+        ConsumedState::AlreadyUsed
+    );
+}
+
+pub async fn oauth_states_older_than_retention_are_purged_on_insert(store: Arc<dyn RecordStore>) {
+    let ancient = pending("ancient", alice(), -chrono::TimeDelta::minutes(61));
+    store.insert_oauth_state(&ancient).await.unwrap();
+    let recent = pending("recent", alice(), -chrono::TimeDelta::minutes(30));
+    store.insert_oauth_state(&recent).await.unwrap();
+    store
+        .insert_oauth_state(&pending("new", alice(), chrono::TimeDelta::minutes(10)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consume_oauth_state("ancient", now()).await.unwrap(),
+        ConsumedState::Unknown
+    );
+    assert!(matches!(
+        store.consume_oauth_state("recent", now()).await.unwrap(),
+        ConsumedState::Expired(_)
+    ));
+}
+
+pub async fn set_connection_status_is_unscoped(store: Arc<dyn RecordStore>) {
+    store
+        .insert_connection(&connection("conn-1", alice()))
+        .await
+        .unwrap();
+    store
+        .set_connection_status("conn-1", ConnectionStatus::NeedsReauth)
+        .await
+        .unwrap();
+    let record = store
+        .get_connection(&alice(), "conn-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, ConnectionStatus::NeedsReauth);
+    let error = store
+        .set_connection_status("missing", ConnectionStatus::Active)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+}
+
+pub async fn refresh_lease_is_exclusive_until_released_or_expired(store: Arc<dyn RecordStore>) {
+    store
+        .insert_connection(&connection("conn-1", alice()))
+        .await
+        .unwrap();
+    let until = Utc::now() + chrono::TimeDelta::seconds(30);
+    assert!(store
+        .try_acquire_refresh_lease("conn-1", "replica-a", until)
+        .await
+        .unwrap());
+    assert!(!store
+        .try_acquire_refresh_lease("conn-1", "replica-b", until)
+        .await
+        .unwrap());
+    assert!(
+        store
+            .try_acquire_refresh_lease("conn-1", "replica-a", until)
+            .await
+            .unwrap(),
+        "the holder may extend its own lease"
+    );
+    store
+        .release_refresh_lease("conn-1", "replica-b")
+        .await
+        .unwrap();
+    assert!(!store
+        .try_acquire_refresh_lease("conn-1", "replica-b", until)
+        .await
+        .unwrap());
+    store
+        .release_refresh_lease("conn-1", "replica-a")
+        .await
+        .unwrap();
+    let expired = Utc::now() - chrono::TimeDelta::seconds(1);
+    assert!(store
+        .try_acquire_refresh_lease("conn-1", "replica-b", expired)
+        .await
+        .unwrap());
+    assert!(
+        store
+            .try_acquire_refresh_lease("conn-1", "replica-c", until)
+            .await
+            .unwrap(),
+        "an expired lease can be taken over"
+    );
+    assert!(!store
+        .try_acquire_refresh_lease("missing", "replica-a", until)
+        .await
+        .unwrap());
+}
+
+pub async fn concurrent_replicas_consume_a_state_once_and_share_one_lease(
+    stores: Vec<Arc<dyn RecordStore>>,
+) {
+    stores[0]
+        .insert_oauth_state(&pending("race", alice(), chrono::TimeDelta::minutes(10)))
+        .await
+        .unwrap();
+    stores[0]
+        .insert_connection(&connection("conn-1", alice()))
+        .await
+        .unwrap();
+    let mut consumers = Vec::new();
+    let mut leasers = Vec::new();
+    for round in 0..30 {
+        let store = Arc::clone(&stores[round % stores.len()]);
+        consumers.push(tokio::spawn({
+            let store = Arc::clone(&store);
+            async move { store.consume_oauth_state("race", now()).await.unwrap() }
+        }));
+        leasers.push(tokio::spawn(async move {
+            store
+                .try_acquire_refresh_lease(
+                    "conn-1",
+                    &format!("replica-{round}"),
+                    Utc::now() + chrono::TimeDelta::seconds(30),
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut fresh = 0;
+    for consumer in consumers {
+        match consumer.await.unwrap() {
+            ConsumedState::Fresh(_) => fresh += 1,
+            ConsumedState::AlreadyUsed => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(fresh, 1);
+    let mut leased = 0;
+    for leaser in leasers {
+        if leaser.await.unwrap() {
+            leased += 1;
+        }
+    }
+    assert_eq!(leased, 1);
 }

@@ -1,0 +1,304 @@
+//! Fresh access tokens for stored connections: refresh before expiry and after a
+//! rejection, exactly one refresh per connection at a time — in this process
+//! (a per-connection async mutex) and across replicas (a lease in the records store).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use patchbay_core::{
+    ConnectorDescriptor, ConnectorEnv, Error, ErrorKind, Result, RevealedJson, SecretString,
+};
+use patchbay_store::{ConnectionRecord, ConnectionStatus, RecordStore, SecretStore};
+use serde_json::Value;
+
+use crate::{errors, OAuthEngine, TokenSet};
+
+/// The variable setting how long before expiry a token is refreshed, in seconds.
+pub const REFRESH_SKEW_VAR: &str = "PATCHBAY_OAUTH_REFRESH_SKEW_SECS";
+/// The default refresh skew: five minutes.
+pub const DEFAULT_REFRESH_SKEW: Duration = Duration::from_secs(300);
+
+/// How long a replica may hold a connection's refresh lease.
+const LEASE_DURATION: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+/// How often a replica waiting on another's lease re-reads the secret.
+const LEASE_POLL: Duration = Duration::from_millis(50);
+/// Token requests per refresh when the provider fails transiently.
+const ATTEMPTS: u32 = 3;
+/// The first backoff between attempts; doubled each time.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Why a refresh may be needed; re-checked against the latest stored secrets.
+enum Need {
+    /// The access token is within the skew of its expiry.
+    Expiring,
+    /// The provider rejected this access token.
+    Rejected(Option<String>),
+}
+
+/// Keeps OAuth connections' access tokens fresh.
+pub struct TokenRefresher {
+    engine: Arc<OAuthEngine>,
+    records: Arc<dyn RecordStore>,
+    secrets: Arc<dyn SecretStore>,
+    skew: chrono::TimeDelta,
+    holder: String,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    token_requests: AtomicU64,
+}
+
+impl std::fmt::Debug for TokenRefresher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRefresher")
+            .field("holder", &self.holder)
+            .field("skew", &self.skew)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The refresh skew from `PATCHBAY_OAUTH_REFRESH_SKEW_SECS`, or the default.
+pub fn skew_from_env(env: &ConnectorEnv) -> Result<Duration> {
+    match env.get(REFRESH_SKEW_VAR) {
+        None => Ok(DEFAULT_REFRESH_SKEW),
+        Some(text) => text
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| {
+                Error::invalid_config(
+                    REFRESH_SKEW_VAR,
+                    format!("`{text}` is not a whole number of seconds"),
+                )
+                .with_hint("use e.g. 300 to refresh tokens five minutes before they expire")
+            }),
+    }
+}
+
+fn field<'a>(secrets: &'a RevealedJson, name: &str) -> Option<&'a str> {
+    secrets
+        .expose()
+        .get(name)?
+        .as_str()
+        .filter(|text| !text.is_empty())
+}
+
+fn expires_at(secrets: &RevealedJson) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(field(secrets, "expires_at")?)
+        .ok()
+        .map(|time| time.with_timezone(&Utc))
+}
+
+/// The secrets with the new tokens written in; every other field is kept, and so
+/// is the old refresh token when none was returned.
+fn merged(latest: &RevealedJson, tokens: &TokenSet) -> RevealedJson {
+    let mut value = latest.expose().clone();
+    if let Some(fields) = value.as_object_mut() {
+        fields.insert(
+            "access_token".into(),
+            Value::String(tokens.access_token.expose().clone()),
+        );
+        if let Some(refresh) = &tokens.refresh_token {
+            fields.insert(
+                "refresh_token".into(),
+                Value::String(refresh.expose().clone()),
+            );
+        }
+        match tokens.expires_at {
+            Some(time) => {
+                fields.insert(
+                    "expires_at".into(),
+                    Value::String(time.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                );
+            }
+            None => {
+                fields.remove("expires_at");
+            }
+        }
+    }
+    RevealedJson::new(value)
+}
+
+impl TokenRefresher {
+    /// A refresher refreshing through `engine`, reading and writing `secrets`,
+    /// coordinating replicas through `records`, refreshing `skew` before expiry.
+    pub fn new(
+        engine: Arc<OAuthEngine>,
+        records: Arc<dyn RecordStore>,
+        secrets: Arc<dyn SecretStore>,
+        skew: Duration,
+    ) -> Self {
+        let mut holder = [0u8; 12];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut holder);
+        Self {
+            engine,
+            records,
+            secrets,
+            skew: chrono::TimeDelta::from_std(skew).unwrap_or(chrono::TimeDelta::MAX),
+            holder: holder.iter().map(|byte| format!("{byte:02x}")).collect(),
+            locks: Mutex::new(HashMap::new()),
+            token_requests: AtomicU64::new(0),
+        }
+    }
+
+    /// How many token requests this refresher has sent (for tests and metrics).
+    pub fn token_requests(&self) -> u64 {
+        self.token_requests.load(Ordering::SeqCst)
+    }
+
+    fn expiring(&self, secrets: &RevealedJson) -> bool {
+        field(secrets, "refresh_token").is_some()
+            && expires_at(secrets).is_some_and(|expiry| expiry - self.skew <= Utc::now())
+    }
+
+    /// The connection's secrets with an access token that is not about to expire,
+    /// refreshing first when needed. `current` is what the caller already read.
+    pub async fn fresh_secrets(
+        &self,
+        descriptor: &'static ConnectorDescriptor,
+        record: &ConnectionRecord,
+        current: RevealedJson,
+    ) -> Result<RevealedJson> {
+        if !self.expiring(&current) {
+            return Ok(current);
+        }
+        self.refresh_when(descriptor, record, Need::Expiring).await
+    }
+
+    /// After the provider rejected `rejected`'s access token: refreshes once, unless
+    /// the stored access token changed meanwhile (someone else refreshed).
+    pub async fn refresh_after_rejection(
+        &self,
+        descriptor: &'static ConnectorDescriptor,
+        record: &ConnectionRecord,
+        rejected: &RevealedJson,
+    ) -> Result<RevealedJson> {
+        let rejected_token = field(rejected, "access_token").map(str::to_owned);
+        self.refresh_when(descriptor, record, Need::Rejected(rejected_token))
+            .await
+    }
+
+    fn still_needed(&self, need: &Need, latest: &RevealedJson) -> bool {
+        match need {
+            Need::Expiring => self.expiring(latest),
+            Need::Rejected(token) => field(latest, "access_token") == token.as_deref(),
+        }
+    }
+
+    fn lock_for(&self, connection_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Forget locks nobody waits on, so the map does not grow with every connection.
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        Arc::clone(locks.entry(connection_id.to_owned()).or_default())
+    }
+
+    async fn refresh_when(
+        &self,
+        descriptor: &'static ConnectorDescriptor,
+        record: &ConnectionRecord,
+        need: Need,
+    ) -> Result<RevealedJson> {
+        let lock = self.lock_for(&record.id);
+        let _guard = lock.lock().await;
+        let deadline = tokio::time::Instant::now()
+            + LEASE_DURATION.to_std().unwrap_or(Duration::from_secs(30))
+            + Duration::from_secs(5);
+        loop {
+            let latest = self.secrets.get_uncached(&record.secret_ref).await?;
+            if !self.still_needed(&need, &latest) {
+                return Ok(latest);
+            }
+            let until = Utc::now() + LEASE_DURATION;
+            if self
+                .records
+                .try_acquire_refresh_lease(&record.id, &self.holder, until)
+                .await?
+            {
+                let outcome = self.refresh_holding_lease(descriptor, record, &need).await;
+                if let Err(error) = self
+                    .records
+                    .release_refresh_lease(&record.id, &self.holder)
+                    .await
+                {
+                    tracing::warn!(connection = %record.id, error = %error, "could not release a refresh lease; it expires by itself");
+                }
+                return outcome;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::unavailable(format!(
+                    "another Patchbay replica has been refreshing the {} token for too long",
+                    descriptor.display_name
+                ))
+                .with_connector(descriptor.id)
+                .with_hint("try again shortly"));
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+        }
+    }
+
+    async fn refresh_holding_lease(
+        &self,
+        descriptor: &'static ConnectorDescriptor,
+        record: &ConnectionRecord,
+        need: &Need,
+    ) -> Result<RevealedJson> {
+        // Another replica may have finished between our read and taking the lease.
+        let latest = self.secrets.get_uncached(&record.secret_ref).await?;
+        if !self.still_needed(need, &latest) {
+            return Ok(latest);
+        }
+        let Some(refresh_token) = field(&latest, "refresh_token").map(SecretString::from) else {
+            self.mark_needs_reauth(record).await;
+            return Err(errors::needs_reauth(descriptor));
+        };
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        let tokens = loop {
+            self.token_requests.fetch_add(1, Ordering::SeqCst);
+            match self.engine.refresh(descriptor, &refresh_token).await {
+                Ok(tokens) => break tokens,
+                Err(failure) if failure.provider_code.as_deref() == Some("invalid_grant") => {
+                    self.mark_needs_reauth(record).await;
+                    return Err(errors::needs_reauth(descriptor));
+                }
+                Err(failure)
+                    if attempt < ATTEMPTS
+                        && matches!(
+                            failure.error.kind(),
+                            ErrorKind::Unavailable | ErrorKind::RateLimited
+                        ) =>
+                {
+                    let wait = failure
+                        .error
+                        .retry_after()
+                        .unwrap_or(backoff)
+                        .min(Duration::from_secs(10));
+                    tracing::info!(connection = %record.id, attempt, "token refresh failed transiently; retrying");
+                    tokio::time::sleep(wait).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                Err(failure) => return Err(failure.error),
+            }
+        };
+        let updated = merged(&latest, &tokens);
+        // Saved before use: a rotated refresh token must never be lost.
+        self.secrets.update(&record.secret_ref, &updated).await?;
+        tracing::info!(connection = %record.id, connector = descriptor.id, "refreshed an access token");
+        Ok(updated)
+    }
+
+    async fn mark_needs_reauth(&self, record: &ConnectionRecord) {
+        if let Err(error) = self
+            .records
+            .set_connection_status(&record.id, ConnectionStatus::NeedsReauth)
+            .await
+        {
+            tracing::warn!(connection = %record.id, error = %error, "could not mark a connection as needing reauthorization");
+        }
+    }
+}

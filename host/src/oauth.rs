@@ -1,0 +1,305 @@
+//! OAuth routes: starting a flow, and each OAuth connector's callback page.
+//!
+//! The callback takes the tenant only from the stored state, validates the new
+//! credentials with the connector, stores them exactly as `POST /api/connections`
+//! does, and answers a person with a small page (or a redirect) that never carries a
+//! secret. Failed callbacks store nothing.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use patchbay_core::connector::ConnectorContext;
+use patchbay_core::{AuthRequest, ConnectorDescriptor, Error, ErrorKind};
+use patchbay_oauth::CallbackParams;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{connector_for, parse_body, store_connection};
+use crate::auth::Principal;
+use crate::error::{status_for, ApiError};
+use crate::state::AppState;
+
+/// The start route, and one callback route per connector with an OAuth spec.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let mut router = Router::new().route("/api/connections/oauth/{connector}/start", post(start));
+    for descriptor in state.registry.descriptors() {
+        let Some(spec) = descriptor.oauth else {
+            continue;
+        };
+        let connector = descriptor.id;
+        router = router.route(
+            spec.callback_path,
+            get(
+                move |state: State<AppState>, params: Query<CallbackParams>| async move {
+                    callback(state, connector, params.0).await
+                },
+            ),
+        );
+    }
+    router
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    options: serde_json::Map<String, serde_json::Value>,
+}
+
+fn oauth_descriptor(
+    descriptor: &'static ConnectorDescriptor,
+) -> Result<&'static ConnectorDescriptor, ApiError> {
+    if descriptor.oauth.is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Error::unsupported(format!(
+                "{} does not connect through OAuth",
+                descriptor.display_name
+            ))
+            .with_connector(descriptor.id)
+            .with_hint("connect it with POST /api/connections instead"),
+        ));
+    }
+    Ok(descriptor)
+}
+
+async fn start(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    Path(connector): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: StartBody = parse_body(&body)?;
+    let connector = connector_for(&state, &connector)?;
+    let descriptor = oauth_descriptor(connector.descriptor())?;
+    let started = state
+        .oauth
+        .start(&tenant, descriptor, body.label, body.options)
+        .await?;
+    Ok(Json(json!({
+        "authorize_url": started.authorize_url,
+        "expires_at": started.expires_at,
+    })))
+}
+
+/// What the callback tells the person (and the UI).
+enum Outcome {
+    Connected { connection_id: String },
+    Failed { status: StatusCode, error: Error },
+}
+
+async fn callback(
+    state: State<AppState>,
+    connector: &'static str,
+    params: CallbackParams,
+) -> Response {
+    let State(state) = state;
+    let display_name = state
+        .registry
+        .descriptor(connector)
+        .map_or(connector, |descriptor| descriptor.display_name);
+    let outcome = match finish(&state, connector, params).await {
+        Ok(connection_id) => Outcome::Connected { connection_id },
+        Err(error) => Outcome::Failed {
+            status: error.status(),
+            error: copy_error(error.error()),
+        },
+    };
+    if let Outcome::Failed { error, .. } = &outcome {
+        tracing::info!(connector, kind = %error.kind(), message = %error.message(), "OAuth callback failed");
+    }
+    respond(&state, connector, display_name, outcome)
+}
+
+fn copy_error(error: &Error) -> Error {
+    let mut copy = Error::new(error.kind(), error.message());
+    if let Some(hint) = error.hint() {
+        copy = copy.with_hint(hint);
+    }
+    if let Some(field) = error.field() {
+        copy = copy.with_field(field);
+    }
+    copy
+}
+
+async fn finish(
+    state: &AppState,
+    connector: &'static str,
+    params: CallbackParams,
+) -> Result<String, ApiError> {
+    let instance = connector_for(state, connector)?;
+    let descriptor = oauth_descriptor(instance.descriptor())?;
+    let completed = state
+        .oauth
+        .complete(descriptor, params)
+        .await
+        .map_err(|error| {
+            let status = match error.kind() {
+                ErrorKind::InvalidInput | ErrorKind::PermissionDenied | ErrorKind::AuthFailed => {
+                    StatusCode::BAD_REQUEST
+                }
+                kind => status_for(kind),
+            };
+            ApiError::new(status, error)
+        })?;
+    let ctx = ConnectorContext {
+        connection_id: None,
+        tenant: Some(completed.tenant.clone()),
+    };
+    let mut credentials = instance
+        .authenticate(AuthRequest::OAuth(completed.grant))
+        .await
+        .map_err(|error| error.with_connector(descriptor.id))?;
+    let report = instance.validate(&ctx, &mut credentials).await?;
+    if !report.passed() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Error::new(
+                ErrorKind::AuthFailed,
+                format!(
+                    "{} accepted the authorization but the new credentials failed validation; nothing was stored",
+                    descriptor.display_name
+                ),
+            )
+            .with_hint("check the scopes granted to the app, then connect again"),
+        ));
+    }
+    let stored = store_connection(
+        state,
+        instance.as_ref(),
+        completed.tenant,
+        completed.label,
+        credentials,
+        report,
+    )
+    .await?;
+    tracing::info!(connection = %stored.record.id, connector = descriptor.id, "connected through OAuth");
+    Ok(stored.record.id)
+}
+
+// Five characters cover HTML text and attribute escaping; no dependency needed.
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+/// JSON safe to embed in a `<script>`: no `<`, `>` or `&` can close the element.
+fn script_json(value: &serde_json::Value) -> String {
+    value
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+fn error_code(error: &Error) -> String {
+    error.kind().as_str().to_owned()
+}
+
+fn respond(state: &AppState, connector: &str, display_name: &str, outcome: Outcome) -> Response {
+    if let Some(return_url) = &state.oauth_return_url {
+        let mut url = match url::Url::parse(return_url) {
+            Ok(url) => url,
+            Err(_) => return page(state, connector, display_name, outcome),
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("connector", connector);
+            match &outcome {
+                Outcome::Connected { connection_id } => {
+                    query.append_pair("status", "connected");
+                    query.append_pair("connection_id", connection_id);
+                }
+                Outcome::Failed { error, .. } => {
+                    query.append_pair("status", "error");
+                    query.append_pair("error", &error_code(error));
+                }
+            }
+        }
+        let mut response = StatusCode::SEE_OTHER.into_response();
+        if let Ok(location) = HeaderValue::from_str(url.as_str()) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        return response;
+    }
+    page(state, connector, display_name, outcome)
+}
+
+fn page(state: &AppState, connector: &str, display_name: &str, outcome: Outcome) -> Response {
+    let (status, title, detail, message) = match &outcome {
+        Outcome::Connected { connection_id } => (
+            StatusCode::OK,
+            format!("{display_name} connected"),
+            "You can close this window and return to Patchbay.".to_owned(),
+            json!({ "source": "patchbay", "connector": connector, "status": "connected", "connection_id": connection_id }),
+        ),
+        Outcome::Failed { status, error } => {
+            let mut detail = error.message().to_owned();
+            if let Some(hint) = error.hint() {
+                detail = format!("{detail}. {hint}");
+            }
+            (
+                *status,
+                format!("Could not connect {display_name}"),
+                detail,
+                json!({ "source": "patchbay", "connector": connector, "status": "error", "error": error_code(error) }),
+            )
+        }
+    };
+    let script = match &state.ui_origin {
+        Some(origin) => format!(
+            "<script>if (window.opener) {{ window.opener.postMessage({}, {}); window.close(); }}</script>",
+            script_json(&message),
+            script_json(&json!(origin.as_ref()))
+        ),
+        None => String::new(),
+    };
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body><h1>{title}</h1><p>{detail}</p>{script}</body></html>",
+        title = escape_html(&title),
+        detail = escape_html(&detail),
+    );
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_and_script_content_is_escaped() {
+        assert_eq!(
+            escape_html("<script>\"x\" & 'y'</script>"),
+            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
+        );
+        let embedded = script_json(&json!({ "error": "</script><script>alert(1)" }));
+        assert!(!embedded.contains('<'), "{embedded}");
+    }
+}

@@ -1,0 +1,301 @@
+//! The OAuth routes in process: start (auth, feature flag, client credentials) and
+//! the callback page (stores for the starting tenant only, escapes, never shows a token).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use http_body_util::BodyExt;
+use patchbay_core::{
+    AuthKind, AuthRequest, Category, ClientAuthStyle, Connector, ConnectorContext,
+    ConnectorDescriptor, ConnectorEnv, Credentials, OAuthSpec, QueryOutput, Registry, Result,
+    Tenant, ValidationReport,
+};
+use patchbay_host::{HostBuilder, HostConfig};
+use patchbay_store::{LocalSecretStore, MasterKey, RecordStore, SqliteRecordStore};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const INTERNAL_SECRET: &str = "internal-secret-for-tests-0123456789";
+const ACCESS_TOKEN: &str = "canary-access-token-9d2f";
+
+struct Toy;
+
+#[async_trait]
+impl Connector for Toy {
+    type Config = Value;
+    type Secrets = Value;
+
+    fn descriptor(&self) -> &'static ConnectorDescriptor {
+        descriptor()
+    }
+
+    async fn authenticate(&self, request: AuthRequest) -> Result<Credentials<Value, Value>> {
+        let AuthRequest::OAuth(grant) = request else {
+            return Err(patchbay_core::Error::unsupported("OAuth only"));
+        };
+        Ok(Credentials {
+            config: json!({ "scopes": grant.scopes }),
+            secrets: json!({ "access_token": grant.access_token.expose() }),
+        })
+    }
+
+    async fn validate(
+        &self,
+        _ctx: &ConnectorContext,
+        _credentials: &mut Credentials<Value, Value>,
+    ) -> Result<ValidationReport> {
+        Ok(ValidationReport::new("toy", Vec::new()))
+    }
+
+    async fn query(
+        &self,
+        _ctx: &ConnectorContext,
+        _credentials: &Credentials<Value, Value>,
+        _operation: &str,
+        _params: Value,
+    ) -> Result<QueryOutput> {
+        Ok(QueryOutput::default())
+    }
+}
+
+static TOKEN_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static DESCRIPTOR: std::sync::OnceLock<ConnectorDescriptor> = std::sync::OnceLock::new();
+
+fn descriptor() -> &'static ConnectorDescriptor {
+    DESCRIPTOR.get_or_init(|| ConnectorDescriptor {
+        id: "toy",
+        display_name: "Toy",
+        category: Category::Communication,
+        auth_kinds: &[AuthKind::Oauth2],
+        env_vars: &[],
+        feature_flag: Some("NEXT_PUBLIC_ENABLE_TOY"),
+        disabled_message: Some("Toy connector not enabled"),
+        webhook: None,
+        oauth: Some(OAuthSpec {
+            authorize_url: "https://toy.example/authorize",
+            token_url: TOKEN_URL.get().expect("token endpoint started").as_str(),
+            scopes: &["read"],
+            scope_separator: " ",
+            extra_authorize_params: &[],
+            client_auth: ClientAuthStyle::RequestBody,
+            pkce: true,
+            client_id_env: &["TOY_CLIENT_ID"],
+            client_secret_env: &["TOY_CLIENT_SECRET"],
+            callback_path: "/toy/callback",
+        }),
+        connect_schema: schemars::Schema::default,
+        operations: Vec::new,
+        build: |_| Ok(Box::new(Toy)),
+    })
+}
+
+async fn start_token_endpoint() {
+    if TOKEN_URL.get().is_some() {
+        return;
+    }
+    let app = Router::new().route(
+        "/token",
+        post(|| async {
+            Json(json!({ "access_token": ACCESS_TOKEN, "token_type": "bearer", "scope": "read" }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    // Each test has its own runtime: serve from a thread that outlives them all.
+    let std_listener = listener.into_std().unwrap();
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+    });
+    let _ = TOKEN_URL.set(url);
+}
+
+struct TestHost {
+    router: Router,
+    records: Arc<dyn RecordStore>,
+    _dir: tempfile::TempDir,
+}
+
+async fn host(pairs: &[(&str, &str)]) -> TestHost {
+    start_token_endpoint().await;
+    let mut env = ConnectorEnv::from_pairs(pairs.iter().copied());
+    env.set("INTERNAL_API_SECRET", INTERNAL_SECRET);
+    env.set("PATCHBAY_PUBLIC_URL", "http://patchbay.test");
+    let dir = tempfile::tempdir().unwrap();
+    let records: Arc<dyn RecordStore> =
+        Arc::new(SqliteRecordStore::open_in_memory().await.unwrap());
+    let secrets = Arc::new(LocalSecretStore::open(dir.path(), MasterKey::generate()).unwrap());
+    let config = HostConfig::from_env(&env).unwrap();
+    let registry = Registry::build([descriptor()], &env).unwrap();
+    let host = HostBuilder::new(config, env)
+        .registry(registry)
+        .records(Arc::clone(&records))
+        .secrets(secrets)
+        .build()
+        .await
+        .unwrap();
+    TestHost {
+        router: host.router(),
+        records,
+        _dir: dir,
+    }
+}
+
+const CONFIGURED: &[(&str, &str)] = &[
+    ("NEXT_PUBLIC_ENABLE_TOY", "true"),
+    ("TOY_CLIENT_ID", "toy-client"),
+    ("TOY_CLIENT_SECRET", "toy-secret"),
+];
+
+async fn send(router: &Router, request: Request<Body>) -> (StatusCode, String) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn start_request(authenticated: bool) -> Request<Body> {
+    let mut request = Request::post("/api/connections/oauth/toy/start")
+        .header("content-type", "application/json");
+    if authenticated {
+        request = request
+            .header("x-user-id", "alice")
+            .header("x-org-id", "acme")
+            .header("x-internal-secret", INTERNAL_SECRET);
+    }
+    request.body(Body::from(r#"{"label":"mine"}"#)).unwrap()
+}
+
+#[tokio::test]
+async fn start_requires_authentication() {
+    let host = host(CONFIGURED).await;
+    let (status, _) = send(&host.router, start_request(false)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_disabled_connector_answers_start_and_callback_with_its_message() {
+    let host = host(&[("TOY_CLIENT_ID", "a"), ("TOY_CLIENT_SECRET", "b")]).await;
+    let (status, body) = send(&host.router, start_request(true)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("Toy connector not enabled"), "{body}");
+    let callback = Request::get("/toy/callback?state=x&code=y")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(&host.router, callback).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("Toy connector not enabled"), "{body}");
+}
+
+#[tokio::test]
+async fn unconfigured_client_credentials_name_the_variables() {
+    let host = host(&[("NEXT_PUBLIC_ENABLE_TOY", "true")]).await;
+    let (status, body) = send(&host.router, start_request(true)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "Toy OAuth credentials not configured: set TOY_CLIENT_ID and TOY_CLIENT_SECRET"
+    );
+}
+
+#[tokio::test]
+async fn the_callback_connects_the_starting_tenant_once_and_shows_no_token() {
+    let host = host(CONFIGURED).await;
+    let (status, body) = send(&host.router, start_request(true)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let authorize_url = url::Url::parse(body["authorize_url"].as_str().unwrap()).unwrap();
+    let state = authorize_url
+        .query_pairs()
+        .find(|(name, _)| name == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let callback = format!("/toy/callback?state={state}&code=good");
+
+    let (status, page) = send(
+        &host.router,
+        Request::get(&callback).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Toy connected"), "{page}");
+    assert!(!page.contains(ACCESS_TOKEN));
+    let alice = Tenant {
+        user_id: "alice".into(),
+        org_id: Some("acme".into()),
+    };
+    let connections = host.records.list_connections(&alice).await.unwrap();
+    assert_eq!(connections.len(), 1);
+    assert_eq!(connections[0].label, "mine");
+    let mallory = Tenant {
+        user_id: "mallory".into(),
+        org_id: Some("evil".into()),
+    };
+    assert!(host
+        .records
+        .list_connections(&mallory)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let (status, page) = send(
+        &host.router,
+        Request::get(&callback).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("This authorization link was already used"),
+        "{page}"
+    );
+    assert_eq!(
+        host.records.list_connections(&alice).await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_callback_page_escapes_provider_text() {
+    let host = host(CONFIGURED).await;
+    let (_, body) = send(&host.router, start_request(true)).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let authorize_url = url::Url::parse(body["authorize_url"].as_str().unwrap()).unwrap();
+    let state = authorize_url
+        .query_pairs()
+        .find(|(name, _)| name == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let callback = format!(
+        "/toy/callback?state={state}&error=access_denied&error_description=%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+    );
+    let (status, page) = send(
+        &host.router,
+        Request::get(&callback).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("access_denied"), "{page}");
+    assert!(page.contains("&lt;script&gt;alert(1)"), "{page}");
+    assert!(!page.contains("<script>alert"), "{page}");
+
+    let (status, page) = send(
+        &host.router,
+        Request::get("/toy/callback?code=x")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("Missing state parameter"), "{page}");
+}

@@ -1,0 +1,40 @@
+// Runs oauth2-mock-server on 127.0.0.1:<port> for `cargo xtask test`. The library API
+// (rather than the package's CLI) is used for two hooks the OAuth tests drive:
+//  - GET /authorize with `mock_consent=deny` redirects back with `error=access_denied`,
+//    as a provider does when the person clicks "Deny";
+//  - a refresh_token grant for the refresh token `revoked-refresh-token` is refused
+//    with `invalid_grant`, as a provider does once a grant is revoked.
+import { OAuth2Server } from 'oauth2-mock-server';
+
+const REVOKED_REFRESH_TOKEN = 'revoked-refresh-token';
+
+const port = Number(process.argv[2]);
+if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+  console.error('usage: node oauth-mock-server.mjs <port>');
+  process.exit(2);
+}
+
+const server = new OAuth2Server();
+await server.issuer.keys.generate('RS256');
+
+server.service.on('beforeAuthorizeRedirect', (redirect, req) => {
+  if (req.query.mock_consent !== 'deny') {
+    return;
+  }
+  const params = redirect.url.searchParams;
+  params.delete('code');
+  params.set('error', 'access_denied');
+  params.set('error_description', 'The user denied the request');
+});
+
+server.service.on('beforeResponse', (response, req) => {
+  if (req.body.grant_type === 'refresh_token' && req.body.refresh_token === REVOKED_REFRESH_TOKEN) {
+    response.statusCode = 400;
+    response.body = { error: 'invalid_grant', error_description: 'The refresh token was revoked' };
+  }
+});
+
+// The package names the issuer `localhost`, which may resolve to ::1 where nothing listens.
+server.issuer.url = `http://127.0.0.1:${port}`;
+await server.start(port, '127.0.0.1');
+console.log(`oauth2-mock-server issuer ${server.issuer.url}`);
