@@ -41,6 +41,10 @@ pub fn router() -> Router<AppState> {
             get(get_connection).delete(disconnect),
         )
         .route("/api/connections/{id}/validate", post(revalidate))
+        .route(
+            "/api/connections/{id}/webhook/rotate",
+            post(rotate_webhook_credential),
+        )
         .route("/api/connections/{id}/query/{operation}", post(query))
         .route("/api/alerts", get(list_alerts))
 }
@@ -549,6 +553,59 @@ async fn get_connection(
 ) -> Result<impl IntoResponse, ApiError> {
     let record = load(&state, &tenant, &id).await?;
     Ok(Json(json!({ "connection": view(&state, record) })))
+}
+
+/// Issues a new webhook token or signing secret for a connection (shown once);
+/// the old one stops working at once.
+async fn rotate_webhook_credential(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let record = load(&state, &tenant, &id).await?;
+    let connector = connector_for(&state, &record.connector)?;
+    let descriptor = connector.descriptor();
+    let unsupported = |message: &str| {
+        ApiError::from(Error::unsupported(message.to_owned()).with_connector(descriptor.id))
+    };
+    let auth = descriptor
+        .webhook
+        .map(|webhook| webhook.auth)
+        .ok_or_else(|| unsupported("this connector receives no webhooks"))?;
+    let url = webhook_view(&state, &record).map(|view| view.url);
+    let shown = match auth {
+        WebhookAuth::Token { header } => {
+            let token = generate_token(WEBHOOK_TOKEN_PREFIX);
+            state
+                .records
+                .update_webhook_token_hash(&tenant, &record.id, &hash_token(token.expose()))
+                .await?;
+            json!({ "url": url, "header": header, "token": token.expose() })
+        }
+        WebhookAuth::Signature => {
+            let secret = generate_token(WEBHOOK_SECRET_PREFIX);
+            let mut secrets = state
+                .secrets
+                .get_uncached(&record.secret_ref)
+                .await?
+                .into_exposed();
+            if let Some(fields) = secrets.as_object_mut() {
+                fields.insert("webhook_secret".into(), json!(secret.expose()));
+            }
+            state
+                .secrets
+                .update(&record.secret_ref, &RevealedJson::new(secrets))
+                .await?;
+            json!({ "url": url, "secret": secret.expose() })
+        }
+        WebhookAuth::App => {
+            return Err(unsupported(
+                "app-level webhooks are signed with the app's signing secret; there is nothing to rotate per connection",
+            ))
+        }
+    };
+    tracing::info!(connection = %record.id, connector = descriptor.id, "rotated webhook credential");
+    Ok(Json(json!({ "webhook": shown })))
 }
 
 async fn revalidate(

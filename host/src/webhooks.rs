@@ -17,6 +17,7 @@ use patchbay_core::{
 use patchbay_store::{ConnectionRecord, NewAlert};
 use serde_json::json;
 
+use crate::api::connector_for;
 use crate::auth::token_matches_hash;
 use crate::config::WEBHOOK_BODY_LIMIT;
 use crate::error::ApiError;
@@ -91,11 +92,8 @@ async fn receive_app(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_or_rejection(connector_id, body)?;
-    let connector = state
-        .registry
-        .get(connector_id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("connector"))?;
+    // A connector whose feature flag is off answers with its disabled message.
+    let connector = connector_for(&state, connector_id)?;
     let request = InboundWebhook { headers, body };
     let routing_key = match connector.route_webhook(&request).await {
         Ok(WebhookRoute::Reply(reply)) => return Ok(reply_response(reply)),
@@ -137,11 +135,8 @@ async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_or_rejection(connector_id, body)?;
-    let connector = state
-        .registry
-        .get(connector_id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("connector"))?;
+    // A connector whose feature flag is off answers with its disabled message.
+    let connector = connector_for(&state, connector_id)?;
     let auth = connector
         .descriptor()
         .webhook

@@ -172,6 +172,152 @@ async fn github_and_slack_connect_through_oauth_with_tokens_in_vault_only() {
         .await;
     assert_eq!(channels.status, 200, "{}", channels.text);
 
+    // GitHub webhooks: the signing secret is issued through the API (an OAuth
+    // callback page never shows secrets), and every delivery is verified.
+    let github_id = github_connection["id"].as_str().unwrap();
+    let rotated = patchbay
+        .api(
+            "POST",
+            &format!("/api/connections/{github_id}/webhook/rotate"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let rotated = rotated.json();
+    assert_eq!(
+        rotated["webhook"]["url"],
+        format!("{}/github/webhook/alice", patchbay.base_url)
+    );
+    let secret = rotated["webhook"]["secret"].as_str().unwrap().to_owned();
+    let deliver_github =
+        |event: &'static str, delivery: &'static str, body: Vec<u8>, signature: String| {
+            let patchbay = &patchbay;
+            async move {
+                patchbay
+                    .request(
+                        "POST",
+                        "/github/webhook/alice",
+                        &[
+                            ("content-type", "application/json"),
+                            ("x-github-event", event),
+                            ("x-github-delivery", delivery),
+                            ("x-hub-signature-256", &signature),
+                        ],
+                        Some(body),
+                    )
+                    .await
+            }
+        };
+    let ping = serde_json::to_vec(&fake_github::sample_payload("ping", "")).unwrap();
+    let answer = deliver_github(
+        "ping",
+        "d-ping",
+        ping.clone(),
+        fake_github::sign_webhook(&secret, &ping),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let failed_run =
+        serde_json::to_vec(&fake_github::sample_payload("workflow_run", "failure")).unwrap();
+    let signature = fake_github::sign_webhook(&secret, &failed_run);
+    let answer = deliver_github(
+        "workflow_run",
+        "d-run-1",
+        failed_run.clone(),
+        signature.clone(),
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    assert_eq!(answer.json()["accepted"], 1);
+    let redelivered =
+        deliver_github("workflow_run", "d-run-1", failed_run.clone(), signature).await;
+    assert_eq!(redelivered.json()["duplicates"], 1, "{}", redelivered.text);
+    let forged = deliver_github(
+        "workflow_run",
+        "d-run-2",
+        failed_run.clone(),
+        fake_github::sign_webhook("not-the-secret", &failed_run),
+    )
+    .await;
+    assert_eq!(forged.status, 401, "{}", forged.text);
+
+    // Slack events: signed with the app's signing secret, routed by team id.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let deliver_slack = |body: String, signature: String, retry: Option<&'static str>| {
+        let patchbay = &patchbay;
+        let now = now.clone();
+        async move {
+            let mut headers = vec![
+                ("content-type", "application/json"),
+                ("x-slack-request-timestamp", now.as_str()),
+                ("x-slack-signature", signature.as_str()),
+            ];
+            if let Some(retry) = retry {
+                headers.push(("x-slack-retry-num", retry));
+            }
+            patchbay
+                .request("POST", "/slack/events", &headers, Some(body.into_bytes()))
+                .await
+        }
+    };
+    let challenge = json!({ "token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification" }).to_string();
+    let answer = deliver_slack(
+        challenge.clone(),
+        fake_slack::sign(SIGNING_SECRET, &now, &challenge),
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(
+        answer.text,
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+    let mention = fake_slack::app_mention(
+        "Ev0E2E0001",
+        fake_slack::INCIDENTS_CHANNEL,
+        "1714564800.000200",
+        "<@U0FAKEBOT1> why is checkout slow?",
+    )
+    .to_string();
+    let signature = fake_slack::sign(SIGNING_SECRET, &now, &mention);
+    let answer = deliver_slack(mention.clone(), signature.clone(), None).await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    assert_eq!(answer.json()["accepted"], 1);
+    let retried = deliver_slack(mention.clone(), signature, Some("1")).await;
+    assert_eq!(retried.json()["duplicates"], 1, "{}", retried.text);
+    let forged = deliver_slack(
+        mention.clone(),
+        fake_slack::sign("wrong-secret", &now, &mention),
+        None,
+    )
+    .await;
+    assert_eq!(forged.status, 401, "{}", forged.text);
+    let alerts = patchbay.api("GET", "/api/alerts", &key, None).await.json();
+    let kinds: Vec<_> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["source"].as_str().unwrap().to_owned(),
+                a["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("slack".to_owned(), "chat_trigger".to_owned())),
+        "{alerts}"
+    );
+    assert!(
+        kinds.iter().any(|(source, _)| source == "github"),
+        "{alerts}"
+    );
+
     // A replayed callback URL is refused and stores nothing.
     let replay_url = start(&patchbay, &key, "slack").await;
     let first = authorize_in_browser(
@@ -217,6 +363,57 @@ async fn github_and_slack_connect_through_oauth_with_tokens_in_vault_only() {
         );
     }
     assert!(connections_before >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_routes_answer_the_guides_message_while_the_flag_is_off() {
+    let patchbay = Patchbay::start(&[
+        ("SLACK_CLIENT_ID", fake_slack::CLIENT_ID),
+        ("SLACK_CLIENT_SECRET", fake_slack::CLIENT_SECRET),
+        ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
+    ])
+    .await;
+    let key = patchbay.create_api_key("alice", None);
+    let started = patchbay
+        .api(
+            "POST",
+            "/api/connections/oauth/slack/start",
+            &key,
+            Some(json!({})),
+        )
+        .await;
+    let events = patchbay
+        .request(
+            "POST",
+            "/slack/events",
+            &[("content-type", "application/json")],
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    let callback = patchbay
+        .request("GET", "/slack/callback?code=x&state=y", &[], None)
+        .await;
+    for answer in [&started, &events] {
+        assert_eq!(answer.status, 403, "{}", answer.text);
+        assert_eq!(
+            answer.json()["error"]["message"],
+            "Slack connector not enabled"
+        );
+    }
+    assert!(
+        callback.text.contains("Slack connector not enabled"),
+        "{}",
+        callback.text
+    );
+    let status = patchbay
+        .api("GET", "/api/connectors/status", &key, None)
+        .await
+        .json();
+    assert_eq!(status["connectors"]["slack"]["enabled"], false);
+    assert_eq!(
+        status["connectors"]["slack"]["message"],
+        "Slack connector not enabled"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -340,6 +340,18 @@ mod tests {
             self.inner.webhook_connections(connector, user_id).await
         }
 
+        async fn update_webhook_token_hash(
+            &self,
+
+            tenant: &Tenant,
+
+            id: &str,
+
+            hash: &str,
+        ) -> Result<()> {
+            self.inner.update_webhook_token_hash(tenant, id, hash).await
+        }
+
         async fn routed_connections(
             &self,
             connector: &str,

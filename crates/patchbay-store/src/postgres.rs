@@ -543,6 +543,22 @@ impl RecordStore for PostgresRecordStore {
         Ok(())
     }
 
+    async fn update_webhook_token_hash(&self, tenant: &Tenant, id: &str, hash: &str) -> Result<()> {
+        let updated = sqlx::query(
+            "UPDATE connections SET webhook_token_hash = $1 WHERE scope = $2 AND id = $3",
+        )
+        .bind(hash)
+        .bind(tenant.scope_key())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error("rotating a webhook token", error))?;
+        if updated.rows_affected() == 0 {
+            return Err(Error::not_found(format!("connection {id} not found")));
+        }
+        Ok(())
+    }
+
     async fn delete_connection(&self, tenant: &Tenant, id: &str) -> Result<bool> {
         let deleted = sqlx::query("DELETE FROM connections WHERE scope = $1 AND id = $2")
             .bind(tenant.scope_key())

@@ -181,6 +181,10 @@ pub trait RecordStore: Send + Sync + 'static {
         report: &ValidationReport,
     ) -> Result<()>;
 
+    /// Replaces the hash of a connection's webhook token (rotation); `NotFound`
+    /// when `tenant` cannot see the connection.
+    async fn update_webhook_token_hash(&self, tenant: &Tenant, id: &str, hash: &str) -> Result<()>;
+
     /// Deletes a connection visible to `tenant`; true if one was deleted.
     async fn delete_connection(&self, tenant: &Tenant, id: &str) -> Result<bool>;
 

@@ -427,6 +427,21 @@ impl RecordStore for SqliteRecordStore {
         Ok(())
     }
 
+    async fn update_webhook_token_hash(&self, tenant: &Tenant, id: &str, hash: &str) -> Result<()> {
+        let updated =
+            sqlx::query("UPDATE connections SET webhook_token_hash = ? WHERE scope = ? AND id = ?")
+                .bind(hash)
+                .bind(tenant.scope_key())
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(|error| db_error("rotating a webhook token", error))?;
+        if updated.rows_affected() == 0 {
+            return Err(Error::not_found(format!("connection {id} not found")));
+        }
+        Ok(())
+    }
+
     async fn delete_connection(&self, tenant: &Tenant, id: &str) -> Result<bool> {
         let deleted = sqlx::query("DELETE FROM connections WHERE scope = ? AND id = ?")
             .bind(tenant.scope_key())

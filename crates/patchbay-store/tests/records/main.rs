@@ -190,6 +190,7 @@ behaviour_suite! {
         tenants_are_isolated,
         webhook_connections_match_connector_and_user,
         routed_connections_match_connector_and_routing_key,
+        webhook_tokens_rotate_only_for_the_owning_tenant,
         api_keys_resolve_to_their_tenant,
         alerts_are_deduplicated_across_and_within_batches,
         alerts_round_trip_and_page_in_cursor_order,

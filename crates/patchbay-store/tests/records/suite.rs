@@ -367,6 +367,29 @@ pub async fn webhook_connections_match_connector_and_user(store: Arc<dyn RecordS
         .is_empty());
 }
 
+pub async fn webhook_tokens_rotate_only_for_the_owning_tenant(store: Arc<dyn RecordStore>) {
+    store
+        .insert_connection(&connection("conn-1", alice()))
+        .await
+        .unwrap();
+    let rotated = "ef".repeat(32);
+    let error = store
+        .update_webhook_token_hash(&mallory_other_org(), "conn-1", &rotated)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+    store
+        .update_webhook_token_hash(&bob_same_org(), "conn-1", &rotated)
+        .await
+        .unwrap();
+    let stored = store
+        .get_connection(&alice(), "conn-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.webhook_token_hash.as_deref(), Some(rotated.as_str()));
+}
+
 pub async fn routed_connections_match_connector_and_routing_key(store: Arc<dyn RecordStore>) {
     let mut team_one = connection("team-one", alice());
     team_one.connector = "slack".into();
