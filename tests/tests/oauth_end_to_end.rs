@@ -363,6 +363,30 @@ async fn github_and_slack_connect_through_oauth_with_tokens_in_vault_only() {
         );
     }
     assert!(connections_before >= 2);
+
+    // Disconnecting revokes the grant at the provider, then deletes locally.
+    for (connection, revoked) in [
+        (
+            &github_connection,
+            Box::new(|| github.is_revoked()) as Box<dyn Fn() -> bool>,
+        ),
+        (
+            &slack_connection,
+            Box::new(|| slack.is_revoked(SLACK_BOT_TOKEN)),
+        ),
+    ] {
+        let id = connection["id"].as_str().unwrap();
+        let deleted = patchbay
+            .api("DELETE", &format!("/api/connections/{id}"), &key, None)
+            .await;
+        assert_eq!(deleted.status, 200, "{}", deleted.text);
+        assert_eq!(deleted.json()["revoke"], "revoked", "{}", deleted.text);
+        assert!(
+            revoked(),
+            "{} revoked at the provider",
+            connection["connector"]
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
