@@ -6,7 +6,9 @@
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use patchbay_core::time::{TimeBound, TimeRange};
-use patchbay_core::{parse_params, Error, OperationDescriptor, QueryOutput, Result};
+use patchbay_core::{
+    parse_params, unknown_operation, Error, OperationDescriptor, QueryOutput, Result,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -97,11 +99,11 @@ pub async fn run(
     now: DateTime<Utc>,
 ) -> Result<QueryOutput> {
     let Some(spec) = OPERATIONS.iter().find(|spec| spec.name == operation) else {
-        return Err(
-            Error::not_found(format!("unknown operation `{operation}` for datadog"))
-                .with_connector(CONNECTOR_ID)
-                .with_hint(format!("use one of: {}", operation_names().join(", "))),
-        );
+        return Err(unknown_operation(
+            CONNECTOR_ID,
+            operation,
+            &operation_names(),
+        ));
     };
     let call = Call {
         client,

@@ -6,7 +6,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use patchbay_core::time::{TimeBound, TimeRange};
-use patchbay_core::{parse_params, Error, OperationDescriptor, QueryOutput, Result};
+use patchbay_core::{
+    parse_params, unknown_operation, Error, OperationDescriptor, QueryOutput, Result,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -186,11 +188,11 @@ pub async fn run(
         "thread_replies" => call.thread_replies(parse(operation, params)?).await,
         "user_info" => call.user_info(parse(operation, params)?).await,
         "post_message" => call.post_message(parse(operation, params)?).await,
-        _ => Err(
-            Error::not_found(format!("unknown operation `{operation}` for slack"))
-                .with_connector(CONNECTOR_ID)
-                .with_hint(format!("use one of: {}", operation_names().join(", "))),
-        ),
+        _ => Err(unknown_operation(
+            CONNECTOR_ID,
+            operation,
+            &operation_names(),
+        )),
     }
 }
 

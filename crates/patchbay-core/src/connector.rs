@@ -301,6 +301,13 @@ impl<C: Connector> DynConnector for C {
     }
 }
 
+/// The error for an operation a connector does not offer, listing those it does.
+pub fn unknown_operation(connector: &str, operation: &str, known: &[&str]) -> Error {
+    Error::not_found(format!("unknown operation `{operation}` for {connector}"))
+        .with_connector(connector)
+        .with_hint(format!("use one of: {}", known.join(", ")))
+}
+
 /// Parses typed operation parameters, naming the bad field (by its path) in the error.
 pub fn parse_params<P: DeserializeOwned>(
     connector: &str,

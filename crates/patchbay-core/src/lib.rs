@@ -21,8 +21,8 @@ pub mod webhook;
 
 pub use alert::{AlertSeverity, AlertStatus, EventKind, NormalizedAlert};
 pub use connector::{
-    parse_params, AuthRequest, Connector, ConnectorContext, Credentials, DynConnector,
-    DynCredentials, FormFields, QueryOutput,
+    parse_params, unknown_operation, AuthRequest, Connector, ConnectorContext, Credentials,
+    DynConnector, DynCredentials, FormFields, QueryOutput,
 };
 pub use descriptor::{
     AuthKind, Category, ConnectorDescriptor, EnvVar, OperationDescriptor, WebhookAuth,
