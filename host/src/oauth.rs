@@ -1,19 +1,25 @@
-//! OAuth routes: starting a flow, and each OAuth connector's callback page.
+//! OAuth routes: starting a flow, its one-time begin URL, and each OAuth
+//! connector's callback page.
 //!
-//! The callback takes the tenant only from the stored state, validates the new
-//! credentials with the connector, stores them exactly as `POST /api/connections`
-//! does, and answers a person with a small page (or a redirect) that never carries a
-//! secret. Failed callbacks store nothing.
+//! Starting returns a begin URL on Patchbay's own origin; opening it sets a
+//! short-lived `HttpOnly` cookie bound to the flow and redirects to the provider, and
+//! the callback refuses a browser without that cookie, so a flow started by one
+//! person cannot be finished in another person's browser. The callback takes the
+//! tenant only from the stored state, validates the new credentials with the
+//! connector, stores them exactly as `POST /api/connections` does, and answers a
+//! person with a small page (or a redirect) that never carries a secret. Failed
+//! callbacks store nothing.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use patchbay_core::connector::ConnectorContext;
 use patchbay_core::{AuthRequest, ConnectorDescriptor, Error, ErrorKind};
-use patchbay_oauth::CallbackParams;
+use patchbay_oauth::state::binding_cookie_name;
+use patchbay_oauth::{CallbackParams, BEGIN_PATH};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -22,22 +28,27 @@ use crate::auth::Principal;
 use crate::error::{status_for, ApiError};
 use crate::state::AppState;
 
-/// The start route, and one callback route per connector with an OAuth spec.
+/// The start and begin routes, and one callback route per connector with an OAuth spec.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let mut router = Router::new().route("/api/connections/oauth/{connector}/start", post(start));
+    let mut router = Router::new()
+        .route("/api/connections/oauth/{connector}/start", post(start))
+        .route(&format!("{BEGIN_PATH}/{{state}}"), get(begin));
     for descriptor in state.registry.descriptors() {
         let Some(spec) = descriptor.oauth else {
             continue;
         };
         let connector = descriptor.id;
-        router = router.route(
-            spec.callback_path,
-            get(
-                move |state: State<AppState>, params: Query<CallbackParams>| async move {
-                    callback(state, connector, params.0).await
-                },
-            ),
-        );
+        router =
+            router.route(
+                spec.callback_path,
+                get(
+                    move |state: State<AppState>,
+                          headers: HeaderMap,
+                          params: Query<CallbackParams>| async move {
+                        callback(state, connector, &headers, params.0).await
+                    },
+                ),
+            );
     }
     router
 }
@@ -82,9 +93,94 @@ async fn start(
         .start(&tenant, descriptor, body.label, body.options)
         .await?;
     Ok(Json(json!({
-        "authorize_url": started.authorize_url,
+        "begin_url": started.begin_url,
         "expires_at": started.expires_at,
+        "note": "open begin_url in the browser that will finish the flow; it works once",
     })))
+}
+
+/// Opens a flow's begin URL: binds it to this browser with a cookie, then sends the
+/// browser to the provider.
+async fn begin(State(state): State<AppState>, Path(flow_state): Path<String>) -> Response {
+    let begun = match state
+        .oauth
+        .begin(&flow_state, |id| state.registry.descriptor(id))
+        .await
+    {
+        Ok(begun) => begun,
+        Err(error) => {
+            tracing::info!(kind = %error.kind(), message = %error.message(), "OAuth begin refused");
+            let status = match error.kind() {
+                ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+                kind => status_for(kind),
+            };
+            return page(
+                &state,
+                "patchbay",
+                "Patchbay",
+                Outcome::Failed {
+                    status,
+                    error: copy_error(&error),
+                },
+            );
+        }
+    };
+    if let Err(error) = connector_for(&state, begun.connector.id) {
+        let error = copy_error(error.error());
+        return page(
+            &state,
+            begun.connector.id,
+            begun.connector.display_name,
+            Outcome::Failed {
+                status: StatusCode::FORBIDDEN,
+                error,
+            },
+        );
+    }
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let headers = response.headers_mut();
+    match HeaderValue::from_str(&begun.authorize_url) {
+        Ok(location) => {
+            headers.insert(header::LOCATION, location);
+        }
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+    let max_age = (begun.cookie.expires_at - chrono::Utc::now())
+        .num_seconds()
+        .max(0);
+    let secure = if state.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{}={}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+        begun.cookie.name,
+        begun.cookie.value.expose(),
+        begun.cookie.path,
+    );
+    if let Ok(mut value) = HeaderValue::from_str(&cookie) {
+        value.set_sensitive(true);
+        headers.insert(header::SET_COOKIE, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// The value of the cookie named `name`, from every `Cookie` header of the request.
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
 }
 
 /// What the callback tells the person (and the UI).
@@ -96,6 +192,7 @@ enum Outcome {
 async fn callback(
     state: State<AppState>,
     connector: &'static str,
+    headers: &HeaderMap,
     params: CallbackParams,
 ) -> Response {
     let State(state) = state;
@@ -103,7 +200,11 @@ async fn callback(
         .registry
         .descriptor(connector)
         .map_or(connector, |descriptor| descriptor.display_name);
-    let outcome = match finish(&state, connector, params).await {
+    let cookie_name = params.state.as_deref().map(binding_cookie_name);
+    let binding = cookie_name
+        .as_deref()
+        .and_then(|name| cookie_value(headers, name));
+    let outcome = match finish(&state, connector, params, binding).await {
         Ok(connection_id) => Outcome::Connected { connection_id },
         Err(error) => Outcome::Failed {
             status: error.status(),
@@ -113,7 +214,21 @@ async fn callback(
     if let Outcome::Failed { error, .. } = &outcome {
         tracing::info!(connector, kind = %error.kind(), message = %error.message(), "OAuth callback failed");
     }
-    respond(&state, connector, display_name, outcome)
+    let mut response = respond(&state, connector, display_name, outcome);
+    // The binding cookie has done its work, whatever the outcome.
+    if let Some(name) = cookie_name {
+        let path = state
+            .registry
+            .descriptor(connector)
+            .and_then(|descriptor| descriptor.oauth)
+            .map_or("/", |spec| spec.callback_path);
+        if let Ok(value) = HeaderValue::from_str(&format!(
+            "{name}=; Path={path}; Max-Age=0; HttpOnly; SameSite=Lax"
+        )) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
 }
 
 fn copy_error(error: &Error) -> Error {
@@ -131,12 +246,13 @@ async fn finish(
     state: &AppState,
     connector: &'static str,
     params: CallbackParams,
+    binding: Option<&str>,
 ) -> Result<String, ApiError> {
     let instance = connector_for(state, connector)?;
     let descriptor = oauth_descriptor(instance.descriptor())?;
     let completed = state
         .oauth
-        .complete(descriptor, params)
+        .complete(descriptor, params, binding)
         .await
         .map_err(|error| {
             let status = match error.kind() {

@@ -125,10 +125,14 @@ struct TestHost {
 }
 
 async fn host(pairs: &[(&str, &str)]) -> TestHost {
+    host_at("http://patchbay.test", pairs).await
+}
+
+async fn host_at(public_url: &str, pairs: &[(&str, &str)]) -> TestHost {
     start_token_endpoint().await;
     let mut env = ConnectorEnv::from_pairs(pairs.iter().copied());
     env.set("INTERNAL_API_SECRET", INTERNAL_SECRET);
-    env.set("PATCHBAY_PUBLIC_URL", "http://patchbay.test");
+    env.set("PATCHBAY_PUBLIC_URL", public_url);
     let dir = tempfile::tempdir().unwrap();
     let records: Arc<dyn RecordStore> =
         Arc::new(SqliteRecordStore::open_in_memory().await.unwrap());
@@ -174,6 +178,157 @@ fn start_request(authenticated: bool) -> Request<Body> {
     request.body(Body::from(r#"{"label":"mine"}"#)).unwrap()
 }
 
+/// A flow begun the way a browser begins it: the state, the `Cookie` header the
+/// browser would send back, and the `Set-Cookie` header as received.
+struct BegunFlow {
+    state: String,
+    cookie: String,
+    set_cookie: String,
+}
+
+async fn begin_flow(host: &TestHost) -> BegunFlow {
+    let (status, body) = send(&host.router, start_request(true)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        body.get("authorize_url").is_none(),
+        "only the begin URL is handed out"
+    );
+    let begin_url = url::Url::parse(body["begin_url"].as_str().unwrap()).unwrap();
+    let response = host
+        .router
+        .clone()
+        .oneshot(Request::get(begin_url.path()).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://toy.example/authorize?"),
+        "{location}"
+    );
+    let state = url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(begin_url.path(), format!("/oauth/begin/{state}"));
+    let set_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    BegunFlow {
+        state,
+        cookie,
+        set_cookie,
+    }
+}
+
+fn callback_request(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut request = Request::get(path);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn the_begin_url_sets_a_short_lived_http_only_cookie_once() {
+    let host = host(CONFIGURED).await;
+    let flow = begin_flow(&host).await;
+    let attributes: Vec<&str> = flow.set_cookie.split("; ").collect();
+    assert!(attributes.contains(&"HttpOnly"), "{}", flow.set_cookie);
+    assert!(attributes.contains(&"SameSite=Lax"), "{}", flow.set_cookie);
+    assert!(
+        attributes.contains(&"Path=/toy/callback"),
+        "{}",
+        flow.set_cookie
+    );
+    assert!(!attributes.contains(&"Secure"), "plain http public URL");
+    let max_age: i64 = attributes
+        .iter()
+        .find_map(|attribute| attribute.strip_prefix("Max-Age="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((500..=600).contains(&max_age), "{max_age}");
+
+    let (status, page) = send(
+        &host.router,
+        callback_request(&format!("/oauth/begin/{}", flow.state), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("This sign-in link was already opened"),
+        "{page}"
+    );
+
+    let secure_host = host_at("https://patchbay.example", CONFIGURED).await;
+    let flow = begin_flow(&secure_host).await;
+    assert!(
+        flow.set_cookie.split("; ").any(|a| a == "Secure"),
+        "{}",
+        flow.set_cookie
+    );
+}
+
+#[tokio::test]
+async fn a_callback_in_a_browser_without_the_begin_cookie_is_refused_and_stores_nothing() {
+    let host = host(CONFIGURED).await;
+    let flow = begin_flow(&host).await;
+    // The victim's browser followed the provider's redirect, but never opened the
+    // begin URL: it has no binding cookie.
+    let (status, page) = send(
+        &host.router,
+        callback_request(
+            &format!("/toy/callback?state={}&code=good", flow.state),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(
+        page.contains("This Toy authorization was not started in this browser"),
+        "{page}"
+    );
+    assert!(!page.contains(ACCESS_TOKEN));
+    let alice = Tenant {
+        user_id: "alice".into(),
+        org_id: Some("acme".into()),
+    };
+    assert!(host
+        .records
+        .list_connections(&alice)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let other = begin_flow(&host).await;
+    let (status, page) = send(
+        &host.router,
+        callback_request(
+            &format!("/toy/callback?state={}&code=good", other.state),
+            Some(&flow.cookie),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "another flow's cookie: {page}"
+    );
+    assert!(host
+        .records
+        .list_connections(&alice)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 #[tokio::test]
 async fn start_requires_authentication() {
     let host = host(CONFIGURED).await;
@@ -210,23 +365,27 @@ async fn unconfigured_client_credentials_name_the_variables() {
 #[tokio::test]
 async fn the_callback_connects_the_starting_tenant_once_and_shows_no_token() {
     let host = host(CONFIGURED).await;
-    let (status, body) = send(&host.router, start_request(true)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let body: Value = serde_json::from_str(&body).unwrap();
-    let authorize_url = url::Url::parse(body["authorize_url"].as_str().unwrap()).unwrap();
-    let state = authorize_url
-        .query_pairs()
-        .find(|(name, _)| name == "state")
-        .unwrap()
-        .1
-        .into_owned();
-    let callback = format!("/toy/callback?state={state}&code=good");
+    let flow = begin_flow(&host).await;
+    let callback = format!("/toy/callback?state={}&code=good", flow.state);
 
-    let (status, page) = send(
-        &host.router,
-        Request::get(&callback).body(Body::empty()).unwrap(),
-    )
-    .await;
+    let response = host
+        .router
+        .clone()
+        .oneshot(callback_request(&callback, Some(&flow.cookie)))
+        .await
+        .unwrap();
+    let status = response.status();
+    let cleared = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cleared.starts_with(&format!("{}=;", flow.cookie.split('=').next().unwrap()))
+            && cleared.contains("Max-Age=0"),
+        "the binding cookie is cleared: {cleared}"
+    );
+    let page = response.into_body().collect().await.unwrap().to_bytes();
+    let page = String::from_utf8_lossy(&page).into_owned();
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("Toy connected"), "{page}");
     assert!(!page.contains(ACCESS_TOKEN));
@@ -250,7 +409,7 @@ async fn the_callback_connects_the_starting_tenant_once_and_shows_no_token() {
 
     let (status, page) = send(
         &host.router,
-        Request::get(&callback).body(Body::empty()).unwrap(),
+        callback_request(&callback, Some(&flow.cookie)),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -267,21 +426,14 @@ async fn the_callback_connects_the_starting_tenant_once_and_shows_no_token() {
 #[tokio::test]
 async fn the_callback_page_escapes_provider_text() {
     let host = host(CONFIGURED).await;
-    let (_, body) = send(&host.router, start_request(true)).await;
-    let body: Value = serde_json::from_str(&body).unwrap();
-    let authorize_url = url::Url::parse(body["authorize_url"].as_str().unwrap()).unwrap();
-    let state = authorize_url
-        .query_pairs()
-        .find(|(name, _)| name == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let flow = begin_flow(&host).await;
     let callback = format!(
-        "/toy/callback?state={state}&error=access_denied&error_description=%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+        "/toy/callback?state={}&error=access_denied&error_description=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        flow.state
     );
     let (status, page) = send(
         &host.router,
-        Request::get(&callback).body(Body::empty()).unwrap(),
+        callback_request(&callback, Some(&flow.cookie)),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

@@ -33,6 +33,32 @@ pub fn reused_state() -> Error {
         .with_hint("start connecting again from Patchbay; each link works once")
 }
 
+/// The begin URL was opened before, or its flow already finished.
+pub fn begun_twice() -> Error {
+    Error::invalid_input(
+        "state",
+        "This sign-in link was already opened; each link opens once, in the browser that finishes it",
+    )
+    .with_hint("start connecting again from Patchbay")
+}
+
+/// The callback came to a browser the flow was not begun in (no or another binding cookie).
+pub fn unbound_browser(descriptor: &ConnectorDescriptor) -> Error {
+    Error::new(
+        ErrorKind::PermissionDenied,
+        format!(
+            "This {} authorization was not started in this browser, so Patchbay refused it",
+            descriptor.display_name
+        ),
+    )
+    .with_field("state")
+    .with_connector(descriptor.id)
+    .with_hint(
+        "start connecting from Patchbay in this browser and finish there; never open a sign-in \
+         link someone else sent you",
+    )
+}
+
 /// The state belongs to another connector's flow.
 pub fn wrong_connector(expected: &ConnectorDescriptor, started_for: &str) -> Error {
     Error::invalid_input(

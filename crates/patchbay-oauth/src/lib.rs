@@ -2,10 +2,12 @@
 //!
 //! [`OAuthEngine`] runs the authorization-code flow from a connector's
 //! [`OAuthSpec`]: it issues a state (kept server-side only as its SHA-256, so any
-//! replica can finish the flow), derives the PKCE verifier from that state, builds
-//! the authorize URL, and on the callback consumes the state exactly once and
-//! exchanges the code. [`TokenRefresher`] keeps stored access tokens fresh, one
-//! refresh per connection at a time across every replica.
+//! replica can finish the flow) with a random PKCE verifier, hands out a one-time
+//! begin URL that binds the flow to the browser opening it (a cookie) before
+//! sending it to the provider, and on the callback consumes the state exactly once,
+//! checks the browser binding and exchanges the code. [`TokenRefresher`] keeps
+//! stored access tokens fresh, one refresh per connection at a time across every
+//! replica.
 #![deny(missing_docs)]
 
 pub mod errors;
@@ -21,7 +23,7 @@ use patchbay_core::{
     Result, SecretString, Tenant,
 };
 use patchbay_http::HttpClient;
-use patchbay_store::{ConsumedState, PendingAuthorization, RecordStore};
+use patchbay_store::{BegunState, ConsumedState, PendingAuthorization, RecordStore};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -29,13 +31,41 @@ pub use exchange::{TokenRequestFailure, TokenSet};
 pub use refresh::{TokenRefresher, DEFAULT_REFRESH_SKEW, REFRESH_SKEW_VAR};
 pub use state::STATE_LIFETIME;
 
+/// The route a started flow's begin URL points at, under the public URL.
+pub const BEGIN_PATH: &str = "/oauth/begin";
+
 /// Where a started flow sends the person's browser.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuthorizationStart {
-    /// The provider's authorize URL with state, PKCE challenge and redirect URI.
-    pub authorize_url: String,
+    /// A one-time URL on Patchbay's own origin: opening it binds the flow to that
+    /// browser and redirects to the provider.
+    pub begin_url: String,
     /// When the state stops being accepted.
     pub expires_at: DateTime<Utc>,
+}
+
+/// The cookie that binds a flow to the browser that opened its begin URL.
+#[derive(Debug, Clone)]
+pub struct BindingCookie {
+    /// The cookie's name (one per flow).
+    pub name: String,
+    /// The random value; only its hash is stored.
+    pub value: SecretString,
+    /// The path it is sent back on: the connector's callback route.
+    pub path: &'static str,
+    /// When the flow, and so the cookie, expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A begun flow: where to send the browser, and the cookie to set on the way.
+#[derive(Debug, Clone)]
+pub struct BegunAuthorization {
+    /// The provider's authorize URL with state, PKCE challenge and redirect URI.
+    pub authorize_url: String,
+    /// The cookie to set before redirecting.
+    pub cookie: BindingCookie,
+    /// The connector being connected.
+    pub connector: &'static ConnectorDescriptor,
 }
 
 /// The query parameters a provider sends back to the callback.
@@ -86,6 +116,17 @@ fn not_oauth(descriptor: &ConnectorDescriptor) -> Error {
         descriptor.display_name
     ))
     .with_connector(descriptor.id)
+}
+
+/// Whether the callback's browser holds the cookie set when the flow was begun.
+fn browser_is_bound(pending: &PendingAuthorization, binding_cookie: Option<&str>) -> bool {
+    match (&pending.binding_hash, binding_cookie) {
+        (Some(expected), Some(cookie)) => {
+            let presented = state::hash_state(cookie);
+            subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), expected.as_bytes()).into()
+        }
+        _ => false,
+    }
 }
 
 /// The spec of an OAuth connector; `Unsupported` for the others.
@@ -142,7 +183,8 @@ impl OAuthEngine {
         format!("{}{}", self.public_url, spec.callback_path)
     }
 
-    /// Starts a flow for `tenant`: stores the state's hash and returns the authorize URL.
+    /// Starts a flow for `tenant`: stores the state's hash with a random PKCE
+    /// verifier and returns the one-time begin URL.
     pub async fn start(
         &self,
         tenant: &Tenant,
@@ -151,18 +193,9 @@ impl OAuthEngine {
         options: Map<String, Value>,
     ) -> Result<AuthorizationStart> {
         let spec = spec_of(descriptor)?;
-        let credentials = self.client_credentials(descriptor)?;
+        // Fail early, before a person is sent anywhere, when the client is unset.
+        self.client_credentials(descriptor)?;
         let state = state::generate_state();
-        let redirect_uri = self.redirect_uri(spec);
-        let verifier = spec.pkce.then(|| state::pkce_verifier(&state));
-        let authorize_url = exchange::authorize_url(
-            descriptor,
-            spec,
-            &credentials.client_id,
-            &redirect_uri,
-            &state,
-            verifier.as_deref(),
-        )?;
         let created_at = Utc::now();
         let expires_at = created_at + STATE_LIFETIME;
         self.records
@@ -170,25 +203,81 @@ impl OAuthEngine {
                 state_hash: state::hash_state(&state),
                 tenant: tenant.clone(),
                 connector: descriptor.id.to_owned(),
-                redirect_uri,
+                redirect_uri: self.redirect_uri(spec),
                 label: label.filter(|label| !label.trim().is_empty()),
                 options,
+                pkce_verifier: spec
+                    .pkce
+                    .then(|| SecretString::new(state::generate_pkce_verifier())),
+                binding_hash: None,
                 created_at,
                 expires_at,
             })
             .await?;
         Ok(AuthorizationStart {
-            authorize_url,
+            begin_url: format!("{}{BEGIN_PATH}/{state}", self.public_url),
             expires_at,
         })
     }
 
-    /// Finishes a flow on `descriptor`'s callback: consumes the state, then
-    /// exchanges the code with the redirect URI that started the flow.
+    /// Opens a flow's begin URL, once: binds the flow to this browser (the cookie
+    /// returned) and builds the provider's authorize URL. `descriptor_of` finds the
+    /// connector the flow was started for by its id (the host's registry).
+    pub async fn begin(
+        &self,
+        state: &str,
+        descriptor_of: impl Fn(&str) -> Option<&'static ConnectorDescriptor>,
+    ) -> Result<BegunAuthorization> {
+        let binding = state::generate_binding();
+        let pending = match self
+            .records
+            .begin_oauth_state(
+                &state::hash_state(state),
+                &state::hash_state(&binding),
+                Utc::now(),
+            )
+            .await?
+        {
+            BegunState::Begun(pending) => pending,
+            BegunState::AlreadyBegun => return Err(errors::begun_twice()),
+            BegunState::Expired => return Err(errors::expired_state()),
+            BegunState::Unknown => return Err(errors::unknown_state()),
+        };
+        let descriptor = descriptor_of(&pending.connector).ok_or_else(errors::unknown_state)?;
+        let spec = spec_of(descriptor)?;
+        let credentials = self.client_credentials(descriptor)?;
+        let authorize_url = exchange::authorize_url(
+            descriptor,
+            spec,
+            &credentials.client_id,
+            &pending.redirect_uri,
+            state,
+            pending
+                .pkce_verifier
+                .as_ref()
+                .map(|verifier| verifier.expose().as_str()),
+        )?;
+        Ok(BegunAuthorization {
+            authorize_url,
+            cookie: BindingCookie {
+                name: state::binding_cookie_name(state),
+                value: SecretString::new(binding),
+                path: spec.callback_path,
+                expires_at: pending.expires_at,
+            },
+            connector: descriptor,
+        })
+    }
+
+    /// Finishes a flow on `descriptor`'s callback: consumes the state, checks that
+    /// `binding_cookie` (the value of the cookie named by [`state::binding_cookie_name`])
+    /// is the one set when this flow was begun, then exchanges the code with the
+    /// redirect URI and PKCE verifier that started the flow.
     pub async fn complete(
         &self,
         descriptor: &'static ConnectorDescriptor,
         params: CallbackParams,
+        binding_cookie: Option<&str>,
     ) -> Result<CompletedAuthorization> {
         let spec = spec_of(descriptor)?;
         let state = params
@@ -216,6 +305,9 @@ impl OAuthEngine {
         if pending.connector != descriptor.id {
             return Err(errors::wrong_connector(descriptor, &pending.connector));
         }
+        if !browser_is_bound(&pending, binding_cookie) {
+            return Err(errors::unbound_browser(descriptor));
+        }
         if let Some(code) = params.error.as_deref().filter(|code| !code.is_empty()) {
             return Err(errors::provider_refused(
                 descriptor,
@@ -229,7 +321,6 @@ impl OAuthEngine {
             .filter(|code| !code.is_empty())
             .ok_or_else(|| errors::missing_code(descriptor, &pending.redirect_uri))?;
         let credentials = self.client_credentials(descriptor)?;
-        let verifier = spec.pkce.then(|| state::pkce_verifier(state));
         let tokens = exchange::exchange_code(
             &self.http,
             descriptor,
@@ -237,7 +328,10 @@ impl OAuthEngine {
             &credentials,
             code,
             &pending.redirect_uri,
-            verifier.as_deref(),
+            pending
+                .pkce_verifier
+                .as_ref()
+                .map(|verifier| verifier.expose().as_str()),
             Utc::now(),
         )
         .await?;

@@ -1,6 +1,9 @@
 //! Fresh access tokens for stored connections: refresh before expiry and after a
 //! rejection, exactly one refresh per connection at a time — in this process
-//! (a per-connection async mutex) and across replicas (a lease in the records store).
+//! (a per-connection async mutex) and across replicas (a fenced lease in the records
+//! store). A refresh must finish well inside its lease, and writes its tokens only
+//! while the lease is still its own, so a stalled replica can never overwrite the
+//! tokens of the replica that took over.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +14,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use patchbay_core::{
     ConnectorDescriptor, ConnectorEnv, Error, ErrorKind, Result, RevealedJson, SecretString,
 };
-use patchbay_store::{ConnectionRecord, ConnectionStatus, RecordStore, SecretStore};
+use patchbay_store::{ConnectionRecord, ConnectionStatus, RecordStore, RefreshLease, SecretStore};
 use serde_json::Value;
 
 use crate::{errors, OAuthEngine, TokenSet};
@@ -22,7 +25,7 @@ pub const REFRESH_SKEW_VAR: &str = "PATCHBAY_OAUTH_REFRESH_SKEW_SECS";
 pub const DEFAULT_REFRESH_SKEW: Duration = Duration::from_secs(300);
 
 /// How long a replica may hold a connection's refresh lease.
-const LEASE_DURATION: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(30);
 /// How often a replica waiting on another's lease re-reads the secret.
 const LEASE_POLL: Duration = Duration::from_millis(50);
 /// Token requests per refresh when the provider fails transiently.
@@ -44,6 +47,7 @@ pub struct TokenRefresher {
     records: Arc<dyn RecordStore>,
     secrets: Arc<dyn SecretStore>,
     skew: chrono::TimeDelta,
+    lease: Duration,
     holder: String,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     token_requests: AtomicU64,
@@ -136,10 +140,24 @@ impl TokenRefresher {
             records,
             secrets,
             skew: chrono::TimeDelta::from_std(skew).unwrap_or(chrono::TimeDelta::MAX),
+            lease: DEFAULT_LEASE_DURATION,
             holder: holder.iter().map(|byte| format!("{byte:02x}")).collect(),
             locks: Mutex::new(HashMap::new()),
             token_requests: AtomicU64::new(0),
         }
+    }
+
+    /// Uses leases of `lease` instead of [`DEFAULT_LEASE_DURATION`]; a refresh is
+    /// abandoned after three quarters of it.
+    pub fn with_lease_duration(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// How long one refresh may take: three quarters of the lease, leaving the rest
+    /// as a margin for the write and for clocks that disagree a little.
+    fn refresh_budget(&self) -> Duration {
+        self.lease * 3 / 4
     }
 
     /// How many token requests this refresher has sent (for tests and metrics).
@@ -204,24 +222,25 @@ impl TokenRefresher {
     ) -> Result<RevealedJson> {
         let lock = self.lock_for(&record.id);
         let _guard = lock.lock().await;
-        let deadline = tokio::time::Instant::now()
-            + LEASE_DURATION.to_std().unwrap_or(Duration::from_secs(30))
-            + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + self.lease + Duration::from_secs(5);
         loop {
             let latest = self.secrets.get_uncached(&record.secret_ref).await?;
             if !self.still_needed(&need, &latest) {
                 return Ok(latest);
             }
-            let until = Utc::now() + LEASE_DURATION;
-            if self
+            let until = Utc::now()
+                + chrono::TimeDelta::from_std(self.lease).unwrap_or(chrono::TimeDelta::MAX);
+            if let Some(lease) = self
                 .records
                 .try_acquire_refresh_lease(&record.id, &self.holder, until)
                 .await?
             {
-                let outcome = self.refresh_holding_lease(descriptor, record, &need).await;
+                let outcome = self
+                    .refresh_holding_lease(descriptor, record, &need, lease)
+                    .await;
                 if let Err(error) = self
                     .records
-                    .release_refresh_lease(&record.id, &self.holder)
+                    .release_refresh_lease(&record.id, &self.holder, lease.fence)
                     .await
                 {
                     tracing::warn!(connection = %record.id, error = %error, "could not release a refresh lease; it expires by itself");
@@ -245,7 +264,9 @@ impl TokenRefresher {
         descriptor: &'static ConnectorDescriptor,
         record: &ConnectionRecord,
         need: &Need,
+        lease: RefreshLease,
     ) -> Result<RevealedJson> {
+        let deadline = tokio::time::Instant::now() + self.refresh_budget();
         // Another replica may have finished between our read and taking the lease.
         let latest = self.secrets.get_uncached(&record.secret_ref).await?;
         if !self.still_needed(need, &latest) {
@@ -255,11 +276,25 @@ impl TokenRefresher {
             self.mark_needs_reauth(record).await;
             return Err(errors::needs_reauth(descriptor));
         };
+        let too_slow = || {
+            Error::unavailable(format!(
+                "the {} token endpoint did not answer in time; the refresh was abandoned",
+                descriptor.display_name
+            ))
+            .with_connector(descriptor.id)
+            .with_hint("try again shortly")
+        };
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         let tokens = loop {
             self.token_requests.fetch_add(1, Ordering::SeqCst);
-            match self.engine.refresh(descriptor, &refresh_token).await {
+            // Bounded below the lease: an answer that comes later is not waited for,
+            // so no token is ever written by a replica whose lease lapsed.
+            let answer =
+                tokio::time::timeout_at(deadline, self.engine.refresh(descriptor, &refresh_token))
+                    .await
+                    .map_err(|_| too_slow())?;
+            match answer {
                 Ok(tokens) => break tokens,
                 Err(failure) if failure.provider_code.as_deref() == Some("invalid_grant") => {
                     self.mark_needs_reauth(record).await;
@@ -277,6 +312,9 @@ impl TokenRefresher {
                         .retry_after()
                         .unwrap_or(backoff)
                         .min(Duration::from_secs(10));
+                    if tokio::time::Instant::now() + wait >= deadline {
+                        return Err(failure.error);
+                    }
                     tracing::info!(connection = %record.id, attempt, "token refresh failed transiently; retrying");
                     tokio::time::sleep(wait).await;
                     backoff *= 2;
@@ -285,6 +323,14 @@ impl TokenRefresher {
                 Err(failure) => return Err(failure.error),
             }
         };
+        if !self
+            .records
+            .refresh_lease_held(&record.id, &self.holder, lease.fence, Utc::now())
+            .await?
+        {
+            tracing::warn!(connection = %record.id, fence = lease.fence, "the refresh lease was taken over before the new tokens were saved; not overwriting the newer holder's tokens");
+            return Err(too_slow());
+        }
         let updated = merged(&latest, &tokens);
         // Saved before use: a rotated refresh token must never be lost.
         self.secrets.update(&record.secret_ref, &updated).await?;

@@ -17,7 +17,7 @@ use patchbay_core::{
     RevealedJson, Tenant,
 };
 use patchbay_http::{HttpClient, HttpConfig};
-use patchbay_oauth::state::{hash_state, pkce_challenge, pkce_verifier};
+use patchbay_oauth::state::{binding_cookie_name, hash_state, pkce_challenge};
 use patchbay_oauth::{CallbackParams, OAuthEngine, TokenRefresher};
 use patchbay_store::{
     ConnectionRecord, ConnectionStatus, LocalSecretStore, MasterKey, PendingAuthorization,
@@ -31,6 +31,8 @@ enum Mode {
     Issue,
     InvalidGrant,
     ErrorAt200,
+    /// Issues tokens on receipt, but answers the first request only after this long.
+    StallFirstAnswer(Duration),
 }
 
 struct Provider {
@@ -61,7 +63,7 @@ async fn token(
             StatusCode::OK,
             Json(json!({ "ok": false, "error": "bad_redirect_uri" })),
         ),
-        Mode::Issue => {
+        Mode::Issue | Mode::StallFirstAnswer(_) => {
             if form.get("grant_type").map(String::as_str) == Some("authorization_code") {
                 let verifier_len = form.get("code_verifier").map_or(0, String::len);
                 if form.get("code").map(String::as_str) != Some("good-code") || verifier_len != 43 {
@@ -72,6 +74,9 @@ async fn token(
                 }
             }
             let n = provider.issued.fetch_add(1, Ordering::SeqCst) + 1;
+            if let (Mode::StallFirstAnswer(stall), 1) = (mode, n) {
+                tokio::time::sleep(stall).await;
+            }
             (
                 StatusCode::OK,
                 Json(json!({
@@ -186,31 +191,85 @@ async fn memory_records() -> Arc<dyn RecordStore> {
     Arc::new(SqliteRecordStore::open_in_memory().await.unwrap())
 }
 
+/// The state a begin URL carries (its last path segment).
+fn state_of(begin_url: &str) -> String {
+    let prefix = "http://patchbay.test/oauth/begin/";
+    assert!(begin_url.starts_with(prefix), "{begin_url}");
+    begin_url[prefix.len()..].to_owned()
+}
+
+fn descriptor_lookup(
+    fixture: &Fixture,
+) -> impl Fn(&str) -> Option<&'static ConnectorDescriptor> + '_ {
+    |id| {
+        [fixture.descriptor, fixture.other]
+            .into_iter()
+            .find(|d| d.id == id)
+    }
+}
+
+/// The verifier the engine once derived from the state, which anyone who saw the
+/// callback URL could compute.
+fn state_derived_verifier(state: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(
+        format!("patchbay-pkce:{state}").as_bytes(),
+    ))
+}
+
 #[tokio::test]
-async fn authorize_url_carries_state_pkce_scopes_and_redirect_uri() {
+async fn the_begin_url_opens_once_and_sends_the_browser_to_the_provider() {
     let fixture = fixture().await;
     let engine = engine(&fixture, memory_records().await);
     let start = engine
         .start(&alice(), fixture.descriptor, None, Default::default())
         .await
         .unwrap();
-    let query = query_of(&start.authorize_url);
-    let state = &query["state"];
+    let state = state_of(&start.begin_url);
     assert_eq!(state.len(), 43);
+    let begun = engine
+        .begin(&state, descriptor_lookup(&fixture))
+        .await
+        .unwrap();
+    assert_eq!(begun.connector.id, "toy");
+    assert_eq!(begun.cookie.name, binding_cookie_name(&state));
+    assert_eq!(begun.cookie.path, "/toy/callback");
+    assert_eq!(begun.cookie.expires_at, start.expires_at);
+    assert_eq!(begun.cookie.value.expose().len(), 43);
+    let query = query_of(&begun.authorize_url);
+    assert_eq!(query["state"], state);
     assert_eq!(query["client_id"], "toy-client");
     assert_eq!(query["response_type"], "code");
     assert_eq!(query["redirect_uri"], "http://patchbay.test/toy/callback");
     assert_eq!(query["scope"], "chat:write,channels:read");
     assert_eq!(query["access_type"], "offline");
     assert_eq!(query["code_challenge_method"], "S256");
-    assert_eq!(
+    assert_ne!(
         query["code_challenge"],
-        pkce_challenge(&pkce_verifier(state))
+        pkce_challenge(&state_derived_verifier(&state)),
+        "the PKCE verifier must not be computable from the state"
     );
     let remaining = start.expires_at - Utc::now();
     assert!(
         remaining > chrono::TimeDelta::minutes(9) && remaining <= chrono::TimeDelta::minutes(10)
     );
+
+    let again = engine
+        .begin(&state, descriptor_lookup(&fixture))
+        .await
+        .unwrap_err();
+    assert!(
+        again
+            .message()
+            .starts_with("This sign-in link was already opened"),
+        "{again}"
+    );
+    let forged = engine
+        .begin("forged", descriptor_lookup(&fixture))
+        .await
+        .unwrap_err();
+    assert!(forged.message().starts_with("Unknown authorization state"));
 }
 
 #[tokio::test]
@@ -234,7 +293,19 @@ async fn missing_client_credentials_name_the_variables() {
     );
 }
 
-async fn started_state(engine: &OAuthEngine, descriptor: &'static ConnectorDescriptor) -> String {
+/// A flow started for alice and begun in a browser: its state and binding cookie,
+/// and the PKCE challenge the authorize URL carried.
+struct Begun {
+    state: String,
+    cookie: String,
+    challenge: String,
+}
+
+async fn begun_flow(
+    engine: &OAuthEngine,
+    fixture: &Fixture,
+    descriptor: &'static ConnectorDescriptor,
+) -> Begun {
     let start = engine
         .start(
             &alice(),
@@ -244,7 +315,16 @@ async fn started_state(engine: &OAuthEngine, descriptor: &'static ConnectorDescr
         )
         .await
         .unwrap();
-    query_of(&start.authorize_url)["state"].clone()
+    let state = state_of(&start.begin_url);
+    let begun = engine
+        .begin(&state, descriptor_lookup(fixture))
+        .await
+        .unwrap();
+    Begun {
+        challenge: query_of(&begun.authorize_url)["code_challenge"].clone(),
+        cookie: begun.cookie.value.expose().clone(),
+        state,
+    }
 }
 
 fn callback(state: Option<&str>, code: Option<&str>) -> CallbackParams {
@@ -257,14 +337,15 @@ fn callback(state: Option<&str>, code: Option<&str>) -> CallbackParams {
 }
 
 #[tokio::test]
-async fn code_exchange_sends_the_derived_verifier_and_the_same_redirect_uri() {
+async fn code_exchange_sends_the_random_verifier_and_the_same_redirect_uri() {
     let fixture = fixture().await;
     let engine = engine(&fixture, memory_records().await);
-    let state = started_state(&engine, fixture.descriptor).await;
+    let flow = begun_flow(&engine, &fixture, fixture.descriptor).await;
     let done = engine
         .complete(
             fixture.descriptor,
-            callback(Some(&state), Some("good-code")),
+            callback(Some(&flow.state), Some("good-code")),
+            Some(&flow.cookie),
         )
         .await
         .unwrap();
@@ -287,7 +368,14 @@ async fn code_exchange_sends_the_derived_verifier_and_the_same_redirect_uri() {
     let form = forms.last().unwrap();
     assert_eq!(form["grant_type"], "authorization_code");
     assert_eq!(form["redirect_uri"], "http://patchbay.test/toy/callback");
-    assert_eq!(form["code_verifier"], pkce_verifier(&state));
+    let verifier = &form["code_verifier"];
+    assert_eq!(pkce_challenge(verifier), flow.challenge);
+    assert_ne!(*verifier, state_derived_verifier(&flow.state));
+    let other = begun_flow(&engine, &fixture, fixture.descriptor).await;
+    assert_ne!(
+        other.challenge, flow.challenge,
+        "each flow has its own verifier"
+    );
     assert!(
         !form.contains_key("client_secret"),
         "basic auth keeps the secret out of the body"
@@ -296,7 +384,8 @@ async fn code_exchange_sends_the_derived_verifier_and_the_same_redirect_uri() {
     let error = engine
         .complete(
             fixture.descriptor,
-            callback(Some(&state), Some("good-code")),
+            callback(Some(&flow.state), Some("good-code")),
+            Some(&flow.cookie),
         )
         .await
         .unwrap_err();
@@ -311,7 +400,7 @@ async fn state_attacks_are_refused_with_distinct_messages_and_no_token_request()
     let engine = engine(&fixture, Arc::clone(&records));
 
     let missing = engine
-        .complete(fixture.descriptor, callback(None, Some("good-code")))
+        .complete(fixture.descriptor, callback(None, Some("good-code")), None)
         .await
         .unwrap_err();
     assert_eq!(missing.message(), "Missing state parameter");
@@ -320,6 +409,7 @@ async fn state_attacks_are_refused_with_distinct_messages_and_no_token_request()
         .complete(
             fixture.descriptor,
             callback(Some("forged"), Some("good-code")),
+            Some("cookie"),
         )
         .await
         .unwrap_err();
@@ -337,6 +427,8 @@ async fn state_attacks_are_refused_with_distinct_messages_and_no_token_request()
             redirect_uri: "http://patchbay.test/toy/callback".into(),
             label: None,
             options: Default::default(),
+            pkce_verifier: None,
+            binding_hash: Some(hash_state("cookie")),
             created_at: Utc::now() - chrono::TimeDelta::minutes(11),
             expires_at: Utc::now() - chrono::TimeDelta::minutes(1),
         })
@@ -346,6 +438,7 @@ async fn state_attacks_are_refused_with_distinct_messages_and_no_token_request()
         .complete(
             fixture.descriptor,
             callback(Some(expired_state), Some("good-code")),
+            Some("cookie"),
         )
         .await
         .unwrap_err();
@@ -356,17 +449,22 @@ async fn state_attacks_are_refused_with_distinct_messages_and_no_token_request()
         "{expired}"
     );
 
-    let for_other = started_state(&engine, fixture.other).await;
+    let for_other = begun_flow(&engine, &fixture, fixture.other).await;
     let wrong = engine
         .complete(
             fixture.descriptor,
-            callback(Some(&for_other), Some("good-code")),
+            callback(Some(&for_other.state), Some("good-code")),
+            Some(&for_other.cookie),
         )
         .await
         .unwrap_err();
     assert!(wrong.message().contains("started for `other`"), "{wrong}");
     let reused = engine
-        .complete(fixture.other, callback(Some(&for_other), Some("good-code")))
+        .complete(
+            fixture.other,
+            callback(Some(&for_other.state), Some("good-code")),
+            Some(&for_other.cookie),
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -375,25 +473,30 @@ async fn state_attacks_are_refused_with_distinct_messages_and_no_token_request()
         "consumed anyway"
     );
 
-    let denied_state = started_state(&engine, fixture.descriptor).await;
+    let denied_flow = begun_flow(&engine, &fixture, fixture.descriptor).await;
     let denied = engine
         .complete(
             fixture.descriptor,
             CallbackParams {
                 code: None,
-                state: Some(denied_state),
+                state: Some(denied_flow.state),
                 error: Some("access_denied".into()),
                 error_description: Some("The user denied".into()),
             },
+            Some(&denied_flow.cookie),
         )
         .await
         .unwrap_err();
     assert_eq!(denied.kind(), ErrorKind::PermissionDenied);
     assert!(denied.message().contains("access_denied"), "{denied}");
 
-    let no_code_state = started_state(&engine, fixture.descriptor).await;
+    let no_code_flow = begun_flow(&engine, &fixture, fixture.descriptor).await;
     let no_code = engine
-        .complete(fixture.descriptor, callback(Some(&no_code_state), None))
+        .complete(
+            fixture.descriptor,
+            callback(Some(&no_code_flow.state), None),
+            Some(&no_code_flow.cookie),
+        )
         .await
         .unwrap_err();
     assert_eq!(no_code.message(), "No authorization code provided");
@@ -406,15 +509,78 @@ async fn state_attacks_are_refused_with_distinct_messages_and_no_token_request()
 }
 
 #[tokio::test]
+async fn a_callback_in_a_browser_that_did_not_begin_the_flow_is_refused_without_a_token_request() {
+    let fixture = fixture().await;
+    let engine = engine(&fixture, memory_records().await);
+
+    let victim = begun_flow(&engine, &fixture, fixture.descriptor).await;
+    let no_cookie = engine
+        .complete(
+            fixture.descriptor,
+            callback(Some(&victim.state), Some("good-code")),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(no_cookie.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(
+        no_cookie.message(),
+        "This Toy authorization was not started in this browser, so Patchbay refused it"
+    );
+    let replay = engine
+        .complete(
+            fixture.descriptor,
+            callback(Some(&victim.state), Some("good-code")),
+            Some(&victim.cookie),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        replay.message(),
+        "This authorization link was already used",
+        "a refused callback burns the state"
+    );
+
+    let other_browser = begun_flow(&engine, &fixture, fixture.descriptor).await;
+    let wrong_cookie = engine
+        .complete(
+            fixture.descriptor,
+            callback(Some(&other_browser.state), Some("good-code")),
+            Some(&victim.cookie),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(wrong_cookie.kind(), ErrorKind::PermissionDenied);
+
+    // An authorize URL built from the state alone, skipping the begin URL.
+    let start = engine
+        .start(&alice(), fixture.descriptor, None, Default::default())
+        .await
+        .unwrap();
+    let never_begun = engine
+        .complete(
+            fixture.descriptor,
+            callback(Some(&state_of(&start.begin_url)), Some("good-code")),
+            Some("guessed"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(never_begun.kind(), ErrorKind::PermissionDenied);
+
+    assert_eq!(fixture.provider.requests.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
 async fn errors_reported_at_200_reach_the_user_by_name() {
     let fixture = fixture().await;
     let engine = engine(&fixture, memory_records().await);
     *fixture.provider.mode.lock().unwrap() = Mode::ErrorAt200;
-    let state = started_state(&engine, fixture.descriptor).await;
+    let flow = begun_flow(&engine, &fixture, fixture.descriptor).await;
     let error = engine
         .complete(
             fixture.descriptor,
-            callback(Some(&state), Some("good-code")),
+            callback(Some(&flow.state), Some("good-code")),
+            Some(&flow.cookie),
         )
         .await
         .unwrap_err();
@@ -426,11 +592,12 @@ async fn errors_reported_at_200_reach_the_user_by_name() {
     );
 
     *fixture.provider.mode.lock().unwrap() = Mode::Issue;
-    let state = started_state(&engine, fixture.descriptor).await;
+    let flow = begun_flow(&engine, &fixture, fixture.descriptor).await;
     let error = engine
         .complete(
             fixture.descriptor,
-            callback(Some(&state), Some("wrong-code")),
+            callback(Some(&flow.state), Some("wrong-code")),
+            Some(&flow.cookie),
         )
         .await
         .unwrap_err();
@@ -555,6 +722,71 @@ async fn a_refresh_storm_sends_one_token_request() {
     assert_eq!(forms[0]["grant_type"], "refresh_token");
     assert_eq!(forms[0]["refresh_token"], "refresh-old");
     assert_rotated(&secrets, &record).await;
+}
+
+/// Waits (without a fixed sleep) until `condition` holds, failing after ten seconds.
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refresh_stalled_past_its_lease_never_overwrites_the_newer_tokens() {
+    let fixture = fixture().await;
+    let lease = Duration::from_secs(2);
+    // The provider issues refresh-1 to replica A but answers only after A's lease.
+    *fixture.provider.mode.lock().unwrap() = Mode::StallFirstAnswer(lease * 2);
+    let dir = tempfile::tempdir().unwrap();
+    let records = memory_records().await;
+    let secrets = local_secrets(dir.path());
+    let record = expired_connection(&records, &secrets).await;
+    let current = secrets.get(&record.secret_ref).await.unwrap();
+    let leased_replica = || {
+        let refresher = TokenRefresher::new(
+            engine(&fixture, Arc::clone(&records)),
+            Arc::clone(&records),
+            Arc::clone(&secrets),
+            Duration::from_secs(300),
+        )
+        .with_lease_duration(lease);
+        Arc::new(refresher)
+    };
+    let (replica_a, replica_b) = (leased_replica(), leased_replica());
+
+    let stalled = tokio::spawn({
+        let (refresher, record, current) = (replica_a, record.clone(), current.clone());
+        let descriptor = fixture.descriptor;
+        async move { refresher.fresh_secrets(descriptor, &record, current).await }
+    });
+    let provider = Arc::clone(&fixture.provider);
+    wait_until("replica A's token request", || {
+        provider.requests.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let took_over = tokio::spawn({
+        let (refresher, record) = (replica_b, record.clone());
+        let descriptor = fixture.descriptor;
+        async move { refresher.fresh_secrets(descriptor, &record, current).await }
+    });
+
+    let abandoned = stalled.await.unwrap().unwrap_err();
+    assert_eq!(abandoned.kind(), ErrorKind::Unavailable, "{abandoned}");
+    let fresh = took_over.await.unwrap().unwrap();
+    assert_eq!(fresh.expose()["access_token"], "access-2");
+    assert_eq!(fixture.provider.issued.load(Ordering::SeqCst), 2);
+    let stored = secrets.get_uncached(&record.secret_ref).await.unwrap();
+    assert_eq!(
+        stored.expose()["refresh_token"],
+        "refresh-2",
+        "the newest refresh token issued is the one kept"
+    );
+    assert_eq!(stored.expose()["webhook_secret"], "kept");
 }
 
 async fn two_replica_storm(records: Arc<dyn RecordStore>) {

@@ -20,7 +20,8 @@ use patchbay_core::{
     RevealedJson, SecretString, Tenant,
 };
 use patchbay_http::{HttpClient, HttpConfig};
-use patchbay_oauth::state::{pkce_challenge, pkce_verifier};
+use patchbay_oauth::state::{generate_pkce_verifier, pkce_challenge};
+use patchbay_oauth::AuthorizationStart;
 use patchbay_oauth::{CallbackParams, OAuthEngine, TokenRefresher};
 use patchbay_store::{
     ConnectionRecord, ConnectionStatus, LocalSecretStore, MasterKey, RecordStore, SecretLocation,
@@ -181,6 +182,26 @@ fn with_query_param(url: &str, name: &str, value: Option<&str>) -> String {
 /// Plays the browser: opens the authorize URL at the mock and returns the
 /// callback parameters of the redirect it answers with, which must go to our
 /// redirect URI.
+/// Opens a started flow's begin URL as the browser would: the provider's authorize
+/// URL it redirects to, and the binding cookie it sets.
+async fn begin(
+    engine: &OAuthEngine,
+    mock: &MockProvider,
+    start: &AuthorizationStart,
+) -> (String, String) {
+    let state = start
+        .begin_url
+        .rsplit('/')
+        .next()
+        .expect("the begin URL ends in the state");
+    let descriptor = mock.descriptor;
+    let begun = engine
+        .begin(state, |id| (id == descriptor.id).then_some(descriptor))
+        .await
+        .unwrap();
+    (begun.authorize_url, begun.cookie.value.expose().clone())
+}
+
 async fn authorize_in_browser(authorize_url: &str) -> CallbackParams {
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -237,27 +258,22 @@ async fn code_flow_with_pkce_yields_the_mock_s_tokens() {
         )
         .await
         .unwrap();
-    let authorize_url = mock.descriptor.oauth.unwrap().authorize_url;
+    let (authorize_url, cookie) = begin(&engine, &mock, &start).await;
+    let provider_authorize_url = mock.descriptor.oauth.unwrap().authorize_url;
     assert!(
-        start
-            .authorize_url
-            .starts_with(&format!("{authorize_url}?")),
-        "{}",
-        start.authorize_url
+        authorize_url.starts_with(&format!("{provider_authorize_url}?")),
+        "{authorize_url}"
     );
-    let query = query_of(&start.authorize_url);
+    let query = query_of(&authorize_url);
     let state = query["state"].clone();
     assert_eq!(query["code_challenge_method"], "S256");
-    assert_eq!(
-        query["code_challenge"],
-        pkce_challenge(&pkce_verifier(&state))
-    );
+    assert_eq!(query["code_challenge"].len(), 43);
     assert_eq!(
         query["redirect_uri"],
         format!("{PUBLIC_URL}{CALLBACK_PATH}")
     );
 
-    let callback = authorize_in_browser(&start.authorize_url).await;
+    let callback = authorize_in_browser(&authorize_url).await;
     assert_eq!(callback.state.as_deref(), Some(state.as_str()));
     assert!(callback
         .code
@@ -267,7 +283,7 @@ async fn code_flow_with_pkce_yields_the_mock_s_tokens() {
 
     let requested_at = Utc::now();
     let done = engine
-        .complete(mock.descriptor, callback.clone())
+        .complete(mock.descriptor, callback.clone(), Some(&cookie))
         .await
         .unwrap();
     assert_eq!(done.tenant, alice());
@@ -285,7 +301,7 @@ async fn code_flow_with_pkce_yields_the_mock_s_tokens() {
     );
 
     let replay = engine
-        .complete(mock.descriptor, callback)
+        .complete(mock.descriptor, callback, Some(&cookie))
         .await
         .unwrap_err();
     assert_eq!(replay.message(), "This authorization link was already used");
@@ -302,20 +318,17 @@ async fn the_mock_refuses_a_verifier_that_does_not_match_the_challenge() {
     let engine = engine(sqlite_records(dir.path()).await);
 
     // The code is issued for another verifier's challenge; the engine then sends
-    // the verifier it derives from the state, which the mock must reject.
+    // the verifier it stored for the flow, which the mock must reject.
     let start = engine
         .start(&alice(), mock.descriptor, None, Default::default())
         .await
         .unwrap();
-    let foreign_challenge = pkce_challenge(&pkce_verifier("a state Patchbay never issued"));
-    let tampered = with_query_param(
-        &start.authorize_url,
-        "code_challenge",
-        Some(&foreign_challenge),
-    );
+    let (authorize_url, cookie) = begin(&engine, &mock, &start).await;
+    let foreign_challenge = pkce_challenge(&generate_pkce_verifier());
+    let tampered = with_query_param(&authorize_url, "code_challenge", Some(&foreign_challenge));
     let callback = authorize_in_browser(&tampered).await;
     let mismatch = engine
-        .complete(mock.descriptor, callback)
+        .complete(mock.descriptor, callback, Some(&cookie))
         .await
         .unwrap_err();
     assert_eq!(mismatch.kind(), ErrorKind::AuthFailed, "{mismatch}");
@@ -331,10 +344,11 @@ async fn the_mock_refuses_a_verifier_that_does_not_match_the_challenge() {
         .start(&alice(), mock.descriptor, None, Default::default())
         .await
         .unwrap();
-    let without_challenge = with_query_param(&start.authorize_url, "code_challenge", None);
+    let (authorize_url, cookie) = begin(&engine, &mock, &start).await;
+    let without_challenge = with_query_param(&authorize_url, "code_challenge", None);
     let callback = authorize_in_browser(&without_challenge).await;
     let unbound = engine
-        .complete(mock.descriptor, callback)
+        .complete(mock.descriptor, callback, Some(&cookie))
         .await
         .unwrap_err();
     assert_eq!(unbound.kind(), ErrorKind::AuthFailed, "{unbound}");
@@ -356,16 +370,17 @@ async fn a_denied_consent_reaches_the_user_as_access_denied() {
         .start(&alice(), mock.descriptor, None, Default::default())
         .await
         .unwrap();
-    let state = query_of(&start.authorize_url)["state"].clone();
+    let (authorize_url, cookie) = begin(&engine, &mock, &start).await;
+    let state = query_of(&authorize_url)["state"].clone();
 
-    let denied_url = with_query_param(&start.authorize_url, "mock_consent", Some("deny"));
+    let denied_url = with_query_param(&authorize_url, "mock_consent", Some("deny"));
     let callback = authorize_in_browser(&denied_url).await;
     assert_eq!(callback.state.as_deref(), Some(state.as_str()));
     assert_eq!(callback.code, None);
     assert_eq!(callback.error.as_deref(), Some("access_denied"));
 
     let denied = engine
-        .complete(mock.descriptor, callback)
+        .complete(mock.descriptor, callback, Some(&cookie))
         .await
         .unwrap_err();
     assert_eq!(denied.kind(), ErrorKind::PermissionDenied);

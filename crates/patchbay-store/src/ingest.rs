@@ -234,8 +234,8 @@ mod tests {
 
     use super::*;
     use crate::records::{
-        AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConsumedState,
-        PendingAuthorization,
+        AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus, ConsumedState,
+        PendingAuthorization, RefreshLease,
     };
     use crate::SqliteRecordStore;
 
@@ -395,6 +395,17 @@ mod tests {
             self.inner.insert_oauth_state(pending).await
         }
 
+        async fn begin_oauth_state(
+            &self,
+            state_hash: &str,
+            binding_hash: &str,
+            now: DateTime<Utc>,
+        ) -> Result<BegunState> {
+            self.inner
+                .begin_oauth_state(state_hash, binding_hash, now)
+                .await
+        }
+
         async fn consume_oauth_state(
             &self,
             state_hash: &str,
@@ -408,15 +419,32 @@ mod tests {
             connection_id: &str,
             holder: &str,
             until: DateTime<Utc>,
-        ) -> Result<bool> {
+        ) -> Result<Option<RefreshLease>> {
             self.inner
                 .try_acquire_refresh_lease(connection_id, holder, until)
                 .await
         }
 
-        async fn release_refresh_lease(&self, connection_id: &str, holder: &str) -> Result<()> {
+        async fn refresh_lease_held(
+            &self,
+            connection_id: &str,
+            holder: &str,
+            fence: i64,
+            now: DateTime<Utc>,
+        ) -> Result<bool> {
             self.inner
-                .release_refresh_lease(connection_id, holder)
+                .refresh_lease_held(connection_id, holder, fence, now)
+                .await
+        }
+
+        async fn release_refresh_lease(
+            &self,
+            connection_id: &str,
+            holder: &str,
+            fence: i64,
+        ) -> Result<()> {
+            self.inner
+                .release_refresh_lease(connection_id, holder, fence)
                 .await
         }
 

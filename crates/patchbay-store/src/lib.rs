@@ -21,8 +21,8 @@ pub use local::{KeySource, LocalSecretStore, MasterKey};
 pub use open::open_record_store;
 pub use postgres::PostgresRecordStore;
 pub use records::{
-    AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConsumedState, NewAlert,
-    PendingAuthorization, RecordStore, StoredAlert, OAUTH_STATE_RETENTION,
+    AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus, ConsumedState,
+    NewAlert, PendingAuthorization, RecordStore, RefreshLease, StoredAlert, OAUTH_STATE_RETENTION,
 };
 pub use secrets::{SecretLocation, SecretRef, SecretStore};
 pub use sqlite::SqliteRecordStore;

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use patchbay_core::{Error, ErrorKind, NormalizedAlert, Result, Tenant, ValidationReport};
+use patchbay_core::{
+    Error, ErrorKind, NormalizedAlert, Result, SecretString, Tenant, ValidationReport,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -21,8 +23,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use crate::records::{
-    AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConsumedState, NewAlert,
-    PendingAuthorization, RecordStore, StoredAlert, OAUTH_STATE_RETENTION,
+    AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus, ConsumedState,
+    NewAlert, PendingAuthorization, RecordStore, RefreshLease, StoredAlert, OAUTH_STATE_RETENTION,
 };
 use crate::secrets::SecretRef;
 use crate::sqlite::MAX_ALERT_PAGE;
@@ -329,6 +331,8 @@ struct OAuthStateRow {
     redirect_uri: String,
     label: Option<String>,
     options: Value,
+    pkce_verifier: Option<String>,
+    binding_hash: Option<String>,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 }
@@ -344,6 +348,8 @@ impl OAuthStateRow {
             connector: self.connector,
             redirect_uri: self.redirect_uri,
             label: self.label,
+            pkce_verifier: self.pkce_verifier.map(SecretString::from),
+            binding_hash: self.binding_hash,
             options: from_json("options", self.options)?,
             created_at: self.created_at,
             expires_at: self.expires_at,
@@ -351,8 +357,8 @@ impl OAuthStateRow {
     }
 }
 
-const OAUTH_STATE_COLUMNS: &str =
-    "state_hash, user_id, org_id, connector, redirect_uri, label, options, created_at, expires_at";
+const OAUTH_STATE_COLUMNS: &str = "state_hash, user_id, org_id, connector, redirect_uri, label, \
+     options, pkce_verifier, binding_hash, created_at, expires_at";
 
 fn connection_records(rows: Vec<ConnectionRow>) -> Result<Vec<ConnectionRecord>> {
     rows.into_iter().map(ConnectionRow::into_record).collect()
@@ -756,8 +762,8 @@ impl RecordStore for PostgresRecordStore {
             .map_err(|error| self.error("purging old OAuth states", error))?;
         sqlx::query(
             "INSERT INTO oauth_states (state_hash, scope, user_id, org_id, connector, \
-             redirect_uri, label, options, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             redirect_uri, label, options, pkce_verifier, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&pending.state_hash)
         .bind(pending.tenant.scope_key())
@@ -767,12 +773,54 @@ impl RecordStore for PostgresRecordStore {
         .bind(&pending.redirect_uri)
         .bind(&pending.label)
         .bind(Json(to_json("options", &pending.options)?))
+        .bind(
+            pending
+                .pkce_verifier
+                .as_ref()
+                .map(|verifier| verifier.expose().as_str()),
+        )
         .bind(pending.created_at)
         .bind(pending.expires_at)
         .execute(&self.pool)
         .await
         .map_err(|error| self.error("storing an OAuth state", error))?;
         Ok(())
+    }
+
+    async fn begin_oauth_state(
+        &self,
+        state_hash: &str,
+        binding_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BegunState> {
+        let begun = sqlx::query_as::<_, OAuthStateRow>(&format!(
+            "UPDATE oauth_states SET binding_hash = $1, begun_at = $2 \
+             WHERE state_hash = $3 AND begun_at IS NULL AND consumed_at IS NULL \
+             AND expires_at > $4 RETURNING {OAUTH_STATE_COLUMNS}"
+        ))
+        .bind(binding_hash)
+        .bind(now)
+        .bind(state_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error("binding an OAuth state to a browser", error))?;
+        if let Some(row) = begun {
+            return Ok(BegunState::Begun(row.into_pending()?));
+        }
+        let known: Option<(bool,)> = sqlx::query_as(
+            "SELECT begun_at IS NOT NULL OR consumed_at IS NOT NULL FROM oauth_states \
+             WHERE state_hash = $1",
+        )
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error("looking up an OAuth state", error))?;
+        Ok(match known {
+            Some((true,)) => BegunState::AlreadyBegun,
+            Some((false,)) => BegunState::Expired,
+            None => BegunState::Unknown,
+        })
     }
 
     async fn consume_oauth_state(
@@ -791,6 +839,12 @@ impl RecordStore for PostgresRecordStore {
         .map_err(|error| self.error("consuming an OAuth state", error))?;
         if let Some(row) = consumed {
             let pending = row.into_pending()?;
+            // The verifier is handed over once; the consumed row keeps none.
+            sqlx::query("UPDATE oauth_states SET pkce_verifier = NULL WHERE state_hash = $1")
+                .bind(state_hash)
+                .execute(&self.pool)
+                .await
+                .map_err(|error| self.error("clearing a PKCE verifier", error))?;
             return Ok(if pending.expires_at > now {
                 ConsumedState::Fresh(pending)
             } else {
@@ -814,29 +868,58 @@ impl RecordStore for PostgresRecordStore {
         connection_id: &str,
         holder: &str,
         until: DateTime<Utc>,
-    ) -> Result<bool> {
-        let taken = sqlx::query(
-            "UPDATE connections SET refresh_lease_holder = $1, refresh_lease_until = $2 \
-             WHERE id = $3 AND (refresh_lease_holder IS NULL OR refresh_lease_until < $4 \
-             OR refresh_lease_holder = $1)",
+    ) -> Result<Option<RefreshLease>> {
+        let taken: Option<(i64,)> = sqlx::query_as(
+            "UPDATE connections SET refresh_lease_holder = $1, refresh_lease_until = $2, \
+             refresh_lease_fence = refresh_lease_fence + 1 \
+             WHERE id = $3 AND (refresh_lease_holder IS NULL OR refresh_lease_until < $4) \
+             RETURNING refresh_lease_fence",
         )
         .bind(holder)
         .bind(until)
         .bind(connection_id)
         .bind(Utc::now())
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(|error| self.error("taking a refresh lease", error))?;
-        Ok(taken.rows_affected() == 1)
+        Ok(taken.map(|(fence,)| RefreshLease { fence, until }))
     }
 
-    async fn release_refresh_lease(&self, connection_id: &str, holder: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE connections SET refresh_lease_holder = NULL, refresh_lease_until = NULL \
-             WHERE id = $1 AND refresh_lease_holder = $2",
+    async fn refresh_lease_held(
+        &self,
+        connection_id: &str,
+        holder: &str,
+        fence: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let held: Option<(i64,)> = sqlx::query_as(
+            "SELECT refresh_lease_fence FROM connections WHERE id = $1 \
+             AND refresh_lease_holder = $2 AND refresh_lease_fence = $3 \
+             AND refresh_lease_until > $4",
         )
         .bind(connection_id)
         .bind(holder)
+        .bind(fence)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error("checking a refresh lease", error))?;
+        Ok(held.is_some())
+    }
+
+    async fn release_refresh_lease(
+        &self,
+        connection_id: &str,
+        holder: &str,
+        fence: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET refresh_lease_holder = NULL, refresh_lease_until = NULL \
+             WHERE id = $1 AND refresh_lease_holder = $2 AND refresh_lease_fence = $3",
+        )
+        .bind(connection_id)
+        .bind(holder)
+        .bind(fence)
         .execute(&self.pool)
         .await
         .map_err(|error| self.error("releasing a refresh lease", error))?;

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use patchbay_core::{NormalizedAlert, Result, Tenant, ValidationReport};
+use patchbay_core::{NormalizedAlert, Result, SecretString, Tenant, ValidationReport};
 use serde::{Deserialize, Serialize};
 
 use crate::secrets::SecretRef;
@@ -134,12 +134,41 @@ pub struct PendingAuthorization {
     pub redirect_uri: String,
     /// The label asked for, if any.
     pub label: Option<String>,
-    /// Connector options given at the start (an Enterprise base URL).
+    /// Connector options given at the start, as the connector's OAuth spec allows them.
     pub options: serde_json::Map<String, serde_json::Value>,
+    /// The PKCE verifier (RFC 7636): random, never sent through the browser, and
+    /// cleared once the state is consumed.
+    pub pkce_verifier: Option<SecretString>,
+    /// SHA-256 (hex) of the cookie the begin URL set in the browser that started the
+    /// flow; the callback must present that cookie. `None` until the begin URL is opened.
+    pub binding_hash: Option<String>,
     /// When the flow started.
     pub created_at: DateTime<Utc>,
     /// When the state stops being accepted.
     pub expires_at: DateTime<Utc>,
+}
+
+/// What opening a flow's one-time begin URL found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BegunState {
+    /// First opening, within the lifetime: the browser is now bound to the flow.
+    Begun(PendingAuthorization),
+    /// The begin URL was opened before (or the flow already finished): single use.
+    AlreadyBegun,
+    /// Past its expiry.
+    Expired,
+    /// Never issued here, or so old it was purged.
+    Unknown,
+}
+
+/// A refresh lease held by one replica; `fence` grows with every acquisition, so a
+/// holder whose lease lapsed and was taken over can tell before it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshLease {
+    /// The fencing token of this acquisition.
+    pub fence: i64,
+    /// When the lease lapses unless released earlier.
+    pub until: DateTime<Utc>,
 }
 
 /// What consuming a state found.
@@ -230,25 +259,51 @@ pub trait RecordStore: Send + Sync + 'static {
     /// expiry plus [`OAUTH_STATE_RETENTION`].
     async fn insert_oauth_state(&self, pending: &PendingAuthorization) -> Result<()>;
 
+    /// Binds a pending state to a browser, exactly once: records the hash of the
+    /// cookie set by the begin URL. Of concurrent callers only one sees `Begun`.
+    async fn begin_oauth_state(
+        &self,
+        state_hash: &str,
+        binding_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BegunState>;
+
     /// Consumes a state exactly once, atomically: of concurrent callers only one
-    /// sees `Fresh` (or `Expired`); the others see `AlreadyUsed`.
+    /// sees `Fresh` (or `Expired`); the others see `AlreadyUsed`. The stored PKCE
+    /// verifier is handed over and cleared.
     async fn consume_oauth_state(
         &self,
         state_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<ConsumedState>;
 
-    /// Takes the refresh lease of a connection until `until`, if it is free, expired
-    /// or already held by `holder`; true when taken. One replica refreshes at a time.
+    /// Takes the refresh lease of a connection until `until`, if it is free or
+    /// expired; `None` when another holder has it. One replica refreshes at a time,
+    /// and every acquisition gets a larger fencing token.
     async fn try_acquire_refresh_lease(
         &self,
         connection_id: &str,
         holder: &str,
         until: DateTime<Utc>,
+    ) -> Result<Option<RefreshLease>>;
+
+    /// Whether `holder` still holds the lease acquired with `fence` at `now` (not
+    /// lapsed, not taken over): checked right before a refreshed token is written.
+    async fn refresh_lease_held(
+        &self,
+        connection_id: &str,
+        holder: &str,
+        fence: i64,
+        now: DateTime<Utc>,
     ) -> Result<bool>;
 
-    /// Gives the refresh lease back, if `holder` still holds it.
-    async fn release_refresh_lease(&self, connection_id: &str, holder: &str) -> Result<()>;
+    /// Gives the refresh lease back, if `holder` still holds it with `fence`.
+    async fn release_refresh_lease(
+        &self,
+        connection_id: &str,
+        holder: &str,
+        fence: i64,
+    ) -> Result<()>;
 
     /// Checks the database is reachable.
     async fn health(&self) -> Result<()>;

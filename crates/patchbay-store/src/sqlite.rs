@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use patchbay_core::{Error, ErrorKind, NormalizedAlert, Result, Tenant, ValidationReport};
+use patchbay_core::{
+    Error, ErrorKind, NormalizedAlert, Result, SecretString, Tenant, ValidationReport,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::sqlite::{
@@ -18,8 +20,8 @@ use sqlx::sqlite::{
 };
 
 use crate::records::{
-    AlertPage, ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConsumedState, NewAlert,
-    PendingAuthorization, RecordStore, StoredAlert, OAUTH_STATE_RETENTION,
+    AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus, ConsumedState,
+    NewAlert, PendingAuthorization, RecordStore, RefreshLease, StoredAlert, OAUTH_STATE_RETENTION,
 };
 use crate::secrets::SecretRef;
 
@@ -312,6 +314,8 @@ struct OAuthStateRow {
     redirect_uri: String,
     label: Option<String>,
     options: String,
+    pkce_verifier: Option<String>,
+    binding_hash: Option<String>,
     created_at: String,
     expires_at: String,
 }
@@ -327,6 +331,8 @@ impl OAuthStateRow {
             connector: self.connector,
             redirect_uri: self.redirect_uri,
             label: self.label,
+            pkce_verifier: self.pkce_verifier.map(SecretString::from),
+            binding_hash: self.binding_hash,
             options: from_json("options", &self.options)?,
             created_at: parse_timestamp("created_at", &self.created_at)?,
             expires_at: parse_timestamp("expires_at", &self.expires_at)?,
@@ -334,8 +340,8 @@ impl OAuthStateRow {
     }
 }
 
-const OAUTH_STATE_COLUMNS: &str =
-    "state_hash, user_id, org_id, connector, redirect_uri, label, options, created_at, expires_at";
+const OAUTH_STATE_COLUMNS: &str = "state_hash, user_id, org_id, connector, redirect_uri, label, \
+     options, pkce_verifier, binding_hash, created_at, expires_at";
 
 fn connection_records(rows: Vec<ConnectionRow>) -> Result<Vec<ConnectionRecord>> {
     rows.into_iter().map(ConnectionRow::into_record).collect()
@@ -610,8 +616,8 @@ impl RecordStore for SqliteRecordStore {
             .map_err(|error| db_error("purging old OAuth states", error))?;
         sqlx::query(
             "INSERT INTO oauth_states (state_hash, scope, user_id, org_id, connector, \
-             redirect_uri, label, options, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             redirect_uri, label, options, pkce_verifier, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&pending.state_hash)
         .bind(pending.tenant.scope_key())
@@ -621,12 +627,54 @@ impl RecordStore for SqliteRecordStore {
         .bind(&pending.redirect_uri)
         .bind(&pending.label)
         .bind(to_json("options", &pending.options)?)
+        .bind(
+            pending
+                .pkce_verifier
+                .as_ref()
+                .map(|verifier| verifier.expose().as_str()),
+        )
         .bind(timestamp(&pending.created_at))
         .bind(timestamp(&pending.expires_at))
         .execute(&self.pool)
         .await
         .map_err(|error| db_error("storing an OAuth state", error))?;
         Ok(())
+    }
+
+    async fn begin_oauth_state(
+        &self,
+        state_hash: &str,
+        binding_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BegunState> {
+        let begun = sqlx::query_as::<_, OAuthStateRow>(&format!(
+            "UPDATE oauth_states SET binding_hash = ?, begun_at = ? \
+             WHERE state_hash = ? AND begun_at IS NULL AND consumed_at IS NULL \
+             AND expires_at > ? RETURNING {OAUTH_STATE_COLUMNS}"
+        ))
+        .bind(binding_hash)
+        .bind(timestamp(&now))
+        .bind(state_hash)
+        .bind(timestamp(&now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| db_error("binding an OAuth state to a browser", error))?;
+        if let Some(row) = begun {
+            return Ok(BegunState::Begun(row.into_pending()?));
+        }
+        let known: Option<(bool,)> = sqlx::query_as(
+            "SELECT begun_at IS NOT NULL OR consumed_at IS NOT NULL FROM oauth_states \
+             WHERE state_hash = ?",
+        )
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| db_error("looking up an OAuth state", error))?;
+        Ok(match known {
+            Some((true,)) => BegunState::AlreadyBegun,
+            Some((false,)) => BegunState::Expired,
+            None => BegunState::Unknown,
+        })
     }
 
     async fn consume_oauth_state(
@@ -645,6 +693,12 @@ impl RecordStore for SqliteRecordStore {
         .map_err(|error| db_error("consuming an OAuth state", error))?;
         if let Some(row) = consumed {
             let pending = row.into_pending()?;
+            // The verifier is handed over once; the consumed row keeps none.
+            sqlx::query("UPDATE oauth_states SET pkce_verifier = NULL WHERE state_hash = ?")
+                .bind(state_hash)
+                .execute(&self.pool)
+                .await
+                .map_err(|error| db_error("clearing a PKCE verifier", error))?;
             return Ok(if pending.expires_at > now {
                 ConsumedState::Fresh(pending)
             } else {
@@ -668,30 +722,58 @@ impl RecordStore for SqliteRecordStore {
         connection_id: &str,
         holder: &str,
         until: DateTime<Utc>,
-    ) -> Result<bool> {
-        let taken = sqlx::query(
-            "UPDATE connections SET refresh_lease_holder = ?, refresh_lease_until = ? \
-             WHERE id = ? AND (refresh_lease_holder IS NULL OR refresh_lease_until < ? \
-             OR refresh_lease_holder = ?)",
+    ) -> Result<Option<RefreshLease>> {
+        let taken: Option<(i64,)> = sqlx::query_as(
+            "UPDATE connections SET refresh_lease_holder = ?, refresh_lease_until = ?, \
+             refresh_lease_fence = refresh_lease_fence + 1 \
+             WHERE id = ? AND (refresh_lease_holder IS NULL OR refresh_lease_until < ?) \
+             RETURNING refresh_lease_fence",
         )
         .bind(holder)
         .bind(timestamp(&until))
         .bind(connection_id)
         .bind(timestamp(&Utc::now()))
-        .bind(holder)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(|error| db_error("taking a refresh lease", error))?;
-        Ok(taken.rows_affected() == 1)
+        Ok(taken.map(|(fence,)| RefreshLease { fence, until }))
     }
 
-    async fn release_refresh_lease(&self, connection_id: &str, holder: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE connections SET refresh_lease_holder = NULL, refresh_lease_until = NULL \
-             WHERE id = ? AND refresh_lease_holder = ?",
+    async fn refresh_lease_held(
+        &self,
+        connection_id: &str,
+        holder: &str,
+        fence: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let held: Option<(i64,)> = sqlx::query_as(
+            "SELECT refresh_lease_fence FROM connections WHERE id = ? \
+             AND refresh_lease_holder = ? AND refresh_lease_fence = ? \
+             AND refresh_lease_until > ?",
         )
         .bind(connection_id)
         .bind(holder)
+        .bind(fence)
+        .bind(timestamp(&now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| db_error("checking a refresh lease", error))?;
+        Ok(held.is_some())
+    }
+
+    async fn release_refresh_lease(
+        &self,
+        connection_id: &str,
+        holder: &str,
+        fence: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET refresh_lease_holder = NULL, refresh_lease_until = NULL \
+             WHERE id = ? AND refresh_lease_holder = ? AND refresh_lease_fence = ?",
+        )
+        .bind(connection_id)
+        .bind(holder)
+        .bind(fence)
         .execute(&self.pool)
         .await
         .map_err(|error| db_error("releasing a refresh lease", error))?;

@@ -200,10 +200,12 @@ behaviour_suite! {
         alerts_outlive_their_connection,
         health_is_ok,
         oauth_state_is_consumed_exactly_once,
+        oauth_state_is_bound_to_one_browser_once,
         expired_oauth_state_is_expired_then_already_used,
         oauth_states_older_than_retention_are_purged_on_insert,
         set_connection_status_is_unscoped,
         refresh_lease_is_exclusive_until_released_or_expired,
+        a_lapsed_refresh_lease_taken_over_is_no_longer_held,
     ];
     replicas [
         concurrent_inserters_and_a_paging_reader_see_every_alert_once,

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use patchbay_core::{
-    AlertSeverity, AlertStatus, CheckOutcome, ErrorKind, EventKind, NormalizedAlert, Tenant,
-    ValidationCheck, ValidationReport, ValidationStatus,
+    AlertSeverity, AlertStatus, CheckOutcome, ErrorKind, EventKind, NormalizedAlert, SecretString,
+    Tenant, ValidationCheck, ValidationReport, ValidationStatus,
 };
 use patchbay_store::{
-    ApiKeyRecord, ConnectionRecord, ConnectionStatus, ConsumedState, NewAlert,
+    ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus, ConsumedState, NewAlert,
     PendingAuthorization, RecordStore, SecretRef,
 };
 use serde_json::json;
@@ -803,6 +803,8 @@ fn pending(
         redirect_uri: "http://localhost:5080/github/callback".into(),
         label: Some("work".into()),
         options,
+        pkce_verifier: Some(SecretString::from(format!("verifier-of-{state_hash}"))),
+        binding_hash: None,
         created_at,
         expires_at: created_at + expires_in,
     }
@@ -822,6 +824,53 @@ pub async fn oauth_state_is_consumed_exactly_once(store: Arc<dyn RecordStore>) {
     assert_eq!(
         store.consume_oauth_state("forged", now()).await.unwrap(),
         ConsumedState::Unknown
+    );
+}
+
+pub async fn oauth_state_is_bound_to_one_browser_once(store: Arc<dyn RecordStore>) {
+    let stored = pending("b1", alice(), chrono::TimeDelta::minutes(10));
+    store.insert_oauth_state(&stored).await.unwrap();
+    let bound = PendingAuthorization {
+        binding_hash: Some("cookie-hash-1".into()),
+        ..stored.clone()
+    };
+    assert_eq!(
+        store
+            .begin_oauth_state("b1", "cookie-hash-1", now())
+            .await
+            .unwrap(),
+        BegunState::Begun(bound.clone())
+    );
+    assert_eq!(
+        store
+            .begin_oauth_state("b1", "cookie-hash-2", now())
+            .await
+            .unwrap(),
+        BegunState::AlreadyBegun,
+        "a begin URL opens once: a second browser cannot rebind the flow"
+    );
+    assert_eq!(
+        store.consume_oauth_state("b1", now()).await.unwrap(),
+        ConsumedState::Fresh(bound),
+        "the callback sees the first browser's binding and the verifier"
+    );
+    let finished = pending("b2", alice(), chrono::TimeDelta::minutes(10));
+    store.insert_oauth_state(&finished).await.unwrap();
+    store.consume_oauth_state("b2", now()).await.unwrap();
+    assert_eq!(
+        store.begin_oauth_state("b2", "late", now()).await.unwrap(),
+        BegunState::AlreadyBegun
+    );
+    let stale = pending("b3", alice(), chrono::TimeDelta::minutes(10));
+    store.insert_oauth_state(&stale).await.unwrap();
+    let later = stale.expires_at + chrono::TimeDelta::seconds(1);
+    assert_eq!(
+        store.begin_oauth_state("b3", "late", later).await.unwrap(),
+        BegunState::Expired
+    );
+    assert_eq!(
+        store.begin_oauth_state("forged", "x", now()).await.unwrap(),
+        BegunState::Unknown
     );
 }
 
@@ -886,49 +935,115 @@ pub async fn refresh_lease_is_exclusive_until_released_or_expired(store: Arc<dyn
         .await
         .unwrap();
     let until = Utc::now() + chrono::TimeDelta::seconds(30);
-    assert!(store
+    let first = store
         .try_acquire_refresh_lease("conn-1", "replica-a", until)
         .await
-        .unwrap());
-    assert!(!store
-        .try_acquire_refresh_lease("conn-1", "replica-b", until)
-        .await
-        .unwrap());
-    assert!(
+        .unwrap()
+        .expect("a free lease is taken");
+    assert_eq!(first.until, until);
+    assert_eq!(
         store
-            .try_acquire_refresh_lease("conn-1", "replica-a", until)
+            .try_acquire_refresh_lease("conn-1", "replica-b", until)
             .await
             .unwrap(),
-        "the holder may extend its own lease"
+        None
     );
-    store
-        .release_refresh_lease("conn-1", "replica-b")
-        .await
-        .unwrap();
-    assert!(!store
-        .try_acquire_refresh_lease("conn-1", "replica-b", until)
+    assert!(store
+        .refresh_lease_held("conn-1", "replica-a", first.fence, Utc::now())
         .await
         .unwrap());
     store
-        .release_refresh_lease("conn-1", "replica-a")
+        .release_refresh_lease("conn-1", "replica-b", first.fence)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .try_acquire_refresh_lease("conn-1", "replica-b", until)
+            .await
+            .unwrap(),
+        None,
+        "only the holder releases its lease"
+    );
+    store
+        .release_refresh_lease("conn-1", "replica-a", first.fence)
         .await
         .unwrap();
     let expired = Utc::now() - chrono::TimeDelta::seconds(1);
-    assert!(store
+    let second = store
         .try_acquire_refresh_lease("conn-1", "replica-b", expired)
         .await
-        .unwrap());
+        .unwrap()
+        .expect("a released lease is taken");
     assert!(
+        second.fence > first.fence,
+        "every acquisition fences the last"
+    );
+    let third = store
+        .try_acquire_refresh_lease("conn-1", "replica-c", until)
+        .await
+        .unwrap()
+        .expect("an expired lease can be taken over");
+    assert!(third.fence > second.fence);
+    assert_eq!(
         store
-            .try_acquire_refresh_lease("conn-1", "replica-c", until)
+            .try_acquire_refresh_lease("missing", "replica-a", until)
             .await
             .unwrap(),
-        "an expired lease can be taken over"
+        None
     );
+}
+
+pub async fn a_lapsed_refresh_lease_taken_over_is_no_longer_held(store: Arc<dyn RecordStore>) {
+    store
+        .insert_connection(&connection("conn-1", alice()))
+        .await
+        .unwrap();
+    let short = Utc::now() + chrono::TimeDelta::milliseconds(1);
+    let lapsed = store
+        .try_acquire_refresh_lease("conn-1", "replica-a", short)
+        .await
+        .unwrap()
+        .unwrap();
+    let after_lapse = short + chrono::TimeDelta::seconds(1);
+    assert!(
+        !store
+            .refresh_lease_held("conn-1", "replica-a", lapsed.fence, after_lapse)
+            .await
+            .unwrap(),
+        "a lapsed lease is not held"
+    );
+    // Acquisition compares the lease with the current time: wait until it has lapsed.
+    while Utc::now() <= short {
+        tokio::task::yield_now().await;
+    }
+    let taken = store
+        .try_acquire_refresh_lease(
+            "conn-1",
+            "replica-b",
+            Utc::now() + chrono::TimeDelta::seconds(30),
+        )
+        .await
+        .unwrap()
+        .expect("a lapsed lease is taken over");
     assert!(!store
-        .try_acquire_refresh_lease("missing", "replica-a", until)
+        .refresh_lease_held("conn-1", "replica-a", lapsed.fence, Utc::now())
         .await
         .unwrap());
+    assert!(store
+        .refresh_lease_held("conn-1", "replica-b", taken.fence, Utc::now())
+        .await
+        .unwrap());
+    store
+        .release_refresh_lease("conn-1", "replica-a", lapsed.fence)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .refresh_lease_held("conn-1", "replica-b", taken.fence, Utc::now())
+            .await
+            .unwrap(),
+        "a holder whose lease was taken over cannot release the new holder's lease"
+    );
 }
 
 pub async fn concurrent_replicas_consume_a_state_once_and_share_one_lease(
@@ -972,7 +1087,7 @@ pub async fn concurrent_replicas_consume_a_state_once_and_share_one_lease(
     assert_eq!(fresh, 1);
     let mut leased = 0;
     for leaser in leasers {
-        if leaser.await.unwrap() {
+        if leaser.await.unwrap().is_some() {
             leased += 1;
         }
     }
