@@ -688,14 +688,17 @@ async fn disconnect(
 ) -> Result<impl IntoResponse, ApiError> {
     let record = load(&state, &tenant, &id).await?;
     let revoke = revoke_at_provider(&state, &tenant, &record).await;
+    let provider = state
+        .registry
+        .descriptor(&record.connector)
+        .map_or(record.connector.as_str(), |descriptor| {
+            descriptor.display_name
+        });
     if let Err(error) = state.secrets.delete(&record.secret_ref).await {
         return Err(ApiError::from(
             Error::new(
                 error.kind(),
-                format!(
-                    "could not delete the connection's secret ({}); nothing was deleted",
-                    error.message()
-                ),
+                partial_disconnect(provider, &revoke, DisconnectStage::Secret, &error),
             )
             .with_hint("retry the disconnect once the credential store is reachable"),
         ));
@@ -704,10 +707,7 @@ async fn disconnect(
         return Err(ApiError::from(
             Error::new(
                 error.kind(),
-                format!(
-                    "the secret was deleted but the connection record was not ({}); the connection is unusable until the disconnect is retried",
-                    error.message()
-                ),
+                partial_disconnect(provider, &revoke, DisconnectStage::Record, &error),
             )
             .with_hint("retry the disconnect"),
         ));
@@ -717,6 +717,49 @@ async fn disconnect(
         "deleted": { "connection": record.id, "secret": true, "record": true },
         "revoke": revoke,
     })))
+}
+
+/// Which local deletion failed during a disconnect.
+#[derive(Debug, Clone, Copy)]
+enum DisconnectStage {
+    /// Deleting the secret failed: nothing local was deleted.
+    Secret,
+    /// The secret is gone but the record remains.
+    Record,
+}
+
+/// Says exactly what a disconnect did before a local deletion failed: whether the
+/// grant was revoked at the provider, and what is left here.
+fn partial_disconnect(
+    provider: &str,
+    revoke: &serde_json::Value,
+    stage: DisconnectStage,
+    error: &Error,
+) -> String {
+    let at_provider = match revoke {
+        serde_json::Value::String(outcome) if outcome == "revoked" => {
+            format!("{provider} revoked the grant, so the stored credentials no longer work; ")
+        }
+        serde_json::Value::Object(failed) => format!(
+            "revoking at {provider} failed ({}); ",
+            failed
+                .get("failed")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("no reason given")
+        ),
+        _ => String::new(),
+    };
+    let here = match stage {
+        DisconnectStage::Secret => format!(
+            "the connection's secret could not be deleted ({}), so the connection is still listed",
+            error.message()
+        ),
+        DisconnectStage::Record => format!(
+            "the secret was deleted but the connection record was not ({}); the connection is unusable until the disconnect is retried",
+            error.message()
+        ),
+    };
+    format!("{at_provider}{here}")
 }
 
 #[derive(Deserialize)]
@@ -750,7 +793,41 @@ async fn list_alerts(
 
 #[cfg(test)]
 mod tests {
-    use super::encode_segment;
+    use super::{encode_segment, partial_disconnect, DisconnectStage};
+    use patchbay_core::Error;
+    use serde_json::json;
+
+    #[test]
+    fn a_partial_disconnect_says_what_happened_at_the_provider_and_here() {
+        let down = Error::unavailable("credential store unavailable");
+        assert_eq!(
+            partial_disconnect("GitHub", &json!("revoked"), DisconnectStage::Secret, &down),
+            "GitHub revoked the grant, so the stored credentials no longer work; the \
+             connection's secret could not be deleted (credential store unavailable), so the \
+             connection is still listed"
+        );
+        assert_eq!(
+            partial_disconnect(
+                "Slack",
+                &json!({ "failed": "Slack answered 500" }),
+                DisconnectStage::Record,
+                &Error::unavailable("records database unavailable"),
+            ),
+            "revoking at Slack failed (Slack answered 500); the secret was deleted but the \
+             connection record was not (records database unavailable); the connection is \
+             unusable until the disconnect is retried"
+        );
+        assert_eq!(
+            partial_disconnect(
+                "Datadog",
+                &json!("not_offered"),
+                DisconnectStage::Secret,
+                &down
+            ),
+            "the connection's secret could not be deleted (credential store unavailable), so \
+             the connection is still listed"
+        );
+    }
 
     #[test]
     fn path_segments_are_percent_encoded() {

@@ -7,13 +7,25 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// Directives added after any filter a user sets: `vaultrs` and `rustify` log
+/// request and response bodies (Vault tokens and secrets) at debug level, and
+/// `sqlx` logs every statement.
+pub const SAFETY_DIRECTIVES: &str = "sqlx=warn,vaultrs=off,rustify=off";
+
+/// The log filter: the user's (`PATCHBAY_LOG`, else `RUST_LOG`, else `info`) followed
+/// by [`SAFETY_DIRECTIVES`], which win over the user's for their targets.
+pub fn log_filter(user: Option<&str>) -> EnvFilter {
+    let user = user.map(str::trim).filter(|filter| !filter.is_empty());
+    EnvFilter::new(format!("{},{SAFETY_DIRECTIVES}", user.unwrap_or("info")))
+}
+
 /// Installs the global subscriber; `PATCHBAY_LOG` (or `RUST_LOG`) sets the filter.
 pub fn init(format: LogFormat) {
-    let filter = std::env::var("PATCHBAY_LOG")
+    let user = std::env::var("PATCHBAY_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info,sqlx=warn,vaultrs=off,rustify=off".to_owned());
+        .ok();
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(filter))
+        .with_env_filter(log_filter(user.as_deref()))
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -32,4 +44,64 @@ pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>> {
                 .include_headers(false),
         )
         .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged_with(user: Option<&str>) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(log_filter(user))
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "vaultrs::api", "vault-body-canary");
+            tracing::debug!(target: "rustify::endpoint", "rustify-body-canary");
+            tracing::info!(target: "sqlx::query", "sqlx-statement-canary");
+            tracing::debug!(target: "patchbay_host::api", "patchbay-debug-line");
+        });
+        let bytes = captured.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_user_filter_keeps_vault_and_sql_internals_quiet() {
+        for user in [
+            Some("debug"),
+            Some("trace"),
+            Some("debug,vaultrs=trace,rustify=debug,sqlx=debug"),
+        ] {
+            let logged = logged_with(user);
+            assert!(logged.contains("patchbay-debug-line"), "{user:?}: {logged}");
+            for canary in [
+                "vault-body-canary",
+                "rustify-body-canary",
+                "sqlx-statement-canary",
+            ] {
+                assert!(!logged.contains(canary), "{user:?} let {canary} through");
+            }
+        }
+        let default = logged_with(None);
+        assert!(!default.contains("patchbay-debug-line"), "info by default");
+    }
 }

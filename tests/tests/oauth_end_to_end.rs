@@ -37,23 +37,51 @@ macro_rules! require {
     };
 }
 
-/// Follows an authorize URL the way a browser would: to the provider (the fake
-/// stands in for its host), then to Patchbay's callback with its redirect.
+/// Follows a begin URL the way a browser would: to Patchbay's begin route (which
+/// sets the binding cookie), to the provider (the fake stands in for its host),
+/// then to Patchbay's callback with its redirect and the cookie.
 async fn authorize_in_browser(
     patchbay: &Patchbay,
-    authorize_url: &str,
+    begin_url: &str,
     provider_origin: &str,
     fake_base: &str,
 ) -> Answer {
+    authorize_in_browser_at(patchbay, begin_url, provider_origin, fake_base)
+        .await
+        .0
+}
+
+/// As [`authorize_in_browser`], also returning the provider authorize URL visited.
+async fn authorize_in_browser_at(
+    patchbay: &Patchbay,
+    begin_url: &str,
+    provider_origin: &str,
+    fake_base: &str,
+) -> (Answer, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    assert!(
+        begin_url.starts_with(&format!("{}/oauth/begin/", patchbay.base_url)),
+        "{begin_url}"
+    );
+    let begun = client.get(begin_url).send().await.expect("begin URL");
+    assert_eq!(begun.status().as_u16(), 303);
+    let authorize_url = begun.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        authorize_url.contains("code_challenge_method=S256"),
+        "{authorize_url}"
+    );
+    let set_cookie = begun.headers()["set-cookie"].to_str().unwrap();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
     let at_fake = authorize_url.replacen(provider_origin, fake_base, 1);
     assert_ne!(
         at_fake, authorize_url,
         "authorize URL starts with {provider_origin}"
     );
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     let answer = client.get(&at_fake).send().await.expect("fake authorize");
     assert_eq!(
         answer.status().as_u16(),
@@ -69,7 +97,10 @@ async fn authorize_in_browser(
         !callback.contains("token"),
         "no token in the callback URL: {callback}"
     );
-    patchbay.request("GET", callback, &[], None).await
+    let answer = patchbay
+        .request("GET", callback, &[("cookie", cookie.as_str())], None)
+        .await;
+    (answer, authorize_url)
 }
 
 async fn start(patchbay: &Patchbay, key: &str, connector: &str) -> String {
@@ -82,7 +113,7 @@ async fn start(patchbay: &Patchbay, key: &str, connector: &str) -> String {
         )
         .await;
     assert_eq!(started.status, 200, "{}", started.text);
-    started.json()["authorize_url"].as_str().unwrap().to_owned()
+    started.json()["begin_url"].as_str().unwrap().to_owned()
 }
 
 fn connection_of(listed: &Value, connector: &str) -> Value {
@@ -124,7 +155,6 @@ async fn github_and_slack_connect_through_oauth_with_tokens_in_vault_only() {
 
     // GitHub.
     let url = start(&patchbay, &key, "github").await;
-    assert!(url.contains("code_challenge_method=S256"), "{url}");
     let page =
         authorize_in_browser(&patchbay, &url, "https://github.com", &github.base_url()).await;
     assert_eq!(page.status, 200, "{}", page.text);
@@ -148,12 +178,13 @@ async fn github_and_slack_connect_through_oauth_with_tokens_in_vault_only() {
 
     // Slack.
     let url = start(&patchbay, &key, "slack").await;
+    let (page, authorize_url) =
+        authorize_in_browser_at(&patchbay, &url, "https://slack.com", &slack.base_url()).await;
     assert!(
-        url.contains("scope=chat%3Awrite%2Cchannels%3Aread")
-            || url.contains("scope=chat:write,channels:read"),
-        "{url}"
+        authorize_url.contains("scope=chat%3Awrite%2Cchannels%3Aread")
+            || authorize_url.contains("scope=chat:write,channels:read"),
+        "{authorize_url}"
     );
-    let page = authorize_in_browser(&patchbay, &url, "https://slack.com", &slack.base_url()).await;
     assert_eq!(page.status, 200, "{}", page.text);
     let listed = patchbay
         .api("GET", "/api/connections", &key, None)

@@ -152,6 +152,29 @@ impl ConnectorDescriptor {
             .all(|var| env.get(var.name).is_some())
     }
 
+    /// Every environment variable the connector declares: its `env_vars`, its feature
+    /// flag and its OAuth client id and secret variables. Connectors are built from
+    /// these (plus [`crate::env::HTTP_CLIENT_VARIABLES`]) and nothing else.
+    pub fn declared_variables(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.env_vars.iter().map(|var| var.name).collect();
+        names.extend(self.feature_flag);
+        if let Some(spec) = &self.oauth {
+            names.extend(spec.client_id_env.iter().copied());
+            names.extend(spec.client_secret_env.iter().copied());
+        }
+        names
+    }
+
+    /// The environment this connector is built from: its declared variables and
+    /// the shared HTTP client settings, taken from `env`.
+    pub fn environment(&self, env: &ConnectorEnv) -> ConnectorEnv {
+        env.restricted_to(
+            self.declared_variables()
+                .into_iter()
+                .chain(crate::env::HTTP_CLIENT_VARIABLES.iter().copied()),
+        )
+    }
+
     /// A serialisable view of the descriptor.
     pub fn document(&self) -> DescriptorDocument {
         DescriptorDocument {

@@ -2,6 +2,16 @@
 
 use std::collections::BTreeMap;
 
+/// Settings of the shared outbound HTTP client (`patchbay-http`), which every
+/// connector builds its client from and so receives besides its own variables.
+pub const HTTP_CLIENT_VARIABLES: &[&str] = &[
+    "PATCHBAY_UPSTREAM_OVERRIDES",
+    "PATCHBAY_HTTP_CONNECT_TIMEOUT_SECS",
+    "PATCHBAY_HTTP_TIMEOUT_SECS",
+    "PATCHBAY_HTTP_MAX_RETRIES",
+    "PATCHBAY_ALLOWED_PRIVATE_NETWORKS",
+];
+
 /// A snapshot of the process environment (and `.env`) handed to connector factories.
 ///
 /// Connectors read their variables from here, never from `std::env`, so tests and
@@ -42,6 +52,25 @@ impl ConnectorEnv {
             .get(key)
             .map(String::as_str)
             .filter(|value| !value.trim().is_empty())
+    }
+
+    /// A copy holding only the variables named in `names`: what one connector may
+    /// see, so the store's credentials (`VAULT_TOKEN`, `PATCHBAY_MASTER_KEY`) and
+    /// other connectors' secrets never reach it.
+    pub fn restricted_to<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Self {
+        let vars = names
+            .into_iter()
+            .filter_map(|name| {
+                let value = self.vars.get(name)?;
+                Some((name.to_owned(), value.clone()))
+            })
+            .collect();
+        Self { vars }
+    }
+
+    /// The names of the variables set, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.vars.keys().map(String::as_str)
     }
 
     /// Whether a feature flag such as `NEXT_PUBLIC_ENABLE_SLACK` is `true`.

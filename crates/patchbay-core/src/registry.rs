@@ -55,7 +55,9 @@ impl Registry {
             .collect()
     }
 
-    /// Builds a registry from descriptors (duplicates by id are merged).
+    /// Builds a registry from descriptors (duplicates by id are merged); each
+    /// connector is built from only the variables it declares (see
+    /// [`ConnectorDescriptor::environment`]).
     pub fn build(
         descriptors: impl IntoIterator<Item = &'static ConnectorDescriptor>,
         env: &ConnectorEnv,
@@ -65,7 +67,8 @@ impl Registry {
             if registry.descriptors.contains_key(descriptor.id) {
                 continue;
             }
-            let instance: Arc<dyn DynConnector> = Arc::from((descriptor.build)(env)?);
+            let instance: Arc<dyn DynConnector> =
+                Arc::from((descriptor.build)(&descriptor.environment(env))?);
             registry.descriptors.insert(descriptor.id, descriptor);
             registry.instances.insert(descriptor.id, instance);
         }
@@ -103,5 +106,62 @@ impl std::fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("ids", &self.ids())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::descriptor::{AuthKind, Category, EnvVar};
+
+    static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    fn record_and_refuse(env: &ConnectorEnv) -> Result<Box<dyn DynConnector>> {
+        *SEEN.lock().unwrap() = env.names().map(str::to_owned).collect();
+        Err(crate::Error::unsupported("recorded"))
+    }
+
+    static PROBE: ConnectorDescriptor = ConnectorDescriptor {
+        id: "probe",
+        display_name: "Probe",
+        category: Category::Observability,
+        auth_kinds: &[AuthKind::ApiKey],
+        env_vars: &[EnvVar {
+            name: "PROBE_REGION",
+            required: false,
+            secret: false,
+            description: "a region",
+        }],
+        feature_flag: Some("NEXT_PUBLIC_ENABLE_PROBE"),
+        disabled_message: None,
+        webhook: None,
+        oauth: None,
+        connect_schema: schemars::Schema::default,
+        operations: Vec::new,
+        build: record_and_refuse,
+    };
+
+    #[test]
+    fn a_connector_is_built_from_its_declared_variables_only() {
+        let env = ConnectorEnv::from_pairs([
+            ("VAULT_TOKEN", "hvs.canary"),
+            ("PATCHBAY_MASTER_KEY", "master-canary"),
+            ("SLACK_SIGNING_SECRET", "another-connectors-secret"),
+            ("PROBE_REGION", "eu"),
+            ("NEXT_PUBLIC_ENABLE_PROBE", "true"),
+            ("PATCHBAY_HTTP_TIMEOUT_SECS", "10"),
+        ]);
+        let outcome = Registry::build([&PROBE], &env);
+        assert!(outcome.is_err(), "the probe refuses to build");
+        assert_eq!(
+            *SEEN.lock().unwrap(),
+            [
+                "NEXT_PUBLIC_ENABLE_PROBE",
+                "PATCHBAY_HTTP_TIMEOUT_SECS",
+                "PROBE_REGION"
+            ]
+        );
     }
 }
