@@ -122,6 +122,7 @@ pub struct ConnectionView {
     created_by: String,
     org_id: Option<String>,
     metadata: serde_json::Value,
+    allow_writes: bool,
     created_at: DateTime<Utc>,
     validated_at: Option<DateTime<Utc>>,
     last_report: Option<ValidationReport>,
@@ -172,6 +173,7 @@ fn view(state: &AppState, record: ConnectionRecord) -> ConnectionView {
         created_by: record.tenant.user_id,
         org_id: record.tenant.org_id,
         metadata: record.metadata,
+        allow_writes: record.allow_writes,
         created_at: record.created_at,
         validated_at: record.validated_at,
         last_report: record.last_report,
@@ -257,6 +259,8 @@ struct ConnectBody {
     #[serde(default)]
     label: Option<String>,
     #[serde(default)]
+    allow_writes: bool,
+    #[serde(default)]
     fields: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -303,6 +307,7 @@ async fn connect(
         connector.as_ref(),
         tenant,
         body.label,
+        body.allow_writes,
         credentials,
         report.clone(),
     )
@@ -347,6 +352,7 @@ pub async fn store_connection(
     connector: &dyn DynConnector,
     tenant: Tenant,
     label: Option<String>,
+    allow_writes: bool,
     mut credentials: DynCredentials,
     report: ValidationReport,
 ) -> Result<StoredConnection, ApiError> {
@@ -405,6 +411,7 @@ pub async fn store_connection(
             .as_ref()
             .map(|token| hash_token(token.expose())),
         routing_key,
+        allow_writes,
         last_report: Some(report),
         created_at: now,
         validated_at: Some(now),
@@ -656,6 +663,7 @@ async fn query(
     let record = load(&state, &tenant, &id).await?;
     let connector = connector_for(&state, &record.connector)?;
     let descriptor = connector.descriptor();
+    refuse_unallowed_write(descriptor, &record, &operation)?;
     let mut credentials = fresh_credentials(&state, descriptor, &record).await?;
     let ctx = ConnectorContext {
         connection_id: Some(record.id.clone()),
@@ -679,6 +687,36 @@ async fn query(
     }
     .map_err(|error| error.with_connector(record.connector.clone()))?;
     Ok(Json(output))
+}
+
+/// Refuses an operation that changes provider state on a connection whose owner
+/// did not allow writes when connecting (403, naming the setting).
+fn refuse_unallowed_write(
+    descriptor: &ConnectorDescriptor,
+    record: &ConnectionRecord,
+    operation: &str,
+) -> Result<(), ApiError> {
+    let writes = (descriptor.operations)()
+        .iter()
+        .any(|declared| declared.name == operation && !declared.read_only);
+    if !writes || record.allow_writes {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "`{operation}` changes {} state, and this connection was made without allow_writes",
+                descriptor.display_name
+            ),
+        )
+        .with_field("allow_writes")
+        .with_connector(descriptor.id)
+        .with_hint(
+            "reconnect with \"allow_writes\": true (POST /api/connections or the OAuth start body) to let agents run write operations",
+        ),
+    ))
 }
 
 async fn disconnect(

@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use patchbay_core::connector::ConnectorContext;
 use patchbay_core::{AuthRequest, ConnectorDescriptor, Error, ErrorKind};
 use patchbay_oauth::state::binding_cookie_name;
-use patchbay_oauth::{CallbackParams, BEGIN_PATH};
+use patchbay_oauth::{CallbackParams, StartRequest, BEGIN_PATH};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -59,6 +59,8 @@ struct StartBody {
     #[serde(default)]
     label: Option<String>,
     #[serde(default)]
+    allow_writes: bool,
+    #[serde(default)]
     options: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -90,7 +92,15 @@ async fn start(
     let descriptor = oauth_descriptor(connector.descriptor())?;
     let started = state
         .oauth
-        .start(&tenant, descriptor, body.label, body.options)
+        .start(
+            &tenant,
+            descriptor,
+            StartRequest {
+                label: body.label,
+                options: body.options,
+                allow_writes: body.allow_writes,
+            },
+        )
         .await?;
     Ok(Json(json!({
         "begin_url": started.begin_url,
@@ -290,6 +300,7 @@ async fn finish(
         instance.as_ref(),
         completed.tenant,
         completed.label,
+        completed.allow_writes,
         credentials,
         report,
     )

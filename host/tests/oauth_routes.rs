@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use http_body_util::BodyExt;
 use patchbay_core::{
     AuthKind, AuthRequest, Category, ClientAuthStyle, Connector, ConnectorContext,
-    ConnectorDescriptor, ConnectorEnv, Credentials, OAuthSpec, QueryOutput, Registry, Result,
-    Tenant, ValidationReport,
+    ConnectorDescriptor, ConnectorEnv, Credentials, OAuthSpec, OperationDescriptor, QueryOutput,
+    Registry, Result, Tenant, ValidationReport,
 };
 use patchbay_host::{HostBuilder, HostConfig};
 use patchbay_store::{LocalSecretStore, MasterKey, RecordStore, SqliteRecordStore};
@@ -55,11 +55,24 @@ impl Connector for Toy {
         &self,
         _ctx: &ConnectorContext,
         _credentials: &Credentials<Value, Value>,
-        _operation: &str,
+        operation: &str,
         _params: Value,
     ) -> Result<QueryOutput> {
-        Ok(QueryOutput::default())
+        Ok(QueryOutput {
+            data: json!({ "ran": operation }),
+            ..QueryOutput::default()
+        })
     }
+}
+
+#[derive(schemars::JsonSchema)]
+struct NoParams {}
+
+fn toy_operations() -> Vec<OperationDescriptor> {
+    vec![
+        OperationDescriptor::new::<NoParams>("peek", "Reads something.", true),
+        OperationDescriptor::new::<NoParams>("poke", "Changes something.", false),
+    ]
 }
 
 static TOKEN_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -88,7 +101,7 @@ fn descriptor() -> &'static ConnectorDescriptor {
             callback_path: "/toy/callback",
         }),
         connect_schema: schemars::Schema::default,
-        operations: Vec::new,
+        operations: toy_operations,
         build: |_| Ok(Box::new(Toy)),
     })
 }
@@ -167,15 +180,23 @@ async fn send(router: &Router, request: Request<Body>) -> (StatusCode, String) {
 }
 
 fn start_request(authenticated: bool) -> Request<Body> {
+    start_request_with(authenticated, json!({ "label": "mine" }))
+}
+
+fn start_request_with(authenticated: bool, body: Value) -> Request<Body> {
     let mut request = Request::post("/api/connections/oauth/toy/start")
         .header("content-type", "application/json");
     if authenticated {
-        request = request
-            .header("x-user-id", "alice")
-            .header("x-org-id", "acme")
-            .header("x-internal-secret", INTERNAL_SECRET);
+        request = as_alice(request);
     }
-    request.body(Body::from(r#"{"label":"mine"}"#)).unwrap()
+    request.body(Body::from(body.to_string())).unwrap()
+}
+
+fn as_alice(request: axum::http::request::Builder) -> axum::http::request::Builder {
+    request
+        .header("x-user-id", "alice")
+        .header("x-org-id", "acme")
+        .header("x-internal-secret", INTERNAL_SECRET)
 }
 
 /// A flow begun the way a browser begins it: the state, the `Cookie` header the
@@ -187,7 +208,11 @@ struct BegunFlow {
 }
 
 async fn begin_flow(host: &TestHost) -> BegunFlow {
-    let (status, body) = send(&host.router, start_request(true)).await;
+    begin_flow_with(host, start_request(true)).await
+}
+
+async fn begin_flow_with(host: &TestHost, start: Request<Body>) -> BegunFlow {
+    let (status, body) = send(&host.router, start).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
     assert!(
@@ -327,6 +352,73 @@ async fn a_callback_in_a_browser_without_the_begin_cookie_is_refused_and_stores_
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Connects Toy through the flow with `allow_writes` as given; the connection id.
+async fn connect_toy(host: &TestHost, allow_writes: Option<bool>) -> String {
+    let mut body = json!({ "label": "mine" });
+    if let Some(allow) = allow_writes {
+        body["allow_writes"] = json!(allow);
+    }
+    let flow = begin_flow_with(host, start_request_with(true, body)).await;
+    let callback = format!("/toy/callback?state={}&code=good", flow.state);
+    let (status, page) = send(
+        &host.router,
+        callback_request(&callback, Some(&flow.cookie)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (_, listed) = send(
+        &host.router,
+        as_alice(Request::get("/api/connections"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let newest = listed["connections"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(newest["allow_writes"], json!(allow_writes == Some(true)));
+    newest["id"].as_str().unwrap().to_owned()
+}
+
+async fn run(host: &TestHost, connection: &str, operation: &str) -> (StatusCode, Value) {
+    let (status, body) = send(
+        &host.router,
+        as_alice(Request::post(format!(
+            "/api/connections/{connection}/query/{operation}"
+        )))
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .unwrap(),
+    )
+    .await;
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+#[tokio::test]
+async fn write_operations_run_only_where_the_owner_allowed_writes() {
+    let host = host(CONFIGURED).await;
+    let read_only = connect_toy(&host, None).await;
+    let (status, body) = run(&host, &read_only, "peek").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = run(&host, &read_only, "poke").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["kind"], "permission_denied", "{body}");
+    assert_eq!(body["error"]["field"], "allow_writes", "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "`poke` changes Toy state, and this connection was made without allow_writes"
+    );
+
+    let writable = connect_toy(&host, Some(true)).await;
+    let (status, body) = run(&host, &writable, "poke").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["ran"], "poke");
 }
 
 #[tokio::test]

@@ -68,6 +68,17 @@ pub struct BegunAuthorization {
     pub connector: &'static ConnectorDescriptor,
 }
 
+/// What the person asked for when starting a flow.
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    /// The label for the new connection.
+    pub label: Option<String>,
+    /// Connector options, as the connector's OAuth spec declares them.
+    pub options: Map<String, Value>,
+    /// Whether the connection may run write operations (off by default).
+    pub allow_writes: bool,
+}
+
 /// The query parameters a provider sends back to the callback.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct CallbackParams {
@@ -90,6 +101,8 @@ pub struct CompletedAuthorization {
     pub label: Option<String>,
     /// The connector options given at the start.
     pub options: Map<String, Value>,
+    /// Whether the connection may run write operations, as asked at the start.
+    pub allow_writes: bool,
     /// The tokens, for the connector's `authenticate` hook.
     pub grant: OAuthGrant,
 }
@@ -189,8 +202,7 @@ impl OAuthEngine {
         &self,
         tenant: &Tenant,
         descriptor: &'static ConnectorDescriptor,
-        label: Option<String>,
-        options: Map<String, Value>,
+        request: StartRequest,
     ) -> Result<AuthorizationStart> {
         let spec = spec_of(descriptor)?;
         // Fail early, before a person is sent anywhere, when the client is unset.
@@ -204,8 +216,9 @@ impl OAuthEngine {
                 tenant: tenant.clone(),
                 connector: descriptor.id.to_owned(),
                 redirect_uri: self.redirect_uri(spec),
-                label: label.filter(|label| !label.trim().is_empty()),
-                options,
+                label: request.label.filter(|label| !label.trim().is_empty()),
+                options: request.options,
+                allow_writes: request.allow_writes,
                 pkce_verifier: spec
                     .pkce
                     .then(|| SecretString::new(state::generate_pkce_verifier())),
@@ -338,6 +351,7 @@ impl OAuthEngine {
         Ok(CompletedAuthorization {
             tenant: pending.tenant,
             label: pending.label,
+            allow_writes: pending.allow_writes,
             grant: OAuthGrant {
                 access_token: tokens.access_token,
                 refresh_token: tokens.refresh_token,

@@ -18,7 +18,7 @@ use patchbay_core::{
 };
 use patchbay_http::{HttpClient, HttpConfig};
 use patchbay_oauth::state::{binding_cookie_name, hash_state, pkce_challenge};
-use patchbay_oauth::{CallbackParams, OAuthEngine, TokenRefresher};
+use patchbay_oauth::{CallbackParams, OAuthEngine, StartRequest, TokenRefresher};
 use patchbay_store::{
     ConnectionRecord, ConnectionStatus, LocalSecretStore, MasterKey, PendingAuthorization,
     RecordStore, SecretLocation, SecretStore, SqliteRecordStore,
@@ -223,7 +223,7 @@ async fn the_begin_url_opens_once_and_sends_the_browser_to_the_provider() {
     let fixture = fixture().await;
     let engine = engine(&fixture, memory_records().await);
     let start = engine
-        .start(&alice(), fixture.descriptor, None, Default::default())
+        .start(&alice(), fixture.descriptor, StartRequest::default())
         .await
         .unwrap();
     let state = state_of(&start.begin_url);
@@ -283,7 +283,7 @@ async fn missing_client_credentials_name_the_variables() {
         "http://localhost:5080".into(),
     );
     let error = engine
-        .start(&alice(), fixture.descriptor, None, Default::default())
+        .start(&alice(), fixture.descriptor, StartRequest::default())
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidConfig);
@@ -310,8 +310,14 @@ async fn begun_flow(
         .start(
             &alice(),
             descriptor,
-            Some("work".into()),
-            serde_json::Map::from_iter([("base_url".to_owned(), json!("https://ghe.example"))]),
+            StartRequest {
+                label: Some("work".into()),
+                options: serde_json::Map::from_iter([(
+                    "base_url".to_owned(),
+                    json!("https://ghe.example"),
+                )]),
+                allow_writes: false,
+            },
         )
         .await
         .unwrap();
@@ -427,6 +433,7 @@ async fn state_attacks_are_refused_with_distinct_messages_and_no_token_request()
             redirect_uri: "http://patchbay.test/toy/callback".into(),
             label: None,
             options: Default::default(),
+            allow_writes: false,
             pkce_verifier: None,
             binding_hash: Some(hash_state("cookie")),
             created_at: Utc::now() - chrono::TimeDelta::minutes(11),
@@ -554,7 +561,7 @@ async fn a_callback_in_a_browser_that_did_not_begin_the_flow_is_refused_without_
 
     // An authorize URL built from the state alone, skipping the begin URL.
     let start = engine
-        .start(&alice(), fixture.descriptor, None, Default::default())
+        .start(&alice(), fixture.descriptor, StartRequest::default())
         .await
         .unwrap();
     let never_begun = engine
@@ -640,6 +647,7 @@ async fn expired_connection(
         status: ConnectionStatus::Active,
         webhook_token_hash: None,
         routing_key: None,
+        allow_writes: false,
         last_report: None,
         created_at: Utc::now(),
         validated_at: None,

@@ -22,7 +22,7 @@ use patchbay_core::{
 use patchbay_http::{HttpClient, HttpConfig};
 use patchbay_oauth::state::{generate_pkce_verifier, pkce_challenge};
 use patchbay_oauth::AuthorizationStart;
-use patchbay_oauth::{CallbackParams, OAuthEngine, TokenRefresher};
+use patchbay_oauth::{CallbackParams, OAuthEngine, StartRequest, TokenRefresher};
 use patchbay_store::{
     ConnectionRecord, ConnectionStatus, LocalSecretStore, MasterKey, RecordStore, SecretLocation,
     SecretStore, SqliteRecordStore,
@@ -253,8 +253,10 @@ async fn code_flow_with_pkce_yields_the_mock_s_tokens() {
         .start(
             &alice(),
             mock.descriptor,
-            Some("Mock".into()),
-            Default::default(),
+            StartRequest {
+                label: Some("Mock".into()),
+                ..StartRequest::default()
+            },
         )
         .await
         .unwrap();
@@ -320,7 +322,7 @@ async fn the_mock_refuses_a_verifier_that_does_not_match_the_challenge() {
     // The code is issued for another verifier's challenge; the engine then sends
     // the verifier it stored for the flow, which the mock must reject.
     let start = engine
-        .start(&alice(), mock.descriptor, None, Default::default())
+        .start(&alice(), mock.descriptor, StartRequest::default())
         .await
         .unwrap();
     let (authorize_url, cookie) = begin(&engine, &mock, &start).await;
@@ -341,7 +343,7 @@ async fn the_mock_refuses_a_verifier_that_does_not_match_the_challenge() {
 
     // A code issued without any challenge: the verifier the engine always sends is refused.
     let start = engine
-        .start(&alice(), mock.descriptor, None, Default::default())
+        .start(&alice(), mock.descriptor, StartRequest::default())
         .await
         .unwrap();
     let (authorize_url, cookie) = begin(&engine, &mock, &start).await;
@@ -367,7 +369,7 @@ async fn a_denied_consent_reaches_the_user_as_access_denied() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(sqlite_records(dir.path()).await);
     let start = engine
-        .start(&alice(), mock.descriptor, None, Default::default())
+        .start(&alice(), mock.descriptor, StartRequest::default())
         .await
         .unwrap();
     let (authorize_url, cookie) = begin(&engine, &mock, &start).await;
@@ -422,6 +424,7 @@ async fn expired_connection(
         status: ConnectionStatus::Active,
         webhook_token_hash: None,
         routing_key: None,
+        allow_writes: false,
         last_report: None,
         created_at: Utc::now(),
         validated_at: None,

@@ -37,7 +37,7 @@ const MAX_CONNECTIONS: u32 = 10;
 const ALERT_ORDER_LOCK_SPACE: i32 = 0x5042_4159;
 
 const CONNECTION_COLUMNS: &str = "id, user_id, org_id, connector, label, metadata, secret_ref, \
-     status, webhook_token_hash, routing_key, last_report, created_at, validated_at";
+     status, webhook_token_hash, routing_key, allow_writes, last_report, created_at, validated_at";
 
 const ALERT_COLUMNS: &str = "cursor, connection_id, source, kind, external_id, dedup_key, title, \
      status, severity, service, started_at, ended_at, url, labels, tags, raw, received_at";
@@ -291,6 +291,7 @@ struct ConnectionRow {
     status: String,
     webhook_token_hash: Option<String>,
     routing_key: Option<String>,
+    allow_writes: bool,
     last_report: Option<Value>,
     created_at: DateTime<Utc>,
     validated_at: Option<DateTime<Utc>>,
@@ -311,6 +312,7 @@ impl ConnectionRow {
                 .ok_or_else(|| invalid_column("status"))?,
             webhook_token_hash: self.webhook_token_hash,
             routing_key: self.routing_key,
+            allow_writes: self.allow_writes,
             last_report: self
                 .last_report
                 .map(|value| from_json::<ValidationReport>("last_report", value))
@@ -331,6 +333,7 @@ struct OAuthStateRow {
     redirect_uri: String,
     label: Option<String>,
     options: Value,
+    allow_writes: bool,
     pkce_verifier: Option<String>,
     binding_hash: Option<String>,
     created_at: DateTime<Utc>,
@@ -348,6 +351,7 @@ impl OAuthStateRow {
             connector: self.connector,
             redirect_uri: self.redirect_uri,
             label: self.label,
+            allow_writes: self.allow_writes,
             pkce_verifier: self.pkce_verifier.map(SecretString::from),
             binding_hash: self.binding_hash,
             options: from_json("options", self.options)?,
@@ -358,7 +362,7 @@ impl OAuthStateRow {
 }
 
 const OAUTH_STATE_COLUMNS: &str = "state_hash, user_id, org_id, connector, redirect_uri, label, \
-     options, pkce_verifier, binding_hash, created_at, expires_at";
+     options, allow_writes, pkce_verifier, binding_hash, created_at, expires_at";
 
 fn connection_records(rows: Vec<ConnectionRow>) -> Result<Vec<ConnectionRecord>> {
     rows.into_iter().map(ConnectionRow::into_record).collect()
@@ -473,9 +477,9 @@ impl RecordStore for PostgresRecordStore {
     async fn insert_connection(&self, record: &ConnectionRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO connections (id, scope, user_id, org_id, connector, label, metadata, \
-             secret_ref, status, webhook_token_hash, routing_key, last_report, created_at, \
-             validated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             secret_ref, status, webhook_token_hash, routing_key, allow_writes, last_report, \
+             created_at, validated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&record.id)
         .bind(record.tenant.scope_key())
@@ -488,6 +492,7 @@ impl RecordStore for PostgresRecordStore {
         .bind(record.status.as_str())
         .bind(&record.webhook_token_hash)
         .bind(&record.routing_key)
+        .bind(record.allow_writes)
         .bind(record.last_report.as_ref().map(Json))
         .bind(record.created_at)
         .bind(record.validated_at)
@@ -762,8 +767,8 @@ impl RecordStore for PostgresRecordStore {
             .map_err(|error| self.error("purging old OAuth states", error))?;
         sqlx::query(
             "INSERT INTO oauth_states (state_hash, scope, user_id, org_id, connector, \
-             redirect_uri, label, options, pkce_verifier, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             redirect_uri, label, options, allow_writes, pkce_verifier, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&pending.state_hash)
         .bind(pending.tenant.scope_key())
@@ -773,6 +778,7 @@ impl RecordStore for PostgresRecordStore {
         .bind(&pending.redirect_uri)
         .bind(&pending.label)
         .bind(Json(to_json("options", &pending.options)?))
+        .bind(pending.allow_writes)
         .bind(
             pending
                 .pkce_verifier

@@ -66,6 +66,8 @@ pub struct ConnectionRecord {
     pub webhook_token_hash: Option<String>,
     /// The key app-level webhooks find this connection by (a Slack team id).
     pub routing_key: Option<String>,
+    /// Whether the owner allowed operations that change provider state (off by default).
+    pub allow_writes: bool,
     /// The last validation report.
     pub last_report: Option<ValidationReport>,
     /// When it was created.
@@ -136,6 +138,8 @@ pub struct PendingAuthorization {
     pub label: Option<String>,
     /// Connector options given at the start, as the connector's OAuth spec allows them.
     pub options: serde_json::Map<String, serde_json::Value>,
+    /// Whether the connection may run write operations, as asked at the start.
+    pub allow_writes: bool,
     /// The PKCE verifier (RFC 7636): random, never sent through the browser, and
     /// cleared once the state is consumed.
     pub pkce_verifier: Option<SecretString>,

@@ -33,7 +33,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: u32 = 4;
 
 const CONNECTION_COLUMNS: &str = "id, user_id, org_id, connector, label, metadata, secret_ref, \
-     status, webhook_token_hash, routing_key, last_report, created_at, validated_at";
+     status, webhook_token_hash, routing_key, allow_writes, last_report, created_at, validated_at";
 
 const ALERT_COLUMNS: &str = "cursor, connection_id, source, kind, external_id, dedup_key, title, \
      status, severity, service, started_at, ended_at, url, labels, tags, raw, received_at";
@@ -227,6 +227,7 @@ struct ConnectionRow {
     status: String,
     webhook_token_hash: Option<String>,
     routing_key: Option<String>,
+    allow_writes: bool,
     last_report: Option<String>,
     created_at: String,
     validated_at: Option<String>,
@@ -247,6 +248,7 @@ impl ConnectionRow {
                 .ok_or_else(|| invalid_column("status"))?,
             webhook_token_hash: self.webhook_token_hash,
             routing_key: self.routing_key,
+            allow_writes: self.allow_writes,
             last_report: self
                 .last_report
                 .map(|text| from_json::<ValidationReport>("last_report", &text))
@@ -314,6 +316,7 @@ struct OAuthStateRow {
     redirect_uri: String,
     label: Option<String>,
     options: String,
+    allow_writes: bool,
     pkce_verifier: Option<String>,
     binding_hash: Option<String>,
     created_at: String,
@@ -331,6 +334,7 @@ impl OAuthStateRow {
             connector: self.connector,
             redirect_uri: self.redirect_uri,
             label: self.label,
+            allow_writes: self.allow_writes,
             pkce_verifier: self.pkce_verifier.map(SecretString::from),
             binding_hash: self.binding_hash,
             options: from_json("options", &self.options)?,
@@ -341,7 +345,7 @@ impl OAuthStateRow {
 }
 
 const OAUTH_STATE_COLUMNS: &str = "state_hash, user_id, org_id, connector, redirect_uri, label, \
-     options, pkce_verifier, binding_hash, created_at, expires_at";
+     options, allow_writes, pkce_verifier, binding_hash, created_at, expires_at";
 
 fn connection_records(rows: Vec<ConnectionRow>) -> Result<Vec<ConnectionRecord>> {
     rows.into_iter().map(ConnectionRow::into_record).collect()
@@ -357,9 +361,9 @@ impl RecordStore for SqliteRecordStore {
             .transpose()?;
         sqlx::query(
             "INSERT INTO connections (id, scope, user_id, org_id, connector, label, metadata, \
-             secret_ref, status, webhook_token_hash, routing_key, last_report, created_at, \
-             validated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             secret_ref, status, webhook_token_hash, routing_key, allow_writes, last_report, \
+             created_at, validated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&record.id)
         .bind(record.tenant.scope_key())
@@ -372,6 +376,7 @@ impl RecordStore for SqliteRecordStore {
         .bind(record.status.as_str())
         .bind(&record.webhook_token_hash)
         .bind(&record.routing_key)
+        .bind(record.allow_writes)
         .bind(last_report)
         .bind(timestamp(&record.created_at))
         .bind(record.validated_at.as_ref().map(timestamp))
@@ -616,8 +621,8 @@ impl RecordStore for SqliteRecordStore {
             .map_err(|error| db_error("purging old OAuth states", error))?;
         sqlx::query(
             "INSERT INTO oauth_states (state_hash, scope, user_id, org_id, connector, \
-             redirect_uri, label, options, pkce_verifier, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             redirect_uri, label, options, allow_writes, pkce_verifier, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&pending.state_hash)
         .bind(pending.tenant.scope_key())
@@ -627,6 +632,7 @@ impl RecordStore for SqliteRecordStore {
         .bind(&pending.redirect_uri)
         .bind(&pending.label)
         .bind(to_json("options", &pending.options)?)
+        .bind(pending.allow_writes)
         .bind(
             pending
                 .pkce_verifier
@@ -819,6 +825,7 @@ mod tests {
             status: ConnectionStatus::Active,
             webhook_token_hash: Some("ab".repeat(32)),
             routing_key: None,
+            allow_writes: false,
             last_report: None,
             created_at: Utc::now(),
             validated_at: None,
