@@ -1,7 +1,9 @@
 //! Inbound provider webhooks on each connector's declared path.
 //!
-//! Authenticate on the raw body first (fail closed), then normalise, store
-//! durably, and only then acknowledge with 202.
+//! Every delivery is first verified on the raw request (fail closed): the
+//! connector's `verify` yields the `VerifiedDelivery` that `normalize` requires,
+//! so nothing unverified is normalised or stored. Events are stored durably
+//! before the 202 acknowledgement.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -12,13 +14,13 @@ use axum::routing::post;
 use axum::{Json, Router};
 use patchbay_core::connector::ConnectorContext;
 use patchbay_core::{
-    Error, ErrorKind, InboundWebhook, WebhookAuth, WebhookOutcome, WebhookReply, WebhookRoute,
+    Error, ErrorKind, InboundWebhook, WebhookAuth, WebhookKey, WebhookOutcome, WebhookReply,
+    WebhookRoute,
 };
 use patchbay_store::{ConnectionRecord, NewAlert};
 use serde_json::json;
 
 use crate::api::connector_for;
-use crate::auth::token_matches_hash;
 use crate::config::WEBHOOK_BODY_LIMIT;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -53,22 +55,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
     router.layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
 }
 
-fn unauthorized(header: Option<&str>) -> ApiError {
-    let hint = match header {
-        Some(header) => {
+/// The one answer to every refused delivery on a route: it does not say whether the
+/// user, the token, the signature or the timestamp was at fault.
+fn unauthorized(auth: WebhookAuth) -> ApiError {
+    let hint = match auth {
+        WebhookAuth::Token { header } => {
             format!("send the {header} header with the token shown when the connection was made")
         }
-        None => "check the webhook secret configured at the provider".to_owned(),
+        WebhookAuth::Signature => "check the webhook secret configured at the provider".to_owned(),
+        WebhookAuth::App => "check the app's signing secret and this host's clock".to_owned(),
     };
     ApiError::unauthenticated("webhook authentication failed", hint)
-}
-
-fn presented_token<'a>(headers: &'a HeaderMap, header: &str) -> Option<&'a str> {
-    let value = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    value(header)
-        .or_else(|| value("authorization").and_then(|auth| auth.strip_prefix("Bearer ")))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
 }
 
 fn body_or_rejection(
@@ -83,8 +80,8 @@ fn body_or_rejection(
     })
 }
 
-/// One endpoint for a whole app: the connector verifies the delivery and names
-/// the connection by its routing key.
+/// One endpoint for a whole app: the connector verifies the delivery with the
+/// app's secret, then names the connection by a routing key read from it.
 async fn receive_app(
     State(state): State<AppState>,
     connector_id: &'static str,
@@ -95,13 +92,20 @@ async fn receive_app(
     // A connector whose feature flag is off answers with its disabled message.
     let connector = connector_for(&state, connector_id)?;
     let request = InboundWebhook { headers, body };
-    let routing_key = match connector.route_webhook(&request).await {
-        Ok(WebhookRoute::Reply(reply)) => return Ok(reply_response(reply)),
-        Ok(WebhookRoute::Connection(routing_key)) => routing_key,
+    let delivery = match connector
+        .verify(&ConnectorContext::default(), WebhookKey::App, &request)
+        .await
+    {
+        Ok(delivery) => delivery,
         Err(error) if error.kind() == ErrorKind::AuthFailed => {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, error))
+            tracing::info!(connector = connector_id, reason = %error, "app webhook refused");
+            return Err(unauthorized(WebhookAuth::App));
         }
         Err(error) => return Err(error.into()),
+    };
+    let routing_key = match connector.route_webhook(&delivery).await? {
+        WebhookRoute::Reply(reply) => return Ok(reply_response(reply)),
+        WebhookRoute::Connection(routing_key) => routing_key,
     };
     let Some(record) = state
         .records
@@ -122,11 +126,14 @@ async fn receive_app(
             .into_response());
     };
     let outcome = connector
-        .webhook(&context(&record), &record.metadata, None, &request)
+        .normalize(&context(&record), &record.metadata, &delivery)
         .await?;
     store_and_acknowledge(&state, &record, outcome).await
 }
 
+/// A per-user endpoint: the delivery is verified against each of the user's
+/// connections of this connector (its token hash, or its signing secret) and
+/// normalised for the first one that verifies it.
 async fn receive(
     State(state): State<AppState>,
     connector_id: &'static str,
@@ -147,30 +154,45 @@ async fn receive(
         .records
         .webhook_connections(connector_id, &user_id)
         .await?;
-
-    let (record, outcome) = match auth {
-        WebhookAuth::Token { header } => {
-            let token = presented_token(&request.headers, header);
-            let record = token
-                .and_then(|token| {
-                    candidates.into_iter().find(|record| {
-                        record
-                            .webhook_token_hash
-                            .as_deref()
-                            .is_some_and(|hash| token_matches_hash(token, hash))
-                    })
-                })
-                .ok_or_else(|| unauthorized(Some(header)))?;
-            let outcome = connector
-                .webhook(&context(&record), &record.metadata, None, &request)
-                .await?;
-            (record, outcome)
+    for record in candidates {
+        let ctx = context(&record);
+        let verified = match auth {
+            WebhookAuth::Token { .. } => {
+                let Some(hash) = record.webhook_token_hash.as_deref() else {
+                    continue;
+                };
+                connector
+                    .verify(&ctx, WebhookKey::TokenHash(hash), &request)
+                    .await
+            }
+            WebhookAuth::Signature => {
+                let secrets = state.secrets.get(&record.secret_ref).await?;
+                let key = WebhookKey::Connection {
+                    config: &record.metadata,
+                    secrets: &secrets,
+                };
+                connector.verify(&ctx, key, &request).await
+            }
+            WebhookAuth::App => return Err(ApiError::not_found("webhook")),
+        };
+        match verified {
+            Ok(delivery) => {
+                let outcome = connector
+                    .normalize(&ctx, &record.metadata, &delivery)
+                    .await?;
+                return store_and_acknowledge(&state, &record, outcome).await;
+            }
+            Err(error) if error.kind() == ErrorKind::AuthFailed => {
+                tracing::debug!(connector = connector_id, connection = %record.id, reason = %error, "webhook not verified by this connection");
+            }
+            Err(error) => return Err(error.into()),
         }
-        WebhookAuth::Signature => verify_signed(&state, candidates, &request).await?,
-        WebhookAuth::App => return Err(ApiError::not_found("webhook")),
-    };
-
-    store_and_acknowledge(&state, &record, outcome).await
+    }
+    tracing::info!(
+        connector = connector_id,
+        "webhook refused: no connection of this user verifies it"
+    );
+    Err(unauthorized(auth))
 }
 
 fn context(record: &ConnectionRecord) -> ConnectorContext {
@@ -178,30 +200,6 @@ fn context(record: &ConnectionRecord) -> ConnectorContext {
         connection_id: Some(record.id.clone()),
         tenant: Some(record.tenant.clone()),
     }
-}
-
-/// Tries each candidate connection's secrets until one verifies the signature.
-async fn verify_signed(
-    state: &AppState,
-    candidates: Vec<ConnectionRecord>,
-    request: &InboundWebhook,
-) -> Result<(ConnectionRecord, WebhookOutcome), ApiError> {
-    for record in candidates {
-        let connector = match state.registry.get(&record.connector) {
-            Some(connector) => connector.clone(),
-            None => continue,
-        };
-        let secrets = state.secrets.get(&record.secret_ref).await?;
-        match connector
-            .webhook(&context(&record), &record.metadata, Some(&secrets), request)
-            .await
-        {
-            Ok(outcome) => return Ok((record, outcome)),
-            Err(error) if error.kind() == ErrorKind::AuthFailed => continue,
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Err(unauthorized(None))
 }
 
 async fn store_and_acknowledge(

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use patchbay_core::{
     AuthKind, AuthRequest, Category, CheckTimer, Connector, ConnectorContext, ConnectorDescriptor,
-    ConnectorEnv, Credentials, DynConnector, Error, InboundWebhook, QueryOutput, Result,
-    ValidationCheck, ValidationReport, WebhookAuth, WebhookDescriptor, WebhookOutcome,
+    ConnectorEnv, Credentials, DynConnector, Error, QueryOutput, Result, ValidationCheck,
+    ValidationReport, VerifiedDelivery, WebhookAuth, WebhookDescriptor, WebhookOutcome,
 };
 use patchbay_http::HttpClient;
 use serde_json::{json, Value};
@@ -340,14 +340,14 @@ impl Connector for DatadogConnector {
         query::run(&client, operation, params, Utc::now()).await
     }
 
-    async fn webhook(
+    /// Normalises a delivery whose token the host verified.
+    async fn normalize(
         &self,
         _ctx: &ConnectorContext,
         config: &DatadogConfig,
-        _secrets: Option<&DatadogSecrets>,
-        request: &InboundWebhook,
+        delivery: &VerifiedDelivery,
     ) -> Result<WebhookOutcome> {
-        let alert = webhook::normalize(config, request)?;
+        let alert = webhook::normalize(config, delivery)?;
         Ok(WebhookOutcome {
             events: vec![alert],
             reply: None,

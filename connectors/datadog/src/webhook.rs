@@ -3,14 +3,15 @@
 //! Datadog posts whatever template the webhook is configured with: the default
 //! template (`id`, `title`, `date`, `body`, ...) or a custom one carrying monitor
 //! variables (`alert_id`, `alert_cycle_key`, `alert_transition`, ...). Both are
-//! read, as JSON or as a flat form (`encode_as: form`). Deliveries are unsigned;
-//! the host authenticates them by token before this runs.
+//! read, as JSON or as a flat form (`encode_as: form`). Deliveries are unsigned:
+//! the host verifies their token, and only a [`VerifiedDelivery`] is normalised.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use patchbay_core::{
     AlertSeverity, AlertStatus, Error, EventKind, InboundWebhook, NormalizedAlert, Result,
+    VerifiedDelivery,
 };
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -21,9 +22,9 @@ use crate::CONNECTOR_ID;
 const TEMPLATE_HINT: &str = "configure the Datadog webhook with the default payload or the \
      recommended custom payload (see the connector README), which carry `id`, `alert_id` and `title`";
 
-/// Normalises one delivery.
-pub fn normalize(config: &DatadogConfig, request: &InboundWebhook) -> Result<NormalizedAlert> {
-    let body = parse_body(request)?;
+/// Normalises one verified delivery.
+pub fn normalize(config: &DatadogConfig, delivery: &VerifiedDelivery) -> Result<NormalizedAlert> {
+    let body = parse_body(delivery.request())?;
     let fields = Fields(&body);
     let id = fields.text(&["id"]);
     let alert_id = fields.text(&["alert_id"]);

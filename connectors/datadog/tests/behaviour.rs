@@ -10,6 +10,7 @@ use patchbay_connector_datadog::{DatadogConnector, SITES};
 use patchbay_core::{
     AlertSeverity, AlertStatus, AuthRequest, CheckOutcome, ConnectorContext, DynConnector,
     DynCredentials, ErrorKind, FormFields, InboundWebhook, NormalizedAlert, ValidationStatus,
+    WebhookKey,
 };
 use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
 use patchbay_testkit::fakes::datadog::{FakeDatadog, Fault};
@@ -17,6 +18,7 @@ use serde_json::{json, Value};
 
 const API_KEY: &str = "behaviour-api-key-1a2b3c";
 const APP_KEY: &str = "behaviour-app-key-4d5e6f";
+const WEBHOOK_TOKEN: &str = "pbw_behaviour-webhook-token";
 
 fn connector_for(fake: Option<&FakeDatadog>) -> Arc<dyn DynConnector> {
     let overrides = match fake {
@@ -712,13 +714,19 @@ async fn normalise(
         ))
         .await
         .unwrap();
+    // The host verifies the connection's token first; only then is the delivery normalised.
+    let mut request = request.clone();
+    request.headers.insert(
+        patchbay_connector_datadog::WEBHOOK_TOKEN_HEADER,
+        HeaderValue::from_static(WEBHOOK_TOKEN),
+    );
+    let stored = patchbay_core::token_hash(WEBHOOK_TOKEN);
+    let ctx = ConnectorContext::default();
+    let delivery = connector
+        .verify(&ctx, WebhookKey::TokenHash(&stored), &request)
+        .await?;
     let mut outcome = connector
-        .webhook(
-            &ConnectorContext::default(),
-            &credentials.config,
-            Some(&credentials.secrets),
-            request,
-        )
+        .normalize(&ctx, &credentials.config, &delivery)
         .await?;
     assert_eq!(outcome.events.len(), 1);
     assert!(outcome.reply.is_none());

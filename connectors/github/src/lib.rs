@@ -18,8 +18,9 @@ use chrono::Utc;
 use patchbay_core::{
     AuthKind, AuthRequest, Category, CheckOutcome, CheckTimer, ClientAuthStyle, Connector,
     ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials, DynConnector, EnvVar, Error,
-    ErrorKind, InboundWebhook, OAuthClientCredentials, OAuthSpec, QueryOutput, Result,
-    RevokeOutcome, ValidationReport, WebhookAuth, WebhookDescriptor, WebhookOutcome,
+    ErrorKind, OAuthClientCredentials, OAuthSpec, QueryOutput, Result, RevokeOutcome,
+    UnverifiedDelivery, ValidationReport, VerifiedDelivery, WebhookAuth, WebhookDescriptor,
+    WebhookOutcome,
 };
 use patchbay_http::{HttpClient, Method};
 use serde_json::{json, Value};
@@ -337,15 +338,25 @@ impl Connector for GitHubConnector {
         query::run(&client, operation, params, Utc::now()).await
     }
 
-    async fn webhook(
+    /// Checks `X-Hub-Signature-256` with the connection's `webhook_secret`.
+    async fn verify(
+        &self,
+        _ctx: &ConnectorContext,
+        credentials: Option<&Credentials<GitHubConfig, GitHubSecrets>>,
+        delivery: UnverifiedDelivery,
+    ) -> Result<VerifiedDelivery> {
+        let secret =
+            credentials.and_then(|credentials| credentials.secrets.webhook_secret.as_ref());
+        webhook::verify(secret, delivery)
+    }
+
+    async fn normalize(
         &self,
         _ctx: &ConnectorContext,
         _config: &GitHubConfig,
-        secrets: Option<&GitHubSecrets>,
-        request: &InboundWebhook,
+        delivery: &VerifiedDelivery,
     ) -> Result<WebhookOutcome> {
-        let secret = secrets.and_then(|secrets| secrets.webhook_secret.as_ref());
-        webhook::handle(secret, request)
+        webhook::normalize(delivery)
     }
 
     /// Deletes an OAuth App grant (`DELETE /applications/{client_id}/grant`), which

@@ -2,7 +2,8 @@
 //!
 //! Every delivery must carry `X-Hub-Signature-256: sha256=<hex>`, the HMAC-SHA256
 //! of the raw body under the connection's `webhook_secret`; the legacy SHA-1
-//! `X-Hub-Signature` is ignored. `X-GitHub-Delivery` is the dedup key.
+//! `X-Hub-Signature` is ignored. [`verify`] checks it and [`normalize`] reads only
+//! what it verified. `X-GitHub-Delivery` is the dedup key.
 //!
 //! GitHub is not an alert source: deliveries become [`EventKind::Change`] events
 //! for root-cause analysis. A change that needs attention (a failed, timed-out
@@ -17,7 +18,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use patchbay_core::{
     AlertSeverity, AlertStatus, Error, ErrorKind, EventKind, InboundWebhook, NormalizedAlert,
-    Result, SecretString, WebhookOutcome, WebhookReply,
+    Result, SecretString, UnverifiedDelivery, VerifiedDelivery, WebhookOutcome, WebhookReply,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -84,9 +85,18 @@ pub fn verify_signature(secret: Option<&SecretString>, request: &InboundWebhook)
     }
 }
 
-/// Verifies and normalises one delivery.
-pub fn handle(secret: Option<&SecretString>, request: &InboundWebhook) -> Result<WebhookOutcome> {
-    verify_signature(secret, request)?;
+/// Vouches for a delivery whose signature matches the connection's `webhook_secret`.
+pub fn verify(
+    secret: Option<&SecretString>,
+    delivery: UnverifiedDelivery,
+) -> Result<VerifiedDelivery> {
+    verify_signature(secret, delivery.request())?;
+    Ok(delivery.mark_verified())
+}
+
+/// Normalises one verified delivery: change events, or GitHub's zen for a `ping`.
+pub fn normalize(delivery: &VerifiedDelivery) -> Result<WebhookOutcome> {
+    let request = delivery.request();
     let event = request
         .header(EVENT_HEADER)
         .map(str::trim)

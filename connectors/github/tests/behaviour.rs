@@ -11,7 +11,7 @@ use patchbay_connector_github::{webhook, GitHubConnector};
 use patchbay_core::{
     AlertSeverity, AlertStatus, AuthRequest, CheckOutcome, ConnectorContext, DynConnector,
     DynCredentials, ErrorKind, EventKind, FormFields, InboundWebhook, OAuthClientCredentials,
-    OAuthGrant, RevealedJson, RevokeOutcome, SecretString, ValidationStatus,
+    OAuthGrant, RevealedJson, RevokeOutcome, SecretString, ValidationStatus, WebhookKey,
 };
 use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
 use patchbay_testkit::fakes::github::{
@@ -600,9 +600,12 @@ async fn deliver(
     let request = delivery(event, body.as_bytes(), Some(&signature), content_type);
     let secrets = RevealedJson::new(json!({"access_token": TOKEN, "webhook_secret": SECRET}));
     let config = json!({"api_url": "https://api.github.com", "auth_kind": "oauth"});
-    connector
-        .webhook(&ctx(), &config, Some(&secrets), &request)
-        .await
+    let key = WebhookKey::Connection {
+        config: &config,
+        secrets: &secrets,
+    };
+    let delivery = connector.verify(&ctx(), key, &request).await?;
+    connector.normalize(&ctx(), &config, &delivery).await
 }
 
 fn url_encoded_payload(json: &str) -> String {
@@ -736,9 +739,15 @@ async fn deliveries_without_a_webhook_secret_are_refused() {
     );
     let secrets = RevealedJson::new(json!({"access_token": TOKEN}));
     let config = json!({"api_url": "https://api.github.com", "auth_kind": "pat"});
-    let error = connector
-        .webhook(&ctx(), &config, Some(&secrets), &request)
-        .await
-        .unwrap_err();
+    let key = WebhookKey::Connection {
+        config: &config,
+        secrets: &secrets,
+    };
+    let error = connector.verify(&ctx(), key, &request).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::AuthFailed);
+    assert!(
+        error.message().contains("no webhook secret"),
+        "{}",
+        error.message()
+    );
 }

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue};
 use patchbay_connector_github::GitHubConnector;
 use patchbay_core::InboundWebhook;
 use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
-use patchbay_testkit::contract::{run_contract_suite, ContractCase};
+use patchbay_testkit::contract::{run_contract_suite, ContractCase, WebhookSigning};
 use patchbay_testkit::fakes::github::{sample_payload, sign_webhook, FakeGitHub};
 use serde_json::json;
 
@@ -71,20 +71,27 @@ impl patchbay_core::DynConnector for WithWebhookSecret {
     ) -> patchbay_core::Result<patchbay_core::QueryOutput> {
         patchbay_core::DynConnector::query(&*self.0, ctx, credentials, operation, params).await
     }
-    async fn webhook(
+    async fn verify(
         &self,
         ctx: &patchbay_core::ConnectorContext,
-        config: &serde_json::Value,
-        secrets: Option<&patchbay_core::RevealedJson>,
+        key: patchbay_core::WebhookKey<'_>,
         request: &InboundWebhook,
-    ) -> patchbay_core::Result<patchbay_core::WebhookOutcome> {
-        patchbay_core::DynConnector::webhook(&*self.0, ctx, config, secrets, request).await
+    ) -> patchbay_core::Result<patchbay_core::VerifiedDelivery> {
+        patchbay_core::DynConnector::verify(&*self.0, ctx, key, request).await
     }
     async fn route_webhook(
         &self,
-        request: &InboundWebhook,
+        delivery: &patchbay_core::VerifiedDelivery,
     ) -> patchbay_core::Result<patchbay_core::WebhookRoute> {
-        patchbay_core::DynConnector::route_webhook(&*self.0, request).await
+        patchbay_core::DynConnector::route_webhook(&*self.0, delivery).await
+    }
+    async fn normalize(
+        &self,
+        ctx: &patchbay_core::ConnectorContext,
+        config: &serde_json::Value,
+        delivery: &patchbay_core::VerifiedDelivery,
+    ) -> patchbay_core::Result<patchbay_core::WebhookOutcome> {
+        patchbay_core::DynConnector::normalize(&*self.0, ctx, config, delivery).await
     }
     fn routing_key(&self, config: &serde_json::Value) -> Option<String> {
         patchbay_core::DynConnector::routing_key(&*self.0, config)
@@ -189,6 +196,11 @@ async fn github_meets_the_connector_contract() {
             signed("check_run", "timed_out", WEBHOOK_SECRET),
             signed("push", "", WEBHOOK_SECRET),
         ],
+        webhook_signing: Some(WebhookSigning {
+            signature_header: "X-Hub-Signature-256",
+            timestamp_header: None,
+            sign: Box::new(|request: &InboundWebhook| sign_webhook(WEBHOOK_SECRET, &request.body)),
+        }),
         canaries: vec![
             TOKEN.to_owned(),
             WRONG_TOKEN.to_owned(),

@@ -20,9 +20,9 @@ use chrono::Utc;
 use patchbay_core::{
     AuthKind, AuthRequest, Category, CheckOutcome, CheckTimer, ClientAuthStyle, Connector,
     ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials, DynConnector, EnvVar, Error,
-    ErrorKind, InboundWebhook, OAuthClientCredentials, OAuthSpec, QueryOutput, Result,
-    RevokeOutcome, SecretString, ValidationReport, WebhookAuth, WebhookDescriptor, WebhookOutcome,
-    WebhookRoute,
+    ErrorKind, OAuthClientCredentials, OAuthSpec, QueryOutput, Result, RevokeOutcome, SecretString,
+    UnverifiedDelivery, ValidationReport, VerifiedDelivery, WebhookAuth, WebhookDescriptor,
+    WebhookOutcome, WebhookRoute,
 };
 use patchbay_http::HttpClient;
 use serde_json::Value;
@@ -155,10 +155,6 @@ impl SlackConnector {
             .get(SIGNING_SECRET_VAR)
             .map(|secret| SecretString::new(secret.trim().to_owned()));
         Ok(Self::new(HttpClient::from_env(env)?, signing_secret))
-    }
-
-    fn verify(&self, request: &InboundWebhook) -> Result<()> {
-        webhook::verify(self.signing_secret.as_ref(), request, (self.clock)())
     }
 }
 
@@ -317,24 +313,31 @@ impl Connector for SlackConnector {
         query::run(&client, &credentials.config, operation, params, Utc::now()).await
     }
 
-    /// Verifies the delivery again (the host routed it already) and normalises it.
-    async fn webhook(
+    /// Checks the signature and the five-minute timestamp window with the app's
+    /// signing secret (Slack events are app-level: there are no connection credentials).
+    async fn verify(
+        &self,
+        _ctx: &ConnectorContext,
+        _credentials: Option<&Credentials<SlackConfig, SlackSecrets>>,
+        delivery: UnverifiedDelivery,
+    ) -> Result<VerifiedDelivery> {
+        webhook::verify(self.signing_secret.as_ref(), delivery, (self.clock)())
+    }
+
+    async fn route_webhook(&self, delivery: &VerifiedDelivery) -> Result<WebhookRoute> {
+        webhook::route(delivery)
+    }
+
+    async fn normalize(
         &self,
         _ctx: &ConnectorContext,
         _config: &SlackConfig,
-        _secrets: Option<&SlackSecrets>,
-        request: &InboundWebhook,
+        delivery: &VerifiedDelivery,
     ) -> Result<WebhookOutcome> {
-        self.verify(request)?;
-        if let Some(retry) = request.header(webhook::RETRY_NUM_HEADER) {
+        if let Some(retry) = delivery.header(webhook::RETRY_NUM_HEADER) {
             tracing::debug!(retry, "Slack redelivery; the store dedups it by event_id");
         }
-        webhook::normalize(request)
-    }
-
-    async fn route_webhook(&self, request: &InboundWebhook) -> Result<WebhookRoute> {
-        self.verify(request)?;
-        webhook::route(request)
+        webhook::normalize(delivery)
     }
 
     fn routing_key(&self, config: &SlackConfig) -> Option<String> {

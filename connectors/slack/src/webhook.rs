@@ -4,7 +4,8 @@
 //! `X-Slack-Signature: v0=<hex HMAC-SHA256(secret, "v0:" + timestamp + ":" + body)>`
 //! with the timestamp in `X-Slack-Request-Timestamp`. A delivery is accepted only
 //! when the signature matches and the timestamp is within five minutes of the
-//! connector's clock, so a captured request cannot be replayed later.
+//! connector's clock, so a captured request cannot be replayed later. Routing and
+//! normalising read only a [`VerifiedDelivery`].
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,7 +14,8 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use patchbay_core::{
     AlertSeverity, AlertStatus, Error, ErrorKind, EventKind, InboundWebhook, NormalizedAlert,
-    Result, SecretString, WebhookOutcome, WebhookReply, WebhookRoute,
+    Result, SecretString, UnverifiedDelivery, VerifiedDelivery, WebhookOutcome, WebhookReply,
+    WebhookRoute,
 };
 use serde_json::{Map, Value};
 use sha2::Sha256;
@@ -45,8 +47,18 @@ fn mac_for(secret: &SecretString, timestamp: &str, body: &[u8]) -> Hmac<Sha256> 
     mac
 }
 
-/// Verifies a delivery's signature and timestamp against `now`; every failure is `AuthFailed`.
+/// Vouches for a delivery whose signature and timestamp check out against `now`.
 pub fn verify(
+    secret: Option<&SecretString>,
+    delivery: UnverifiedDelivery,
+    now: SystemTime,
+) -> Result<VerifiedDelivery> {
+    verify_signature(secret, delivery.request(), now)?;
+    Ok(delivery.mark_verified())
+}
+
+/// Checks a request's signature and timestamp against `now`; every failure is `AuthFailed`.
+pub fn verify_signature(
     secret: Option<&SecretString>,
     request: &InboundWebhook,
     now: SystemTime,
@@ -135,8 +147,8 @@ fn parse_body(request: &InboundWebhook) -> Result<Body> {
 }
 
 /// Where a verified delivery goes: a challenge answer, or the workspace's connection.
-pub fn route(request: &InboundWebhook) -> Result<WebhookRoute> {
-    match parse_body(request)? {
+pub fn route(delivery: &VerifiedDelivery) -> Result<WebhookRoute> {
+    match parse_body(delivery.request())? {
         Body::Json(body) => {
             if let Some(reply) = challenge_reply(&body) {
                 return Ok(WebhookRoute::Reply(reply));
@@ -190,8 +202,8 @@ fn challenge_reply(body: &Value) -> Option<WebhookReply> {
 
 /// Turns a verified delivery into events: `app_mention` becomes a chat trigger,
 /// other deliveries are acknowledged without events.
-pub fn normalize(request: &InboundWebhook) -> Result<WebhookOutcome> {
-    let body = match parse_body(request)? {
+pub fn normalize(delivery: &VerifiedDelivery) -> Result<WebhookOutcome> {
+    let body = match parse_body(delivery.request())? {
         Body::Json(body) => body,
         Body::Form(_) => return Ok(WebhookOutcome::default()),
     };

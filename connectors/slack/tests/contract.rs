@@ -4,8 +4,12 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use patchbay_testkit::contract::{run_oauth_contract_suite, ContractCase, OAuthGrants};
-use patchbay_testkit::fakes::slack::{self, signed_delivery, FakeSlack};
+use patchbay_connector_slack::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use patchbay_core::InboundWebhook;
+use patchbay_testkit::contract::{
+    run_oauth_contract_suite, ContractCase, OAuthGrants, WebhookSigning,
+};
+use patchbay_testkit::fakes::slack::{self, sign, signed_delivery, FakeSlack};
 use serde_json::json;
 use support::{connector_for, grant, now_seconds, BOT_TOKEN, SIGNING_SECRET};
 
@@ -53,6 +57,17 @@ async fn slack_meets_the_connector_contract() {
                 "application/json",
                 &mention.to_string(),
             )],
+            webhook_signing: Some(WebhookSigning {
+                signature_header: SIGNATURE_HEADER,
+                timestamp_header: Some(TIMESTAMP_HEADER),
+                sign: Box::new(|request: &InboundWebhook| {
+                    sign(
+                        SIGNING_SECRET,
+                        request.header(TIMESTAMP_HEADER).unwrap_or_default(),
+                        std::str::from_utf8(&request.body).unwrap(),
+                    )
+                }),
+            }),
             canaries: vec![
                 BOT_TOKEN.to_owned(),
                 WRONG_TOKEN.to_owned(),

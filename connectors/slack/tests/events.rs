@@ -1,5 +1,6 @@
 //! Events API deliveries: Slack's documented signature example with an injected
-//! clock, rejections, URL verification, routing and normalisation.
+//! clock, rejections, URL verification, routing and normalisation (both only of
+//! verified deliveries).
 //!
 //! The vectors come from `vectors/slack.json` under `$PATCHBAY_REFERENCE_DIR`
 //! (default `../../../shared/reference` from this crate).
@@ -13,7 +14,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use patchbay_connector_slack::webhook;
 use patchbay_core::{
-    AlertSeverity, AlertStatus, ErrorKind, EventKind, InboundWebhook, SecretString, WebhookRoute,
+    AlertSeverity, AlertStatus, DynConnector, ErrorKind, EventKind, InboundWebhook, SecretString,
+    VerifiedDelivery, WebhookKey, WebhookRoute,
 };
 use patchbay_testkit::fakes::slack::{self, sign, signed_delivery, FakeSlack};
 use serde_json::Value;
@@ -30,6 +32,14 @@ fn vectors() -> Value {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
     serde_json::from_str(&text).unwrap()
+}
+
+/// Verifies an Events API delivery with the app's signing secret, as the host does first.
+async fn verified(connector: &dyn DynConnector, request: &InboundWebhook) -> VerifiedDelivery {
+    connector
+        .verify(&ctx(), WebhookKey::App, request)
+        .await
+        .unwrap()
 }
 
 fn at(seconds: u64) -> SystemTime {
@@ -69,7 +79,7 @@ async fn slacks_documented_example_verifies_with_its_clock_and_not_with_a_real_o
         body,
     );
     let clock = vector["clock_for_acceptance"].as_u64().unwrap();
-    webhook::verify(Some(&SecretString::from(secret)), &request, at(clock)).unwrap();
+    webhook::verify_signature(Some(&SecretString::from(secret)), &request, at(clock)).unwrap();
     // The slash-command form names its workspace in `team_id`.
     let fake = FakeSlack::start(BOT_TOKEN).await;
     let connector = std::sync::Arc::new(patchbay_connector_slack::SlackConnector::with_clock(
@@ -77,12 +87,11 @@ async fn slacks_documented_example_verifies_with_its_clock_and_not_with_a_real_o
         Some(SecretString::from(secret)),
         std::sync::Arc::new(move || at(clock + 299)),
     ));
-    let route = patchbay_core::DynConnector::route_webhook(connector.as_ref(), &request)
-        .await
-        .unwrap();
+    let delivery = verified(connector.as_ref(), &request).await;
+    let route = connector.route_webhook(&delivery).await.unwrap();
     assert_eq!(route, WebhookRoute::Connection("T1DC2JH3J".to_owned()));
 
-    let error = webhook::verify(
+    let error = webhook::verify_signature(
         Some(&SecretString::from(secret)),
         &request,
         SystemTime::now(),
@@ -102,7 +111,7 @@ fn forged_stale_and_incomplete_deliveries_are_rejected() {
     let good = vector["expected"].as_str().unwrap();
     let clock = at(vector["clock_for_acceptance"].as_u64().unwrap());
     let reject = |request: InboundWebhook, secret: Option<&SecretString>, now: SystemTime| {
-        let error = webhook::verify(secret, &request, now).unwrap_err();
+        let error = webhook::verify_signature(secret, &request, now).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::AuthFailed, "{error}");
         error
     };
@@ -132,7 +141,7 @@ fn forged_stale_and_incomplete_deliveries_are_rejected() {
         Some(&secret),
         clock - Duration::from_secs(301),
     );
-    webhook::verify(
+    webhook::verify_signature(
         Some(&secret),
         &signed(good, body),
         clock + Duration::from_secs(300),
@@ -176,7 +185,8 @@ async fn url_verification_echoes_the_challenge_as_text() {
         "application/json",
         &payload.to_string(),
     );
-    let WebhookRoute::Reply(reply) = connector.route_webhook(&request).await.unwrap() else {
+    let delivery = verified(connector.as_ref(), &request).await;
+    let WebhookRoute::Reply(reply) = connector.route_webhook(&delivery).await.unwrap() else {
         panic!("url_verification must be answered directly");
     };
     assert_eq!(reply.status, 200);
@@ -198,13 +208,14 @@ async fn the_documented_app_mention_routes_to_its_team_and_becomes_a_chat_trigge
     let timestamp = "1700000000";
     let connector = connector_at(&fake, at(1_700_000_100));
     let request = signed_delivery(SIGNING_SECRET, timestamp, "application/json", &body);
+    let delivery = verified(connector.as_ref(), &request).await;
     assert_eq!(
-        connector.route_webhook(&request).await.unwrap(),
+        connector.route_webhook(&delivery).await.unwrap(),
         WebhookRoute::Connection("T123ABC456".to_owned())
     );
     let credentials = credentials(&connector, BOT_TOKEN).await;
     let outcome = connector
-        .webhook(&ctx(), &credentials.config, None, &request)
+        .normalize(&ctx(), &credentials.config, &delivery)
         .await
         .unwrap();
     assert!(outcome.reply.is_none());
@@ -237,8 +248,9 @@ async fn the_documented_app_mention_routes_to_its_team_and_becomes_a_chat_trigge
         "x-slack-retry-reason",
         HeaderValue::from_static("http_timeout"),
     );
+    let retry = verified(connector.as_ref(), &retry).await;
     let again = connector
-        .webhook(&ctx(), &credentials.config, None, &retry)
+        .normalize(&ctx(), &credentials.config, &retry)
         .await
         .unwrap();
     assert_eq!(again.events[0].dedup_key, event.dedup_key);
@@ -262,8 +274,9 @@ async fn threaded_mentions_carry_thread_ts_and_other_events_are_acknowledged_emp
         "application/json",
         &mention.to_string(),
     );
+    let delivery = verified(connector.as_ref(), &request).await;
     let outcome = connector
-        .webhook(&ctx(), &credentials.config, None, &request)
+        .normalize(&ctx(), &credentials.config, &delivery)
         .await
         .unwrap();
     let event = &outcome.events[0];
@@ -282,21 +295,22 @@ async fn threaded_mentions_carry_thread_ts_and_other_events_are_acknowledged_emp
         "application/json",
         &message.to_string(),
     );
+    let delivery = verified(connector.as_ref(), &request).await;
     assert_eq!(
-        connector.route_webhook(&request).await.unwrap(),
+        connector.route_webhook(&delivery).await.unwrap(),
         WebhookRoute::Connection(slack::TEAM_ID.to_owned())
     );
     let outcome = connector
-        .webhook(&ctx(), &credentials.config, None, &request)
+        .normalize(&ctx(), &credentials.config, &delivery)
         .await
         .unwrap();
     assert!(outcome.events.is_empty() && outcome.reply.is_none());
 
-    // A forged delivery is refused by the webhook hook too, not only by routing.
+    // A forged delivery is refused by verify, so it can be neither routed nor normalised.
     let mut forged = request.clone();
     forged.body = Bytes::from(mention.to_string());
     let error = connector
-        .webhook(&ctx(), &credentials.config, None, &forged)
+        .verify(&ctx(), WebhookKey::App, &forged)
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::AuthFailed);

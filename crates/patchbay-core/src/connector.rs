@@ -4,13 +4,16 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::descriptor::ConnectorDescriptor;
+use crate::descriptor::{ConnectorDescriptor, WebhookAuth};
 use crate::error::{Error, ErrorKind, Result};
 use crate::oauth::{OAuthClientCredentials, OAuthGrant, RevokeOutcome};
 use crate::secret::{reveal_json, RevealedJson};
 use crate::tenant::Tenant;
 use crate::validation::ValidationReport;
-use crate::webhook::{InboundWebhook, WebhookOutcome, WebhookRoute};
+use crate::webhook::{
+    verify_token, InboundWebhook, UnverifiedDelivery, VerifiedDelivery, WebhookKey, WebhookOutcome,
+    WebhookRoute,
+};
 
 /// A request to turn user input into credentials.
 #[derive(Debug, Clone)]
@@ -108,24 +111,44 @@ pub trait Connector: Send + Sync + 'static {
         params: serde_json::Value,
     ) -> Result<QueryOutput>;
 
-    /// Authenticates (for signature schemes) and normalises an inbound delivery.
-    async fn webhook(
+    /// Proves a `Signature` or `App` delivery comes from the provider, on the raw
+    /// request, and returns `delivery.mark_verified()` only if it does.
+    ///
+    /// `credentials` are the connection's for `Signature` webhooks and `None` for
+    /// `App` webhooks, which are checked with the app's own secret. Every refusal is
+    /// `AuthFailed`. Never called for `Token` webhooks: [`DynConnector::verify`]
+    /// checks their token itself.
+    async fn verify(
         &self,
         _ctx: &ConnectorContext,
-        _config: &Self::Config,
-        _secrets: Option<&Self::Secrets>,
-        _request: &InboundWebhook,
-    ) -> Result<WebhookOutcome> {
+        _credentials: Option<&Credentials<Self::Config, Self::Secrets>>,
+        _delivery: UnverifiedDelivery,
+    ) -> Result<VerifiedDelivery> {
         Err(
-            Error::unsupported("this connector does not receive webhooks")
+            Error::unsupported("this connector does not verify webhook signatures")
                 .with_connector(self.descriptor().id),
         )
     }
 
-    /// For app-level webhooks: verifies a delivery and says where it goes.
-    async fn route_webhook(&self, _request: &InboundWebhook) -> Result<WebhookRoute> {
+    /// For `App` webhooks: where a verified delivery goes (a direct reply, or the
+    /// connection with a routing key).
+    async fn route_webhook(&self, _delivery: &VerifiedDelivery) -> Result<WebhookRoute> {
         Err(
             Error::unsupported("this connector has no app-level webhook")
+                .with_connector(self.descriptor().id),
+        )
+    }
+
+    /// Turns a verified delivery into events to store and, where the provider
+    /// expects one, a reply.
+    async fn normalize(
+        &self,
+        _ctx: &ConnectorContext,
+        _config: &Self::Config,
+        _delivery: &VerifiedDelivery,
+    ) -> Result<WebhookOutcome> {
+        Err(
+            Error::unsupported("this connector does not receive webhooks")
                 .with_connector(self.descriptor().id),
         )
     }
@@ -171,17 +194,28 @@ pub trait DynConnector: Send + Sync + 'static {
         params: serde_json::Value,
     ) -> Result<QueryOutput>;
 
-    /// See [`Connector::webhook`].
-    async fn webhook(
+    /// Proves a delivery comes from the provider; the only source of a
+    /// [`VerifiedDelivery`]. Checks a `Token` webhook's token itself (constant
+    /// time, against `WebhookKey::TokenHash`) and hands `Signature` and `App`
+    /// webhooks to [`Connector::verify`]. Refusals are `AuthFailed`.
+    async fn verify(
+        &self,
+        ctx: &ConnectorContext,
+        key: WebhookKey<'_>,
+        request: &InboundWebhook,
+    ) -> Result<VerifiedDelivery>;
+
+    /// See [`Connector::route_webhook`].
+    async fn route_webhook(&self, delivery: &VerifiedDelivery) -> Result<WebhookRoute>;
+
+    /// See [`Connector::normalize`]; refuses a delivery verified by another
+    /// connector or for another connection than `ctx`'s.
+    async fn normalize(
         &self,
         ctx: &ConnectorContext,
         config: &serde_json::Value,
-        secrets: Option<&RevealedJson>,
-        request: &InboundWebhook,
+        delivery: &VerifiedDelivery,
     ) -> Result<WebhookOutcome>;
-
-    /// See [`Connector::route_webhook`].
-    async fn route_webhook(&self, request: &InboundWebhook) -> Result<WebhookRoute>;
 
     /// See [`Connector::routing_key`].
     fn routing_key(&self, config: &serde_json::Value) -> Option<String>;
@@ -264,25 +298,68 @@ impl<C: Connector> DynConnector for C {
         Connector::query(self, ctx, &typed_credentials, operation, params).await
     }
 
-    async fn webhook(
+    async fn verify(
+        &self,
+        ctx: &ConnectorContext,
+        key: WebhookKey<'_>,
+        request: &InboundWebhook,
+    ) -> Result<VerifiedDelivery> {
+        let descriptor = Connector::descriptor(self);
+        let id = descriptor.id;
+        let Some(webhook) = descriptor.webhook else {
+            return Err(
+                Error::unsupported("this connector does not receive webhooks").with_connector(id),
+            );
+        };
+        let delivery = UnverifiedDelivery::new(id, ctx.connection_id.clone(), request.clone());
+        match (webhook.auth, key) {
+            (WebhookAuth::Token { header }, WebhookKey::TokenHash(stored_hash)) => {
+                verify_token(header, stored_hash, delivery)
+            }
+            (WebhookAuth::Signature, WebhookKey::Connection { config, secrets }) => {
+                let credentials = Credentials {
+                    config: C::Config::deserialize(config)
+                        .map_err(|e| stored_shape_error(id, "settings", e))?,
+                    secrets: secrets
+                        .deserialize()
+                        .map_err(|e| stored_shape_error(id, "secrets", e))?,
+                };
+                Connector::verify(self, ctx, Some(&credentials), delivery).await
+            }
+            (WebhookAuth::App, WebhookKey::App) => {
+                Connector::verify(self, ctx, None, delivery).await
+            }
+            (auth, key) => Err(Error::internal(format!(
+                "a {auth:?} webhook cannot be verified with a {} key",
+                key.style()
+            ))
+            .with_connector(id)),
+        }
+    }
+
+    async fn route_webhook(&self, delivery: &VerifiedDelivery) -> Result<WebhookRoute> {
+        Connector::route_webhook(self, delivery).await
+    }
+
+    async fn normalize(
         &self,
         ctx: &ConnectorContext,
         config: &serde_json::Value,
-        secrets: Option<&RevealedJson>,
-        request: &InboundWebhook,
+        delivery: &VerifiedDelivery,
     ) -> Result<WebhookOutcome> {
         let id = Connector::descriptor(self).id;
+        let same_connection = delivery
+            .connection_id()
+            .is_none_or(|verified_for| ctx.connection_id.as_deref() == Some(verified_for));
+        if delivery.connector() != id || !same_connection {
+            return Err(Error::internal(
+                "a delivery verified for another connector or connection cannot be normalised here",
+            )
+            .with_connector(id));
+        }
         let config =
             C::Config::deserialize(config).map_err(|e| stored_shape_error(id, "settings", e))?;
-        let secrets = secrets
-            .map(|secrets| secrets.deserialize::<C::Secrets>())
-            .transpose()
-            .map_err(|e| stored_shape_error(id, "secrets", e))?;
-        Connector::webhook(self, ctx, &config, secrets.as_ref(), request).await
-    }
-
-    async fn route_webhook(&self, request: &InboundWebhook) -> Result<WebhookRoute> {
-        Connector::route_webhook(self, request).await
+        Connector::normalize(self, ctx, &config, delivery).await
     }
 
     fn routing_key(&self, config: &serde_json::Value) -> Option<String> {

@@ -37,7 +37,10 @@ pub use tenant::Tenant;
 pub use validation::{
     CheckOutcome, CheckTimer, ValidationCheck, ValidationReport, ValidationStatus,
 };
-pub use webhook::{InboundWebhook, WebhookEvent, WebhookOutcome, WebhookReply, WebhookRoute};
+pub use webhook::{
+    token_hash, InboundWebhook, UnverifiedDelivery, VerifiedDelivery, WebhookEvent, WebhookKey,
+    WebhookOutcome, WebhookReply, WebhookRoute,
+};
 
 #[doc(hidden)]
 pub use inventory as __inventory;

@@ -1,12 +1,24 @@
-//! Inbound webhook deliveries and what a connector makes of them.
+//! Inbound webhook deliveries: verifying where they come from, then what a
+//! connector makes of them.
+//!
+//! A delivery arrives as an [`InboundWebhook`]. [`crate::DynConnector::verify`]
+//! proves its origin and is the only way to obtain a [`VerifiedDelivery`], the one
+//! input `route_webhook` and `normalize` accept, so nothing is routed, normalised
+//! or stored from a delivery that was not verified.
+
+use std::fmt;
 
 use bytes::Bytes;
 use http::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::alert::NormalizedAlert;
+use crate::error::{Error, ErrorKind, Result};
+use crate::secret::RevealedJson;
 
 /// A webhook delivery as received: headers and the raw body (signatures cover raw bytes).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InboundWebhook {
     /// Request headers.
     pub headers: HeaderMap,
@@ -18,6 +30,223 @@ impl InboundWebhook {
     /// A header's value as text, if present and valid UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+}
+
+/// Header values carry tokens and signatures, so only names and the body's size print.
+fn describe<'a, 'b>(
+    f: &'a mut fmt::Formatter<'b>,
+    name: &str,
+    request: &InboundWebhook,
+) -> fmt::DebugStruct<'a, 'b> {
+    let mut debug = f.debug_struct(name);
+    debug
+        .field(
+            "headers",
+            &request
+                .headers
+                .keys()
+                .map(|key| key.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .field("body", &format_args!("{} bytes", request.body.len()));
+    debug
+}
+
+impl fmt::Debug for InboundWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        describe(f, "InboundWebhook", self).finish()
+    }
+}
+
+/// What a delivery is checked against, by the connector's [`crate::WebhookAuth`] style.
+#[derive(Clone, Copy)]
+pub enum WebhookKey<'a> {
+    /// `Token` webhooks: the SHA-256 (hex) of the connection's token, as stored
+    /// (see [`token_hash`]).
+    TokenHash(&'a str),
+    /// `Signature` webhooks: the connection's stored settings and secrets.
+    Connection {
+        /// Non-secret settings.
+        config: &'a serde_json::Value,
+        /// Secrets, holding the signing secret.
+        secrets: &'a RevealedJson,
+    },
+    /// `App` webhooks: the connector checks the app-wide signature with its own
+    /// configuration; the connection is found afterwards, by routing key.
+    App,
+}
+
+impl WebhookKey<'_> {
+    /// The style this key serves, for error messages.
+    pub(crate) fn style(&self) -> &'static str {
+        match self {
+            Self::TokenHash(_) => "token",
+            Self::Connection { .. } => "signature",
+            Self::App => "app",
+        }
+    }
+}
+
+impl fmt::Debug for WebhookKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WebhookKey::{}", self.style())
+    }
+}
+
+/// A delivery whose origin was not yet proven, handed to [`crate::Connector::verify`].
+///
+/// It reads like the request, and [`UnverifiedDelivery::mark_verified`] is the
+/// only way to turn it into a [`VerifiedDelivery`]. Only this crate creates one.
+pub struct UnverifiedDelivery {
+    request: InboundWebhook,
+    connector: &'static str,
+    connection_id: Option<String>,
+}
+
+impl UnverifiedDelivery {
+    pub(crate) fn new(
+        connector: &'static str,
+        connection_id: Option<String>,
+        request: InboundWebhook,
+    ) -> Self {
+        Self {
+            request,
+            connector,
+            connection_id,
+        }
+    }
+
+    /// The request as received, to check.
+    pub fn request(&self) -> &InboundWebhook {
+        &self.request
+    }
+
+    /// A header's value as text, if present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.request.header(name)
+    }
+
+    /// The raw body, exactly as received.
+    pub fn body(&self) -> &Bytes {
+        &self.request.body
+    }
+
+    /// Vouches for this delivery. Call it only after checking its signature (and
+    /// timestamp, where the scheme has one) against the raw request; everything
+    /// after it trusts the delivery.
+    pub fn mark_verified(self) -> VerifiedDelivery {
+        VerifiedDelivery {
+            request: self.request,
+            connector: self.connector,
+            connection_id: self.connection_id,
+        }
+    }
+}
+
+impl fmt::Debug for UnverifiedDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        describe(f, "UnverifiedDelivery", &self.request)
+            .field("connector", &self.connector)
+            .field("connection_id", &self.connection_id)
+            .finish()
+    }
+}
+
+/// A delivery whose origin `verify` proved: the only input routing and normalising take.
+///
+/// It has no public constructor: it comes from [`crate::DynConnector::verify`],
+/// through the host's token check or a connector's
+/// [`UnverifiedDelivery::mark_verified`]. It remembers the connector and the
+/// connection it was verified for, so it cannot be normalised for another.
+pub struct VerifiedDelivery {
+    request: InboundWebhook,
+    connector: &'static str,
+    connection_id: Option<String>,
+}
+
+impl VerifiedDelivery {
+    /// The request as received.
+    pub fn request(&self) -> &InboundWebhook {
+        &self.request
+    }
+
+    /// A header's value as text, if present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.request.header(name)
+    }
+
+    /// The raw body, exactly as received.
+    pub fn body(&self) -> &Bytes {
+        &self.request.body
+    }
+
+    /// The connector that verified it.
+    pub fn connector(&self) -> &'static str {
+        self.connector
+    }
+
+    /// The connection whose credential verified it; `None` for app-level deliveries,
+    /// which an app-wide secret verifies before they are routed.
+    pub fn connection_id(&self) -> Option<&str> {
+        self.connection_id.as_deref()
+    }
+}
+
+impl fmt::Debug for VerifiedDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        describe(f, "VerifiedDelivery", &self.request)
+            .field("connector", &self.connector)
+            .field("connection_id", &self.connection_id)
+            .finish()
+    }
+}
+
+/// SHA-256 (hex) of a webhook token: what the host stores instead of the token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The token a delivery presents: the `header` the provider was told to send, or
+/// `Authorization: Bearer`.
+fn presented_token<'a>(request: &'a InboundWebhook, header: &str) -> Option<&'a str> {
+    request
+        .header(header)
+        .or_else(|| {
+            request
+                .header("authorization")
+                .and_then(|auth| auth.strip_prefix("Bearer "))
+        })
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
+/// Verifies a `Token` webhook: the presented token must hash to `stored_hash`,
+/// compared in constant time. Every token connector goes through this one check.
+pub(crate) fn verify_token(
+    header: &str,
+    stored_hash: &str,
+    delivery: UnverifiedDelivery,
+) -> Result<VerifiedDelivery> {
+    let matches = presented_token(&delivery.request, header).is_some_and(|token| {
+        bool::from(
+            token_hash(token)
+                .as_bytes()
+                .ct_eq(stored_hash.trim().as_bytes()),
+        )
+    });
+    if matches {
+        Ok(delivery.mark_verified())
+    } else {
+        Err(Error::new(
+            ErrorKind::AuthFailed,
+            format!("the delivery's {header} token is missing or does not match"),
+        )
+        .with_connector(delivery.connector)
+        .with_field(header)
+        .with_hint(format!(
+            "send the {header} header with the token shown when the connection was made"
+        )))
     }
 }
 
@@ -44,11 +273,83 @@ pub struct WebhookOutcome {
 /// An event to store; an alias kept short for connector code.
 pub type WebhookEvent = NormalizedAlert;
 
-/// Where an app-level delivery goes, as the connector decided after verifying it.
+/// Where an app-level delivery goes, as the connector decided from the verified delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookRoute {
     /// Answer directly, without a connection (a URL-verification challenge).
     Reply(WebhookReply),
     /// Hand it to the connection whose routing key is this (a Slack team id).
     Connection(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&'static str, &str)]) -> InboundWebhook {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, value.parse().unwrap());
+        }
+        InboundWebhook {
+            headers: map,
+            body: Bytes::from_static(b"{\"debug-canary-body\": 1}"),
+        }
+    }
+
+    fn check(headers: &[(&'static str, &str)], stored: &str) -> Result<VerifiedDelivery> {
+        let delivery = UnverifiedDelivery::new("toy", Some("conn-1".to_owned()), request(headers));
+        verify_token("X-Patchbay-Token", stored, delivery)
+    }
+
+    #[test]
+    fn debug_output_names_headers_but_shows_no_credential() {
+        let request = request(&[
+            ("x-patchbay-token", "pbw_debug-canary-token"),
+            ("x-hub-signature-256", "sha256=debug-canary-sig"),
+        ]);
+        let printed = format!("{request:?}");
+        assert!(printed.contains("x-patchbay-token"), "{printed}");
+        assert!(printed.contains("24 bytes"), "{printed}");
+        assert!(!printed.contains("canary"), "{printed}");
+        let delivery = UnverifiedDelivery::new("toy", None, request);
+        assert!(!format!("{delivery:?}").contains("canary"));
+        assert!(!format!("{:?}", delivery.mark_verified()).contains("canary"));
+    }
+
+    #[test]
+    fn the_token_check_accepts_the_stored_token_in_either_header() {
+        let stored = token_hash("pbw_good-token");
+        // The SHA-256 of the token, hex-encoded, as the host stores it.
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let verified = check(&[("x-patchbay-token", "pbw_good-token")], &stored).unwrap();
+        assert_eq!(verified.connector(), "toy");
+        assert_eq!(verified.connection_id(), Some("conn-1"));
+        assert_eq!(verified.body().as_ref(), b"{\"debug-canary-body\": 1}");
+        check(&[("authorization", "Bearer pbw_good-token")], &stored).unwrap();
+        check(&[("x-patchbay-token", " pbw_good-token ")], &stored).unwrap();
+    }
+
+    #[test]
+    fn the_token_check_refuses_missing_wrong_and_empty_tokens_without_echoing_them() {
+        let stored = token_hash("pbw_good-token");
+        let refusals = [
+            check(&[], &stored),
+            check(&[("x-patchbay-token", "pbw_good-tokeN")], &stored),
+            check(&[("x-patchbay-token", "")], &stored),
+            check(&[("authorization", "Basic pbw_good-token")], &stored),
+            check(&[("x-patchbay-token", "pbw_good-token")], ""),
+            check(&[("x-patchbay-token", stored.as_str())], &stored),
+        ];
+        for refusal in refusals {
+            let error = refusal.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::AuthFailed, "{error}");
+            assert_eq!(error.field(), Some("X-Patchbay-Token"));
+            assert_eq!(error.connector(), Some("toy"));
+            assert!(!format!("{error:?}").contains("good-tok"), "{error:?}");
+        }
+    }
 }

@@ -1,16 +1,23 @@
 //! The behaviour every connector must show, run against its provider fake.
 //!
 //! A connector's `tests/contract.rs` builds a [`ContractCase`] (the connector
-//! pointed at a fake, forms, parameters for every operation, webhook samples and
-//! the secret values to watch for) and calls [`run_contract_suite`], which panics
-//! with a message naming the broken rule.
+//! pointed at a fake, forms, parameters for every operation, webhook samples, how
+//! its webhooks are signed, and the secret values to watch for) and calls
+//! [`run_contract_suite`], which panics with a message naming the broken rule.
+//!
+//! Webhooks: every good sample must pass `verify` and normalise to events, and the
+//! suite derives tampered variants of each sample itself (a forged, missing or
+//! moved signature or token, an altered body, a stale or altered timestamp) that
+//! `verify` must refuse as `auth_failed`, so a connector cannot opt out.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use http::{HeaderName, HeaderValue};
 use patchbay_core::{
-    AuthRequest, CheckOutcome, ConnectorContext, DynConnector, DynCredentials, Error, ErrorKind,
-    FormFields, InboundWebhook, OAuthGrant, WebhookAuth,
+    token_hash, AuthRequest, CheckOutcome, ConnectorContext, DynConnector, DynCredentials, Error,
+    ErrorKind, FormFields, InboundWebhook, OAuthGrant, VerifiedDelivery, WebhookAuth, WebhookKey,
+    WebhookRoute,
 };
 use serde_json::{json, Value};
 
@@ -26,10 +33,27 @@ pub struct ContractCase {
     pub invalid_form: Value,
     /// Parameters for every operation in the descriptor.
     pub operation_params: BTreeMap<String, Value>,
-    /// Webhook deliveries that must each normalise to at least one event.
+    /// Good webhook deliveries that must each verify and normalise to at least one
+    /// event. Signed samples carry their signature; token samples carry no token
+    /// (the suite adds the connection's).
     pub webhook_samples: Vec<InboundWebhook>,
+    /// How `Signature` and `App` webhooks are signed; `None` for `Token` webhooks
+    /// and connectors without webhooks.
+    pub webhook_signing: Option<WebhookSigning>,
     /// The secret values inside `good_form` and `bad_form`.
     pub canaries: Vec<String>,
+}
+
+/// What the suite needs to forge and re-sign a connector's signed webhooks.
+pub struct WebhookSigning {
+    /// The header carrying the signature (`X-Hub-Signature-256`).
+    pub signature_header: &'static str,
+    /// The header carrying the signed timestamp in Unix seconds, for schemes that
+    /// sign one (`X-Slack-Request-Timestamp`).
+    pub timestamp_header: Option<&'static str>,
+    /// The signature header's value for a delivery (its body, and its timestamp
+    /// header where the scheme has one) under the good secret.
+    pub sign: Box<dyn Fn(&InboundWebhook) -> String + Send + Sync>,
 }
 
 /// Credentials for a connector that connects through OAuth rather than a form.
@@ -64,7 +88,7 @@ async fn run_suite(suite: Suite) {
     suite.every_operation_runs(&credentials).await;
     suite.unknown_operation_is_not_found(&credentials).await;
     suite.malformed_params_are_invalid_input(&credentials).await;
-    suite.webhook_samples_normalise(&credentials).await;
+    suite.webhooks_verify_then_normalise(&credentials).await;
     suite.pass("all contract checks passed");
 }
 
@@ -452,11 +476,11 @@ impl Suite {
         self.assert_error_clean("a malformed-params error", &error);
     }
 
-    async fn webhook_samples_normalise(&self, credentials: &DynCredentials) {
-        let Some(_) = self.case.connector.descriptor().webhook else {
+    async fn webhooks_verify_then_normalise(&self, credentials: &DynCredentials) {
+        let Some(webhook) = self.case.connector.descriptor().webhook else {
             assert!(
-                self.case.webhook_samples.is_empty(),
-                "contract[{}]: webhook samples given but the descriptor declares no webhook",
+                self.case.webhook_samples.is_empty() && self.case.webhook_signing.is_none(),
+                "contract[{}]: webhook samples or signing given but the descriptor declares no webhook",
                 self.id
             );
             return;
@@ -466,59 +490,344 @@ impl Suite {
             "contract[{}]: the descriptor declares a webhook; give at least one sample",
             self.id
         );
-        for (index, sample) in self.case.webhook_samples.iter().enumerate() {
-            let outcome = match self
-                .case
-                .connector
-                .webhook(
-                    &self.ctx,
-                    &credentials.config,
-                    Some(&credentials.secrets),
-                    sample,
-                )
-                .await
-            {
-                Ok(outcome) => outcome,
-                Err(error) => panic!(
-                    "contract[{}]: webhook sample {index} failed: {error}",
-                    self.id
-                ),
-            };
-            assert!(
-                !outcome.events.is_empty(),
-                "contract[{}]: webhook sample {index} produced no event",
-                self.id
-            );
-            for event in &outcome.events {
-                assert_eq!(
-                    event.source, self.id,
-                    "contract[{}]: event source must be the connector id",
-                    self.id
-                );
+        let ctx = ConnectorContext {
+            connection_id: Some(CONTRACT_CONNECTION.to_owned()),
+            ..self.ctx.clone()
+        };
+        match webhook.auth {
+            WebhookAuth::Token { header } => {
                 assert!(
-                    !event.external_id.trim().is_empty(),
-                    "contract[{}]: webhook sample {index} has an empty external_id",
+                    self.case.webhook_signing.is_none(),
+                    "contract[{}]: token webhooks are checked by the host; give no webhook_signing",
                     self.id
                 );
-                assert!(
-                    !event.dedup_key.trim().is_empty(),
-                    "contract[{}]: webhook sample {index} has an empty dedup_key",
-                    self.id
-                );
-                assert!(
-                    !event.raw.is_null(),
-                    "contract[{}]: webhook sample {index} lost its raw payload",
-                    self.id
-                );
-                let text = serde_json::to_string(event).expect("event serialises");
-                self.assert_no_canary("a normalised webhook event", &text);
+                self.token_webhooks(&ctx, header, credentials).await;
+            }
+            WebhookAuth::Signature | WebhookAuth::App => {
+                let signing = self.case.webhook_signing.as_ref().unwrap_or_else(|| {
+                    panic!(
+                        "contract[{}]: signed webhooks need webhook_signing so forged deliveries can be made",
+                        self.id
+                    )
+                });
+                let key = match webhook.auth {
+                    WebhookAuth::App => WebhookKey::App,
+                    _ => WebhookKey::Connection {
+                        config: &credentials.config,
+                        secrets: &credentials.secrets,
+                    },
+                };
+                self.signed_webhooks(&ctx, signing, key, credentials).await;
             }
         }
         self.pass(&format!(
-            "{} webhook samples normalise",
+            "{} webhook samples verify and normalise; forged, unsigned, altered and stale variants are refused",
             self.case.webhook_samples.len()
         ));
     }
+
+    /// The host's token check: the sample with the connection's token verifies,
+    /// without it or with another token it does not.
+    async fn token_webhooks(
+        &self,
+        ctx: &ConnectorContext,
+        header: &'static str,
+        credentials: &DynCredentials,
+    ) {
+        let stored = token_hash(CONTRACT_WEBHOOK_TOKEN);
+        let key = WebhookKey::TokenHash(&stored);
+        for (index, sample) in self.case.webhook_samples.iter().enumerate() {
+            let mut unsigned = sample.clone();
+            unsigned.headers.remove(header);
+            unsigned.headers.remove(http::header::AUTHORIZATION);
+            let good = with_header(&unsigned, header, CONTRACT_WEBHOOK_TOKEN);
+            let delivery = self
+                .verified(
+                    ctx,
+                    key,
+                    &good,
+                    &format!("webhook sample {index} with the token"),
+                )
+                .await;
+            self.normalises(ctx, credentials, &delivery, index).await;
+            let wrong = with_header(&unsigned, header, &format!("{CONTRACT_WEBHOOK_TOKEN}x"));
+            self.refused(ctx, key, &unsigned, index, "a missing token")
+                .await;
+            self.refused(ctx, key, &wrong, index, "a wrong token").await;
+        }
+    }
+
+    /// Every good sample verifies; every tampered variant of it is refused.
+    async fn signed_webhooks(
+        &self,
+        ctx: &ConnectorContext,
+        signing: &WebhookSigning,
+        key: WebhookKey<'_>,
+        credentials: &DynCredentials,
+    ) {
+        for (index, sample) in self.case.webhook_samples.iter().enumerate() {
+            let signature = sample.header(signing.signature_header).unwrap_or_else(|| {
+                panic!(
+                    "contract[{}]: webhook sample {index} has no {} header",
+                    self.id, signing.signature_header
+                )
+            });
+            let delivery = self
+                .verified(ctx, key, sample, &format!("webhook sample {index}"))
+                .await;
+            let resigned = with_header(sample, signing.signature_header, &(signing.sign)(sample));
+            self.verified(
+                ctx,
+                key,
+                &resigned,
+                &format!("webhook sample {index} signed again with webhook_signing.sign"),
+            )
+            .await;
+
+            let forged = with_header(sample, signing.signature_header, &forge(signature));
+            self.refused(ctx, key, &forged, index, "a forged signature")
+                .await;
+            let mut unsigned = sample.clone();
+            unsigned.headers.remove(signing.signature_header);
+            self.refused(ctx, key, &unsigned, index, "a missing signature")
+                .await;
+            let mut altered = sample.clone();
+            let mut body = altered.body.to_vec();
+            // Trailing whitespace keeps JSON and form bodies parseable: only the signature can tell.
+            body.push(b' ');
+            altered.body = body.into();
+            self.refused(ctx, key, &altered, index, "an altered body")
+                .await;
+            if let Some(timestamp_header) = signing.timestamp_header {
+                self.timestamp_variants(ctx, signing, timestamp_header, key, sample, index)
+                    .await;
+            }
+            if matches!(key, WebhookKey::App) {
+                self.routes_to_the_connection(&delivery, credentials, index)
+                    .await;
+            }
+            self.normalises(ctx, credentials, &delivery, index).await;
+        }
+    }
+
+    /// A validly signed delivery an hour old or an hour ahead, a timestamp changed
+    /// after signing, and no timestamp at all are refused.
+    async fn timestamp_variants(
+        &self,
+        ctx: &ConnectorContext,
+        signing: &WebhookSigning,
+        timestamp_header: &'static str,
+        key: WebhookKey<'_>,
+        sample: &InboundWebhook,
+        index: usize,
+    ) {
+        let seconds: i64 = sample
+            .header(timestamp_header)
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "contract[{}]: webhook sample {index} needs {timestamp_header} in Unix seconds",
+                    self.id
+                )
+            });
+        let signed_at = |at: i64| {
+            let request = with_header(sample, timestamp_header, &at.to_string());
+            with_header(
+                &request,
+                signing.signature_header,
+                &(signing.sign)(&request),
+            )
+        };
+        self.refused(
+            ctx,
+            key,
+            &signed_at(seconds - STALE_BY_SECONDS),
+            index,
+            "a stale timestamp",
+        )
+        .await;
+        self.refused(
+            ctx,
+            key,
+            &signed_at(seconds + STALE_BY_SECONDS),
+            index,
+            "a future timestamp",
+        )
+        .await;
+        let moved = with_header(sample, timestamp_header, &(seconds - 1).to_string());
+        self.refused(ctx, key, &moved, index, "an altered timestamp")
+            .await;
+        let mut undated = sample.clone();
+        undated.headers.remove(timestamp_header);
+        self.refused(ctx, key, &undated, index, "a missing timestamp")
+            .await;
+    }
+
+    async fn verified(
+        &self,
+        ctx: &ConnectorContext,
+        key: WebhookKey<'_>,
+        request: &InboundWebhook,
+        what: &str,
+    ) -> VerifiedDelivery {
+        match self.case.connector.verify(ctx, key, request).await {
+            Ok(delivery) => delivery,
+            Err(error) => panic!("contract[{}]: {what} must verify: {error}", self.id),
+        }
+    }
+
+    /// `verify` must refuse `request` as `auth_failed` (the host answers 401), so
+    /// nothing can be normalised or stored from it.
+    async fn refused(
+        &self,
+        ctx: &ConnectorContext,
+        key: WebhookKey<'_>,
+        request: &InboundWebhook,
+        index: usize,
+        variant: &str,
+    ) {
+        let error = match self.case.connector.verify(ctx, key, request).await {
+            Ok(_) => panic!(
+                "contract[{}]: verify accepted webhook sample {index} with {variant}; it must refuse it as auth_failed",
+                self.id
+            ),
+            Err(error) => error,
+        };
+        assert_eq!(
+            error.kind(),
+            ErrorKind::AuthFailed,
+            "contract[{}]: verify must refuse webhook sample {index} with {variant} as auth_failed (the host answers 401), got {}: {error}",
+            self.id,
+            error.kind().as_str()
+        );
+        self.assert_error_clean("a webhook refusal", &error);
+        self.assert_no_canary_or_token("a webhook refusal", &format!("{error:?}"));
+    }
+
+    async fn routes_to_the_connection(
+        &self,
+        delivery: &VerifiedDelivery,
+        credentials: &DynCredentials,
+        index: usize,
+    ) {
+        let expected = self
+            .case
+            .connector
+            .routing_key(&credentials.config)
+            .unwrap_or_else(|| {
+                panic!(
+                    "contract[{}]: an app webhook connector must give a routing key for its connections",
+                    self.id
+                )
+            });
+        match self.case.connector.route_webhook(delivery).await {
+            Ok(WebhookRoute::Connection(key)) => assert_eq!(
+                key, expected,
+                "contract[{}]: webhook sample {index} must route to the good connection's routing key",
+                self.id
+            ),
+            Ok(WebhookRoute::Reply(reply)) => panic!(
+                "contract[{}]: webhook sample {index} must route to a connection, got the reply {reply:?}",
+                self.id
+            ),
+            Err(error) => panic!(
+                "contract[{}]: webhook sample {index} could not be routed: {error}",
+                self.id
+            ),
+        }
+    }
+
+    async fn normalises(
+        &self,
+        ctx: &ConnectorContext,
+        credentials: &DynCredentials,
+        delivery: &VerifiedDelivery,
+        index: usize,
+    ) {
+        let outcome = match self
+            .case
+            .connector
+            .normalize(ctx, &credentials.config, delivery)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(error) => panic!(
+                "contract[{}]: webhook sample {index} failed to normalise: {error}",
+                self.id
+            ),
+        };
+        assert!(
+            !outcome.events.is_empty(),
+            "contract[{}]: webhook sample {index} produced no event",
+            self.id
+        );
+        for event in &outcome.events {
+            assert_eq!(
+                event.source, self.id,
+                "contract[{}]: event source must be the connector id",
+                self.id
+            );
+            assert!(
+                !event.external_id.trim().is_empty(),
+                "contract[{}]: webhook sample {index} has an empty external_id",
+                self.id
+            );
+            assert!(
+                !event.dedup_key.trim().is_empty(),
+                "contract[{}]: webhook sample {index} has an empty dedup_key",
+                self.id
+            );
+            assert!(
+                !event.raw.is_null(),
+                "contract[{}]: webhook sample {index} lost its raw payload",
+                self.id
+            );
+            let text = serde_json::to_string(event).expect("event serialises");
+            self.assert_no_canary_or_token("a normalised webhook event", &text);
+        }
+    }
+
+    fn assert_no_canary_or_token(&self, what: &str, text: &str) {
+        self.assert_no_canary(what, text);
+        assert!(
+            !text.contains(CONTRACT_WEBHOOK_TOKEN),
+            "contract[{}]: {what} contains the webhook token",
+            self.id
+        );
+    }
+}
+
+/// The connection id webhooks are verified and normalised for.
+const CONTRACT_CONNECTION: &str = "contract-connection";
+/// The token the suite gives token-webhook connections.
+const CONTRACT_WEBHOOK_TOKEN: &str = "pbw_contract-webhook-token-3f9c1e";
+/// How far outside any replay window the stale and future timestamps are.
+const STALE_BY_SECONDS: i64 = 3600;
+
+/// A copy of `request` with `name` set to `value`.
+fn with_header(request: &InboundWebhook, name: &str, value: &str) -> InboundWebhook {
+    let mut request = request.clone();
+    request.headers.insert(
+        HeaderName::from_bytes(name.as_bytes()).expect("a valid header name"),
+        HeaderValue::from_str(value).expect("a valid header value"),
+    );
+    request
+}
+
+/// The signature with its last letter or digit changed: same shape, wrong value.
+fn forge(signature: &str) -> String {
+    let mut forged = signature.to_owned();
+    if let Some((at, character)) = signature
+        .char_indices()
+        .rev()
+        .find(|(_, character)| character.is_ascii_alphanumeric())
+    {
+        let replacement = if character == '0' { "1" } else { "0" };
+        forged.replace_range(at..at + 1, replacement);
+    } else {
+        forged.push('0');
+    }
+    forged
 }
 
 /// A property of an integer, number or boolean type, to send a string in.

@@ -3,17 +3,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::HeaderMap;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, HeaderValue};
 use patchbay_core::{
     AlertSeverity, AlertStatus, AuthKind, AuthRequest, Category, CheckTimer, Connector,
     ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials, DynConnector, Error,
-    EventKind, InboundWebhook, NormalizedAlert, OperationDescriptor, QueryOutput, Result,
-    SecretString, ValidationReport, WebhookAuth, WebhookDescriptor, WebhookOutcome,
+    ErrorKind, EventKind, InboundWebhook, NormalizedAlert, OperationDescriptor, QueryOutput,
+    Result, SecretString, UnverifiedDelivery, ValidationReport, VerifiedDelivery, WebhookAuth,
+    WebhookDescriptor, WebhookOutcome,
 };
-use patchbay_testkit::contract::{run_contract_suite, ContractCase};
+use patchbay_testkit::contract::{run_contract_suite, ContractCase, WebhookSigning};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -29,7 +32,23 @@ enum Defect {
     UnknownOperationIsInternal,
     BadFormPassesValidation,
     EmptyDedupKey,
+    /// `verify` vouches for every delivery without looking at it.
+    VerifyAcceptsEverything,
+    /// `verify` lets deliveries without a signature through.
+    AcceptsUnsigned,
+    /// The signature is checked over the body with trailing whitespace trimmed,
+    /// not over the raw bytes.
+    SignatureOverTrimmedBody,
+    /// The signature is checked but the timestamp's age is not.
+    IgnoresTimestampAge,
+    /// A bad signature is refused with the wrong kind (a 400 instead of a 401).
+    RefusesAsInvalidInput,
 }
+
+/// The header the toy's signed webhooks carry their signature in.
+const SIGNATURE_HEADER: &str = "X-Toy-Signature";
+/// The header the toy's signed webhooks carry their timestamp in.
+const TIMESTAMP_HEADER: &str = "X-Toy-Timestamp";
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,33 +76,115 @@ struct ToySecrets {
     token: SecretString,
 }
 
-static TOY: ConnectorDescriptor = ConnectorDescriptor {
-    id: "toy",
-    display_name: "Toy",
-    category: Category::Observability,
-    auth_kinds: &[AuthKind::ApiKey],
-    env_vars: &[],
-    feature_flag: None,
-    disabled_message: None,
-    webhook: Some(WebhookDescriptor {
-        path: "/toy/webhook/{user_id}",
-        auth: WebhookAuth::Token {
-            header: "X-Patchbay-Token",
-        },
-    }),
-    oauth: None,
-    connect_schema: || schemars::schema_for!(ToyForm),
-    operations: || {
-        vec![OperationDescriptor::new::<EchoParams>(
-            "echo",
-            "Echoes its parameters.",
-            true,
-        )]
-    },
-    build: |_env: &ConnectorEnv| Ok(Box::new(Toy(Defect::None)) as Box<dyn DynConnector>),
-};
+/// The toy with per-connection token webhooks (the host checks the token).
+static TOY_TOKEN: ConnectorDescriptor = toy_descriptor(WebhookAuth::Token {
+    header: "X-Patchbay-Token",
+});
 
-struct Toy(Defect);
+/// The toy with signed webhooks: HMAC-SHA256 of `timestamp:body` under the connection's token.
+static TOY_SIGNED: ConnectorDescriptor = toy_descriptor(WebhookAuth::Signature);
+
+const fn toy_descriptor(auth: WebhookAuth) -> ConnectorDescriptor {
+    ConnectorDescriptor {
+        id: "toy",
+        display_name: "Toy",
+        category: Category::Observability,
+        auth_kinds: &[AuthKind::ApiKey],
+        env_vars: &[],
+        feature_flag: None,
+        disabled_message: None,
+        webhook: Some(WebhookDescriptor {
+            path: "/toy/webhook/{user_id}",
+            auth,
+        }),
+        oauth: None,
+        connect_schema: || schemars::schema_for!(ToyForm),
+        operations: || {
+            vec![OperationDescriptor::new::<EchoParams>(
+                "echo",
+                "Echoes its parameters.",
+                true,
+            )]
+        },
+        build: |_env: &ConnectorEnv| -> Result<Box<dyn DynConnector>> {
+            Err(Error::internal("the toy is built directly by each test"))
+        },
+    }
+}
+
+fn toy_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(b":");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+struct Toy {
+    defect: Defect,
+    descriptor: &'static ConnectorDescriptor,
+}
+
+impl Toy {
+    fn signed(defect: Defect) -> Self {
+        Self {
+            defect,
+            descriptor: &TOY_SIGNED,
+        }
+    }
+
+    fn token(defect: Defect) -> Self {
+        Self {
+            defect,
+            descriptor: &TOY_TOKEN,
+        }
+    }
+
+    /// The toy's signature check; each webhook defect weakens one part of it.
+    fn check_signature(&self, secret: &str, request: &InboundWebhook) -> Result<()> {
+        let refused = |message: &str| {
+            let kind = if self.defect == Defect::RefusesAsInvalidInput {
+                ErrorKind::InvalidInput
+            } else {
+                ErrorKind::AuthFailed
+            };
+            Err(Error::new(kind, message).with_connector("toy"))
+        };
+        let Some(signature) = request.header(SIGNATURE_HEADER) else {
+            return if self.defect == Defect::AcceptsUnsigned {
+                Ok(())
+            } else {
+                refused("no signature")
+            };
+        };
+        let Some(timestamp) = request.header(TIMESTAMP_HEADER) else {
+            return refused("no timestamp");
+        };
+        let Ok(seconds) = timestamp.parse::<i64>() else {
+            return refused("the timestamp is not Unix seconds");
+        };
+        if self.defect != Defect::IgnoresTimestampAge && (now_seconds() - seconds).abs() > 300 {
+            return refused("the timestamp is more than 300 seconds away");
+        }
+        let signed_body: &[u8] = if self.defect == Defect::SignatureOverTrimmedBody {
+            request.body.trim_ascii_end()
+        } else {
+            &request.body
+        };
+        if toy_signature(secret, timestamp, signed_body) == signature {
+            Ok(())
+        } else {
+            refused("the signature does not match")
+        }
+    }
+}
 
 #[async_trait]
 impl Connector for Toy {
@@ -91,7 +192,7 @@ impl Connector for Toy {
     type Secrets = ToySecrets;
 
     fn descriptor(&self) -> &'static ConnectorDescriptor {
-        &TOY
+        self.descriptor
     }
 
     async fn authenticate(
@@ -108,14 +209,14 @@ impl Connector for Toy {
             .unwrap_or_default()
             .to_owned();
         if token.is_empty() {
-            let message = if self.0 == Defect::SecretInError {
+            let message = if self.defect == Defect::SecretInError {
                 format!("token required (got form with {})", GOOD_TOKEN)
             } else {
                 "token is required".to_owned()
             };
             return Err(Error::invalid_config("token", message));
         }
-        let label = if self.0 == Defect::SecretInConfig {
+        let label = if self.defect == Defect::SecretInConfig {
             format!("token {token}")
         } else {
             "toy".to_owned()
@@ -134,7 +235,7 @@ impl Connector for Toy {
         credentials: &mut Credentials<ToyConfig, ToySecrets>,
     ) -> Result<ValidationReport> {
         let accepted = credentials.secrets.token.expose() == GOOD_TOKEN
-            || self.0 == Defect::BadFormPassesValidation;
+            || self.defect == Defect::BadFormPassesValidation;
         let result = if accepted {
             Ok("accepted".to_owned())
         } else {
@@ -157,13 +258,13 @@ impl Connector for Toy {
         params: Value,
     ) -> Result<QueryOutput> {
         if operation != "echo" {
-            return Err(if self.0 == Defect::UnknownOperationIsInternal {
+            return Err(if self.defect == Defect::UnknownOperationIsInternal {
                 Error::internal("no such operation")
             } else {
                 Error::not_found(format!("unknown operation `{operation}` for toy"))
             });
         }
-        if self.0 != Defect::AcceptsUnknownFields {
+        if self.defect != Defect::AcceptsUnknownFields {
             patchbay_core::parse_params::<EchoParams>("toy", operation, params.clone())?;
         }
         Ok(QueryOutput {
@@ -173,21 +274,35 @@ impl Connector for Toy {
         })
     }
 
-    async fn webhook(
+    async fn verify(
+        &self,
+        _ctx: &ConnectorContext,
+        credentials: Option<&Credentials<ToyConfig, ToySecrets>>,
+        delivery: UnverifiedDelivery,
+    ) -> Result<VerifiedDelivery> {
+        if self.defect != Defect::VerifyAcceptsEverything {
+            let secret = credentials.map_or("", |credentials| {
+                credentials.secrets.token.expose().as_str()
+            });
+            self.check_signature(secret, delivery.request())?;
+        }
+        Ok(delivery.mark_verified())
+    }
+
+    async fn normalize(
         &self,
         _ctx: &ConnectorContext,
         _config: &ToyConfig,
-        _secrets: Option<&ToySecrets>,
-        request: &InboundWebhook,
+        delivery: &VerifiedDelivery,
     ) -> Result<WebhookOutcome> {
-        let raw: Value = serde_json::from_slice(&request.body)?;
+        let raw: Value = serde_json::from_slice(delivery.body())?;
         let id = raw["id"].as_str().unwrap_or_default().to_owned();
         Ok(WebhookOutcome {
             events: vec![NormalizedAlert {
                 source: "toy".to_owned(),
                 kind: EventKind::Alert,
                 external_id: id.clone(),
-                dedup_key: if self.0 == Defect::EmptyDedupKey {
+                dedup_key: if self.defect == Defect::EmptyDedupKey {
                     String::new()
                 } else {
                     id
@@ -208,24 +323,64 @@ impl Connector for Toy {
     }
 }
 
-fn case(defect: Defect) -> ContractCase {
+const SAMPLE_BODY: &[u8] = br#"{"id": "evt-1"}"#;
+
+fn case_for(
+    toy: Toy,
+    webhook_samples: Vec<InboundWebhook>,
+    signing: Option<WebhookSigning>,
+) -> ContractCase {
     ContractCase {
-        connector: Arc::new(Toy(defect)),
+        connector: Arc::new(toy),
         good_form: json!({"token": GOOD_TOKEN}),
         bad_form: json!({"token": BAD_TOKEN}),
         invalid_form: json!({"token": ""}),
         operation_params: BTreeMap::from([("echo".to_owned(), json!({"limit": 2}))]),
-        webhook_samples: vec![InboundWebhook {
-            headers: HeaderMap::new(),
-            body: Bytes::from_static(br#"{"id": "evt-1"}"#),
-        }],
+        webhook_samples,
+        webhook_signing: signing,
         canaries: vec![GOOD_TOKEN.to_owned(), BAD_TOKEN.to_owned()],
     }
 }
 
+/// The toy with signed webhooks and one good sample, signed now with the good token.
+fn case(defect: Defect) -> ContractCase {
+    let timestamp = now_seconds().to_string();
+    let mut headers = HeaderMap::new();
+    headers.insert(TIMESTAMP_HEADER, HeaderValue::from_str(&timestamp).unwrap());
+    headers.insert(
+        SIGNATURE_HEADER,
+        HeaderValue::from_str(&toy_signature(GOOD_TOKEN, &timestamp, SAMPLE_BODY)).unwrap(),
+    );
+    let sample = InboundWebhook {
+        headers,
+        body: Bytes::from_static(SAMPLE_BODY),
+    };
+    let signing = WebhookSigning {
+        signature_header: SIGNATURE_HEADER,
+        timestamp_header: Some(TIMESTAMP_HEADER),
+        sign: Box::new(|request: &InboundWebhook| {
+            toy_signature(
+                GOOD_TOKEN,
+                request.header(TIMESTAMP_HEADER).unwrap_or_default(),
+                &request.body,
+            )
+        }),
+    };
+    case_for(Toy::signed(defect), vec![sample], Some(signing))
+}
+
+/// The toy with token webhooks: its sample carries no token (the suite adds it).
+fn token_case(defect: Defect) -> ContractCase {
+    let sample = InboundWebhook {
+        headers: HeaderMap::new(),
+        body: Bytes::from_static(SAMPLE_BODY),
+    };
+    case_for(Toy::token(defect), vec![sample], None)
+}
+
 /// Runs the suite on its own task and returns its panic message, if any.
-async fn failure_of(defect: Defect) -> Option<String> {
-    let outcome = tokio::spawn(run_contract_suite(case(defect))).await;
+async fn failure_of(case: ContractCase) -> Option<String> {
+    let outcome = tokio::spawn(run_contract_suite(case)).await;
     match outcome {
         Ok(()) => None,
         Err(error) => {
@@ -247,7 +402,25 @@ async fn failure_of(defect: Defect) -> Option<String> {
 
 #[tokio::test]
 async fn a_well_behaved_connector_passes() {
-    assert_eq!(failure_of(Defect::None).await, None);
+    assert_eq!(failure_of(case(Defect::None)).await, None);
+    assert_eq!(failure_of(token_case(Defect::None)).await, None);
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "contract[toy]: verify accepted webhook sample 0 with a forged signature"
+)]
+async fn a_connector_whose_verify_accepts_everything_fails_the_suite() {
+    run_contract_suite(case(Defect::VerifyAcceptsEverything)).await;
+}
+
+#[tokio::test]
+async fn a_token_connector_cannot_skip_the_token_check() {
+    // Its own verify is never consulted: the host's token check runs instead.
+    assert_eq!(
+        failure_of(token_case(Defect::VerifyAcceptsEverything)).await,
+        None
+    );
 }
 
 #[tokio::test]
@@ -265,9 +438,29 @@ async fn each_defect_is_caught_with_a_clear_message() {
             "validate(bad_form) must fail",
         ),
         (Defect::EmptyDedupKey, "empty dedup_key"),
+        (
+            Defect::VerifyAcceptsEverything,
+            "verify accepted webhook sample 0 with a forged signature",
+        ),
+        (
+            Defect::AcceptsUnsigned,
+            "verify accepted webhook sample 0 with a missing signature",
+        ),
+        (
+            Defect::SignatureOverTrimmedBody,
+            "verify accepted webhook sample 0 with an altered body",
+        ),
+        (
+            Defect::IgnoresTimestampAge,
+            "verify accepted webhook sample 0 with a stale timestamp",
+        ),
+        (
+            Defect::RefusesAsInvalidInput,
+            "with a forged signature as auth_failed (the host answers 401), got invalid_input",
+        ),
     ];
     for (defect, expected) in cases {
-        let message = failure_of(defect)
+        let message = failure_of(case(defect))
             .await
             .unwrap_or_else(|| panic!("{defect:?} was not caught"));
         assert!(message.contains("contract[toy]"), "{defect:?}: {message}");
