@@ -91,6 +91,9 @@ fn descriptor() -> &'static ConnectorDescriptor {
         oauth: Some(OAuthSpec {
             authorize_url: "https://toy.example/authorize",
             token_url: TOKEN_URL.get().expect("token endpoint started").as_str(),
+            revoke_url: None,
+            api_base_url: None,
+            start_options: &[],
             scopes: &["read"],
             scope_separator: " ",
             extra_authorize_params: &[],

@@ -86,6 +86,7 @@ async fn connect(
         connector.as_ref(),
         tenant(user),
         None,
+        false,
         credentials,
         ValidationReport::new(id, Vec::new()),
     )

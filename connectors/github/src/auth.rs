@@ -1,18 +1,19 @@
 //! The personal-access-token connect form, OAuth grants, and the secrets they yield.
 
 use patchbay_core::{Error, FormFields, OAuthGrant, Result, SecretString};
+use patchbay_http::HttpClient;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::{normalize_api_url, GitHubConfig, TokenKind};
+use crate::config::{normalize_api_url, GitHubConfig, TokenKind, DEFAULT_API_URL};
 
 /// What a user types to connect GitHub with a personal access token.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct ConnectForm {
     /// A GitHub personal access token (fine-grained recommended: read-only Contents, Metadata, Pull requests, Actions and Deployments).
     pub token: SecretString,
-    /// GitHub Enterprise Server API base, e.g. https://ghe.example.com/api/v3; leave empty for github.com.
+    /// GitHub Enterprise Server API base, e.g. https://ghe.example.com/api/v3; leave empty for github.com. Private addresses need the operator's PATCHBAY_ALLOWED_PRIVATE_NETWORKS.
     #[serde(default)]
     pub api_url: Option<String>,
 }
@@ -50,9 +51,10 @@ impl ConnectForm {
         Ok(form)
     }
 
-    /// Splits the form into settings (with the API base resolved) and secrets.
-    pub fn into_parts(self) -> Result<(GitHubConfig, GitHubSecrets)> {
-        let api_url = normalize_api_url(self.api_url.as_deref())?;
+    /// Splits the form into settings (with the API base resolved and checked
+    /// against `http`'s address policy) and secrets.
+    pub fn into_parts(self, http: &HttpClient) -> Result<(GitHubConfig, GitHubSecrets)> {
+        let api_url = normalize_api_url(self.api_url.as_deref(), http)?;
         Ok((
             GitHubConfig::new(api_url, TokenKind::Pat, Vec::new()),
             GitHubSecrets {
@@ -64,19 +66,29 @@ impl ConnectForm {
     }
 }
 
-/// Settings and secrets for an OAuth App grant; `api_url` may come from the grant's options.
+/// Settings and secrets for an OAuth App grant, always against the public API.
+///
+/// The OAuth App belongs to github.com, so a grant naming another API base (an
+/// option a tenant could set) is refused: GitHub Enterprise Server connects with
+/// a personal access token.
 pub fn from_grant(grant: OAuthGrant) -> Result<(GitHubConfig, GitHubSecrets)> {
-    let api_url = match grant.options.get("api_url") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(text.as_str()),
-        Some(_) => {
-            return Err(Error::invalid_config(
-                "api_url",
-                "GitHub option `api_url` must be a string",
-            ))
-        }
-    };
-    let api_url = normalize_api_url(api_url)?;
+    if let Some(name) = grant
+        .options
+        .iter()
+        .find(|(_, value)| !value.is_null())
+        .map(|(name, _)| name)
+    {
+        return Err(Error::invalid_config(
+            name.as_str(),
+            format!(
+                "GitHub OAuth connections are for github.com only and take no options; \
+                 `{name}` is not accepted"
+            ),
+        )
+        .with_hint(
+            "connect GitHub Enterprise Server with a personal access token and its api_url",
+        ));
+    }
     if grant.access_token.is_empty() {
         return Err(
             Error::invalid_config("access_token", "GitHub returned no access token")
@@ -84,7 +96,11 @@ pub fn from_grant(grant: OAuthGrant) -> Result<(GitHubConfig, GitHubSecrets)> {
         );
     }
     Ok((
-        GitHubConfig::new(api_url, TokenKind::Oauth, split_scopes(&grant.scopes)),
+        GitHubConfig::new(
+            DEFAULT_API_URL.to_owned(),
+            TokenKind::Oauth,
+            split_scopes(&grant.scopes),
+        ),
         GitHubSecrets {
             access_token: grant.access_token,
             token_type: grant.token_type,
@@ -155,7 +171,8 @@ mod tests {
             json!({"token": " ghp_abc ", "api_url": "https://ghe.example.com/api/v3/"}),
         ))
         .unwrap();
-        let (config, secrets) = form.into_parts().unwrap();
+        let http = HttpClient::new(patchbay_http::HttpConfig::default()).unwrap();
+        let (config, secrets) = form.into_parts(&http).unwrap();
         assert_eq!(config.api_url, "https://ghe.example.com/api/v3");
         assert_eq!(config.auth_kind, TokenKind::Pat);
         assert_eq!(secrets.access_token.expose(), "ghp_abc");

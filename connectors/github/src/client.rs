@@ -8,7 +8,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::auth::GitHubSecrets;
-use crate::config::GitHubConfig;
+use crate::config::{GitHubConfig, TokenKind, DEFAULT_API_URL};
 use crate::CONNECTOR_ID;
 
 /// The media type GitHub recommends for REST calls.
@@ -40,15 +40,24 @@ pub struct GitHubClient<'a> {
     http: &'a HttpClient,
     api_url: &'a str,
     token: &'a SecretString,
+    /// Whether `api_url` is a tenant's Enterprise Server rather than github.com.
+    tenant_url: bool,
 }
 
 impl<'a> GitHubClient<'a> {
-    /// A client for the connection's API base and token.
+    /// A client for the connection's API base and token. OAuth tokens always go to
+    /// github.com; a personal access token goes to the stored base, which is
+    /// treated as a tenant URL unless it is github.com.
     pub fn new(http: &'a HttpClient, config: &'a GitHubConfig, secrets: &'a GitHubSecrets) -> Self {
+        let api_url = match config.auth_kind {
+            TokenKind::Oauth => DEFAULT_API_URL,
+            TokenKind::Pat => config.api_url.trim_end_matches('/'),
+        };
         Self {
             http,
-            api_url: config.api_url.trim_end_matches('/'),
+            api_url,
             token: &secrets.access_token,
+            tenant_url: api_url != DEFAULT_API_URL,
         }
     }
 
@@ -71,6 +80,9 @@ impl<'a> GitHubClient<'a> {
             .bearer_auth(self.token);
         if !query.is_empty() {
             request = request.query(query);
+        }
+        if self.tenant_url {
+            request = request.tenant_url("api_url");
         }
         let response = map_status(request.send().await?, &path)?;
         let body = if response.body.is_empty() {

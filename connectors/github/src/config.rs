@@ -2,9 +2,12 @@
 //!
 //! github.com is served at `https://api.github.com`; GitHub Enterprise Server
 //! serves the same REST API under `https://<host>/api/v3`. Tokens are only ever
-//! sent to the base URL chosen here, and only over https.
+//! sent to the base URL chosen here. An Enterprise Server base is a URL the
+//! tenant chose, so it passes the HTTP client's address policy: https only, and
+//! no private or internal address unless the operator allows its network.
 
 use patchbay_core::{Error, Result};
+use patchbay_http::HttpClient;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -55,8 +58,9 @@ impl GitHubConfig {
 /// Normalises an API base URL; blank means github.com.
 ///
 /// `https://github.com` maps to `https://api.github.com`, and an Enterprise Server
-/// URL without a path gets `/api/v3` appended.
-pub fn normalize_api_url(input: Option<&str>) -> Result<String> {
+/// URL without a path gets `/api/v3` appended and must pass `http`'s address
+/// policy ([`HttpClient::check_tenant_url`]); refusals name the `api_url` field.
+pub fn normalize_api_url(input: Option<&str>, http: &HttpClient) -> Result<String> {
     let Some(input) = input.map(str::trim).filter(|input| !input.is_empty()) else {
         return Ok(DEFAULT_API_URL.to_owned());
     };
@@ -68,7 +72,7 @@ pub fn normalize_api_url(input: Option<&str>) -> Result<String> {
     };
     let mut url =
         Url::parse(input).map_err(|error| invalid(&format!("is not a valid URL: {error}")))?;
-    if url.scheme() != "https" {
+    if !matches!(url.scheme(), "https" | "http") {
         return Err(invalid("must use https"));
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -82,29 +86,39 @@ pub fn normalize_api_url(input: Option<&str>) -> Result<String> {
         .map(|host| host.trim_end_matches('.').to_ascii_lowercase())
         .ok_or_else(|| invalid("has no host"))?;
     if host == "github.com" || host == "www.github.com" || host == "api.github.com" {
+        if url.scheme() != "https" {
+            return Err(invalid("must use https"));
+        }
         return Ok(DEFAULT_API_URL.to_owned());
     }
     if url.path() == "/" || url.path().is_empty() {
         url.set_path("/api/v3");
     }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    let normalized = url.as_str().trim_end_matches('/').to_owned();
+    http.check_tenant_url("api_url", &normalized)?;
+    Ok(normalized)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use patchbay_core::ErrorKind;
+    use patchbay_http::HttpConfig;
+
+    fn normalize(input: Option<&str>) -> Result<String> {
+        normalize_api_url(input, &HttpClient::new(HttpConfig::default()).unwrap())
+    }
 
     #[test]
     fn blank_and_github_com_mean_the_public_api() {
-        assert_eq!(normalize_api_url(None).unwrap(), DEFAULT_API_URL);
-        assert_eq!(normalize_api_url(Some("  ")).unwrap(), DEFAULT_API_URL);
+        assert_eq!(normalize(None).unwrap(), DEFAULT_API_URL);
+        assert_eq!(normalize(Some("  ")).unwrap(), DEFAULT_API_URL);
         assert_eq!(
-            normalize_api_url(Some("https://github.com/")).unwrap(),
+            normalize(Some("https://github.com/")).unwrap(),
             DEFAULT_API_URL
         );
         assert_eq!(
-            normalize_api_url(Some("https://api.github.com")).unwrap(),
+            normalize(Some("https://api.github.com")).unwrap(),
             DEFAULT_API_URL
         );
     }
@@ -112,11 +126,11 @@ mod tests {
     #[test]
     fn enterprise_bases_are_normalised_without_a_trailing_slash() {
         assert_eq!(
-            normalize_api_url(Some("https://ghe.example.com/api/v3/")).unwrap(),
+            normalize(Some("https://ghe.example.com/api/v3/")).unwrap(),
             "https://ghe.example.com/api/v3"
         );
         assert_eq!(
-            normalize_api_url(Some("https://ghe.example.com")).unwrap(),
+            normalize(Some("https://ghe.example.com")).unwrap(),
             "https://ghe.example.com/api/v3"
         );
     }
@@ -129,7 +143,7 @@ mod tests {
             "https://user:pw@ghe.example.com/api/v3",
             "https://ghe.example.com/api/v3?x=1",
         ] {
-            let error = normalize_api_url(Some(bad)).unwrap_err();
+            let error = normalize(Some(bad)).unwrap_err();
             assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{bad}");
             assert_eq!(error.field(), Some("api_url"), "{bad}");
         }

@@ -75,6 +75,11 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
     oauth: Some(OAuthSpec {
         authorize_url: "https://github.com/login/oauth/authorize",
         token_url: "https://github.com/login/oauth/access_token",
+        // Grants are deleted through the REST API (`/applications/{client_id}/grant`).
+        revoke_url: None,
+        api_base_url: Some(DEFAULT_API_URL),
+        // OAuth grants are github.com only; Enterprise Server connects with a token.
+        start_options: &[],
         scopes: OAUTH_SCOPES,
         scope_separator: " ",
         extra_authorize_params: &[("prompt", "select_account")],
@@ -241,7 +246,7 @@ impl Connector for GitHubConnector {
     ) -> Result<Credentials<GitHubConfig, GitHubSecrets>> {
         let parts = match request {
             AuthRequest::Form(fields) => {
-                ConnectForm::from_fields(fields).and_then(ConnectForm::into_parts)
+                ConnectForm::from_fields(fields).and_then(|form| form.into_parts(&self.http))
             }
             AuthRequest::OAuth(grant) => from_grant(grant),
             _ => Err(Error::unsupported(
@@ -362,6 +367,9 @@ impl Connector for GitHubConnector {
     /// Deletes an OAuth App grant (`DELETE /applications/{client_id}/grant`), which
     /// revokes every token of the app for the user. Personal access tokens can only
     /// be revoked by their owner, so they are `NotOffered`.
+    ///
+    /// The request carries the OAuth App's client secret, so it always goes to the
+    /// spec's API base (github.com), never to a URL stored with the connection.
     async fn revoke(
         &self,
         ctx: &ConnectorContext,
@@ -381,7 +389,7 @@ impl Connector for GitHubConnector {
         };
         tracing::debug!(connection_id = ?ctx.connection_id, "revoking the GitHub OAuth grant");
         let segments = ["applications", client.client_id.as_str(), "grant"];
-        let url = api_url_with(&credentials.config.api_url, &segments)?;
+        let url = api_url_with(DEFAULT_API_URL, &segments)?;
         let response = self
             .http
             .request(Method::DELETE, url.as_str())
@@ -389,7 +397,7 @@ impl Connector for GitHubConnector {
             .operation("revoke")
             .header("Accept", ACCEPT)
             .header("X-GitHub-Api-Version", API_VERSION)
-            .basic_auth(&client.client_id, &client.client_secret)
+            .client_basic_auth(client)
             .json(&json!({"access_token": credentials.secrets.access_token.expose()}))
             .send()
             .await?;

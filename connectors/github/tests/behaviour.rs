@@ -2,16 +2,18 @@
 //! mapping, Enterprise base URLs, OAuth grants, revocation, webhook signatures
 //! (GitHub's published vectors) and webhook normalisation.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
-use patchbay_connector_github::{webhook, GitHubConnector};
+use patchbay_connector_github::{webhook, GitHubConnector, DESCRIPTOR};
 use patchbay_core::{
-    AlertSeverity, AlertStatus, AuthRequest, CheckOutcome, ConnectorContext, DynConnector,
-    DynCredentials, ErrorKind, EventKind, FormFields, InboundWebhook, OAuthClientCredentials,
-    OAuthGrant, RevealedJson, RevokeOutcome, SecretString, ValidationStatus, WebhookKey,
+    AlertSeverity, AlertStatus, AuthRequest, CheckOutcome, ConnectorContext, ConnectorEnv,
+    DynConnector, DynCredentials, ErrorKind, EventKind, FormFields, InboundWebhook,
+    OAuthClientCredentials, OAuthGrant, RevealedJson, RevokeOutcome, SecretString,
+    ValidationStatus, WebhookKey,
 };
 use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
 use patchbay_testkit::fakes::github::{
@@ -38,6 +40,52 @@ fn connector_for(fake: &FakeGitHub) -> Arc<dyn DynConnector> {
     connector_with(&fake.override_spec())
 }
 
+/// A connector configured the way an operator does it: through the environment.
+fn connector_from_env(overrides: &str, allowed_private_networks: &str) -> Arc<dyn DynConnector> {
+    let env = ConnectorEnv::from_pairs([
+        ("PATCHBAY_UPSTREAM_OVERRIDES", overrides),
+        (
+            "PATCHBAY_ALLOWED_PRIVATE_NETWORKS",
+            allowed_private_networks,
+        ),
+        ("PATCHBAY_HTTP_MAX_RETRIES", "0"),
+    ]);
+    Arc::new(GitHubConnector::from_env(&env).unwrap())
+}
+
+/// A loopback listener that counts the connections made to it and answers none.
+struct Listener {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Listener {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Self { port, connections }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+fn stored(config: Value) -> DynCredentials {
+    DynCredentials {
+        config,
+        secrets: RevealedJson::new(json!({"access_token": TOKEN})),
+    }
+}
+
 fn form(value: Value) -> AuthRequest {
     match value {
         Value::Object(map) => AuthRequest::Form(FormFields(map)),
@@ -62,6 +110,15 @@ fn grant(scopes: &[&str], options: Value) -> OAuthGrant {
         extra: Default::default(),
         options: options.as_object().cloned().unwrap_or_default(),
     }
+}
+
+/// The OAuth App's credentials, pinned to the GitHub spec's endpoints as the host builds them.
+fn oauth_client() -> OAuthClientCredentials {
+    OAuthClientCredentials::for_spec(
+        FAKE_CLIENT_ID,
+        SecretString::from(FAKE_CLIENT_SECRET),
+        DESCRIPTOR.oauth.as_ref().unwrap(),
+    )
 }
 
 fn ctx() -> ConnectorContext {
@@ -400,7 +457,10 @@ async fn rate_limits_are_told_apart_from_missing_permissions() {
 #[tokio::test]
 async fn enterprise_server_bases_keep_their_api_path() {
     let fake = FakeGitHub::start(TOKEN).await;
-    let connector = connector_with(&format!("ghe.example.com={}/ghe", fake.base_url()));
+    let connector = connector_from_env(
+        &format!("ghe.example.com={}/ghe", fake.base_url()),
+        "127.0.0.1/32",
+    );
     let credentials = connector
         .authenticate(form(
             json!({"token": TOKEN, "api_url": "https://ghe.example.com"}),
@@ -419,6 +479,103 @@ async fn enterprise_server_bases_keep_their_api_path() {
     assert!(fake.requests_to("/ghe/api/v3/user/repos").len() == 1);
 }
 
+#[tokio::test]
+async fn enterprise_server_on_an_allowlisted_loopback_address_validates() {
+    let fake = FakeGitHub::start(TOKEN).await;
+    let api_url = format!("{}/api/v3", fake.base_url());
+    let connector = connector_from_env("", "127.0.0.1/32");
+    let mut credentials = connector
+        .authenticate(form(json!({"token": TOKEN, "api_url": api_url})))
+        .await
+        .unwrap();
+    assert_eq!(credentials.config["api_url"], api_url.as_str());
+    let report = connector.validate(&ctx(), &mut credentials).await.unwrap();
+    assert_eq!(report.overall, ValidationStatus::Ok, "{report:?}");
+    assert_eq!(credentials.config["login"], "octocat");
+    assert_eq!(fake.requests_to("/api/v3/user").len(), 1);
+
+    let without_allowlist = connector_from_env("", "");
+    let error = without_allowlist
+        .authenticate(form(json!({"token": TOKEN, "api_url": api_url})))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidConfig);
+    assert_eq!(error.field(), Some("api_url"));
+    assert!(
+        error.message().contains("127.0.0.1 is a loopback address"),
+        "{error}"
+    );
+    assert!(
+        error
+            .message()
+            .contains("PATCHBAY_ALLOWED_PRIVATE_NETWORKS=127.0.0.1/32"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn enterprise_urls_on_internal_addresses_are_refused_naming_api_url() {
+    let connector = connector_from_env("", "");
+    for (api_url, reason) in [
+        (
+            "https://10.0.0.5/api/v3",
+            "10.0.0.5 is a private address (RFC 1918)",
+        ),
+        (
+            "https://127.0.0.1/api/v3",
+            "127.0.0.1 is a loopback address",
+        ),
+        (
+            "https://169.254.169.254",
+            "169.254.169.254 is a cloud metadata address",
+        ),
+        (
+            "https://[::ffff:10.0.0.1]/api/v3",
+            "10.0.0.1, a private address (RFC 1918)",
+        ),
+        (
+            "https://[fd00:ec2::254]",
+            "fd00:ec2::254 is a cloud metadata address",
+        ),
+        (
+            "https://100.64.0.1/api/v3",
+            "100.64.0.1 is a shared address (RFC 6598",
+        ),
+    ] {
+        let error = connector
+            .authenticate(form(json!({"token": TOKEN, "api_url": api_url})))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{api_url}");
+        assert_eq!(error.field(), Some("api_url"), "{api_url}");
+        assert!(error.message().contains(reason), "{api_url}: {error}");
+        assert!(
+            error
+                .message()
+                .contains("PATCHBAY_ALLOWED_PRIVATE_NETWORKS"),
+            "{api_url}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn stored_enterprise_urls_are_checked_where_the_request_really_goes() {
+    let fake = FakeGitHub::start(TOKEN).await;
+    // The operator sends ghe.example.com to a loopback address but has not allowed it.
+    let connector = connector_from_env(&format!("ghe.example.com={}", fake.base_url()), "");
+    let credentials =
+        stored(json!({"api_url": "https://ghe.example.com/api/v3", "auth_kind": "pat"}));
+    let error = query(&connector, &credentials, "list_repos", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{error}");
+    assert!(
+        error.message().contains("127.0.0.1 is a loopback address"),
+        "{error}"
+    );
+    assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+}
+
 // ---- OAuth grant and revoke ----
 
 #[tokio::test]
@@ -428,15 +585,12 @@ async fn oauth_grants_become_oauth_credentials_with_their_scopes() {
     let credentials = connector
         .authenticate(AuthRequest::OAuth(grant(
             &["repo,read:org", "read:user"],
-            json!({"api_url": "https://ghe.example.com/api/v3/"}),
+            json!({}),
         )))
         .await
         .unwrap();
     assert_eq!(credentials.config["auth_kind"], "oauth");
-    assert_eq!(
-        credentials.config["api_url"],
-        "https://ghe.example.com/api/v3"
-    );
+    assert_eq!(credentials.config["api_url"], "https://api.github.com");
     assert_eq!(
         credentials.config["granted_scopes"],
         json!(["read:org", "read:user", "repo"])
@@ -446,13 +600,55 @@ async fn oauth_grants_become_oauth_credentials_with_their_scopes() {
 }
 
 #[tokio::test]
+async fn oauth_grants_with_an_api_url_are_refused() {
+    let connector = connector_with("");
+    for api_url in [
+        json!("https://ghe.example.com/api/v3/"),
+        json!("https://attacker.example"),
+    ] {
+        let error = connector
+            .authenticate(AuthRequest::OAuth(grant(
+                &["repo"],
+                json!({"api_url": api_url}),
+            )))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{api_url}");
+        assert_eq!(error.field(), Some("api_url"), "{api_url}");
+        assert!(error.message().contains("github.com only"), "{error}");
+        assert!(
+            error.hint().unwrap().contains("personal access token"),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn revocation_sends_the_client_secret_only_to_the_public_api() {
+    let fake = FakeGitHub::start(TOKEN).await;
+    let attacker = Listener::start().await;
+    let connector = connector_with(&format!(
+        "{},attacker.example=http://127.0.0.1:{}",
+        fake.override_spec(),
+        attacker.port
+    ));
+    let client = oauth_client();
+    // A record written while OAuth grants could still name their own API base.
+    let credentials =
+        stored(json!({"api_url": "https://attacker.example/api/v3", "auth_kind": "oauth"}));
+    let outcome = connector.revoke(&ctx(), &credentials, Some(&client)).await;
+    assert_eq!(attacker.connections(), 0);
+    assert_eq!(outcome.unwrap(), RevokeOutcome::Revoked);
+    assert!(fake.is_revoked());
+    let request = &fake.requests_to(&format!("/applications/{FAKE_CLIENT_ID}/grant"))[0];
+    assert_eq!(request.method, "DELETE");
+}
+
+#[tokio::test]
 async fn disconnecting_revokes_oauth_grants_but_not_personal_tokens() {
     let fake = FakeGitHub::start(TOKEN).await;
     let connector = connector_for(&fake);
-    let client = OAuthClientCredentials {
-        client_id: FAKE_CLIENT_ID.to_owned(),
-        client_secret: SecretString::from(FAKE_CLIENT_SECRET),
-    };
+    let client = oauth_client();
     let personal = pat(&connector, TOKEN).await;
     assert_eq!(
         connector

@@ -88,6 +88,9 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
     oauth: Some(OAuthSpec {
         authorize_url: "https://slack.com/oauth/v2/authorize",
         token_url: "https://slack.com/api/oauth.v2.access",
+        revoke_url: Some("https://slack.com/api/auth.revoke"),
+        api_base_url: Some(client::API_BASE),
+        start_options: &[],
         scopes: BOT_SCOPES,
         scope_separator: ",",
         extra_authorize_params: &[],

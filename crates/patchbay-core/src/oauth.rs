@@ -5,9 +5,13 @@
 //! from it and passes the resulting [`OAuthGrant`] to the connector's
 //! `authenticate` hook.
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use url::{Origin, Url};
 
+use crate::error::{Error, ErrorKind, Result};
 use crate::secret::SecretString;
 
 /// How a client authenticates to the token endpoint.
@@ -29,6 +33,14 @@ pub struct OAuthSpec {
     pub authorize_url: &'static str,
     /// The token endpoint (code exchange and refresh).
     pub token_url: &'static str,
+    /// The token revocation endpoint, when the provider has a fixed one.
+    pub revoke_url: Option<&'static str>,
+    /// The provider API base the minted tokens are used against
+    /// (`https://api.github.com`, `https://slack.com/api`).
+    pub api_base_url: Option<&'static str>,
+    /// Names of the options `POST .../oauth/{connector}/start` accepts; any other
+    /// option is refused, so a tenant cannot steer the flow (empty: none).
+    pub start_options: &'static [&'static str],
     /// The scopes requested.
     pub scopes: &'static [&'static str],
     /// How scopes are joined (`" "` in the standard, `","` for Slack).
@@ -53,15 +65,118 @@ impl OAuthSpec {
     pub fn scope_parameter(&self) -> String {
         self.scopes.join(self.scope_separator)
     }
+
+    /// The origins (scheme, host, port) of the spec's fixed endpoints: authorize,
+    /// token, revoke and API base. A URL that does not parse contributes none.
+    pub fn origins(&self) -> Vec<Origin> {
+        let mut origins = Vec::new();
+        let urls = [
+            Some(self.authorize_url),
+            Some(self.token_url),
+            self.revoke_url,
+            self.api_base_url,
+        ];
+        for url in urls.into_iter().flatten() {
+            let Ok(url) = Url::parse(url) else { continue };
+            let origin = url.origin();
+            if origin.is_tuple() && !origins.contains(&origin) {
+                origins.push(origin);
+            }
+        }
+        origins
+    }
 }
 
-/// The OAuth client's own credentials (for token calls and revocation).
-#[derive(Debug, Clone)]
+/// The OAuth client's own credentials (for token calls and revocation), pinned to
+/// the origins of the provider's own endpoints.
+///
+/// The client secret belongs to the platform, not to a tenant, so it must never
+/// follow a URL a tenant chose: it can only be read for a URL whose origin is one
+/// of the spec's ([`OAuthClientCredentials::secret_for`]), and the HTTP client
+/// refuses to send a request carrying it anywhere else.
+#[derive(Clone)]
 pub struct OAuthClientCredentials {
-    /// The client id.
+    /// The client id (public: it appears in authorize URLs).
     pub client_id: String,
-    /// The client secret.
-    pub client_secret: SecretString,
+    client_secret: SecretString,
+    origins: Vec<Origin>,
+}
+
+impl OAuthClientCredentials {
+    /// Credentials that may be sent only to the origins of `spec`'s endpoints.
+    pub fn for_spec(
+        client_id: impl Into<String>,
+        client_secret: SecretString,
+        spec: &OAuthSpec,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret,
+            origins: spec.origins(),
+        }
+    }
+
+    /// The origins these credentials may be sent to.
+    pub fn origins(&self) -> &[Origin] {
+        &self.origins
+    }
+
+    /// `Ok` when `url` is on one of the provider's own origins; otherwise a
+    /// `PermissionDenied` error naming the host.
+    pub fn check_destination(&self, url: &Url) -> Result<()> {
+        if self.origins.contains(&url.origin()) {
+            return Ok(());
+        }
+        let host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
+            (Some(host), None) => format!("{}://{host}", url.scheme()),
+            (None, _) => url.scheme().to_owned(),
+        };
+        let allowed: Vec<String> = self
+            .origins
+            .iter()
+            .map(Origin::ascii_serialization)
+            .collect();
+        Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "refused to send the OAuth client credentials to {host}: client credentials are \
+                 only sent to the provider's own endpoints ({})",
+                allowed.join(", ")
+            ),
+        )
+        .with_hint(
+            "client credentials belong to the platform; requests to other hosts must not carry them",
+        ))
+    }
+
+    /// The client secret, for a request to `url` on one of the provider's own
+    /// origins; an error naming the host otherwise.
+    ///
+    /// For code that must place the secret itself (an OAuth library building the
+    /// token request); the request must also be marked as carrying client
+    /// credentials so the HTTP client checks where it really goes.
+    pub fn secret_for(&self, url: &Url) -> Result<&SecretString> {
+        self.check_destination(url)?;
+        Ok(&self.client_secret)
+    }
+}
+
+impl fmt::Debug for OAuthClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthClientCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field(
+                "origins",
+                &self
+                    .origins
+                    .iter()
+                    .map(Origin::ascii_serialization)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// Tokens obtained by a finished authorization-code flow.
@@ -92,4 +207,91 @@ pub enum RevokeOutcome {
     Revoked,
     /// The provider offers no revocation for these credentials.
     NotOffered,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: OAuthSpec = OAuthSpec {
+        authorize_url: "https://provider.example/oauth/authorize",
+        token_url: "https://provider.example/oauth/token",
+        revoke_url: Some("https://revoke.provider.example:8443/revoke"),
+        api_base_url: Some("https://api.provider.example/v1"),
+        start_options: &[],
+        scopes: &["read"],
+        scope_separator: " ",
+        extra_authorize_params: &[],
+        client_auth: ClientAuthStyle::BasicHeader,
+        pkce: true,
+        client_id_env: &["PROVIDER_CLIENT_ID"],
+        client_secret_env: &["PROVIDER_CLIENT_SECRET"],
+        callback_path: "/provider/callback",
+    };
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn the_origins_are_those_of_the_spec_endpoints() {
+        let origins: Vec<String> = SPEC
+            .origins()
+            .iter()
+            .map(Origin::ascii_serialization)
+            .collect();
+        assert_eq!(
+            origins,
+            [
+                "https://provider.example",
+                "https://revoke.provider.example:8443",
+                "https://api.provider.example"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_secret_is_given_out_only_for_the_provider_origins() {
+        let credentials =
+            OAuthClientCredentials::for_spec("id", SecretString::from("canary-5150"), &SPEC);
+        for allowed in [
+            "https://provider.example/oauth/token",
+            "https://provider.example:443/other",
+            "https://api.provider.example/applications/id/grant",
+            "https://revoke.provider.example:8443/revoke",
+        ] {
+            assert_eq!(
+                credentials.secret_for(&url(allowed)).unwrap().expose(),
+                "canary-5150"
+            );
+        }
+        for refused in [
+            "https://attacker.example/oauth/token",
+            "http://provider.example/oauth/token",
+            "https://provider.example:8443/oauth/token",
+            "https://revoke.provider.example/revoke",
+            "https://provider.example.attacker.example/",
+        ] {
+            let error = credentials.secret_for(&url(refused)).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{refused}");
+            let host = url(refused).host_str().unwrap().to_owned();
+            assert!(error.message().contains(&host), "{error}");
+            assert!(
+                error
+                    .message()
+                    .contains("only sent to the provider's own endpoints"),
+                "{error}"
+            );
+            assert!(!error.to_string().contains("canary-5150"));
+        }
+    }
+
+    #[test]
+    fn debug_shows_the_origins_but_not_the_secret() {
+        let credentials =
+            OAuthClientCredentials::for_spec("id", SecretString::from("canary-5150"), &SPEC);
+        let debug = format!("{credentials:?}");
+        assert!(!debug.contains("canary-5150"), "{debug}");
+        assert!(debug.contains("https://api.provider.example"), "{debug}");
+    }
 }

@@ -1,6 +1,7 @@
 //! The shared client, its request builder and the retry loop.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,12 +10,14 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, Method, StatusCode};
 use patchbay_core::secret::REDACTED;
-use patchbay_core::{ConnectorEnv, Error, Result, SecretString};
+use patchbay_core::{ConnectorEnv, Error, OAuthClientCredentials, Result, SecretString};
 use rand::Rng as _;
 use tracing::Instrument as _;
-use url::Url;
+use url::{Host, Url};
 
 use crate::config::{HttpConfig, TIMEOUT_VAR};
+use crate::overrides::OVERRIDES_VAR;
+use crate::policy::{check_address, CheckedResolver, Refusal, RefusalKind};
 use crate::response::{parse_retry_after, Response};
 
 /// The outbound HTTP client every connector shares; cheap to clone.
@@ -25,27 +28,39 @@ pub struct HttpClient {
 
 struct Shared {
     client: reqwest::Client,
+    /// For tenant URLs over https: resolves through the address policy.
+    tenant_https: reqwest::Client,
+    /// For tenant URLs over plain http: admits allowlisted addresses only.
+    tenant_http: reqwest::Client,
     config: HttpConfig,
 }
 
 impl HttpClient {
     /// Builds a client with redirects off and the configured timeouts and user agent.
     pub fn new(config: HttpConfig) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
-            .timeout(config.total_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(config.user_agent.as_str())
-            .build()
-            .map_err(|error| {
-                Error::internal(format!(
-                    "could not build the HTTP client: {}",
-                    root_cause(&error)
-                ))
-            })?;
+        let policy = Arc::new(config.address_policy.clone());
+        let client = build_client(&config, None)?;
+        let tenant_https = build_client(
+            &config,
+            Some(CheckedResolver {
+                policy: policy.clone(),
+                plain_http: false,
+            }),
+        )?;
+        let tenant_http = build_client(
+            &config,
+            Some(CheckedResolver {
+                policy,
+                plain_http: true,
+            }),
+        )?;
         Ok(Self {
-            shared: Arc::new(Shared { client, config }),
+            shared: Arc::new(Shared {
+                client,
+                tenant_https,
+                tenant_http,
+                config,
+            }),
         })
     }
 
@@ -57,6 +72,67 @@ impl HttpClient {
     /// The settings this client was built with.
     pub fn config(&self) -> &HttpConfig {
         &self.shared.config
+    }
+
+    /// Checks a base URL a tenant submits (`field` names the form field): http or
+    /// https with a host and no user info; an IP-literal host must pass the address
+    /// policy, and plain http needs an allowlisted address. Host names are checked
+    /// after resolution, on every request marked [`RequestBuilder::tenant_url`].
+    ///
+    /// A refusal is an `InvalidConfig` error naming `field`, the host and the rule.
+    pub fn check_tenant_url(&self, field: &str, url: &str) -> Result<Url> {
+        let hint = "give the server's https address, such as https://server.example.com";
+        let parsed = Url::parse(url.trim()).map_err(|error| {
+            // The text is not echoed: a pasted value may hold a credential.
+            Error::invalid_config(field, format!("`{field}` is not a valid URL: {error}"))
+                .with_hint(hint)
+        })?;
+        let shown = shown_url(&parsed);
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            // Refused rather than sent: reqwest would send it as Basic credentials.
+            return Err(Error::invalid_config(
+                field,
+                format!("refused {shown}: the URL must not carry a user name or password"),
+            )
+            .with_hint(hint));
+        }
+        let plain_http = match parsed.scheme() {
+            "https" => false,
+            "http" => true,
+            scheme => {
+                return Err(Error::invalid_config(
+                    field,
+                    format!("refused {shown}: the URL must use https, not `{scheme}`"),
+                )
+                .with_hint(hint))
+            }
+        };
+        let policy = &self.shared.config.address_policy;
+        let refusal = match parsed.host() {
+            Some(Host::Ipv4(address)) => {
+                check_address(policy, IpAddr::V4(address), plain_http, None).err()
+            }
+            Some(Host::Ipv6(address)) => {
+                check_address(policy, IpAddr::V6(address), plain_http, None).err()
+            }
+            // Only allowlisted addresses take plain http; with none, no name can.
+            Some(Host::Domain(_)) if plain_http && policy.networks().is_empty() => Some(Refusal {
+                resolved_from: None,
+                kind: RefusalKind::PlainHttp(None),
+            }),
+            Some(Host::Domain(_)) => None,
+            None => {
+                return Err(Error::invalid_config(
+                    field,
+                    format!("refused {shown}: the URL has no host"),
+                )
+                .with_hint(hint))
+            }
+        };
+        match refusal {
+            Some(refusal) => Err(refusal.into_error(field, &shown)),
+            None => Ok(parsed),
+        }
     }
 
     /// Starts a GET request.
@@ -111,6 +187,8 @@ impl HttpClient {
             timeout: None,
             sensitive_path: false,
             sent_secrets: Vec::new(),
+            tenant_field: None,
+            client_credentials: None,
         }
     }
 }
@@ -140,6 +218,8 @@ pub struct RequestBuilder {
     timeout: Option<Duration>,
     sensitive_path: bool,
     sent_secrets: Vec<SecretString>,
+    tenant_field: Option<&'static str>,
+    client_credentials: Option<OAuthClientCredentials>,
 }
 
 impl RequestBuilder {
@@ -186,6 +266,41 @@ impl RequestBuilder {
         let header = SecretString::new(format!("Basic {}", credentials.expose()));
         let this = self.set_secret_header(AUTHORIZATION.as_str(), &header, password.clone());
         this.remember_secret(credentials)
+    }
+
+    /// Sets `Authorization: Basic <base64(client_id:client_secret)>` with an OAuth
+    /// client's credentials, and pins the request to the provider's own origins
+    /// (see [`RequestBuilder::carries_client_credentials`]).
+    pub fn client_basic_auth(self, credentials: &OAuthClientCredentials) -> Self {
+        let Some(url) = self.url.clone() else {
+            return self;
+        };
+        match credentials.secret_for(&url) {
+            Ok(secret) => {
+                let secret = secret.clone();
+                self.basic_auth(&credentials.client_id, &secret)
+                    .carries_client_credentials(credentials)
+            }
+            Err(error) => self.fail(error),
+        }
+    }
+
+    /// Marks the request as carrying an OAuth client's credentials (in the body or
+    /// a header): [`RequestBuilder::send`] refuses, sending nothing, unless the
+    /// request URL's origin is one of the provider's own. The URL is checked as
+    /// given, before `PATCHBAY_UPSTREAM_OVERRIDES` (operator configuration) applies.
+    pub fn carries_client_credentials(mut self, credentials: &OAuthClientCredentials) -> Self {
+        self.client_credentials = Some(credentials.clone());
+        self
+    }
+
+    /// Marks the URL as supplied by a tenant, from the form field `field`: the
+    /// address actually connected to (after any upstream override) must pass the
+    /// address policy, host names are resolved and checked before connecting, and
+    /// provider error text is cut to a short extracted message.
+    pub fn tenant_url(mut self, field: &'static str) -> Self {
+        self.tenant_field = Some(field);
+        self
     }
 
     /// Appends `query`'s fields to the URL's query string.
@@ -271,6 +386,11 @@ impl RequestBuilder {
             (Some(error), _) => return Err(name_connector(error)),
             (None, None) => return Err(name_connector(Error::internal("request URL is missing"))),
         };
+        if let Some(credentials) = &self.client_credentials {
+            credentials
+                .check_destination(&url)
+                .map_err(name_connector)?;
+        }
         let span = tracing::info_span!(
             "http.request",
             connector = connector.unwrap_or("unnamed"),
@@ -297,6 +417,7 @@ impl RequestBuilder {
                 .timeout
                 .unwrap_or(self.client.shared.config.total_timeout),
             sent_secrets: self.sent_secrets.into(),
+            tenant_field: self.tenant_field,
         };
         attempt.run().instrument(span).await.map_err(name_connector)
     }
@@ -393,12 +514,15 @@ struct Attempt<'a> {
     idempotent: bool,
     timeout: Duration,
     sent_secrets: Arc<[SecretString]>,
+    tenant_field: Option<&'static str>,
 }
 
 /// Why one attempt did not produce a response.
 enum AttemptFailure {
     Transport(reqwest::Error),
     TooLarge,
+    /// The resolver refused every address of a tenant URL's host (named field).
+    Refused(&'static str, Refusal),
 }
 
 impl Attempt<'_> {
@@ -410,11 +534,23 @@ impl Attempt<'_> {
             .overrides
             .rewrite(&self.url)
             .unwrap_or_else(|| self.url.clone());
+        let client = match self.tenant_field {
+            Some(field) => {
+                self.check_literal_target(&target)
+                    .map_err(|refusal| self.refusal_error(field, refusal, &target))?;
+                if target.scheme() == "http" {
+                    &self.shared.tenant_http
+                } else {
+                    &self.shared.tenant_https
+                }
+            }
+            None => &self.shared.client,
+        };
         let mut attempts = 0;
         let outcome = loop {
             attempts += 1;
             let retries_left = attempts <= config.max_retries;
-            let failure = match self.shared.client.execute(self.build(&target)).await {
+            let failure = match client.execute(self.build(&target)).await {
                 Ok(response) => {
                     let status = response.status();
                     let wait = if retries_left && self.retryable_status(status) {
@@ -442,7 +578,10 @@ impl Attempt<'_> {
                         Err(failure) => failure,
                     }
                 }
-                Err(error) => AttemptFailure::Transport(error),
+                Err(error) => match (self.tenant_field, find_refusal(&error)) {
+                    (Some(field), Some(refusal)) => AttemptFailure::Refused(field, refusal),
+                    _ => AttemptFailure::Transport(error),
+                },
             };
             match failure {
                 AttemptFailure::Transport(error)
@@ -472,10 +611,41 @@ impl Attempt<'_> {
                     attempts,
                     self.connector,
                     self.sent_secrets,
+                    self.tenant_field.is_some(),
                 ))
             }
             Err(failure) => Err(self.failure_error(failure, &target, attempts)),
         }
+    }
+
+    /// Checks a target whose host is an IP literal, which no resolver sees.
+    fn check_literal_target(&self, target: &Url) -> std::result::Result<(), Refusal> {
+        let address = match target.host() {
+            Some(Host::Ipv4(address)) => IpAddr::V4(address),
+            Some(Host::Ipv6(address)) => IpAddr::V6(address),
+            _ => return Ok(()),
+        };
+        check_address(
+            &self.shared.config.address_policy,
+            address,
+            target.scheme() == "http",
+            None,
+        )
+    }
+
+    /// The refusal as an error naming the URL asked for and, when an override
+    /// sent it elsewhere, the URL really contacted.
+    fn refusal_error(&self, field: &str, refusal: Refusal, target: &Url) -> Error {
+        let asked = shown_url(&self.url);
+        let shown = if target.origin() == self.url.origin() {
+            asked
+        } else {
+            format!(
+                "{asked} (sent to {} by {OVERRIDES_VAR})",
+                url_origin(target)
+            )
+        };
+        refusal.into_error(field, &shown)
     }
 
     fn build(&self, target: &Url) -> reqwest::Request {
@@ -519,6 +689,7 @@ impl Attempt<'_> {
             format!("{attempts} attempts")
         };
         match failure {
+            AttemptFailure::Refused(field, refusal) => self.refusal_error(field, refusal, target),
             AttemptFailure::TooLarge => Error::internal(format!(
                 "response too large: {host}{via} sent more than {} bytes",
                 self.shared.config.max_response_bytes
@@ -567,6 +738,37 @@ async fn read_capped(
     Ok((status, headers, body.freeze()))
 }
 
+/// The address-policy refusal behind a transport error, when the resolver refused.
+fn find_refusal(error: &reqwest::Error) -> Option<Refusal> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(refusal) = current.downcast_ref::<Refusal>() {
+            return Some(refusal.clone());
+        }
+        cause = current.source();
+    }
+    None
+}
+
+fn build_client(config: &HttpConfig, resolver: Option<CheckedResolver>) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .read_timeout(config.read_timeout)
+        .timeout(config.total_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(config.user_agent.as_str());
+    if let Some(resolver) = resolver {
+        // A proxy would resolve the tenant's host itself, past the checked resolver.
+        builder = builder.no_proxy().dns_resolver(Arc::new(resolver));
+    }
+    builder.build().map_err(|error| {
+        Error::internal(format!(
+            "could not build the HTTP client: {}",
+            root_cause(&error)
+        ))
+    })
+}
+
 fn retryable_transport(error: &reqwest::Error) -> bool {
     error.is_connect() || error.is_timeout() || error.is_request() || error.is_body()
 }
@@ -600,6 +802,11 @@ fn authority(url: &Url) -> String {
 
 fn url_origin(url: &Url) -> String {
     format!("{}://{}", url.scheme(), authority(url))
+}
+
+/// The URL as shown in refusals: origin and path, without user info or query.
+fn shown_url(url: &Url) -> String {
+    format!("{}{}", url_origin(url), url.path())
 }
 
 #[cfg(test)]

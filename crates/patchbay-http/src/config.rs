@@ -1,10 +1,12 @@
-//! Client settings: timeouts, retry policy, size cap and upstream overrides.
+//! Client settings: timeouts, retry policy, size cap, upstream overrides and the
+//! private networks tenant URLs may reach.
 
 use std::time::Duration;
 
 use patchbay_core::{ConnectorEnv, Error, Result};
 
 use crate::overrides::{UpstreamOverrides, OVERRIDES_VAR};
+use crate::policy::{AddressPolicy, ALLOWED_PRIVATE_NETWORKS_VAR};
 
 /// Seconds to wait for a TCP/TLS connection (`PATCHBAY_HTTP_CONNECT_TIMEOUT_SECS`).
 pub const CONNECT_TIMEOUT_VAR: &str = "PATCHBAY_HTTP_CONNECT_TIMEOUT_SECS";
@@ -36,6 +38,8 @@ pub struct HttpConfig {
     pub user_agent: String,
     /// Host-to-base-URL rewrites for tests, proxies and sandboxes.
     pub overrides: UpstreamOverrides,
+    /// Private networks that requests to tenant-supplied URLs may reach.
+    pub address_policy: AddressPolicy,
 }
 
 impl Default for HttpConfig {
@@ -56,17 +60,21 @@ impl Default for HttpConfig {
             )
             .to_owned(),
             overrides: UpstreamOverrides::default(),
+            address_policy: AddressPolicy::default(),
         }
     }
 }
 
 impl HttpConfig {
-    /// The defaults, adjusted by the `PATCHBAY_UPSTREAM_OVERRIDES` and
-    /// `PATCHBAY_HTTP_*` variables in `env`.
+    /// The defaults, adjusted by the `PATCHBAY_UPSTREAM_OVERRIDES`,
+    /// `PATCHBAY_ALLOWED_PRIVATE_NETWORKS` and `PATCHBAY_HTTP_*` variables in `env`.
     pub fn from_env(env: &ConnectorEnv) -> Result<Self> {
         let mut config = Self::default();
         if let Some(spec) = env.get(OVERRIDES_VAR) {
             config.overrides = UpstreamOverrides::parse(spec)?;
+        }
+        if let Some(spec) = env.get(ALLOWED_PRIVATE_NETWORKS_VAR) {
+            config.address_policy = AddressPolicy::parse(spec)?;
         }
         if let Some(value) = env.get(CONNECT_TIMEOUT_VAR) {
             config.connect_timeout = parse_seconds(CONNECT_TIMEOUT_VAR, value, 5)?;

@@ -13,6 +13,9 @@ use serde_json::Value;
 /// Most characters of provider error text kept in an error message.
 const PROVIDER_TEXT_LIMIT: usize = 500;
 
+/// Most characters of a tenant-supplied server's error message kept in an error.
+const TENANT_TEXT_LIMIT: usize = 200;
+
 /// A provider's answer with its body read into memory.
 #[derive(Clone)]
 pub struct Response {
@@ -26,6 +29,7 @@ pub struct Response {
     pub attempts: u32,
     source: Option<&'static str>,
     sent_secrets: Arc<[SecretString]>,
+    tenant_url: bool,
 }
 
 impl Response {
@@ -38,6 +42,7 @@ impl Response {
             attempts: 1,
             source: None,
             sent_secrets: Arc::new([]),
+            tenant_url: false,
         }
     }
 
@@ -48,6 +53,7 @@ impl Response {
         attempts: u32,
         connector: Option<&'static str>,
         sent_secrets: Arc<[SecretString]>,
+        tenant_url: bool,
     ) -> Self {
         Self {
             status,
@@ -56,6 +62,7 @@ impl Response {
             attempts,
             source: connector,
             sent_secrets,
+            tenant_url,
         }
     }
 
@@ -147,11 +154,20 @@ impl Response {
 
     /// The provider's explanation: a JSON error field when there is one, else
     /// the body, with every secret this request sent replaced and cut to 500 chars.
+    ///
+    /// A server at a tenant-supplied URL may be anything (an internal admin page
+    /// reached by mistake), so only a JSON error field, cut to 200 chars, is kept
+    /// from its answer, never the raw body.
     fn provider_text(&self) -> String {
-        let raw = serde_json::from_slice::<Value>(&self.body)
+        let extracted = serde_json::from_slice::<Value>(&self.body)
             .ok()
-            .and_then(|json| json_error_text(&json))
-            .unwrap_or_else(|| self.text());
+            .and_then(|json| json_error_text(&json));
+        let (raw, limit) = match extracted {
+            Some(text) if self.tenant_url => (text, TENANT_TEXT_LIMIT),
+            Some(text) => (text, PROVIDER_TEXT_LIMIT),
+            None if self.tenant_url => (String::new(), TENANT_TEXT_LIMIT),
+            None => (self.text(), PROVIDER_TEXT_LIMIT),
+        };
         let mut text = raw.split_whitespace().collect::<Vec<_>>().join(" ");
         for secret in self.sent_secrets.iter() {
             let value = secret.expose();
@@ -162,7 +178,7 @@ impl Response {
         if text.is_empty() {
             return status_reason(self.status).to_owned();
         }
-        truncate_chars(&text, PROVIDER_TEXT_LIMIT)
+        truncate_chars(&text, limit)
     }
 }
 

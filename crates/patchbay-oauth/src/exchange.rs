@@ -201,11 +201,12 @@ fn token_client(
         ClientAuthStyle::BasicHeader => AuthType::BasicAuth,
         ClientAuthStyle::RequestBody | ClientAuthStyle::JsonBody => AuthType::RequestBody,
     };
+    let secret = credentials
+        .secret_for(token_url.url())
+        .map_err(|error| error.with_connector(descriptor.id))?;
     Ok(
         oauth2::Client::new(ClientId::new(credentials.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                credentials.client_secret.expose().clone(),
-            ))
+            .set_client_secret(ClientSecret::new(secret.expose().clone()))
             .set_token_uri(token_url)
             .set_auth_type(auth_type),
     )
@@ -273,6 +274,7 @@ pub async fn exchange_code(
         http,
         descriptor,
         style: spec.client_auth,
+        credentials,
     };
     request
         .request_async(&sender)
@@ -297,6 +299,7 @@ pub async fn refresh_token(
         http,
         descriptor,
         style: spec.client_auth,
+        credentials,
     };
     client
         .exchange_refresh_token(&token)
@@ -349,6 +352,7 @@ struct Sender<'a> {
     http: &'a HttpClient,
     descriptor: &'static ConnectorDescriptor,
     style: ClientAuthStyle,
+    credentials: &'a OAuthClientCredentials,
 }
 
 impl<'c> oauth2::AsyncHttpClient<'c> for Sender<'_> {
@@ -357,16 +361,26 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Sender<'_> {
         std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpResponse>> + Send + 'c>>;
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(send(self.http, self.descriptor, self.style, request))
+        Box::pin(send(
+            self.http,
+            self.descriptor,
+            self.style,
+            self.credentials,
+            request,
+        ))
     }
 }
 
 /// Sends one `oauth2` request through the shared client and normalises the answer
 /// into what RFC 6749 expects: JSON, 200 for tokens, 400 with `error` for refusals.
+///
+/// The request carries the client credentials, so it is only sent to one of the
+/// provider's own origins.
 async fn send(
     http: &HttpClient,
     descriptor: &'static ConnectorDescriptor,
     style: ClientAuthStyle,
+    credentials: &OAuthClientCredentials,
     request: HttpRequest,
 ) -> Result<HttpResponse> {
     let (parts, body) = request.into_parts();
@@ -375,6 +389,7 @@ async fn send(
         .connector(descriptor.id)
         .operation("oauth_token")
         .idempotent(false)
+        .carries_client_credentials(credentials)
         .header("accept", "application/json");
     if let Some(authorization) = parts
         .headers

@@ -178,10 +178,11 @@ impl OAuthEngine {
             first_set(spec.client_id_env),
             first_set(spec.client_secret_env),
         ) {
-            (Some(id), Some(secret)) => Ok(OAuthClientCredentials {
-                client_id: id.trim().to_owned(),
-                client_secret: SecretString::from(secret.trim()),
-            }),
+            (Some(id), Some(secret)) => Ok(OAuthClientCredentials::for_spec(
+                id.trim(),
+                SecretString::from(secret.trim()),
+                spec,
+            )),
             _ => Err(errors::credentials_not_configured(
                 descriptor,
                 spec.client_id_env,

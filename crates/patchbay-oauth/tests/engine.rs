@@ -109,6 +109,9 @@ fn leak_descriptor(id: &'static str, base: &str) -> &'static ConnectorDescriptor
     let spec = OAuthSpec {
         authorize_url: Box::leak(format!("{base}/authorize").into_boxed_str()),
         token_url: Box::leak(format!("{base}/token").into_boxed_str()),
+        revoke_url: None,
+        api_base_url: None,
+        start_options: &[],
         scopes: &["chat:write", "channels:read"],
         scope_separator: ",",
         extra_authorize_params: &[("access_type", "offline")],

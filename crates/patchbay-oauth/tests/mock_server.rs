@@ -57,6 +57,9 @@ fn leak_descriptor(authorize_url: &str, token_url: &str) -> &'static ConnectorDe
     let spec = OAuthSpec {
         authorize_url: Box::leak(authorize_url.to_owned().into_boxed_str()),
         token_url: Box::leak(token_url.to_owned().into_boxed_str()),
+        revoke_url: None,
+        api_base_url: None,
+        start_options: &[],
         scopes: &["openid", "offline_access"],
         scope_separator: " ",
         extra_authorize_params: &[],

@@ -4,6 +4,8 @@ mod config;
 mod errors;
 mod limits;
 mod overrides;
+mod pinning;
+mod policy;
 mod requests;
 mod retries;
 mod secrets;

@@ -1,7 +1,8 @@
 //! A fake GitHub (REST API and OAuth App endpoints) following the documented API.
 //!
 //! One server answers both `api.github.com` and `github.com` paths, so
-//! [`FakeGitHub::override_spec`] points both hosts at it. API calls need
+//! [`FakeGitHub::override_spec`] points both hosts at it; the API is also served
+//! under `/api/v3`, as GitHub Enterprise Server does. API calls need
 //! `Authorization: Bearer <token>` (or `token <token>`) and get GitHub's
 //! `{"message":"Bad credentials"}` 401 otherwise; every answer carries the
 //! `X-RateLimit-*` headers and, for classic tokens, `X-OAuth-Scopes`. Lists page
@@ -571,9 +572,19 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let body = axum::body::to_bytes(body, 1024 * 1024)
         .await
         .unwrap_or_default();
-    let path = parts.uri.path().to_owned();
     let query = query_pairs(parts.uri.query());
-    record(&shared, &parts.method, &path, &query, &parts.headers);
+    record(
+        &shared,
+        &parts.method,
+        parts.uri.path(),
+        &query,
+        &parts.headers,
+    );
+    // GitHub Enterprise Server serves the same REST API under `/api/v3`.
+    let path = match parts.uri.path().strip_prefix("/api/v3") {
+        Some(rest) if rest.starts_with('/') => rest.to_owned(),
+        _ => parts.uri.path().to_owned(),
+    };
     if path.starts_with("/login/oauth/") {
         return oauth(&shared, &parts.method, &path, &query, &parts.headers, &body);
     }
