@@ -425,6 +425,26 @@ async fn write_operations_run_only_where_the_owner_allowed_writes() {
 }
 
 #[tokio::test]
+async fn start_refuses_options_the_connector_does_not_declare() {
+    let host = host(CONFIGURED).await;
+    let (status, body) = send(
+        &host.router,
+        start_request_with(
+            true,
+            json!({ "options": { "api_url": "https://attacker.example" } }),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["field"], "options.api_url", "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "Toy OAuth does not accept the option `api_url`; it takes no options"
+    );
+}
+
+#[tokio::test]
 async fn start_requires_authentication() {
     let host = host(CONFIGURED).await;
     let (status, _) = send(&host.router, start_request(false)).await;

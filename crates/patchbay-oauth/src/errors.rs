@@ -1,7 +1,7 @@
 //! The user-facing messages of the OAuth flow, one function per failure so the
 //! callback page, the API and the tests agree on the wording.
 
-use patchbay_core::{ConnectorDescriptor, Error, ErrorKind};
+use patchbay_core::{ConnectorDescriptor, Error, ErrorKind, OAuthSpec};
 
 /// The callback arrived without `state`.
 pub fn missing_state() -> Error {
@@ -31,6 +31,31 @@ pub fn expired_state() -> Error {
 pub fn reused_state() -> Error {
     Error::invalid_input("state", "This authorization link was already used")
         .with_hint("start connecting again from Patchbay; each link works once")
+}
+
+/// A start request named an option the connector's OAuth spec does not declare.
+pub fn unknown_start_option(
+    descriptor: &ConnectorDescriptor,
+    spec: &OAuthSpec,
+    option: &str,
+) -> Error {
+    let accepted = if spec.start_options.is_empty() {
+        "it takes no options".to_owned()
+    } else {
+        format!("it takes: {}", spec.start_options.join(", "))
+    };
+    Error::invalid_input(
+        format!("options.{option}"),
+        format!(
+            "{} OAuth does not accept the option `{option}`; {accepted}",
+            descriptor.display_name
+        ),
+    )
+    .with_connector(descriptor.id)
+    .with_hint(
+        "remove the option; a self-hosted server (such as GitHub Enterprise Server) connects \
+         with a token and its base URL through POST /api/connections",
+    )
 }
 
 /// The begin URL was opened before, or its flow already finished.

@@ -206,6 +206,13 @@ impl OAuthEngine {
         request: StartRequest,
     ) -> Result<AuthorizationStart> {
         let spec = spec_of(descriptor)?;
+        if let Some(unknown) = request
+            .options
+            .keys()
+            .find(|name| !spec.start_options.contains(&name.as_str()))
+        {
+            return Err(errors::unknown_start_option(descriptor, spec, unknown));
+        }
         // Fail early, before a person is sent anywhere, when the client is unset.
         self.client_credentials(descriptor)?;
         let state = state::generate_state();

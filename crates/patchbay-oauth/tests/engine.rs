@@ -111,7 +111,7 @@ fn leak_descriptor(id: &'static str, base: &str) -> &'static ConnectorDescriptor
         token_url: Box::leak(format!("{base}/token").into_boxed_str()),
         revoke_url: None,
         api_base_url: None,
-        start_options: &[],
+        start_options: &["base_url"],
         scopes: &["chat:write", "channels:read"],
         scope_separator: ",",
         extra_authorize_params: &[("access_type", "offline")],
@@ -273,6 +273,32 @@ async fn the_begin_url_opens_once_and_sends_the_browser_to_the_provider() {
         .await
         .unwrap_err();
     assert!(forged.message().starts_with("Unknown authorization state"));
+}
+
+#[tokio::test]
+async fn start_options_the_spec_does_not_declare_are_refused_naming_them() {
+    let fixture = fixture().await;
+    let engine = engine(&fixture, memory_records().await);
+    let error = engine
+        .start(
+            &alice(),
+            fixture.descriptor,
+            StartRequest {
+                options: serde_json::Map::from_iter([(
+                    "api_url".to_owned(),
+                    json!("https://attacker.example"),
+                )]),
+                ..StartRequest::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert_eq!(error.field(), Some("options.api_url"));
+    assert_eq!(
+        error.message(),
+        "Toy OAuth does not accept the option `api_url`; it takes: base_url"
+    );
 }
 
 #[tokio::test]
