@@ -21,7 +21,7 @@ use patchbay_oauth::state::{hash_state, pkce_challenge, pkce_verifier};
 use patchbay_oauth::{CallbackParams, OAuthEngine, TokenRefresher};
 use patchbay_store::{
     ConnectionRecord, ConnectionStatus, LocalSecretStore, MasterKey, PendingAuthorization,
-    RecordStore, SecretLocation, SecretStore, SqliteRecordStore,
+    RecordStore, SecretLocation, SecretStore, SecretTenant, SqliteRecordStore,
 };
 use serde_json::{json, Value};
 
@@ -450,7 +450,7 @@ async fn expired_connection(
     let secret_ref = secrets
         .put(
             &SecretLocation {
-                tenant: "acme".into(),
+                tenant: SecretTenant::Org("acme".into()),
                 connector: "toy".into(),
                 connection_id: id.clone(),
             },

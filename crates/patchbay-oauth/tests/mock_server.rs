@@ -24,7 +24,7 @@ use patchbay_oauth::state::{pkce_challenge, pkce_verifier};
 use patchbay_oauth::{CallbackParams, OAuthEngine, TokenRefresher};
 use patchbay_store::{
     ConnectionRecord, ConnectionStatus, LocalSecretStore, MasterKey, RecordStore, SecretLocation,
-    SecretStore, SqliteRecordStore,
+    SecretStore, SecretTenant, SqliteRecordStore,
 };
 use serde_json::{json, Value};
 
@@ -384,7 +384,7 @@ async fn expired_connection(
     let secret_ref = secrets
         .put(
             &SecretLocation {
-                tenant: "acme".into(),
+                tenant: SecretTenant::Org("acme".into()),
                 connector: CONNECTOR_ID.into(),
                 connection_id: id.clone(),
             },
