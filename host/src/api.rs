@@ -14,7 +14,7 @@ use patchbay_core::{
     AuthRequest, ConnectorDescriptor, DynConnector, DynCredentials, Error, ErrorKind, RevealedJson,
     Tenant, ValidationReport, ValidationStatus, WebhookAuth,
 };
-use patchbay_store::{ConnectionRecord, ConnectionStatus, SecretLocation, SecretRef};
+use patchbay_store::{modify, ConnectionRecord, ConnectionStatus, SecretLocation, SecretRef};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -377,14 +377,7 @@ pub async fn store_connection(
         }
         _ => None,
     };
-    let location = SecretLocation {
-        tenant: tenant
-            .org_id
-            .clone()
-            .unwrap_or_else(|| tenant.user_id.clone()),
-        connector: descriptor.id.to_owned(),
-        connection_id: id.clone(),
-    };
+    let location = SecretLocation::new(&tenant, descriptor.id, id.clone());
     let secret_ref = match state.secrets.put(&location, &credentials.secrets).await {
         Ok(secret_ref) => secret_ref,
         Err(error) => {
@@ -416,18 +409,55 @@ pub async fn store_connection(
         created_at: now,
         validated_at: Some(now),
     };
-    if let Err(error) = state.records.insert_connection(&record).await {
-        if let Err(cleanup) = state.secrets.delete(&secret_ref).await {
-            tracing::warn!(connection = %record.id, error = %cleanup, "could not remove the secret of a connection whose record failed to save; retrying in the background");
-            remove_in_background(state.secrets.clone(), secret_ref);
+    // A reinstall replaces the tenant's connection with the same routing key (a Slack
+    // workspace) in the same transaction; another tenant's is a conflict.
+    let replaced = match state.records.insert_routed_connection(&record).await {
+        Ok(replaced) => replaced,
+        Err(error) => {
+            if let Err(cleanup) = state.secrets.delete(&secret_ref).await {
+                tracing::warn!(connection = %record.id, error = %cleanup, "could not remove the secret of a connection whose record failed to save; retrying in the background");
+                remove_in_background(state.secrets.clone(), secret_ref);
+            }
+            if error.kind() == ErrorKind::Conflict {
+                return Err(routing_key_conflict(descriptor, &record).into());
+            }
+            return Err(error.into());
         }
-        return Err(error.into());
+    };
+    if let Some(old) = replaced {
+        tracing::info!(connection = %record.id, replaced = %old.id, connector = descriptor.id, "reinstall replaced a connection");
+        if let Err(cleanup) = state.secrets.delete(&old.secret_ref).await {
+            tracing::warn!(connection = %old.id, error = %cleanup, "could not remove the secret of a replaced connection; retrying in the background");
+            remove_in_background(state.secrets.clone(), old.secret_ref);
+        }
     }
     Ok(StoredConnection {
         record,
         webhook_token,
         webhook_secret,
     })
+}
+
+/// The answer when another account's connection already has this routing key: one
+/// workspace sends its events to one connection.
+fn routing_key_conflict(descriptor: &ConnectorDescriptor, record: &ConnectionRecord) -> Error {
+    let workspace = record
+        .metadata
+        .get("team_name")
+        .and_then(serde_json::Value::as_str)
+        .filter(|name| !name.trim().is_empty())
+        .or(record.routing_key.as_deref())
+        .unwrap_or_default();
+    Error::new(
+        ErrorKind::Conflict,
+        format!(
+            "{} workspace {workspace} is already connected to another Patchbay account; \
+             disconnect it there first",
+            descriptor.display_name
+        ),
+    )
+    .with_connector(descriptor.id)
+    .with_hint("ask the account that connected it to disconnect it, then connect again")
 }
 
 /// How long a background clean-up keeps trying to remove an orphaned secret.
@@ -591,18 +621,16 @@ async fn rotate_webhook_credential(
         }
         WebhookAuth::Signature => {
             let secret = generate_token(WEBHOOK_SECRET_PREFIX);
-            let mut secrets = state
-                .secrets
-                .get_uncached(&record.secret_ref)
-                .await?
-                .into_exposed();
-            if let Some(fields) = secrets.as_object_mut() {
-                fields.insert("webhook_secret".into(), json!(secret.expose()));
-            }
-            state
-                .secrets
-                .update(&record.secret_ref, &RevealedJson::new(secrets))
-                .await?;
+            // Only `webhook_secret` changes, merged into the latest secrets under
+            // check-and-set: a token refreshed meanwhile is kept.
+            modify(state.secrets.as_ref(), &record.secret_ref, |latest| {
+                let mut secrets = latest.expose().clone();
+                if let Some(fields) = secrets.as_object_mut() {
+                    fields.insert("webhook_secret".into(), json!(secret.expose()));
+                }
+                Ok(RevealedJson::new(secrets))
+            })
+            .await?;
             json!({ "url": url, "secret": secret.expose() })
         }
         WebhookAuth::App => {

@@ -7,8 +7,9 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use patchbay_core::{Result, SecretString, Tenant};
-use patchbay_store::{ApiKeyRecord, RecordStore};
+use patchbay_store::{ApiKeyRecord, RecordStore, API_KEY_USE_PRECISION};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -18,6 +19,10 @@ use crate::state::AppState;
 
 /// The prefix of every Patchbay API key, so leaked keys are easy to scan for.
 pub const API_KEY_PREFIX: &str = "pbk_";
+
+/// How many leading characters of a key are stored and shown to tell keys apart:
+/// `pbk_` and 8 random characters (48 bits), far too few to authenticate.
+pub const API_KEY_SHOWN_LEN: usize = 12;
 
 /// Turns request headers into the calling tenant.
 ///
@@ -76,18 +81,27 @@ pub fn generate_token(prefix: &str) -> SecretString {
     ))
 }
 
-/// Creates an API key for a tenant, stores its hash, and returns the key (shown once).
+/// Creates an API key for a tenant, stores its hash and prefix, and returns the key
+/// (shown once).
 pub async fn create_api_key(records: &dyn RecordStore, tenant: Tenant) -> Result<SecretString> {
     let key = generate_token(API_KEY_PREFIX);
     records
         .insert_api_key(&ApiKeyRecord {
             id: uuid::Uuid::new_v4().to_string(),
             key_hash: hash_token(key.expose()),
+            prefix: Some(key.expose()[..API_KEY_SHOWN_LEN].to_owned()),
             tenant,
-            created_at: chrono::Utc::now(),
+            created_at: Utc::now(),
+            last_used_at: None,
         })
         .await?;
     Ok(key)
+}
+
+/// Whether a use at `now` should be written, given the last one recorded: at most once
+/// per [`API_KEY_USE_PRECISION`], so busy keys do not write on every request.
+pub fn use_is_worth_recording(last_used_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    last_used_at.is_none_or(|last| last <= now - API_KEY_USE_PRECISION)
 }
 
 const MISSING_CREDENTIALS_HINT: &str =
@@ -106,13 +120,20 @@ impl PrincipalExtractor for DefaultPrincipalExtractor {
                     MISSING_CREDENTIALS_HINT,
                 ));
             };
-            return match self.records.find_api_key(&hash_token(key.trim())).await? {
-                Some(tenant) => Ok(tenant),
-                None => Err(ApiError::unauthenticated(
+            let Some(found) = self.records.find_api_key(&hash_token(key.trim())).await? else {
+                return Err(ApiError::unauthenticated(
                     "unknown or revoked API key",
                     MISSING_CREDENTIALS_HINT,
-                )),
+                ));
             };
+            let now = Utc::now();
+            if use_is_worth_recording(found.last_used_at, now) {
+                // Bookkeeping only: a failed write must not fail the request.
+                if let Err(error) = self.records.touch_api_key(&found.id, now).await {
+                    tracing::warn!(key = %found.id, error = %error, "could not record an API key's use");
+                }
+            }
+            return Ok(found.tenant);
         }
         if let Some(user_id) = header(headers, "x-user-id") {
             let trusted = match (&self.internal_secret, header(headers, "x-internal-secret")) {
@@ -159,6 +180,51 @@ impl FromRequestParts<AppState> for Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_use_is_written_at_most_once_per_precision_interval() {
+        let now = Utc::now();
+        assert!(use_is_worth_recording(None, now));
+        assert!(!use_is_worth_recording(Some(now), now));
+        assert!(!use_is_worth_recording(
+            Some(now - chrono::TimeDelta::seconds(59)),
+            now
+        ));
+        assert!(use_is_worth_recording(
+            Some(now - API_KEY_USE_PRECISION),
+            now
+        ));
+        assert!(!use_is_worth_recording(
+            Some(now + chrono::TimeDelta::seconds(5)),
+            now
+        ));
+    }
+
+    #[tokio::test]
+    async fn keys_store_a_short_prefix_and_only_a_hash() {
+        let records = patchbay_store::SqliteRecordStore::open_in_memory()
+            .await
+            .unwrap();
+        let key = create_api_key(&records, Tenant::user("alice"))
+            .await
+            .unwrap();
+        let stored = records
+            .find_api_key(&hash_token(key.expose()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored.prefix.as_deref(),
+            Some(&key.expose()[..API_KEY_SHOWN_LEN])
+        );
+        assert!(stored
+            .prefix
+            .as_deref()
+            .unwrap()
+            .starts_with(API_KEY_PREFIX));
+        assert_ne!(stored.key_hash, key.expose().as_str());
+        assert_eq!(stored.last_used_at, None);
+    }
 
     #[test]
     fn tokens_are_random_prefixed_and_hash_stably() {

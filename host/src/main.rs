@@ -2,10 +2,13 @@
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
 use patchbay_core::{ConnectorEnv, Tenant};
 use patchbay_host::config::HostConfig;
-use patchbay_host::{auth, connectors, telemetry, HostBuilder};
+use patchbay_host::{auth, connectors, telemetry, HostBuilder, SecretsBackend};
+use patchbay_store::{ApiKeyRecord, VaultConfig, VaultSecretStore};
 
 /// Patchbay: connectors for AI SRE and incident tooling.
 #[derive(Parser)]
@@ -43,7 +46,7 @@ enum ConnectorsCommand {
 
 #[derive(Subcommand)]
 enum ApiKeysCommand {
-    /// Create an API key for a user (printed once; only its hash is stored).
+    /// Create an API key for a user (printed once; only its hash and prefix are stored).
     Create {
         /// The user the key acts as.
         #[arg(long)]
@@ -51,6 +54,21 @@ enum ApiKeysCommand {
         /// The organisation the user acts for.
         #[arg(long)]
         org: Option<String>,
+    },
+    /// List API keys: prefix, user, organisation, creation and last use (never the key).
+    List {
+        /// Only keys of this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only keys of this organisation.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Revoke an API key; it stops authenticating at once.
+    Revoke {
+        /// The key's prefix as `list` shows it (for keys created before prefixes were
+        /// recorded, the id `list` shows instead).
+        prefix: String,
     },
 }
 
@@ -90,9 +108,11 @@ async fn run(command: Command, env: ConnectorEnv) -> Result<(), ExitCode> {
         Command::Connectors {
             command: ConnectorsCommand::List { json },
         } => list_connectors(&env, json),
-        Command::ApiKeys {
-            command: ApiKeysCommand::Create { user, org },
-        } => create_api_key(env, user, org).await,
+        Command::ApiKeys { command } => match command {
+            ApiKeysCommand::Create { user, org } => create_api_key(env, user, org).await,
+            ApiKeysCommand::List { user, org } => list_api_keys(env, user, org).await,
+            ApiKeysCommand::Revoke { prefix } => revoke_api_key(env, prefix).await,
+        },
     }
 }
 
@@ -133,13 +153,10 @@ async fn create_api_key(
     user: String,
     org: Option<String>,
 ) -> Result<(), ExitCode> {
-    let config = load_config(&env)?;
     if user.trim().is_empty() {
         return Err(fail("--user", "must not be empty"));
     }
-    let records = patchbay_host::open_records(&config)
-        .await
-        .map_err(|e| fail("opening the records database", e))?;
+    let records = open_records_for_cli(&env).await?;
     let key = auth::create_api_key(
         records.as_ref(),
         Tenant {
@@ -154,15 +171,122 @@ async fn create_api_key(
     Ok(())
 }
 
+async fn open_records_for_cli(
+    env: &ConnectorEnv,
+) -> Result<Arc<dyn patchbay_store::RecordStore>, ExitCode> {
+    let config = load_config(env)?;
+    patchbay_host::open_records(&config)
+        .await
+        .map_err(|e| fail("opening the records database", e))
+}
+
+/// How a key is named in listings: its prefix, or its id for keys from before prefixes.
+fn shown_name(key: &ApiKeyRecord) -> &str {
+    key.prefix.as_deref().unwrap_or(&key.id)
+}
+
+async fn list_api_keys(
+    env: ConnectorEnv,
+    user: Option<String>,
+    org: Option<String>,
+) -> Result<(), ExitCode> {
+    let records = open_records_for_cli(&env).await?;
+    let keys = records
+        .list_api_keys(user.as_deref(), org.as_deref())
+        .await
+        .map_err(|e| fail("listing API keys", e))?;
+    if keys.is_empty() {
+        eprintln!("No API keys.");
+        return Ok(());
+    }
+    let time =
+        |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let name_width = keys
+        .iter()
+        .map(|key| shown_name(key).len())
+        .chain([auth::API_KEY_SHOWN_LEN])
+        .max()
+        .unwrap_or(auth::API_KEY_SHOWN_LEN);
+    let user_width = keys
+        .iter()
+        .map(|key| key.tenant.user_id.len())
+        .chain(["USER".len()])
+        .max()
+        .unwrap_or(0);
+    let org_width = keys
+        .iter()
+        .map(|key| key.tenant.org_id.as_deref().unwrap_or("-").len())
+        .chain(["ORG".len()])
+        .max()
+        .unwrap_or(0);
+    println!(
+        "{:<name_width$}  {:<user_width$}  {:<org_width$}  {:<20}  LAST USED",
+        "PREFIX", "USER", "ORG", "CREATED"
+    );
+    for key in &keys {
+        println!(
+            "{:<name_width$}  {:<user_width$}  {:<org_width$}  {:<20}  {}",
+            shown_name(key),
+            key.tenant.user_id,
+            key.tenant.org_id.as_deref().unwrap_or("-"),
+            time(key.created_at),
+            key.last_used_at.map_or_else(|| "never".to_owned(), time),
+        );
+    }
+    Ok(())
+}
+
+async fn revoke_api_key(env: ConnectorEnv, prefix: String) -> Result<(), ExitCode> {
+    let records = open_records_for_cli(&env).await?;
+    let prefix = prefix.trim();
+    match records
+        .revoke_api_key(prefix)
+        .await
+        .map_err(|e| fail("revoking the API key", e))?
+    {
+        Some(key) => {
+            println!(
+                "Revoked API key {} of user {}{}.",
+                shown_name(&key),
+                key.tenant.user_id,
+                key.tenant
+                    .org_id
+                    .as_deref()
+                    .map(|org| format!(" in organisation {org}"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        None => Err(fail(
+            "revoking the API key",
+            format!("no API key with prefix {prefix}; `patchbay api-keys list` shows them"),
+        )),
+    }
+}
+
 async fn serve(env: ConnectorEnv) -> Result<(), ExitCode> {
     let config = load_config(&env)?;
     telemetry::init(config.log_format);
     let started = std::time::Instant::now();
     let listen = config.listen;
-    let host = HostBuilder::new(config, env)
-        .build()
-        .await
-        .map_err(|e| fail("starting", e))?;
+    let mut builder = HostBuilder::new(config.clone(), env.clone());
+    if config.secrets_backend == SecretsBackend::Vault {
+        // Secrets written in the layout that filed organisations and users together
+        // move before any request can read them.
+        let records = patchbay_host::open_records(&config)
+            .await
+            .map_err(|e| fail("starting", e))?;
+        let vault = VaultConfig::from_env(&env).map_err(|e| fail("starting", e))?;
+        let vault = VaultSecretStore::connect(vault)
+            .await
+            .map_err(|e| fail("starting", e))?;
+        vault
+            .migrate_legacy_layout(records.as_ref())
+            .await
+            .map_err(|e| fail("moving Vault secrets to the orgs/ and users/ layout", e))?;
+        builder = builder.records(records).secrets(Arc::new(vault));
+    }
+    let host = builder.build().await.map_err(|e| fail("starting", e))?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| fail(&format!("listening on {listen}"), e))?;

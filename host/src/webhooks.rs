@@ -109,10 +109,8 @@ async fn receive_app(
     };
     let Some(record) = state
         .records
-        .routed_connections(connector_id, &routing_key)
+        .routed_connection(connector_id, &routing_key)
         .await?
-        .into_iter()
-        .next()
     else {
         // Acknowledge, so the provider does not retry a delivery no connection wants.
         tracing::info!(

@@ -349,23 +349,28 @@ async fn github_and_slack_connect_through_oauth_with_tokens_in_vault_only() {
         "{alerts}"
     );
 
-    // A replayed callback URL is refused and stores nothing.
-    let replay_url = start(&patchbay, &key, "slack").await;
-    let first = authorize_in_browser(
+    // Installing the workspace again replaces its connection: one workspace, one connection.
+    let reinstall_url = start(&patchbay, &key, "slack").await;
+    let reinstalled = authorize_in_browser(
         &patchbay,
-        &replay_url,
+        &reinstall_url,
         "https://slack.com",
         &slack.base_url(),
     )
     .await;
-    assert_eq!(first.status, 200);
-    let connections_before = patchbay
+    assert_eq!(reinstalled.status, 200, "{}", reinstalled.text);
+    let listed = patchbay
         .api("GET", "/api/connections", &key, None)
         .await
-        .json()["connections"]
-        .as_array()
-        .unwrap()
-        .len();
+        .json();
+    assert_eq!(
+        listed["connections"].as_array().unwrap().len(),
+        2,
+        "{listed}"
+    );
+    let replaced_id = slack_connection["id"].clone();
+    let slack_connection = connection_of(&listed, "slack");
+    assert_ne!(slack_connection["id"], replaced_id);
 
     // The tokens are in Vault, and nowhere else.
     let client = reqwest::Client::new();
@@ -377,7 +382,7 @@ async fn github_and_slack_connect_through_oauth_with_tokens_in_vault_only() {
             &vault_addr,
             &vault_token,
             "GET",
-            &format!("patchbay/data/{base}/acme/{connector}/{id}"),
+            &format!("patchbay/data/{base}/orgs/acme/{connector}/{id}"),
             None,
         )
         .await;
@@ -393,7 +398,6 @@ async fn github_and_slack_connect_through_oauth_with_tokens_in_vault_only() {
             "{token} in a response"
         );
     }
-    assert!(connections_before >= 2);
 
     // Disconnecting revokes the grant at the provider, then deletes locally.
     for (connection, revoked) in [

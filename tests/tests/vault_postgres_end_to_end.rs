@@ -82,7 +82,7 @@ async fn two_replicas_share_vault_secrets_and_postgres_records() {
     let token = connected["webhook"]["token"].as_str().unwrap().to_owned();
 
     // The secret is at the documented path; Postgres holds only the reference.
-    let path = format!("{base}/acme/datadog/{id}");
+    let path = format!("{base}/orgs/acme/datadog/{id}");
     let client = reqwest::Client::new();
     let (status, secret) = vault_call(
         &client,
@@ -364,7 +364,7 @@ async fn vault_outage_answers_503_quickly_leaves_nothing_half_written_and_recove
             "{outage}: no orphan record"
         );
         // A write that timed out may land when Vault resumes; Patchbay removes it.
-        let expected = vec![format!("tenants/alice/datadog/{id}")];
+        let expected = vec![format!("tenants/users/alice/datadog/{id}")];
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let secrets = list_secrets(&bao, "tenants").await;

@@ -31,6 +31,9 @@ pub enum ErrorKind {
     Unsupported,
     /// The connection must be re-authorised by a person.
     NeedsReauth,
+    /// The request clashes with the current state: a value changed since it was
+    /// read, or something is already taken by someone else.
+    Conflict,
     /// A bug or an unexpected provider answer.
     Internal,
 }
@@ -48,6 +51,7 @@ impl ErrorKind {
             Self::Unavailable => "unavailable",
             Self::Unsupported => "unsupported",
             Self::NeedsReauth => "needs_reauth",
+            Self::Conflict => "conflict",
             Self::Internal => "internal",
         }
     }

@@ -331,9 +331,12 @@ impl TokenRefresher {
             tracing::warn!(connection = %record.id, fence = lease.fence, "the refresh lease was taken over before the new tokens were saved; not overwriting the newer holder's tokens");
             return Err(too_slow());
         }
-        let updated = merged(&latest, &tokens);
-        // Saved before use: a rotated refresh token must never be lost.
-        self.secrets.update(&record.secret_ref, &updated).await?;
+        // Saved before use: a rotated refresh token must never be lost. Merged into the
+        // latest stored secrets with check-and-set, so other fields written meanwhile stay.
+        let updated = patchbay_store::modify(&*self.secrets, &record.secret_ref, |stored| {
+            Ok(merged(stored, &tokens))
+        })
+        .await?;
         tracing::info!(connection = %record.id, connector = descriptor.id, "refreshed an access token");
         Ok(updated)
     }

@@ -21,7 +21,7 @@ use patchbay_oauth::state::{binding_cookie_name, hash_state, pkce_challenge};
 use patchbay_oauth::{CallbackParams, OAuthEngine, StartRequest, TokenRefresher};
 use patchbay_store::{
     ConnectionRecord, ConnectionStatus, LocalSecretStore, MasterKey, PendingAuthorization,
-    RecordStore, SecretLocation, SecretStore, SqliteRecordStore,
+    RecordStore, SecretLocation, SecretStore, SecretTenant, SqliteRecordStore,
 };
 use serde_json::{json, Value};
 
@@ -653,7 +653,7 @@ async fn expired_connection(
     let secret_ref = secrets
         .put(
             &SecretLocation {
-                tenant: "acme".into(),
+                tenant: SecretTenant::Org("acme".into()),
                 connector: "toy".into(),
                 connection_id: id.clone(),
             },

@@ -25,7 +25,7 @@ use patchbay_oauth::AuthorizationStart;
 use patchbay_oauth::{CallbackParams, OAuthEngine, StartRequest, TokenRefresher};
 use patchbay_store::{
     ConnectionRecord, ConnectionStatus, LocalSecretStore, MasterKey, RecordStore, SecretLocation,
-    SecretStore, SqliteRecordStore,
+    SecretStore, SecretTenant, SqliteRecordStore,
 };
 use serde_json::{json, Value};
 
@@ -404,7 +404,7 @@ async fn expired_connection(
     let secret_ref = secrets
         .put(
             &SecretLocation {
-                tenant: "acme".into(),
+                tenant: SecretTenant::Org("acme".into()),
                 connector: CONNECTOR_ID.into(),
                 connection_id: id.clone(),
             },

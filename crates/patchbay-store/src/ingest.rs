@@ -237,7 +237,7 @@ mod tests {
         AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus, ConsumedState,
         PendingAuthorization, RefreshLease,
     };
-    use crate::SqliteRecordStore;
+    use crate::{SecretRef, SqliteRecordStore};
 
     fn tenant() -> Tenant {
         Tenant {
@@ -352,20 +352,67 @@ mod tests {
             self.inner.update_webhook_token_hash(tenant, id, hash).await
         }
 
-        async fn routed_connections(
+        async fn insert_routed_connection(
+            &self,
+            record: &ConnectionRecord,
+        ) -> Result<Option<ConnectionRecord>> {
+            self.inner.insert_routed_connection(record).await
+        }
+
+        async fn routed_connection(
             &self,
             connector: &str,
             routing_key: &str,
+        ) -> Result<Option<ConnectionRecord>> {
+            self.inner.routed_connection(connector, routing_key).await
+        }
+
+        async fn connections_with_secret_prefix(
+            &self,
+            prefix: &str,
         ) -> Result<Vec<ConnectionRecord>> {
-            self.inner.routed_connections(connector, routing_key).await
+            self.inner.connections_with_secret_prefix(prefix).await
+        }
+
+        async fn move_secret_ref(
+            &self,
+            id: &str,
+            from: &SecretRef,
+            to: &SecretRef,
+        ) -> Result<bool> {
+            self.inner.move_secret_ref(id, from, to).await
+        }
+
+        async fn retired_secret_refs(&self) -> Result<Vec<(String, SecretRef)>> {
+            self.inner.retired_secret_refs().await
+        }
+
+        async fn forget_retired_secret_ref(&self, id: &str, reference: &SecretRef) -> Result<()> {
+            self.inner.forget_retired_secret_ref(id, reference).await
         }
 
         async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
             self.inner.insert_api_key(key).await
         }
 
-        async fn find_api_key(&self, key_hash: &str) -> Result<Option<Tenant>> {
+        async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
             self.inner.find_api_key(key_hash).await
+        }
+
+        async fn list_api_keys(
+            &self,
+            user_id: Option<&str>,
+            org_id: Option<&str>,
+        ) -> Result<Vec<ApiKeyRecord>> {
+            self.inner.list_api_keys(user_id, org_id).await
+        }
+
+        async fn revoke_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
+            self.inner.revoke_api_key(prefix).await
+        }
+
+        async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
+            self.inner.touch_api_key(id, at).await
         }
 
         async fn insert_alerts(&self, alerts: &[NewAlert]) -> Result<Vec<bool>> {

@@ -1,8 +1,11 @@
 //! The embedded default [`SecretStore`]: one AES-256-GCM encrypted JSON file.
 //!
-//! `<data_dir>/secrets.json` maps entry ids to `base64(nonce || ciphertext)`.
-//! Each entry is sealed under the [`MasterKey`] with a fresh 96-bit nonce and
-//! its own id as associated data, so entries cannot be swapped undetected.
+//! `<data_dir>/secrets.json` maps entry ids to `{"version": n, "sealed":
+//! base64(nonce || ciphertext)}`. Each entry is sealed under the [`MasterKey`] with
+//! a fresh 96-bit nonce and its own id as associated data, so entries cannot be
+//! swapped undetected. The version grows with every write of the entry, for
+//! check-and-set updates; files written before versions existed hold the bare
+//! sealed string, read as version 1.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,9 +22,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use patchbay_core::{Error, ErrorKind, Result, RevealedJson};
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::secrets::{SecretLocation, SecretRef, SecretStore};
+use crate::secrets::{version_conflict, SecretLocation, SecretRef, SecretStore, SecretVersion};
 
 /// The environment variable that carries the master key.
 pub const MASTER_KEY_ENV: &str = "PATCHBAY_MASTER_KEY";
@@ -214,7 +218,32 @@ fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-type Entries = BTreeMap<String, String>;
+/// One sealed secret and its version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredEntry")]
+struct Entry {
+    version: u64,
+    sealed: String,
+}
+
+/// An entry as found in the file: versioned, or a bare sealed string from before versions.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredEntry {
+    Versioned { version: u64, sealed: String },
+    Unversioned(String),
+}
+
+impl From<StoredEntry> for Entry {
+    fn from(stored: StoredEntry) -> Self {
+        match stored {
+            StoredEntry::Versioned { version, sealed } => Self { version, sealed },
+            StoredEntry::Unversioned(sealed) => Self { version: 1, sealed },
+        }
+    }
+}
+
+type Entries = BTreeMap<String, Entry>;
 
 /// Secrets encrypted with AES-256-GCM in `<data_dir>/secrets.json`.
 ///
@@ -407,7 +436,7 @@ impl SecretStore for LocalSecretStore {
         let sealed = self.seal(&id, value)?;
         let reference = SecretRef(format!("{SCHEME}:{id}"));
         self.write_with(|entries| {
-            entries.insert(id, sealed);
+            entries.insert(id, Entry { version: 1, sealed });
             Ok(())
         })
         .await?;
@@ -425,24 +454,39 @@ impl SecretStore for LocalSecretStore {
         None
     }
 
-    async fn update(&self, reference: &SecretRef, value: &RevealedJson) -> Result<()> {
+    async fn get_versioned(&self, reference: &SecretRef) -> Result<(RevealedJson, SecretVersion)> {
+        let id = entry_id(reference)?;
+        let entries = self.snapshot();
+        let entry = entries.get(id).ok_or_else(|| missing(reference))?;
+        let value = self.open_entry(reference, id, &entry.sealed)?;
+        Ok((value, SecretVersion(entry.version)))
+    }
+
+    async fn update_if_version(
+        &self,
+        reference: &SecretRef,
+        expected: SecretVersion,
+        value: &RevealedJson,
+    ) -> Result<SecretVersion> {
         let id = entry_id(reference)?;
         let sealed = self.seal(id, value)?;
+        // The check and the write happen under the writer lock, so no write lands between them.
         self.write_with(|entries| match entries.get_mut(id) {
-            Some(entry) => {
-                *entry = sealed;
-                Ok(())
+            Some(entry) if entry.version == expected.0 => {
+                *entry = Entry {
+                    version: entry.version + 1,
+                    sealed,
+                };
+                Ok(SecretVersion(entry.version))
             }
+            Some(_) => Err(version_conflict(reference, expected)),
             None => Err(missing(reference)),
         })
         .await
     }
 
     async fn get(&self, reference: &SecretRef) -> Result<RevealedJson> {
-        let id = entry_id(reference)?;
-        let entries = self.snapshot();
-        let sealed = entries.get(id).ok_or_else(|| missing(reference))?;
-        self.open_entry(reference, id, sealed)
+        self.get_versioned(reference).await.map(|(value, _)| value)
     }
 
     // This store keeps no cache in front of its file: every read is current.
@@ -493,11 +537,11 @@ mod tests {
     const CANARY: &str = "canary-7f3a9c1e-super-secret";
 
     fn location() -> SecretLocation {
-        SecretLocation {
-            tenant: "org-1".into(),
-            connector: "datadog".into(),
-            connection_id: "conn-1".into(),
-        }
+        let tenant = patchbay_core::Tenant {
+            user_id: "user-1".into(),
+            org_id: Some("org-1".into()),
+        };
+        SecretLocation::new(&tenant, "datadog", "conn-1")
     }
 
     fn secret(api_key: &str) -> RevealedJson {
@@ -528,7 +572,13 @@ mod tests {
         );
         assert_eq!(store.get(&reference).await.unwrap(), secret(CANARY));
 
-        store.update(&reference, &secret("rotated")).await.unwrap();
+        let (_, version) = store.get_versioned(&reference).await.unwrap();
+        assert_eq!(version, SecretVersion(1));
+        let written = store
+            .update_if_version(&reference, version, &secret("rotated"))
+            .await
+            .unwrap();
+        assert_eq!(written, SecretVersion(2));
         assert_eq!(store.get(&reference).await.unwrap(), secret("rotated"));
 
         store.delete(&reference).await.unwrap();
@@ -593,9 +643,9 @@ mod tests {
 
         let mut entries = read_file_entries(dir.path());
         let entry = entries.get_mut(reference.path()).unwrap();
-        let mut bytes = BASE64.decode(&*entry).unwrap();
+        let mut bytes = BASE64.decode(&entry.sealed).unwrap();
         bytes[NONCE_LEN] ^= 0x01;
-        *entry = BASE64.encode(bytes);
+        entry.sealed = BASE64.encode(bytes);
         write_file_entries(dir.path(), &entries);
 
         let reopened = LocalSecretStore::open(dir.path(), MasterKey::from_bytes(key)).unwrap();
@@ -751,9 +801,112 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalSecretStore::open(dir.path(), MasterKey::generate()).unwrap();
         let reference = SecretRef(format!("local:{}", uuid::Uuid::new_v4()));
-        let error = store.update(&reference, &secret(CANARY)).await.unwrap_err();
+        let error = store
+            .update_if_version(&reference, SecretVersion(1), &secret(CANARY))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::NotFound);
+        let error = crate::secrets::modify(&store, &reference, |latest| Ok(latest.clone()))
+            .await
+            .unwrap_err();
         assert_eq!(error.kind(), ErrorKind::NotFound);
         assert!(!dir.path().join(SECRETS_FILE).exists());
+    }
+
+    #[tokio::test]
+    async fn a_writer_holding_a_stale_read_gets_a_conflict_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = [6u8; KEY_LEN];
+        let store = LocalSecretStore::open(dir.path(), MasterKey::from_bytes(key)).unwrap();
+        let reference = store.put(&location(), &secret("r0")).await.unwrap();
+        let (_, first_read) = store.get_versioned(&reference).await.unwrap();
+        let (_, second_read) = store.get_versioned(&reference).await.unwrap();
+        assert_eq!(first_read, second_read);
+
+        store
+            .update_if_version(&reference, first_read, &secret("r1"))
+            .await
+            .unwrap();
+        let error = store
+            .update_if_version(&reference, second_read, &secret("stale"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Conflict);
+        assert_eq!(
+            error.message(),
+            format!("secret {reference} changed since version 1 was read")
+        );
+        assert_eq!(store.get(&reference).await.unwrap(), secret("r1"));
+
+        // The version survives a restart, so a stale writer is caught after one too.
+        drop(store);
+        let reopened = LocalSecretStore::open(dir.path(), MasterKey::from_bytes(key)).unwrap();
+        let (value, version) = reopened.get_versioned(&reference).await.unwrap();
+        assert_eq!((value, version), (secret("r1"), SecretVersion(2)));
+        let error = reopened
+            .update_if_version(&reference, second_read, &secret("stale"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Conflict);
+    }
+
+    #[tokio::test]
+    async fn concurrent_modifications_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalSecretStore::open(dir.path(), MasterKey::generate()).unwrap());
+        let reference = store
+            .put(&location(), &RevealedJson::new(json!({ "counter": 0 })))
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                let reference = reference.clone();
+                tokio::spawn(async move {
+                    crate::secrets::modify(&*store, &reference, |latest| {
+                        let counter = latest.expose()["counter"].as_u64().unwrap();
+                        Ok(RevealedJson::new(json!({ "counter": counter + 1 })))
+                    })
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let (value, version) = store.get_versioned(&reference).await.unwrap();
+        assert_eq!(value, RevealedJson::new(json!({ "counter": 4 })));
+        assert_eq!(version, SecretVersion(5));
+    }
+
+    #[tokio::test]
+    async fn files_from_before_versions_read_as_version_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = [4u8; KEY_LEN];
+        let reference = {
+            let store = LocalSecretStore::open(dir.path(), MasterKey::from_bytes(key)).unwrap();
+            store.put(&location(), &secret(CANARY)).await.unwrap()
+        };
+        let unversioned: BTreeMap<String, String> = read_file_entries(dir.path())
+            .into_iter()
+            .map(|(id, entry)| (id, entry.sealed))
+            .collect();
+        fs::write(
+            dir.path().join(SECRETS_FILE),
+            serde_json::to_vec(&unversioned).unwrap(),
+        )
+        .unwrap();
+
+        let store = LocalSecretStore::open(dir.path(), MasterKey::from_bytes(key)).unwrap();
+        let (value, version) = store.get_versioned(&reference).await.unwrap();
+        assert_eq!((value, version), (secret(CANARY), SecretVersion(1)));
+        store
+            .update_if_version(&reference, version, &secret("rotated"))
+            .await
+            .unwrap();
+        let entry = &read_file_entries(dir.path())[reference.path()];
+        assert_eq!(entry.version, 2);
     }
 
     #[tokio::test]

@@ -23,8 +23,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use crate::records::{
-    AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus, ConsumedState,
-    NewAlert, PendingAuthorization, RecordStore, RefreshLease, StoredAlert, OAUTH_STATE_RETENTION,
+    routing_key_taken, AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus,
+    ConsumedState, NewAlert, PendingAuthorization, RecordStore, RefreshLease, StoredAlert,
+    API_KEY_USE_PRECISION, OAUTH_STATE_RETENTION,
 };
 use crate::secrets::SecretRef;
 use crate::sqlite::MAX_ALERT_PAGE;
@@ -35,6 +36,9 @@ const MAX_CONNECTIONS: u32 = 10;
 
 /// First half of the advisory lock key that orders alert batches (`PBAY` in ASCII).
 const ALERT_ORDER_LOCK_SPACE: i32 = 0x5042_4159;
+
+/// First half of the advisory lock keys that serialise installs of one routing key (`PBRK`).
+const ROUTING_KEY_LOCK_SPACE: i32 = 0x5042_524B;
 
 const CONNECTION_COLUMNS: &str = "id, user_id, org_id, connector, label, metadata, secret_ref, \
      status, webhook_token_hash, routing_key, allow_writes, last_report, created_at, validated_at";
@@ -89,6 +93,47 @@ impl PostgresRecordStore {
 
     fn error(&self, action: &str, error: sqlx::Error) -> Error {
         db_error(&self.target, action, error)
+    }
+
+    /// Inserts a connection row through `executor` (the pool or a transaction).
+    async fn insert_connection_row<'e>(
+        &self,
+        executor: impl sqlx::PgExecutor<'e>,
+        record: &ConnectionRecord,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO connections (id, scope, user_id, org_id, connector, label, metadata, \
+             secret_ref, status, webhook_token_hash, routing_key, allow_writes, last_report, \
+             created_at, validated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(&record.id)
+        .bind(record.tenant.scope_key())
+        .bind(&record.tenant.user_id)
+        .bind(&record.tenant.org_id)
+        .bind(&record.connector)
+        .bind(&record.label)
+        .bind(Json(&record.metadata))
+        .bind(&record.secret_ref.0)
+        .bind(record.status.as_str())
+        .bind(&record.webhook_token_hash)
+        .bind(&record.routing_key)
+        .bind(record.allow_writes)
+        .bind(record.last_report.as_ref().map(Json))
+        .bind(record.created_at)
+        .bind(record.validated_at)
+        .execute(executor)
+        .await
+        .map_err(|error| {
+            let taken = matches!(&error, sqlx::Error::Database(database)
+                if database.constraint() == Some("connections_by_routing_key"));
+            if taken {
+                routing_key_taken(record)
+            } else {
+                self.error("inserting a connection", error)
+            }
+        })?;
+        Ok(())
     }
 }
 
@@ -364,6 +409,35 @@ impl OAuthStateRow {
 const OAUTH_STATE_COLUMNS: &str = "state_hash, user_id, org_id, connector, redirect_uri, label, \
      options, allow_writes, pkce_verifier, binding_hash, created_at, expires_at";
 
+const API_KEY_COLUMNS: &str = "id, key_hash, prefix, user_id, org_id, created_at, last_used_at";
+
+#[derive(sqlx::FromRow)]
+struct ApiKeyRow {
+    id: String,
+    key_hash: String,
+    prefix: Option<String>,
+    user_id: String,
+    org_id: Option<String>,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKeyRow {
+    fn into_record(self) -> ApiKeyRecord {
+        ApiKeyRecord {
+            id: self.id,
+            key_hash: self.key_hash,
+            prefix: self.prefix,
+            tenant: Tenant {
+                user_id: self.user_id,
+                org_id: self.org_id,
+            },
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+        }
+    }
+}
+
 fn connection_records(rows: Vec<ConnectionRow>) -> Result<Vec<ConnectionRecord>> {
     rows.into_iter().map(ConnectionRow::into_record).collect()
 }
@@ -475,31 +549,49 @@ impl AlertColumns {
 #[async_trait]
 impl RecordStore for PostgresRecordStore {
     async fn insert_connection(&self, record: &ConnectionRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO connections (id, scope, user_id, org_id, connector, label, metadata, \
-             secret_ref, status, webhook_token_hash, routing_key, allow_writes, last_report, \
-             created_at, validated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .bind(&record.id)
+        self.insert_connection_row(&self.pool, record).await
+    }
+
+    async fn insert_routed_connection(
+        &self,
+        record: &ConnectionRecord,
+    ) -> Result<Option<ConnectionRecord>> {
+        let Some(routing_key) = &record.routing_key else {
+            self.insert_connection(record).await?;
+            return Ok(None);
+        };
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(|error| self.error("starting a connection replacement", error))?;
+        // Installs of one routing key take turns, so a reinstall racing another one in the
+        // same tenant deletes whichever committed first instead of failing on the index.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2 || '/' || $3))")
+            .bind(ROUTING_KEY_LOCK_SPACE)
+            .bind(&record.connector)
+            .bind(routing_key)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| self.error("locking a routing key", error))?;
+        let replaced = sqlx::query_as::<_, ConnectionRow>(&format!(
+            "DELETE FROM connections WHERE scope = $1 AND connector = $2 AND routing_key = $3 \
+             RETURNING {CONNECTION_COLUMNS}"
+        ))
         .bind(record.tenant.scope_key())
-        .bind(&record.tenant.user_id)
-        .bind(&record.tenant.org_id)
         .bind(&record.connector)
-        .bind(&record.label)
-        .bind(Json(&record.metadata))
-        .bind(&record.secret_ref.0)
-        .bind(record.status.as_str())
-        .bind(&record.webhook_token_hash)
-        .bind(&record.routing_key)
-        .bind(record.allow_writes)
-        .bind(record.last_report.as_ref().map(Json))
-        .bind(record.created_at)
-        .bind(record.validated_at)
-        .execute(&self.pool)
+        .bind(routing_key)
+        .fetch_optional(&mut *transaction)
         .await
-        .map_err(|error| self.error("inserting a connection", error))?;
-        Ok(())
+        .map_err(|error| self.error("replacing a connection", error))?;
+        // Another tenant holds the routing key: dropping the transaction undoes the delete.
+        self.insert_connection_row(&mut *transaction, record)
+            .await?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| self.error("committing a connection replacement", error))?;
+        replaced.map(ConnectionRow::into_record).transpose()
     }
 
     async fn get_connection(&self, tenant: &Tenant, id: &str) -> Result<Option<ConnectionRecord>> {
@@ -598,48 +690,147 @@ impl RecordStore for PostgresRecordStore {
         connection_records(rows)
     }
 
-    async fn routed_connections(
+    async fn routed_connection(
         &self,
         connector: &str,
         routing_key: &str,
-    ) -> Result<Vec<ConnectionRecord>> {
-        let rows = sqlx::query_as::<_, ConnectionRow>(&format!(
+    ) -> Result<Option<ConnectionRecord>> {
+        sqlx::query_as::<_, ConnectionRow>(&format!(
             "SELECT {CONNECTION_COLUMNS} FROM connections \
-             WHERE connector = $1 AND routing_key = $2 \
-             ORDER BY created_at, insertion_order"
+             WHERE connector = $1 AND routing_key = $2"
         ))
         .bind(connector)
         .bind(routing_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error("finding a routed connection", error))?
+        .map(ConnectionRow::into_record)
+        .transpose()
+    }
+
+    async fn connections_with_secret_prefix(&self, prefix: &str) -> Result<Vec<ConnectionRecord>> {
+        let rows = sqlx::query_as::<_, ConnectionRow>(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE starts_with(secret_ref, $1) \
+             ORDER BY created_at, insertion_order"
+        ))
+        .bind(prefix)
         .fetch_all(&self.pool)
         .await
-        .map_err(|error| self.error("listing routed connections", error))?;
+        .map_err(|error| self.error("listing connections by secret reference", error))?;
         connection_records(rows)
+    }
+
+    async fn move_secret_ref(&self, id: &str, from: &SecretRef, to: &SecretRef) -> Result<bool> {
+        let moved = sqlx::query(
+            "UPDATE connections SET secret_ref = $1, retired_secret_ref = $2 \
+             WHERE id = $3 AND secret_ref = $2",
+        )
+        .bind(&to.0)
+        .bind(&from.0)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error("moving a secret reference", error))?;
+        Ok(moved.rows_affected() == 1)
+    }
+
+    async fn retired_secret_refs(&self) -> Result<Vec<(String, SecretRef)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, retired_secret_ref FROM connections WHERE retired_secret_ref IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error("listing retired secret references", error))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, reference)| (id, SecretRef(reference)))
+            .collect())
+    }
+
+    async fn forget_retired_secret_ref(&self, id: &str, reference: &SecretRef) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET retired_secret_ref = NULL \
+             WHERE id = $1 AND retired_secret_ref = $2",
+        )
+        .bind(id)
+        .bind(&reference.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error("forgetting a retired secret reference", error))?;
+        Ok(())
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO api_keys (id, key_hash, user_id, org_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO api_keys (id, key_hash, prefix, user_id, org_id, created_at, \
+             last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&key.id)
         .bind(&key.key_hash)
+        .bind(&key.prefix)
         .bind(&key.tenant.user_id)
         .bind(&key.tenant.org_id)
         .bind(key.created_at)
+        .bind(key.last_used_at)
         .execute(&self.pool)
         .await
         .map_err(|error| self.error("inserting an API key", error))?;
         Ok(())
     }
 
-    async fn find_api_key(&self, key_hash: &str) -> Result<Option<Tenant>> {
-        let row: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT user_id, org_id FROM api_keys WHERE key_hash = $1")
-                .bind(key_hash)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|error| self.error("looking up an API key", error))?;
-        Ok(row.map(|(user_id, org_id)| Tenant { user_id, org_id }))
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        sqlx::query_as::<_, ApiKeyRow>(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
+        ))
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error("looking up an API key", error))
+        .map(|row| row.map(ApiKeyRow::into_record))
+    }
+
+    async fn list_api_keys(
+        &self,
+        user_id: Option<&str>,
+        org_id: Option<&str>,
+    ) -> Result<Vec<ApiKeyRecord>> {
+        let rows = sqlx::query_as::<_, ApiKeyRow>(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys \
+             WHERE ($1::text IS NULL OR user_id = $1) AND ($2::text IS NULL OR org_id = $2) \
+             ORDER BY created_at, id"
+        ))
+        .bind(user_id)
+        .bind(org_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error("listing API keys", error))?;
+        Ok(rows.into_iter().map(ApiKeyRow::into_record).collect())
+    }
+
+    async fn revoke_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
+        sqlx::query_as::<_, ApiKeyRow>(&format!(
+            "DELETE FROM api_keys WHERE prefix = $1 OR (prefix IS NULL AND id = $1) \
+             RETURNING {API_KEY_COLUMNS}"
+        ))
+        .bind(prefix)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error("revoking an API key", error))
+        .map(|row| row.map(ApiKeyRow::into_record))
+    }
+
+    async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = $1 \
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
+        )
+        .bind(at)
+        .bind(id)
+        .bind(at - API_KEY_USE_PRECISION)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error("recording an API key's use", error))?;
+        Ok(())
     }
 
     async fn insert_alerts(&self, alerts: &[NewAlert]) -> Result<Vec<bool>> {

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use patchbay_core::{NormalizedAlert, Result, SecretString, Tenant, ValidationReport};
+use patchbay_core::{
+    Error, ErrorKind, NormalizedAlert, Result, SecretString, Tenant, ValidationReport,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::secrets::SecretRef;
@@ -76,18 +78,27 @@ pub struct ConnectionRecord {
     pub validated_at: Option<DateTime<Utc>>,
 }
 
-/// A stored API key (only its hash).
+/// A stored API key: its hash and a short prefix, never the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyRecord {
-    /// Public id, shown in listings.
+    /// Public id.
     pub id: String,
     /// SHA-256 (hex) of the key.
     pub key_hash: String,
+    /// The key's first characters, shown in listings and used to revoke it; too short to
+    /// authenticate. `None` for keys created before prefixes were recorded.
+    pub prefix: Option<String>,
     /// Whom the key authenticates.
     pub tenant: Tenant,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it last authenticated a request, to within [`API_KEY_USE_PRECISION`].
+    pub last_used_at: Option<DateTime<Utc>>,
 }
+
+/// How stale a key's recorded last use may get: it is written at most this often,
+/// so busy keys do not cost a database write per request.
+pub const API_KEY_USE_PRECISION: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 /// An alert to store, with where it came from.
 #[derive(Debug, Clone)]
@@ -192,11 +203,38 @@ pub enum ConsumedState {
 /// told apart from a forgery.
 pub const OAUTH_STATE_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
+/// The error for a connection whose routing key another connection already has.
+pub(crate) fn routing_key_taken(record: &ConnectionRecord) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!(
+            "routing key {} of connector `{}` already belongs to another connection",
+            record.routing_key.as_deref().unwrap_or_default(),
+            record.connector
+        ),
+    )
+    .with_field("routing_key")
+    .with_hint("disconnect the connection that has it first")
+}
+
 /// Connection records, API keys and alerts. Every read is scoped to a tenant.
 #[async_trait]
 pub trait RecordStore: Send + Sync + 'static {
-    /// Creates a connection record.
+    /// Creates a connection record. A routing key another connection of the same
+    /// connector already has is a [`patchbay_core::ErrorKind::Conflict`]: each routing
+    /// key (a Slack workspace) belongs to one connection.
     async fn insert_connection(&self, record: &ConnectionRecord) -> Result<()>;
+
+    /// Creates a connection record that takes over its routing key from the tenant's
+    /// previous connection (a reinstall): in one transaction, the connection of the same
+    /// scope, connector and routing key is deleted and the new one inserted; the deleted
+    /// record is returned so its secret can be removed. A routing key held by another
+    /// tenant's connection is a [`patchbay_core::ErrorKind::Conflict`] and nothing
+    /// changes. Without a routing key this is [`RecordStore::insert_connection`].
+    async fn insert_routed_connection(
+        &self,
+        record: &ConnectionRecord,
+    ) -> Result<Option<ConnectionRecord>>;
 
     /// A connection visible to `tenant` (same org, or same user when no org).
     async fn get_connection(&self, tenant: &Tenant, id: &str) -> Result<Option<ConnectionRecord>>;
@@ -229,19 +267,51 @@ pub trait RecordStore: Send + Sync + 'static {
         user_id: &str,
     ) -> Result<Vec<ConnectionRecord>>;
 
-    /// Connections of `connector` whose routing key is `routing_key`, for
-    /// app-level webhooks (every tenant: the routing key is provider data).
-    async fn routed_connections(
+    /// The connection of `connector` whose routing key is `routing_key`, for app-level
+    /// webhooks (every tenant: the routing key is provider data). There is at most one.
+    async fn routed_connection(
         &self,
         connector: &str,
         routing_key: &str,
-    ) -> Result<Vec<ConnectionRecord>>;
+    ) -> Result<Option<ConnectionRecord>>;
+
+    /// Every connection whose secret reference starts with `prefix`, whoever owns it,
+    /// for maintenance such as moving secrets to a new layout.
+    async fn connections_with_secret_prefix(&self, prefix: &str) -> Result<Vec<ConnectionRecord>>;
+
+    /// Points connection `id` at the secret `to` if it still points at `from`, and
+    /// remembers `from` as retired until [`RecordStore::forget_retired_secret_ref`];
+    /// true when moved.
+    async fn move_secret_ref(&self, id: &str, from: &SecretRef, to: &SecretRef) -> Result<bool>;
+
+    /// Connection ids with the secret reference they were moved away from, whose old
+    /// secret may still need deleting.
+    async fn retired_secret_refs(&self) -> Result<Vec<(String, SecretRef)>>;
+
+    /// Forgets connection `id`'s retired secret reference once that secret is deleted.
+    async fn forget_retired_secret_ref(&self, id: &str, reference: &SecretRef) -> Result<()>;
 
     /// Stores an API key hash.
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
 
-    /// The tenant an API key hash belongs to.
-    async fn find_api_key(&self, key_hash: &str) -> Result<Option<Tenant>>;
+    /// The API key with this hash.
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>>;
+
+    /// API keys, oldest first, of `user_id` and of `org_id` when given (both: keys of
+    /// that user in that organisation).
+    async fn list_api_keys(
+        &self,
+        user_id: Option<&str>,
+        org_id: Option<&str>,
+    ) -> Result<Vec<ApiKeyRecord>>;
+
+    /// Deletes the API key with this prefix (or, for keys without a prefix, this id),
+    /// so it stops authenticating at once; returns it, or `None` if there is none.
+    async fn revoke_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRecord>>;
+
+    /// Records that key `id` authenticated a request at `at`, unless a use at most
+    /// [`API_KEY_USE_PRECISION`] earlier is already recorded.
+    async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
 
     /// Stores alerts in one transaction; returns, per alert, whether it was new
     /// (false: a duplicate `(connection_id, dedup_key)`).

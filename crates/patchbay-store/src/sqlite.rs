@@ -20,8 +20,9 @@ use sqlx::sqlite::{
 };
 
 use crate::records::{
-    AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus, ConsumedState,
-    NewAlert, PendingAuthorization, RecordStore, RefreshLease, StoredAlert, OAUTH_STATE_RETENTION,
+    routing_key_taken, AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus,
+    ConsumedState, NewAlert, PendingAuthorization, RecordStore, RefreshLease, StoredAlert,
+    API_KEY_USE_PRECISION, OAUTH_STATE_RETENTION,
 };
 use crate::secrets::SecretRef;
 
@@ -171,6 +172,12 @@ fn db_error(action: &str, error: sqlx::Error) -> Error {
         // sqlx and SQLite messages name tables and columns, never bound values.
         Error::internal(format!("records database error while {action}: {error}"))
     }
+}
+
+/// Whether the insert broke the one-connection-per-routing-key index.
+fn is_routing_key_taken(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database)
+        if database.is_unique_violation() && database.message().contains("connections.routing_key"))
 }
 
 fn invalid_column(column: &str) -> Error {
@@ -347,6 +354,79 @@ impl OAuthStateRow {
 const OAUTH_STATE_COLUMNS: &str = "state_hash, user_id, org_id, connector, redirect_uri, label, \
      options, allow_writes, pkce_verifier, binding_hash, created_at, expires_at";
 
+const API_KEY_COLUMNS: &str = "id, key_hash, prefix, user_id, org_id, created_at, last_used_at";
+
+#[derive(sqlx::FromRow)]
+struct ApiKeyRow {
+    id: String,
+    key_hash: String,
+    prefix: Option<String>,
+    user_id: String,
+    org_id: Option<String>,
+    created_at: String,
+    last_used_at: Option<String>,
+}
+
+impl ApiKeyRow {
+    fn into_record(self) -> Result<ApiKeyRecord> {
+        Ok(ApiKeyRecord {
+            id: self.id,
+            key_hash: self.key_hash,
+            prefix: self.prefix,
+            tenant: Tenant {
+                user_id: self.user_id,
+                org_id: self.org_id,
+            },
+            created_at: parse_timestamp("created_at", &self.created_at)?,
+            last_used_at: parse_optional_timestamp("last_used_at", self.last_used_at)?,
+        })
+    }
+}
+
+/// Inserts a connection row through `executor` (the pool or a transaction).
+async fn insert_connection_row<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    record: &ConnectionRecord,
+) -> Result<()> {
+    let last_report = record
+        .last_report
+        .as_ref()
+        .map(|report| to_json("last_report", report))
+        .transpose()?;
+    let metadata = to_json("metadata", &record.metadata)?;
+    sqlx::query(
+        "INSERT INTO connections (id, scope, user_id, org_id, connector, label, metadata, \
+         secret_ref, status, webhook_token_hash, routing_key, allow_writes, last_report, \
+         created_at, validated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&record.id)
+    .bind(record.tenant.scope_key())
+    .bind(&record.tenant.user_id)
+    .bind(&record.tenant.org_id)
+    .bind(&record.connector)
+    .bind(&record.label)
+    .bind(metadata)
+    .bind(&record.secret_ref.0)
+    .bind(record.status.as_str())
+    .bind(&record.webhook_token_hash)
+    .bind(&record.routing_key)
+    .bind(record.allow_writes)
+    .bind(last_report)
+    .bind(timestamp(&record.created_at))
+    .bind(record.validated_at.as_ref().map(timestamp))
+    .execute(executor)
+    .await
+    .map_err(|error| {
+        if is_routing_key_taken(&error) {
+            routing_key_taken(record)
+        } else {
+            db_error("inserting a connection", error)
+        }
+    })?;
+    Ok(())
+}
+
 fn connection_records(rows: Vec<ConnectionRow>) -> Result<Vec<ConnectionRecord>> {
     rows.into_iter().map(ConnectionRow::into_record).collect()
 }
@@ -354,36 +434,41 @@ fn connection_records(rows: Vec<ConnectionRow>) -> Result<Vec<ConnectionRecord>>
 #[async_trait]
 impl RecordStore for SqliteRecordStore {
     async fn insert_connection(&self, record: &ConnectionRecord) -> Result<()> {
-        let last_report = record
-            .last_report
-            .as_ref()
-            .map(|report| to_json("last_report", report))
-            .transpose()?;
-        sqlx::query(
-            "INSERT INTO connections (id, scope, user_id, org_id, connector, label, metadata, \
-             secret_ref, status, webhook_token_hash, routing_key, allow_writes, last_report, \
-             created_at, validated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&record.id)
+        insert_connection_row(&self.pool, record).await
+    }
+
+    async fn insert_routed_connection(
+        &self,
+        record: &ConnectionRecord,
+    ) -> Result<Option<ConnectionRecord>> {
+        let Some(routing_key) = &record.routing_key else {
+            self.insert_connection(record).await?;
+            return Ok(None);
+        };
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(|error| db_error("starting a connection replacement", error))?;
+        // The delete takes SQLite's single write lock first, so concurrent installs of
+        // one routing key run one after the other.
+        let replaced = sqlx::query_as::<_, ConnectionRow>(&format!(
+            "DELETE FROM connections WHERE scope = ? AND connector = ? AND routing_key = ? \
+             RETURNING {CONNECTION_COLUMNS}"
+        ))
         .bind(record.tenant.scope_key())
-        .bind(&record.tenant.user_id)
-        .bind(&record.tenant.org_id)
         .bind(&record.connector)
-        .bind(&record.label)
-        .bind(to_json("metadata", &record.metadata)?)
-        .bind(&record.secret_ref.0)
-        .bind(record.status.as_str())
-        .bind(&record.webhook_token_hash)
-        .bind(&record.routing_key)
-        .bind(record.allow_writes)
-        .bind(last_report)
-        .bind(timestamp(&record.created_at))
-        .bind(record.validated_at.as_ref().map(timestamp))
-        .execute(&self.pool)
+        .bind(routing_key)
+        .fetch_optional(&mut *transaction)
         .await
-        .map_err(|error| db_error("inserting a connection", error))?;
-        Ok(())
+        .map_err(|error| db_error("replacing a connection", error))?;
+        // Another tenant holds the routing key: dropping the transaction undoes the delete.
+        insert_connection_row(&mut *transaction, record).await?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| db_error("committing a connection replacement", error))?;
+        replaced.map(ConnectionRow::into_record).transpose()
     }
 
     async fn get_connection(&self, tenant: &Tenant, id: &str) -> Result<Option<ConnectionRecord>> {
@@ -481,48 +566,152 @@ impl RecordStore for SqliteRecordStore {
         connection_records(rows)
     }
 
-    async fn routed_connections(
+    async fn routed_connection(
         &self,
         connector: &str,
         routing_key: &str,
-    ) -> Result<Vec<ConnectionRecord>> {
-        let rows = sqlx::query_as::<_, ConnectionRow>(&format!(
+    ) -> Result<Option<ConnectionRecord>> {
+        sqlx::query_as::<_, ConnectionRow>(&format!(
             "SELECT {CONNECTION_COLUMNS} FROM connections \
-             WHERE connector = ? AND routing_key = ? \
-             ORDER BY created_at, rowid"
+             WHERE connector = ? AND routing_key = ?"
         ))
         .bind(connector)
         .bind(routing_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| db_error("finding a routed connection", error))?
+        .map(ConnectionRow::into_record)
+        .transpose()
+    }
+
+    async fn connections_with_secret_prefix(&self, prefix: &str) -> Result<Vec<ConnectionRecord>> {
+        let rows = sqlx::query_as::<_, ConnectionRow>(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections \
+             WHERE substr(secret_ref, 1, length(?1)) = ?1 ORDER BY created_at, rowid"
+        ))
+        .bind(prefix)
         .fetch_all(&self.pool)
         .await
-        .map_err(|error| db_error("listing routed connections", error))?;
+        .map_err(|error| db_error("listing connections by secret reference", error))?;
         connection_records(rows)
+    }
+
+    async fn move_secret_ref(&self, id: &str, from: &SecretRef, to: &SecretRef) -> Result<bool> {
+        let moved = sqlx::query(
+            "UPDATE connections SET secret_ref = ?, retired_secret_ref = ? \
+             WHERE id = ? AND secret_ref = ?",
+        )
+        .bind(&to.0)
+        .bind(&from.0)
+        .bind(id)
+        .bind(&from.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| db_error("moving a secret reference", error))?;
+        Ok(moved.rows_affected() == 1)
+    }
+
+    async fn retired_secret_refs(&self) -> Result<Vec<(String, SecretRef)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, retired_secret_ref FROM connections WHERE retired_secret_ref IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| db_error("listing retired secret references", error))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, reference)| (id, SecretRef(reference)))
+            .collect())
+    }
+
+    async fn forget_retired_secret_ref(&self, id: &str, reference: &SecretRef) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET retired_secret_ref = NULL \
+             WHERE id = ? AND retired_secret_ref = ?",
+        )
+        .bind(id)
+        .bind(&reference.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| db_error("forgetting a retired secret reference", error))?;
+        Ok(())
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO api_keys (id, key_hash, user_id, org_id, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO api_keys (id, key_hash, prefix, user_id, org_id, created_at, \
+             last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&key.id)
         .bind(&key.key_hash)
+        .bind(&key.prefix)
         .bind(&key.tenant.user_id)
         .bind(&key.tenant.org_id)
         .bind(timestamp(&key.created_at))
+        .bind(key.last_used_at.as_ref().map(timestamp))
         .execute(&self.pool)
         .await
         .map_err(|error| db_error("inserting an API key", error))?;
         Ok(())
     }
 
-    async fn find_api_key(&self, key_hash: &str) -> Result<Option<Tenant>> {
-        let row: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT user_id, org_id FROM api_keys WHERE key_hash = ?")
-                .bind(key_hash)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|error| db_error("looking up an API key", error))?;
-        Ok(row.map(|(user_id, org_id)| Tenant { user_id, org_id }))
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        sqlx::query_as::<_, ApiKeyRow>(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?"
+        ))
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| db_error("looking up an API key", error))?
+        .map(ApiKeyRow::into_record)
+        .transpose()
+    }
+
+    async fn list_api_keys(
+        &self,
+        user_id: Option<&str>,
+        org_id: Option<&str>,
+    ) -> Result<Vec<ApiKeyRecord>> {
+        sqlx::query_as::<_, ApiKeyRow>(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys \
+             WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR org_id = ?2) \
+             ORDER BY created_at, rowid"
+        ))
+        .bind(user_id)
+        .bind(org_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| db_error("listing API keys", error))?
+        .into_iter()
+        .map(ApiKeyRow::into_record)
+        .collect()
+    }
+
+    async fn revoke_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
+        sqlx::query_as::<_, ApiKeyRow>(&format!(
+            "DELETE FROM api_keys WHERE prefix = ?1 OR (prefix IS NULL AND id = ?1) \
+             RETURNING {API_KEY_COLUMNS}"
+        ))
+        .bind(prefix)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| db_error("revoking an API key", error))?
+        .map(ApiKeyRow::into_record)
+        .transpose()
+    }
+
+    async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = ? \
+             WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)",
+        )
+        .bind(timestamp(&at))
+        .bind(id)
+        .bind(timestamp(&(at - API_KEY_USE_PRECISION)))
+        .execute(&self.pool)
+        .await
+        .map_err(|error| db_error("recording an API key's use", error))?;
+        Ok(())
     }
 
     async fn insert_alerts(&self, alerts: &[NewAlert]) -> Result<Vec<bool>> {
@@ -929,11 +1118,7 @@ mod tests {
             crate::local::MasterKey::generate(),
         )
         .unwrap();
-        let location = crate::SecretLocation {
-            tenant: "acme".into(),
-            connector: "datadog".into(),
-            connection_id: "conn-1".into(),
-        };
+        let location = crate::SecretLocation::new(&alice(), "datadog", "conn-1");
         let secret_ref = secrets
             .put(
                 &location,

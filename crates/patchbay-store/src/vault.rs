@@ -1,11 +1,14 @@
 //! A [`SecretStore`] on HashiCorp Vault or OpenBao (KV version 2).
 //!
 //! Each connection's credentials are one KV v2 secret at
-//! `<mount>/data/<base>/<tenant>/<connector>/<connection id>` holding
-//! `{"schema_version": 1, "secrets": {...}}`; records keep the reference
-//! `vault:<mount>/<base>/<tenant>/<connector>/<connection id>`. Path segments
-//! keep `[A-Za-z0-9_.-]` and percent-encode everything else, so no tenant can
-//! name a path outside its own folder.
+//! `<mount>/data/<base>/<orgs|users>/<tenant id>/<connector>/<connection id>`
+//! holding `{"schema_version": 1, "secrets": {...}}`; records keep the reference
+//! `vault:<mount>/<base>/<orgs|users>/<tenant id>/<connector>/<connection id>`.
+//! Organisations and users have folders of their own, so an organisation and a
+//! user with the same id never share one. Path segments keep `[A-Za-z0-9_.-]` and
+//! percent-encode everything else, so no tenant can name a path outside its own
+//! folder. Secrets written in the earlier layout (`<base>/<tenant id>/…`) are moved
+//! by [`VaultSecretStore::migrate_legacy_layout`].
 //!
 //! Patchbay never creates mounts. The token (static or from AppRole) needs the
 //! `default` policy (token lookup and renewal) plus, for mount `patchbay` and
@@ -18,29 +21,31 @@
 //! ```
 //!
 //! Every call is bounded by `PATCHBAY_VAULT_TIMEOUT_SECS`; outages surface as
-//! [`ErrorKind::Unavailable`] with the message `credential store unavailable`
-//! and a hint naming the cause. Resolved secrets are cached in memory for
-//! `PATCHBAY_VAULT_CACHE_TTL_SECS`.
+//! [`Unavailable`](patchbay_core::ErrorKind::Unavailable) errors with the message
+//! `credential store unavailable` and a hint naming the cause. Resolved secrets are
+//! cached in memory for `PATCHBAY_VAULT_CACHE_TTL_SECS`.
 
 mod cache;
+pub mod clock;
 mod config;
 mod failure;
+mod migrate;
 mod path;
 mod session;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
-use patchbay_core::{Error, ErrorKind, Result, RevealedJson};
+use patchbay_core::{Error, Result, RevealedJson};
 use serde_json::{json, Value};
 use vaultrs::api::kv2::requests::{
     DeleteSecretMetadataRequest, ReadSecretRequest, SetSecretRequest, SetSecretRequestOptions,
 };
 
-use crate::secrets::{SecretLocation, SecretRef, SecretStore};
+use crate::secrets::{version_conflict, SecretLocation, SecretRef, SecretStore, SecretVersion};
 use cache::SecretCache;
+use clock::{Clock, SystemClock};
 pub use config::{
     VaultAuth, VaultConfig, ADDR_ENV, APPROLE_MOUNT, CACERT_ENV, CACHE_TTL_ENV, DEFAULT_CACHE_TTL,
     DEFAULT_KV_BASE_PATH, DEFAULT_KV_MOUNT, DEFAULT_TIMEOUT, KV_BASE_PATH_ENV, KV_MOUNT_ENV,
@@ -48,6 +53,7 @@ pub use config::{
 };
 use failure::Failure;
 pub use failure::UNAVAILABLE;
+pub use migrate::LayoutMigration;
 use path::Layout;
 pub use path::SCHEME;
 use session::Session;
@@ -56,32 +62,12 @@ pub use session::TokenStats;
 /// The `schema_version` written next to the secrets; bumped if the layout of `secrets` changes.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// How many times `update` re-reads and retries after losing a check-and-set race.
-const MAX_CAS_RETRIES: usize = 3;
-
-/// Returned (as the error's source) by [`VaultSecretStore::update_if_version`]
-/// when the secret changed since the expected version was read.
-#[derive(Debug)]
-pub struct VersionConflict;
-
-impl fmt::Display for VersionConflict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the secret changed since it was read")
-    }
-}
-
-impl std::error::Error for VersionConflict {}
-
-/// Whether `error` says the secret changed since the version a writer expected.
-pub fn is_version_conflict(error: &Error) -> bool {
-    std::error::Error::source(error).is_some_and(|source| source.is::<VersionConflict>())
-}
-
 /// Credentials in Vault KV v2; see the [module documentation](self) for layout and policy.
 pub struct VaultSecretStore {
     session: Arc<Session>,
     layout: Layout,
     cache: SecretCache,
+    clock: Arc<dyn Clock>,
     renewal: Option<tokio::task::AbortHandle>,
 }
 
@@ -107,9 +93,16 @@ impl VaultSecretStore {
     /// Authenticates, checks that the mount exists and is KV v2, and starts
     /// token renewal.
     ///
-    /// A missing mount is [`ErrorKind::InvalidConfig`] on `VAULT_KV_MOUNT`;
-    /// an unreachable or sealed Vault is [`ErrorKind::Unavailable`].
+    /// A missing mount is [`InvalidConfig`](patchbay_core::ErrorKind::InvalidConfig) on
+    /// `VAULT_KV_MOUNT`; an unreachable or sealed Vault is
+    /// [`Unavailable`](patchbay_core::ErrorKind::Unavailable).
     pub async fn connect(config: VaultConfig) -> Result<Self> {
+        Self::connect_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`VaultSecretStore::connect`], counting cache lifetimes, token expiry and
+    /// renewals on `clock` (a [`clock::ManualClock`] lets tests move time).
+    pub async fn connect_with_clock(config: VaultConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         config.validate()?;
         let layout = Layout {
             mount: config.mount.clone(),
@@ -121,13 +114,14 @@ impl VaultSecretStore {
             mount = layout.mount,
             base = layout.base_path
         );
-        let (session, plan) = Session::open(&config, policy).await?;
+        let (session, plan) = Session::open(&config, policy, Arc::clone(&clock)).await?;
         let session = Arc::new(session);
         let store = Self {
             renewal: plan.map(|plan| session.spawn_renewal(plan)),
             session,
             layout,
-            cache: SecretCache::new(config.cache_ttl),
+            cache: SecretCache::new(config.cache_ttl, Arc::clone(&clock)),
+            clock,
         };
         store.check_mount().await?;
         tracing::info!(
@@ -142,48 +136,6 @@ impl VaultSecretStore {
     /// How many AppRole logins and token renewals have succeeded.
     pub fn token_stats(&self) -> TokenStats {
         self.session.stats()
-    }
-
-    /// Reads a secret with its KV v2 version, for check-and-set writes with
-    /// [`VaultSecretStore::update_if_version`]. Always asks Vault.
-    pub async fn get_versioned(&self, reference: &SecretRef) -> Result<(RevealedJson, u64)> {
-        let path = self.layout.parse(reference)?;
-        let generation = self.cache.generation();
-        let read_at = Instant::now();
-        let (value, version) = self.read(reference, path).await?;
-        self.cache.insert(&reference.0, &value, read_at, generation);
-        Ok((value, version))
-    }
-
-    /// Writes `value` only if the secret is still at `expected_version`;
-    /// returns the new version.
-    ///
-    /// If another writer got there first the error satisfies
-    /// [`is_version_conflict`]: re-read with [`VaultSecretStore::get_versioned`]
-    /// and decide again.
-    pub async fn update_if_version(
-        &self,
-        reference: &SecretRef,
-        value: &RevealedJson,
-        expected_version: u64,
-    ) -> Result<u64> {
-        let path = self.layout.parse(reference)?;
-        let outcome = self.write(path, value, expected_version).await;
-        self.cache.invalidate(&reference.0);
-        match outcome {
-            Ok(version) => {
-                tracing::debug!(%reference, version, "updated secret in Vault");
-                Ok(version)
-            }
-            Err(failure) if failure.is_cas_mismatch() => Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("secret {reference} changed since version {expected_version} was read"),
-            )
-            .with_field("expected_version")
-            .with_hint("read the secret again and re-apply the change")
-            .with_source(VersionConflict)),
-            Err(failure) => Err(self.vault_error(failure, &self.data_path(path))),
-        }
     }
 
     fn data_path(&self, path: &str) -> String {
@@ -293,6 +245,29 @@ impl VaultSecretStore {
             .await
             .map(|metadata| metadata.version)
     }
+
+    /// Deletes the secret at `path` inside the mount with every version; a missing one is fine.
+    async fn delete_path(&self, path: &str) -> Result<()> {
+        let metadata_path = format!("{}/metadata/{path}", self.layout.mount);
+        let client = self
+            .session
+            .client()
+            .map_err(|failure| self.vault_error(failure, &metadata_path))?;
+        let request = DeleteSecretMetadataRequest::builder()
+            .mount(self.layout.mount.as_str())
+            .path(path)
+            .build()
+            .map_err(|error| Error::internal(format!("cannot build Vault request: {error}")))?;
+        match self
+            .session
+            .bounded(vaultrs::api::exec_with_empty(&*client, request))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(failure) if failure.is_status(404) && !is_missing_mount(&failure) => Ok(()),
+            Err(failure) => Err(self.vault_error(failure, &metadata_path)),
+        }
+    }
 }
 
 /// Whether Vault said no engine is mounted at the path.
@@ -345,28 +320,40 @@ impl SecretStore for VaultSecretStore {
         Some(self.layout.reference(&path))
     }
 
-    async fn update(&self, reference: &SecretRef, value: &RevealedJson) -> Result<()> {
+    async fn get_versioned(&self, reference: &SecretRef) -> Result<(RevealedJson, SecretVersion)> {
         let path = self.layout.parse(reference)?;
-        let outcome = async {
-            for _ in 0..=MAX_CAS_RETRIES {
-                let (_, version) = self.read(reference, path).await?;
-                match self.write(path, value, version).await {
-                    Ok(version) => {
-                        tracing::debug!(%reference, version, "updated secret in Vault");
-                        return Ok(());
-                    }
-                    Err(failure) if failure.is_cas_mismatch() => continue,
-                    Err(failure) => return Err(self.vault_error(failure, &self.data_path(path))),
-                }
-            }
-            Err(Error::unavailable(UNAVAILABLE).with_hint(format!(
-                "secret {reference} kept changing under other writers ({} attempts); try again",
-                MAX_CAS_RETRIES + 1
-            )))
+        let generation = self.cache.generation();
+        let read_at = self.clock.now();
+        let (value, version) = self.read(reference, path).await?;
+        self.cache.insert(&reference.0, &value, read_at, generation);
+        Ok((value, SecretVersion(version)))
+    }
+
+    async fn update_if_version(
+        &self,
+        reference: &SecretRef,
+        expected: SecretVersion,
+        value: &RevealedJson,
+    ) -> Result<SecretVersion> {
+        let path = self.layout.parse(reference)?;
+        // KV v2 treats check-and-set 0 as "must not exist": no read ever returns version 0.
+        if expected.0 == 0 {
+            return Err(version_conflict(reference, expected));
         }
-        .await;
+        let outcome = self.write(path, value, expected.0).await;
         self.cache.invalidate(&reference.0);
-        outcome
+        match outcome {
+            Ok(version) => {
+                tracing::debug!(%reference, version, "updated secret in Vault");
+                Ok(SecretVersion(version))
+            }
+            Err(failure) if failure.is_cas_mismatch() => {
+                // A deleted secret also fails the check: it must not come back as a conflict.
+                self.read(reference, path).await?;
+                Err(version_conflict(reference, expected))
+            }
+            Err(failure) => Err(self.vault_error(failure, &self.data_path(path))),
+        }
     }
 
     async fn get(&self, reference: &SecretRef) -> Result<RevealedJson> {
@@ -375,45 +362,19 @@ impl SecretStore for VaultSecretStore {
             return Ok(value);
         }
         let generation = self.cache.generation();
-        let read_at = Instant::now();
+        let read_at = self.clock.now();
         let (value, _) = self.read(reference, path).await?;
         self.cache.insert(&reference.0, &value, read_at, generation);
         Ok(value)
     }
 
     async fn get_uncached(&self, reference: &SecretRef) -> Result<RevealedJson> {
-        let path = self.layout.parse(reference)?;
-        let generation = self.cache.generation();
-        let read_at = Instant::now();
-        let (value, _) = self.read(reference, path).await?;
-        self.cache.insert(&reference.0, &value, read_at, generation);
-        Ok(value)
+        self.get_versioned(reference).await.map(|(value, _)| value)
     }
 
     async fn delete(&self, reference: &SecretRef) -> Result<()> {
         let path = self.layout.parse(reference)?;
-        let metadata_path = format!("{}/metadata/{path}", self.layout.mount);
-        let outcome = async {
-            let client = self
-                .session
-                .client()
-                .map_err(|failure| self.vault_error(failure, &metadata_path))?;
-            let request = DeleteSecretMetadataRequest::builder()
-                .mount(self.layout.mount.as_str())
-                .path(path)
-                .build()
-                .map_err(|error| Error::internal(format!("cannot build Vault request: {error}")))?;
-            match self
-                .session
-                .bounded(vaultrs::api::exec_with_empty(&*client, request))
-                .await
-            {
-                Ok(()) => Ok(()),
-                Err(failure) if failure.is_status(404) && !is_missing_mount(&failure) => Ok(()),
-                Err(failure) => Err(self.vault_error(failure, &metadata_path)),
-            }
-        }
-        .await;
+        let outcome = self.delete_path(path).await;
         self.cache.invalidate(&reference.0);
         if outcome.is_ok() {
             tracing::debug!(%reference, "deleted secret and its versions from Vault");

@@ -13,9 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openbao::{Bao, PrivateBao, MOUNT};
-use patchbay_core::{ErrorKind, RevealedJson, SecretString};
-use patchbay_store::vault::{is_version_conflict, VaultAuth, UNAVAILABLE};
-use patchbay_store::{SecretLocation, SecretRef, SecretStore, VaultConfig, VaultSecretStore};
+use patchbay_core::{ErrorKind, RevealedJson, SecretString, Tenant};
+use patchbay_store::vault::clock::ManualClock;
+use patchbay_store::vault::{LayoutMigration, VaultAuth, UNAVAILABLE};
+use patchbay_store::{
+    modify, ConnectionRecord, ConnectionStatus, RecordStore, SecretLocation, SecretRef,
+    SecretStore, SecretTenant, SecretVersion, SqliteRecordStore, VaultConfig, VaultSecretStore,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -30,9 +34,10 @@ fn secret(value: Value) -> RevealedJson {
     RevealedJson::new(value)
 }
 
+/// The location of a secret of organisation `tenant`.
 fn location(tenant: &str, connector: &str, connection_id: &str) -> SecretLocation {
     SecretLocation {
-        tenant: tenant.into(),
+        tenant: SecretTenant::Org(tenant.into()),
         connector: connector.into(),
         connection_id: connection_id.into(),
     }
@@ -71,11 +76,11 @@ async fn round_trip_lives_at_the_documented_path() {
         .unwrap();
     assert_eq!(
         reference.0,
-        format!("vault:{MOUNT}/{base}/org_1/datadog/conn-1")
+        format!("vault:{MOUNT}/{base}/orgs/org_1/datadog/conn-1")
     );
     assert_eq!(store.get(&reference).await.unwrap(), first);
 
-    let data_path = format!("{MOUNT}/data/{base}/org_1/datadog/conn-1");
+    let data_path = format!("{MOUNT}/data/{base}/orgs/org_1/datadog/conn-1");
     let raw = bao.ok(Method::GET, &data_path, None).await;
     assert_eq!(
         raw["data"]["data"],
@@ -84,10 +89,18 @@ async fn round_trip_lives_at_the_documented_path() {
     assert_eq!(raw["data"]["metadata"]["version"], 1);
 
     let second = secret(json!({ "api_key": "second-key" }));
-    store.update(&reference, &second).await.unwrap();
+    let (_, version) = store.get_versioned(&reference).await.unwrap();
+    assert_eq!(version, SecretVersion(1));
+    assert_eq!(
+        store
+            .update_if_version(&reference, version, &second)
+            .await
+            .unwrap(),
+        SecretVersion(2)
+    );
     assert_eq!(store.get(&reference).await.unwrap(), second);
     let (value, version) = store.get_versioned(&reference).await.unwrap();
-    assert_eq!((value, version), (second.clone(), 2));
+    assert_eq!((value, version), (second.clone(), SecretVersion(2)));
     let raw = bao.ok(Method::GET, &data_path, None).await;
     assert_eq!(
         raw["data"]["data"]["secrets"],
@@ -95,7 +108,7 @@ async fn round_trip_lives_at_the_documented_path() {
     );
 
     store.delete(&reference).await.unwrap();
-    let metadata_path = format!("{MOUNT}/metadata/{base}/org_1/datadog/conn-1");
+    let metadata_path = format!("{MOUNT}/metadata/{base}/orgs/org_1/datadog/conn-1");
     let (status, _) = bao.request(Method::GET, &metadata_path, None).await;
     assert_eq!(
         status,
@@ -112,7 +125,14 @@ async fn round_trip_lives_at_the_documented_path() {
     store.delete(&reference).await.unwrap();
 
     // An update must not bring a deleted secret back.
-    let error = store.update(&reference, &first).await.unwrap_err();
+    let error = store
+        .update_if_version(&reference, SecretVersion(2), &first)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+    let error = modify(&store, &reference, |_| Ok(first.clone()))
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::NotFound);
     let (status, _) = bao.request(Method::GET, &metadata_path, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -143,18 +163,21 @@ async fn path_segments_cannot_escape_the_tenant_folder() {
         .unwrap();
     assert_eq!(
         reference.0,
-        format!("vault:{MOUNT}/{base}/..%2F..%2Foutside/%2E%2E/a%2F..%2Fb")
+        format!("vault:{MOUNT}/{base}/orgs/..%2F..%2Foutside/%2E%2E/a%2F..%2Fb")
     );
     assert_eq!(store.get(&reference).await.unwrap(), value);
 
     // Vault holds exactly one tenant folder, named literally, under the base path.
-    let listing = bao
-        .ok(
-            Method::from_bytes(b"LIST").unwrap(),
-            &format!("{MOUNT}/metadata/{base}"),
-            None,
-        )
-        .await;
+    let list = |path: String| {
+        let bao = bao.clone();
+        async move {
+            bao.ok(Method::from_bytes(b"LIST").unwrap(), &path, None)
+                .await
+        }
+    };
+    let listing = list(format!("{MOUNT}/metadata/{base}")).await;
+    assert_eq!(listing["data"]["keys"], json!(["orgs/"]));
+    let listing = list(format!("{MOUNT}/metadata/{base}/orgs")).await;
     assert_eq!(listing["data"]["keys"], json!(["..%2F..%2Foutside/"]));
     let (status, _) = bao
         .request(Method::GET, &format!("{MOUNT}/metadata/outside"), None)
@@ -162,17 +185,22 @@ async fn path_segments_cannot_escape_the_tenant_folder() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     for outside in [
-        format!("vault:{MOUNT}/other/t/c/1"),
-        format!("vault:{MOUNT}/{base}/../other/c/1"),
-        format!("vault:{MOUNT}/{base}/t/c"),
-        format!("vault:{MOUNT}/{base}/t/c/1/2"),
-        format!("vault:secret/{base}/t/c/1"),
+        format!("vault:{MOUNT}/other/orgs/t/c/1"),
+        format!("vault:{MOUNT}/{base}/orgs/../other/c/1"),
+        format!("vault:{MOUNT}/{base}/orgs/t"),
+        format!("vault:{MOUNT}/{base}/orgs/t/c/1/2"),
+        format!("vault:{MOUNT}/{base}/teams/t/c/1"),
+        format!("vault:{MOUNT}/{base}/t/../c/1"),
+        format!("vault:secret/{base}/orgs/t/c/1"),
         format!("local:{}", uuid::Uuid::new_v4()),
     ] {
         let reference = SecretRef(outside.clone());
         for error in [
             store.get(&reference).await.unwrap_err(),
-            store.update(&reference, &value).await.unwrap_err(),
+            store
+                .update_if_version(&reference, SecretVersion(1), &value)
+                .await
+                .unwrap_err(),
             store.delete(&reference).await.unwrap_err(),
             store.get_versioned(&reference).await.unwrap_err(),
         ] {
@@ -193,7 +221,7 @@ async fn check_and_set_lets_exactly_one_writer_win() {
         .await
         .unwrap();
     let (_, version) = store.get_versioned(&reference).await.unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, SecretVersion(1));
 
     let writers: Vec<_> = ["r-a", "r-b"]
         .into_iter()
@@ -204,7 +232,7 @@ async fn check_and_set_lets_exactly_one_writer_win() {
                 let value = secret(json!({ "refresh_token": token }));
                 (
                     token,
-                    store.update_if_version(&reference, &value, version).await,
+                    store.update_if_version(&reference, version, &value).await,
                 )
             })
         })
@@ -215,18 +243,21 @@ async fn check_and_set_lets_exactly_one_writer_win() {
         match outcome {
             Ok(new_version) => winners.push((token, new_version)),
             Err(error) => {
-                assert!(is_version_conflict(&error), "{error:?}");
-                assert_eq!(error.kind(), ErrorKind::InvalidInput);
+                assert_eq!(error.kind(), ErrorKind::Conflict, "{error:?}");
+                assert_eq!(
+                    error.message(),
+                    format!("secret {reference} changed since version 1 was read")
+                );
             }
         }
     }
     assert_eq!(winners.len(), 1, "{winners:?}");
     let (winner, new_version) = winners[0];
-    assert_eq!(new_version, 2);
+    assert_eq!(new_version, SecretVersion(2));
     let (value, version) = store.get_versioned(&reference).await.unwrap();
     assert_eq!(
         (value, version),
-        (secret(json!({ "refresh_token": winner })), 2)
+        (secret(json!({ "refresh_token": winner })), SecretVersion(2))
     );
     assert_eq!(
         store.get(&reference).await.unwrap(),
@@ -247,7 +278,7 @@ async fn concurrent_writers_lose_no_update() {
         .await
         .unwrap();
 
-    // `update` from two tasks: both land as versions, in some order.
+    // `modify` from two tasks: both land as versions, in some order.
     for round in 0..5u64 {
         let tasks: Vec<_> = [1u64, 2]
             .into_iter()
@@ -256,7 +287,9 @@ async fn concurrent_writers_lose_no_update() {
                 let reference = reference.clone();
                 tokio::spawn(async move {
                     let value = secret(json!({ "counter": round * 10 + writer }));
-                    store.update(&reference, &value).await.unwrap();
+                    modify(&*store, &reference, |_| Ok(value.clone()))
+                        .await
+                        .unwrap();
                 })
             })
             .collect();
@@ -264,7 +297,7 @@ async fn concurrent_writers_lose_no_update() {
             task.await.unwrap();
         }
         let latest = 1 + 2 * (round + 1);
-        let path = format!("{MOUNT}/data/{base}/t/c/counter");
+        let path = format!("{MOUNT}/data/{base}/orgs/t/c/counter");
         let mut written = Vec::new();
         for version in [latest - 1, latest] {
             let raw = bao
@@ -275,13 +308,13 @@ async fn concurrent_writers_lose_no_update() {
         written.sort_unstable();
         assert_eq!(written, [round * 10 + 1, round * 10 + 2], "round {round}");
         let (_, version) = store.get_versioned(&reference).await.unwrap();
-        assert_eq!(version, latest);
+        assert_eq!(version, SecretVersion(latest));
     }
 
     // Read-modify-write with check-and-set: every increment counts.
     let (_, start) = store.get_versioned(&reference).await.unwrap();
     store
-        .update_if_version(&reference, &secret(json!({ "counter": 0 })), start)
+        .update_if_version(&reference, start, &secret(json!({ "counter": 0 })))
         .await
         .unwrap();
     let tasks: Vec<_> = (0..4)
@@ -293,9 +326,9 @@ async fn concurrent_writers_lose_no_update() {
                     let (value, version) = store.get_versioned(&reference).await.unwrap();
                     let counter = value.expose()["counter"].as_u64().unwrap();
                     let next = secret(json!({ "counter": counter + 1 }));
-                    match store.update_if_version(&reference, &next, version).await {
+                    match store.update_if_version(&reference, version, &next).await {
                         Ok(_) => return,
-                        Err(error) if is_version_conflict(&error) => continue,
+                        Err(error) if error.kind() == ErrorKind::Conflict => continue,
                         Err(error) => panic!("{error:?}"),
                     }
                 }
@@ -392,7 +425,7 @@ async fn a_rejected_token_fails_connect_without_printing_it() {
 async fn cache_serves_repeat_reads_and_follows_own_writes() {
     let Some(bao) = Bao::shared() else { return };
     let base = unique("cache");
-    let data_path = format!("{MOUNT}/data/{base}/t/c/1");
+    let data_path = format!("{MOUNT}/data/{base}/orgs/t/c/1");
     let write_behind_the_store = |value: &'static str| {
         let bao = bao.clone();
         let data_path = data_path.clone();
@@ -421,8 +454,7 @@ async fn cache_serves_repeat_reads_and_follows_own_writes() {
         secret(json!({ "key": "v1" })),
         "a repeat read within the TTL is served from memory"
     );
-    cached
-        .update(&reference, &secret(json!({ "key": "v3" })))
+    modify(&cached, &reference, |_| Ok(secret(json!({ "key": "v3" }))))
         .await
         .unwrap();
     assert_eq!(
@@ -486,11 +518,15 @@ async fn planted_secret_never_prints() {
             .await
             .unwrap_err(),
         store
-            .update(&SecretRef(format!("vault:{MOUNT}/elsewhere/t/c/1")), &value)
+            .update_if_version(
+                &SecretRef(format!("vault:{MOUNT}/elsewhere/orgs/t/c/1")),
+                SecretVersion(1),
+                &value,
+            )
             .await
             .unwrap_err(),
         store
-            .update_if_version(&reference, &value, 7)
+            .update_if_version(&reference, SecretVersion(7), &value)
             .await
             .unwrap_err(),
         {
@@ -773,10 +809,11 @@ async fn approle_tokens_are_renewed_then_replaced_at_max_ttl() {
     let stats = store.token_stats();
     assert!(stats.logins >= 2, "{stats:?}");
     assert_eq!(store.get(&reference).await.unwrap(), value);
-    store
-        .update(&reference, &secret(json!({ "key": "rotated" })))
-        .await
-        .unwrap();
+    modify(&store, &reference, |_| {
+        Ok(secret(json!({ "key": "rotated" })))
+    })
+    .await
+    .unwrap();
     store.delete(&reference).await.unwrap();
     store.health().await.unwrap();
 }
@@ -787,9 +824,11 @@ async fn approle_store_fails_fast_while_vault_is_down_and_logs_in_again() {
         return;
     };
     let login = AppRoleLogin::set_up(&server.bao, "3s", "1h", None).await;
-    let store = VaultSecretStore::connect(login.config(&server.bao))
-        .await
-        .unwrap();
+    let clock = ManualClock::new();
+    let store =
+        VaultSecretStore::connect_with_clock(login.config(&server.bao), Arc::new(clock.clone()))
+            .await
+            .unwrap();
     let reference = store
         .put(&location("t", "c", "1"), &secret(json!({ "key": "v" })))
         .await
@@ -797,7 +836,7 @@ async fn approle_store_fails_fast_while_vault_is_down_and_logs_in_again() {
 
     server.kill();
     // The token outlives neither its 3 s TTL nor the failed renewals.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    clock.advance(Duration::from_millis(3500));
     let started = Instant::now();
     let error = store.get(&reference).await.unwrap_err();
     assert!(
@@ -815,6 +854,8 @@ async fn approle_store_fails_fast_while_vault_is_down_and_logs_in_again() {
     server.restart().await;
     AppRoleLogin::set_up(&server.bao, "3s", "1h", Some(&login)).await;
     let reference = loop {
+        // Time passes: the renewal task's next login attempt comes due.
+        clock.advance(Duration::from_secs(1));
         match store
             .put(&location("t", "c", "1"), &secret(json!({ "key": "back" })))
             .await
@@ -836,4 +877,346 @@ async fn approle_store_fails_fast_while_vault_is_down_and_logs_in_again() {
         secret(json!({ "key": "back" }))
     );
     assert!(store.token_stats().logins >= 2, "{:?}", store.token_stats());
+}
+
+#[tokio::test]
+async fn a_writer_holding_a_stale_read_gets_a_conflict_and_nothing_is_lost() {
+    let Some(bao) = Bao::shared() else { return };
+    let store = store(&bao, &unique("stale"), Duration::from_secs(30)).await;
+    let reference = store
+        .put(
+            &location("t", "oauth", "c"),
+            &secret(json!({ "refresh_token": "r0" })),
+        )
+        .await
+        .unwrap();
+    let (_, first_read) = store.get_versioned(&reference).await.unwrap();
+    let (_, second_read) = store.get_versioned(&reference).await.unwrap();
+    assert_eq!(first_read, second_read);
+
+    store
+        .update_if_version(
+            &reference,
+            first_read,
+            &secret(json!({ "refresh_token": "r1" })),
+        )
+        .await
+        .unwrap();
+    let error = store
+        .update_if_version(
+            &reference,
+            second_read,
+            &secret(json!({ "refresh_token": "stale" })),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Conflict, "{error:?}");
+    let expected = secret(json!({ "refresh_token": "r1" }));
+    assert_eq!(store.get(&reference).await.unwrap(), expected);
+    assert_eq!(
+        store.get_versioned(&reference).await.unwrap(),
+        (expected, SecretVersion(2))
+    );
+}
+
+#[tokio::test]
+async fn cached_secrets_expire_after_the_ttl() {
+    let Some(bao) = Bao::shared() else { return };
+    let base = unique("ttl");
+    let clock = ManualClock::new();
+    let store = VaultSecretStore::connect_with_clock(
+        config(&bao, MOUNT, &base, Duration::from_secs(30)),
+        Arc::new(clock.clone()),
+    )
+    .await
+    .unwrap();
+    let reference = store
+        .put(&location("t", "c", "1"), &secret(json!({ "key": "v1" })))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&reference).await.unwrap(),
+        secret(json!({ "key": "v1" }))
+    );
+    bao.ok(
+        Method::POST,
+        &format!("{MOUNT}/data/{base}/orgs/t/c/1"),
+        Some(json!({ "data": { "schema_version": 1, "secrets": { "key": "v2" } } })),
+    )
+    .await;
+
+    clock.advance(Duration::from_secs(29));
+    assert_eq!(
+        store.get(&reference).await.unwrap(),
+        secret(json!({ "key": "v1" })),
+        "within the TTL the cached value is served"
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        store.get(&reference).await.unwrap(),
+        secret(json!({ "key": "v2" })),
+        "at the TTL the value is read from Vault again"
+    );
+}
+
+/// A connection record pointing at `secret_ref`.
+fn record(id: &str, tenant: Tenant, connector: &str, secret_ref: SecretRef) -> ConnectionRecord {
+    ConnectionRecord {
+        id: id.into(),
+        tenant,
+        connector: connector.into(),
+        label: id.into(),
+        metadata: json!({}),
+        secret_ref,
+        status: ConnectionStatus::Active,
+        webhook_token_hash: None,
+        routing_key: None,
+        allow_writes: false,
+        last_report: None,
+        created_at: chrono::Utc::now(),
+        validated_at: None,
+    }
+}
+
+/// Writes a secret the way Patchbay did before organisations and users had folders.
+async fn write_legacy(bao: &Bao, base: &str, path: &str, value: Value) -> SecretRef {
+    bao.ok(
+        Method::POST,
+        &format!("{MOUNT}/data/{base}/{path}"),
+        Some(json!({ "data": { "schema_version": 1, "secrets": value } })),
+    )
+    .await;
+    SecretRef(format!("vault:{MOUNT}/{base}/{path}"))
+}
+
+async fn exists(bao: &Bao, base: &str, path: &str) -> bool {
+    let (status, _) = bao
+        .request(
+            Method::GET,
+            &format!("{MOUNT}/metadata/{base}/{path}"),
+            None,
+        )
+        .await;
+    status == StatusCode::OK
+}
+
+fn org(user: &str, org: &str) -> Tenant {
+    Tenant {
+        user_id: user.into(),
+        org_id: Some(org.into()),
+    }
+}
+
+#[tokio::test]
+async fn legacy_secrets_move_to_separate_org_and_user_folders() {
+    let Some(bao) = Bao::shared() else { return };
+    let base = unique("legacy");
+    let store = store(&bao, &base, Duration::from_secs(30)).await;
+    let records = SqliteRecordStore::open_in_memory().await.unwrap();
+
+    // Organisation `alice` and user `alice` once shared the folder `alice/`.
+    let org_alice = record(
+        "c-org",
+        org("u-1", "alice"),
+        "github",
+        write_legacy(&bao, &base, "alice/github/c-org", json!({ "token": "org" })).await,
+    );
+    let user_alice = record(
+        "c-user",
+        Tenant::user("alice"),
+        "datadog",
+        write_legacy(
+            &bao,
+            &base,
+            "alice/datadog/c-user",
+            json!({ "api_key": "user" }),
+        )
+        .await,
+    );
+    let vanished = record(
+        "c-gone",
+        org("u-2", "acme"),
+        "slack",
+        SecretRef(format!("vault:{MOUNT}/{base}/acme/slack/c-gone")),
+    );
+    let current = record(
+        "c-new",
+        org("u-3", "acme"),
+        "slack",
+        store
+            .put(
+                &SecretLocation::new(&org("u-3", "acme"), "slack", "c-new"),
+                &secret(json!({ "bot": "new" })),
+            )
+            .await
+            .unwrap(),
+    );
+    let local = record(
+        "c-local",
+        org("u-3", "acme"),
+        "datadog",
+        SecretRef("local:1234".into()),
+    );
+    for record in [&org_alice, &user_alice, &vanished, &current, &local] {
+        records.insert_connection(record).await.unwrap();
+    }
+    // Until moved, a secret in the old layout is still read.
+    assert_eq!(
+        store.get(&org_alice.secret_ref).await.unwrap(),
+        secret(json!({ "token": "org" }))
+    );
+
+    let outcome = store.migrate_legacy_layout(&records).await.unwrap();
+    assert_eq!(
+        outcome,
+        LayoutMigration {
+            moved: 2,
+            missing: 1,
+            cleaned_up: 0
+        }
+    );
+    let reference_of = |tenant: Tenant, id: &'static str| {
+        let records = &records;
+        async move {
+            records
+                .get_connection(&tenant, id)
+                .await
+                .unwrap()
+                .unwrap()
+                .secret_ref
+        }
+    };
+    let org_ref = reference_of(org("u-1", "alice"), "c-org").await;
+    let user_ref = reference_of(Tenant::user("alice"), "c-user").await;
+    assert_eq!(
+        org_ref.0,
+        format!("vault:{MOUNT}/{base}/orgs/alice/github/c-org")
+    );
+    assert_eq!(
+        user_ref.0,
+        format!("vault:{MOUNT}/{base}/users/alice/datadog/c-user")
+    );
+    assert_eq!(
+        store.get(&org_ref).await.unwrap(),
+        secret(json!({ "token": "org" }))
+    );
+    assert_eq!(
+        store.get(&user_ref).await.unwrap(),
+        secret(json!({ "api_key": "user" }))
+    );
+    assert!(!exists(&bao, &base, "alice/github/c-org").await);
+    assert!(!exists(&bao, &base, "alice/datadog/c-user").await);
+    assert_eq!(
+        reference_of(org("u-2", "acme"), "c-gone").await,
+        vanished.secret_ref
+    );
+    assert_eq!(
+        reference_of(org("u-3", "acme"), "c-new").await,
+        current.secret_ref
+    );
+    assert_eq!(
+        reference_of(org("u-3", "acme"), "c-local").await,
+        local.secret_ref
+    );
+    assert!(records.retired_secret_refs().await.unwrap().is_empty());
+
+    // Running again changes nothing.
+    let again = store.migrate_legacy_layout(&records).await.unwrap();
+    assert_eq!(
+        again,
+        LayoutMigration {
+            moved: 0,
+            missing: 1,
+            cleaned_up: 0
+        }
+    );
+    assert_eq!(
+        store.get(&org_ref).await.unwrap(),
+        secret(json!({ "token": "org" }))
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_move_is_finished_by_the_next_start() {
+    let Some(bao) = Bao::shared() else { return };
+    let base = unique("interrupted");
+    let store = store(&bao, &base, Duration::ZERO).await;
+    let records = SqliteRecordStore::open_in_memory().await.unwrap();
+    let acme = org("u-1", "acme");
+
+    // Interrupted after copying: the copy is older than the secret, the record unmoved.
+    let copied = record(
+        "c-copied",
+        acme.clone(),
+        "slack",
+        write_legacy(
+            &bao,
+            &base,
+            "acme/slack/c-copied",
+            json!({ "refresh_token": "r2" }),
+        )
+        .await,
+    );
+    bao.ok(
+        Method::POST,
+        &format!("{MOUNT}/data/{base}/orgs/acme/slack/c-copied"),
+        Some(json!({ "data": { "schema_version": 1, "secrets": { "refresh_token": "r1" } } })),
+    )
+    .await;
+    // Interrupted after moving the record: the old secret is still there.
+    let moved = record(
+        "c-moved",
+        acme.clone(),
+        "slack",
+        write_legacy(
+            &bao,
+            &base,
+            "acme/slack/c-moved",
+            json!({ "refresh_token": "m" }),
+        )
+        .await,
+    );
+    for record in [&copied, &moved] {
+        records.insert_connection(record).await.unwrap();
+    }
+    let moved_to = store
+        .put(
+            &SecretLocation::new(&acme, "slack", "c-moved"),
+            &secret(json!({ "refresh_token": "m" })),
+        )
+        .await
+        .unwrap();
+    assert!(records
+        .move_secret_ref("c-moved", &moved.secret_ref, &moved_to)
+        .await
+        .unwrap());
+
+    let outcome = store.migrate_legacy_layout(&records).await.unwrap();
+    assert_eq!(
+        outcome,
+        LayoutMigration {
+            moved: 1,
+            missing: 0,
+            cleaned_up: 1
+        }
+    );
+    let copied_ref = records
+        .get_connection(&acme, "c-copied")
+        .await
+        .unwrap()
+        .unwrap()
+        .secret_ref;
+    assert_eq!(
+        store.get(&copied_ref).await.unwrap(),
+        secret(json!({ "refresh_token": "r2" })),
+        "the latest value of the old secret wins over an earlier copy"
+    );
+    for old in ["acme/slack/c-copied", "acme/slack/c-moved"] {
+        assert!(!exists(&bao, &base, old).await, "{old} is left behind");
+    }
+    assert!(records.retired_secret_refs().await.unwrap().is_empty());
+    assert_eq!(
+        store.get(&moved_to).await.unwrap(),
+        secret(json!({ "refresh_token": "m" }))
+    );
 }

@@ -97,8 +97,8 @@ impl Failure {
                 errors.join("; ").trim()
             ),
             Self::TokenExpired(cause) => format!(
-                "the Vault token expired and getting a new one failed ({cause}); Patchbay keeps \
-                 retrying in the background"
+                "the Vault token expired and getting a new one from {address} failed ({cause}); \
+                 Patchbay keeps retrying in the background"
             ),
             Self::Malformed(what) => {
                 format!("Vault at {address} gave an unexpected answer: {what}")

@@ -84,15 +84,42 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The path inside the mount for a new secret: `<base>/<tenant>/<connector>/<connection id>`.
+    /// The path inside the mount for a new secret:
+    /// `<base>/<orgs|users>/<tenant id>/<connector>/<connection id>`.
     pub fn secret_path(&self, location: &SecretLocation) -> Result<String> {
         Ok(format!(
-            "{}/{}/{}/{}",
+            "{}/{}/{}/{}/{}",
             self.base_path,
-            sanitize_segment("tenant", &location.tenant)?,
+            location.tenant.kind(),
+            sanitize_segment("tenant", location.tenant.id())?,
             sanitize_segment("connector", &location.connector)?,
             sanitize_segment("connection_id", &location.connection_id)?,
         ))
+    }
+
+    /// The path inside the mount of a reference in the layout used before organisations
+    /// and users were kept apart (`<base>/<tenant id>/<connector>/<connection id>`),
+    /// or `None` for any other reference.
+    pub fn parse_legacy<'r>(&self, reference: &'r SecretRef) -> Option<&'r str> {
+        let (path, segments) = self.split(reference)?;
+        (segments.len() == 3 && segments.iter().all(|segment| is_sanitized_segment(segment)))
+            .then_some(path)
+    }
+
+    /// The path inside the mount and the segments below `<base>/`, for references of
+    /// this backend, mount and base path.
+    fn split<'r>(&self, reference: &'r SecretRef) -> Option<(&'r str, Vec<&'r str>)> {
+        if reference.scheme() != SCHEME {
+            return None;
+        }
+        let path = reference
+            .path()
+            .strip_prefix(self.mount.as_str())?
+            .strip_prefix('/')?;
+        let within_base = path
+            .strip_prefix(self.base_path.as_str())?
+            .strip_prefix('/')?;
+        Some((path, within_base.split('/').collect()))
     }
 
     /// The reference recorded for a secret at `path` inside the mount.
@@ -100,7 +127,9 @@ impl Layout {
         SecretRef(format!("{SCHEME}:{}/{path}", self.mount))
     }
 
-    /// The path inside the mount named by `reference`, refusing anything outside `<mount>/<base>/`.
+    /// The path inside the mount named by `reference`, refusing anything outside
+    /// `<mount>/<base>/`. References in the earlier layout are still accepted, so their
+    /// connections keep working until [`Layout::parse_legacy`] finds them to be moved.
     pub fn parse<'r>(&self, reference: &'r SecretRef) -> Result<&'r str> {
         if reference.scheme() != SCHEME {
             return Err(Error::new(
@@ -125,17 +154,13 @@ impl Layout {
                  restore those settings or reconnect the connection",
             )
         };
-        let path = reference
-            .path()
-            .strip_prefix(self.mount.as_str())
-            .and_then(|rest| rest.strip_prefix('/'))
-            .ok_or_else(outside)?;
-        let within_base = path
-            .strip_prefix(self.base_path.as_str())
-            .and_then(|rest| rest.strip_prefix('/'))
-            .ok_or_else(outside)?;
-        let segments: Vec<&str> = within_base.split('/').collect();
-        if segments.len() != 3 || !segments.iter().all(|segment| is_sanitized_segment(segment)) {
+        let (path, segments) = self.split(reference).ok_or_else(outside)?;
+        let in_layout = segments.len() == 4
+            && matches!(segments[0], "orgs" | "users")
+            && segments[1..]
+                .iter()
+                .all(|segment| is_sanitized_segment(segment));
+        if !in_layout && self.parse_legacy(reference).is_none() {
             return Err(outside());
         }
         Ok(path)
@@ -144,7 +169,10 @@ impl Layout {
 
 #[cfg(test)]
 mod tests {
+    use patchbay_core::Tenant;
+
     use super::*;
+    use crate::secrets::SecretTenant;
 
     fn layout() -> Layout {
         Layout {
@@ -172,35 +200,85 @@ mod tests {
     fn paths_and_references_round_trip() {
         let layout = layout();
         let location = SecretLocation {
-            tenant: "../../other".into(),
+            tenant: SecretTenant::Org("../../other".into()),
             connector: "datadog".into(),
             connection_id: "c1".into(),
         };
         let path = layout.secret_path(&location).unwrap();
-        assert_eq!(path, "tenants/..%2F..%2Fother/datadog/c1");
+        assert_eq!(path, "tenants/orgs/..%2F..%2Fother/datadog/c1");
         let reference = layout.reference(&path);
         assert_eq!(
             reference.0,
-            "vault:kv/patchbay/tenants/..%2F..%2Fother/datadog/c1"
+            "vault:kv/patchbay/tenants/orgs/..%2F..%2Fother/datadog/c1"
         );
         assert_eq!(layout.parse(&reference).unwrap(), path);
+        assert_eq!(layout.parse_legacy(&reference), None);
+    }
+
+    #[test]
+    fn organisations_and_users_have_separate_folders() {
+        let layout = layout();
+        let org = SecretLocation::new(
+            &Tenant {
+                user_id: "u1".into(),
+                org_id: Some("alice".into()),
+            },
+            "datadog",
+            "c1",
+        );
+        let user = SecretLocation::new(&Tenant::user("alice"), "datadog", "c1");
+        assert_eq!(
+            layout.secret_path(&org).unwrap(),
+            "tenants/orgs/alice/datadog/c1"
+        );
+        assert_eq!(
+            layout.secret_path(&user).unwrap(),
+            "tenants/users/alice/datadog/c1"
+        );
+    }
+
+    #[test]
+    fn legacy_references_are_recognised_and_still_read() {
+        let layout = layout();
+        let legacy = SecretRef("vault:kv/patchbay/tenants/acme/datadog/c1".into());
+        assert_eq!(
+            layout.parse_legacy(&legacy),
+            Some("tenants/acme/datadog/c1")
+        );
+        assert_eq!(layout.parse(&legacy).unwrap(), "tenants/acme/datadog/c1");
+        for other in [
+            "vault:kv/patchbay/tenants/acme/datadog",
+            "vault:kv/patchbay/elsewhere/acme/datadog/c1",
+            "vault:kv/patchbay/tenants/../datadog/c1",
+            "local:1234",
+        ] {
+            assert_eq!(
+                layout.parse_legacy(&SecretRef(other.into())),
+                None,
+                "{other}"
+            );
+        }
     }
 
     #[test]
     fn references_outside_the_base_are_refused() {
         let layout = layout();
         for reference in [
-            "vault:kv/patchbay/other/t/datadog/c1",
-            "vault:kv/patchbay/tenants/t/datadog",
-            "vault:kv/patchbay/tenants/t/datadog/c1/extra",
-            "vault:kv/patchbay/tenants/../x/datadog/c1",
-            "vault:kv/patchbay/tenants/t/./c1",
-            "vault:kv/patchbay/tenants/t//c1",
+            "vault:kv/patchbay/other/orgs/t/datadog/c1",
+            "vault:kv/patchbay/tenants/orgs/t",
+            "vault:kv/patchbay/tenants/orgs/t/datadog/c1/extra",
+            "vault:kv/patchbay/tenants/orgs/../x/datadog/c1",
+            "vault:kv/patchbay/tenants/orgs/t/./c1",
+            "vault:kv/patchbay/tenants/orgs/t//c1",
+            "vault:kv/patchbay/tenants/orgs/t/data dog/c1",
+            "vault:kv/patchbay/tenants/orgs/t/datadog/c%2",
+            "vault:kv/patchbay/tenants/groups/t/datadog/c1",
+            "vault:kv/patchbay/tenants/t/datadog/c1/extra/more",
             "vault:kv/patchbay/tenants/t/data dog/c1",
-            "vault:kv/patchbay/tenants/t/datadog/c%2",
-            "vault:kv/patchbay/tenantsX/t/datadog/c1",
-            "vault:secret/tenants/t/datadog/c1",
-            "vault:kv/patchbayX/tenants/t/datadog/c1",
+            "vault:kv/patchbay/tenants/../datadog/c1",
+            "vault:kv/patchbay/tenantsX/orgs/t/datadog/c1",
+            "vault:secret/tenants/orgs/t/datadog/c1",
+            "vault:kv/patchbayX/tenants/orgs/t/datadog/c1",
         ] {
             let error = layout.parse(&SecretRef(reference.into())).unwrap_err();
             assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{reference}");

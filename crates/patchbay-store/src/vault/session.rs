@@ -17,6 +17,7 @@ use vaultrs::api::AuthInfo;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
+use super::clock::Clock;
 use super::config::{
     VaultAuth, VaultConfig, APPROLE_MOUNT, CACERT_ENV, ROLE_ID_ENV, SECRET_ID_ENV, TOKEN_ENV,
 };
@@ -126,19 +127,26 @@ pub struct Session {
     token: Mutex<TokenState>,
     logins: AtomicU64,
     renewals: AtomicU64,
+    /// Token lifetimes and renewal times are counted on this clock.
+    clock: Arc<dyn Clock>,
 }
 
 impl Session {
     /// Authenticates to Vault: looks up a static token or logs in with AppRole.
     ///
     /// Returns the session and, for expiring tokens, the renewal task's first step.
-    /// `policy` describes the capabilities the token needs, for permission errors.
-    pub async fn open(config: &VaultConfig, policy: String) -> Result<(Self, Option<Plan>)> {
+    /// `policy` describes the capabilities the token needs, for permission errors;
+    /// `clock` times the token's lifetime and renewals.
+    pub async fn open(
+        config: &VaultConfig,
+        policy: String,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Self, Option<Plan>)> {
         match &config.auth {
             VaultAuth::Token(token) => {
                 let client = build_client(config, token.expose())?;
-                let session = Self::new(config, policy, client, None);
-                let started = Instant::now();
+                let session = Self::new(config, policy, client, None, clock);
+                let started = session.clock.now();
                 let lookup = session
                     .bounded(vaultrs::token::lookup_self(&*session.client_unchecked()))
                     .await
@@ -178,7 +186,7 @@ impl Session {
                     secret_id: secret_id.clone(),
                 };
                 let placeholder = with_token(&approle.client, "");
-                let session = Self::new(config, policy, placeholder, Some(approle));
+                let session = Self::new(config, policy, placeholder, Some(approle), clock);
                 let plan = session.login().await.map_err(|failure| {
                     if failure.vault_answered()
                         && (failure.is_status(400) || failure.is_status(403))
@@ -203,8 +211,10 @@ impl Session {
         policy: String,
         client: VaultClient,
         approle: Option<AppRole>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            clock,
             address: config.address.clone(),
             timeout: config.timeout,
             policy,
@@ -241,15 +251,13 @@ impl Session {
 
     /// The client to call Vault with; fails at once if the token has expired.
     pub fn client(&self) -> Result<Arc<VaultClient>, Failure> {
+        let now = self.clock.now();
         let state = self.token_state();
-        if state
-            .expires_at
-            .is_some_and(|expires_at| Instant::now() >= expires_at)
-        {
+        if state.expires_at.is_some_and(|expires_at| now >= expires_at) {
             let cause = state
                 .last_failure
                 .clone()
-                .unwrap_or_else(|| "renewal has not run yet".to_owned());
+                .unwrap_or_else(|| "no attempt has finished yet".to_owned());
             return Err(Failure::TokenExpired(cause));
         }
         drop(state);
@@ -295,7 +303,7 @@ impl Session {
         let Some(approle) = &self.approle else {
             return Ok(None);
         };
-        let started = Instant::now();
+        let started = self.clock.now();
         let auth = self
             .bounded(vaultrs::auth::approle::login(
                 &approle.client,
@@ -329,7 +337,7 @@ impl Session {
     /// Renews the current token.
     async fn renew(&self) -> Result<Option<Plan>, Failure> {
         let client = self.client_unchecked();
-        let started = Instant::now();
+        let started = self.clock.now();
         let auth = self
             .bounded(vaultrs::token::renew_self(&*client, None))
             .await?;
@@ -362,21 +370,20 @@ impl Session {
             Step::Login => "log in to Vault with AppRole",
         };
         tracing::warn!(cause = %cause, "could not {action}; retrying");
+        let now = self.clock.now();
         let expired = {
             let mut state = self.token_state();
             state.last_failure = Some(cause);
-            state
-                .expires_at
-                .is_some_and(|expires_at| Instant::now() >= expires_at)
+            state.expires_at.is_some_and(|expires_at| now >= expires_at)
         };
         let delay = *backoff;
         *backoff = (*backoff * 2).min(MAX_BACKOFF);
         if self.approle.is_some() {
             // A renewal Vault refused will not succeed later: log in now instead.
             let at = if step == Step::Renew && failure.vault_answered() {
-                Instant::now()
+                now
             } else {
-                Instant::now() + delay
+                now + delay
             };
             Some(Plan {
                 step: Step::Login,
@@ -391,7 +398,7 @@ impl Session {
         } else {
             Some(Plan {
                 step: Step::Renew,
-                at: Instant::now() + delay,
+                at: now + delay,
             })
         }
     }
@@ -399,11 +406,12 @@ impl Session {
     /// Starts the renewal task; it stops when the session is dropped or the handle aborted.
     pub fn spawn_renewal(self: &Arc<Self>, first: Plan) -> tokio::task::AbortHandle {
         let session: Weak<Self> = Arc::downgrade(self);
+        let clock = Arc::clone(&self.clock);
         tokio::spawn(async move {
             let mut plan = first;
             let mut backoff = INITIAL_BACKOFF;
             loop {
-                tokio::time::sleep_until(plan.at.into()).await;
+                clock.sleep_until(plan.at).await;
                 let Some(session) = session.upgrade() else {
                     return;
                 };

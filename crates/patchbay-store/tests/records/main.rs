@@ -190,8 +190,12 @@ behaviour_suite! {
         tenants_are_isolated,
         webhook_connections_match_connector_and_user,
         routed_connections_match_connector_and_routing_key,
+        a_routing_key_held_by_another_tenant_is_a_conflict,
+        a_reinstall_in_the_same_tenant_replaces_the_connection,
+        secret_references_move_and_retire,
         webhook_tokens_rotate_only_for_the_owning_tenant,
         api_keys_resolve_to_their_tenant,
+        api_keys_are_listed_touched_and_revoked,
         alerts_are_deduplicated_across_and_within_batches,
         alerts_round_trip_and_page_in_cursor_order,
         alert_payloads_round_trip_exactly,
@@ -210,6 +214,7 @@ behaviour_suite! {
     replicas [
         concurrent_inserters_and_a_paging_reader_see_every_alert_once,
         concurrent_replicas_consume_a_state_once_and_share_one_lease,
+        concurrent_installs_of_one_routing_key_leave_one_connection,
     ]
 }
 
@@ -544,4 +549,108 @@ async fn postgres_rejects_a_nul_in_connection_fields_as_invalid_input() {
     let error = store.insert_connection(&record).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error:?}");
     assert_eq!(store.list_connections(&suite::alice()).await.unwrap(), []);
+}
+
+/// A migrator with only the migrations before `0003`, from a copy of the backend's directory.
+async fn migrator_before_0003(backend: &str) -> (tempfile::TempDir, sqlx::migrate::Migrator) {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["0001_initial.sql", "0002_oauth.sql"] {
+        std::fs::copy(source.join(name), dir.path().join(name)).unwrap();
+    }
+    let migrator = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+    (dir, migrator)
+}
+
+/// Connections as an earlier Patchbay could leave them: three sharing routing key `T1`
+/// (`first` and `second` created at the same time, in that order, then `third`), one
+/// alone on `T2`.
+const DUPLICATE_ROUTES: [(&str, &str, &str); 4] = [
+    ("first", "T1", "2024-01-01T00:00:00Z"),
+    ("second", "T1", "2024-01-01T00:00:00Z"),
+    ("third", "T1", "2024-02-01T00:00:00Z"),
+    ("alone", "T2", "2024-03-01T00:00:00Z"),
+];
+
+/// After `0003`, only the oldest connection of each routing key keeps it.
+async fn assert_only_the_oldest_keeps_each_routing_key(store: Arc<dyn RecordStore>) {
+    let tenant = patchbay_core::Tenant::user("alice");
+    let routes: Vec<(String, Option<String>)> = store
+        .list_connections(&tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| (record.id, record.routing_key))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("first".to_owned(), Some("T1".to_owned())),
+            ("second".to_owned(), None),
+            ("third".to_owned(), None),
+            ("alone".to_owned(), Some("T2".to_owned())),
+        ]
+    );
+    let mut again = suite::connection("again", tenant);
+    again.connector = "slack".into();
+    again.routing_key = Some("T1".into());
+    assert_eq!(
+        store.insert_connection(&again).await.unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_upgrade_keeps_the_routing_key_of_the_oldest_duplicate() {
+    let database = SqliteDatabase::create().await.unwrap();
+    let (_dir, migrator) = migrator_before_0003("sqlite").await;
+    let pool = sqlx::SqlitePool::connect(&database.url).await.unwrap();
+    migrator.run(&pool).await.unwrap();
+    for (id, routing_key, created_at) in DUPLICATE_ROUTES {
+        sqlx::query(
+            "INSERT INTO connections (id, scope, user_id, connector, label, metadata, \
+             secret_ref, status, routing_key, created_at) \
+             VALUES (?, 'user:alice', 'alice', 'slack', ?, '{}', ?, 'active', ?, ?)",
+        )
+        .bind(id)
+        .bind(id)
+        .bind(format!("local:{id}"))
+        .bind(routing_key)
+        .bind(created_at)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    assert_only_the_oldest_keeps_each_routing_key(database.open().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_upgrade_keeps_the_routing_key_of_the_oldest_duplicate() {
+    let Some(database) = PostgresDatabase::create().await else {
+        return;
+    };
+    let (_dir, migrator) = migrator_before_0003("postgres").await;
+    let mut connection = sqlx::PgConnection::connect(database.url.as_str())
+        .await
+        .unwrap();
+    migrator.run(&mut connection).await.unwrap();
+    for (id, routing_key, created_at) in DUPLICATE_ROUTES {
+        sqlx::query(
+            "INSERT INTO connections (id, scope, user_id, connector, label, metadata, \
+             secret_ref, status, routing_key, created_at) \
+             VALUES ($1, 'user:alice', 'alice', 'slack', $1, '{}', $2, 'active', $3, $4::timestamptz)",
+        )
+        .bind(id)
+        .bind(format!("local:{id}"))
+        .bind(routing_key)
+        .bind(created_at)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    }
+    connection.close().await.unwrap();
+    assert_only_the_oldest_keeps_each_routing_key(database.open().await).await;
 }

@@ -404,23 +404,29 @@ pub async fn routed_connections_match_connector_and_routing_key(store: Arc<dyn R
     unrouted.connector = "slack".into();
     store.insert_connection(&unrouted).await.unwrap();
 
-    let found = store.routed_connections("slack", "T0001").await.unwrap();
-    assert_eq!(ids(&found), ["team-one"]);
-    assert_eq!(found[0].routing_key.as_deref(), Some("T0001"));
+    let found = store
+        .routed_connection("slack", "T0001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, "team-one");
+    assert_eq!(found.routing_key.as_deref(), Some("T0001"));
     assert_eq!(
-        ids(&store.routed_connections("slack", "T0002").await.unwrap()),
-        ["other-tenant"]
+        store
+            .routed_connection("slack", "T0002")
+            .await
+            .unwrap()
+            .map(|record| record.id),
+        Some("other-tenant".to_owned())
     );
-    assert!(store
-        .routed_connections("datadog", "T0001")
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(store
-        .routed_connections("slack", "T9999")
-        .await
-        .unwrap()
-        .is_empty());
+    assert_eq!(
+        store.routed_connection("datadog", "T0001").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.routed_connection("slack", "T9999").await.unwrap(),
+        None
+    );
 }
 
 /// The fixture `connection(id, alice())` with the stored record's creation time.
@@ -431,28 +437,38 @@ fn connection_like(stored: &ConnectionRecord, id: &str) -> ConnectionRecord {
     }
 }
 
+fn api_key(id: &str, hash: &str, prefix: Option<&str>, tenant: Tenant) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.into(),
+        key_hash: hash.into(),
+        prefix: prefix.map(str::to_owned),
+        tenant,
+        created_at: now(),
+        last_used_at: None,
+    }
+}
+
 pub async fn api_keys_resolve_to_their_tenant(store: Arc<dyn RecordStore>) {
-    let key = ApiKeyRecord {
-        id: "key-1".into(),
-        key_hash: "cd".repeat(32),
-        tenant: alice(),
-        created_at: now(),
-    };
+    let key = api_key("key-1", &"cd".repeat(32), Some("pbk_aaaaaaaa"), alice());
     store.insert_api_key(&key).await.unwrap();
-    let solo_key = ApiKeyRecord {
-        id: "key-solo".into(),
-        key_hash: "12".repeat(32),
-        tenant: Tenant::user("alice"),
-        created_at: now(),
-    };
+    let solo_key = api_key(
+        "key-solo",
+        &"12".repeat(32),
+        Some("pbk_bbbbbbbb"),
+        Tenant::user("alice"),
+    );
     store.insert_api_key(&solo_key).await.unwrap();
 
     assert_eq!(
         store.find_api_key(&key.key_hash).await.unwrap(),
-        Some(alice())
+        Some(key.clone())
     );
     assert_eq!(
-        store.find_api_key(&solo_key.key_hash).await.unwrap(),
+        store
+            .find_api_key(&solo_key.key_hash)
+            .await
+            .unwrap()
+            .map(|found| found.tenant),
         Some(Tenant::user("alice"))
     );
     assert_eq!(store.find_api_key(&"ef".repeat(32)).await.unwrap(), None);
@@ -460,6 +476,7 @@ pub async fn api_keys_resolve_to_their_tenant(store: Arc<dyn RecordStore>) {
 
     let duplicate = ApiKeyRecord {
         id: "key-2".into(),
+        prefix: Some("pbk_cccccccc".into()),
         tenant: mallory_other_org(),
         ..key.clone()
     };
@@ -467,10 +484,196 @@ pub async fn api_keys_resolve_to_their_tenant(store: Arc<dyn RecordStore>) {
     assert_eq!(error.kind(), ErrorKind::Internal);
     assert!(!error.to_string().contains(&duplicate.key_hash), "{error}");
     assert_eq!(
-        store.find_api_key(&key.key_hash).await.unwrap(),
+        store
+            .find_api_key(&key.key_hash)
+            .await
+            .unwrap()
+            .map(|found| found.tenant),
         Some(alice()),
         "a rejected duplicate must not take over the key"
     );
+}
+
+pub async fn api_keys_are_listed_touched_and_revoked(store: Arc<dyn RecordStore>) {
+    let mut alices = api_key("key-alice", &"a1".repeat(32), Some("pbk_alice000"), alice());
+    let mut bobs = api_key(
+        "key-bob",
+        &"b2".repeat(32),
+        Some("pbk_bob00000"),
+        bob_same_org(),
+    );
+    let mut solo = api_key(
+        "key-solo",
+        &"c3".repeat(32),
+        Some("pbk_solo0000"),
+        Tenant::user("alice"),
+    );
+    let mut legacy = api_key("key-legacy", &"d4".repeat(32), None, mallory_other_org());
+    // Distinct creation times: keys list oldest first.
+    for (minutes, key) in [
+        (5, &mut alices),
+        (4, &mut bobs),
+        (3, &mut solo),
+        (2, &mut legacy),
+    ] {
+        key.created_at = now() - chrono::Duration::minutes(minutes);
+        store.insert_api_key(key).await.unwrap();
+    }
+    let listed_ids =
+        |keys: Vec<ApiKeyRecord>| -> Vec<String> { keys.into_iter().map(|key| key.id).collect() };
+    assert_eq!(
+        listed_ids(store.list_api_keys(None, None).await.unwrap()),
+        ["key-alice", "key-bob", "key-solo", "key-legacy"]
+    );
+    assert_eq!(
+        listed_ids(store.list_api_keys(Some("alice"), None).await.unwrap()),
+        ["key-alice", "key-solo"]
+    );
+    assert_eq!(
+        listed_ids(store.list_api_keys(None, Some("acme")).await.unwrap()),
+        ["key-alice", "key-bob"]
+    );
+    assert_eq!(
+        listed_ids(
+            store
+                .list_api_keys(Some("alice"), Some("acme"))
+                .await
+                .unwrap()
+        ),
+        ["key-alice"]
+    );
+    assert!(store
+        .list_api_keys(Some("nobody"), None)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Uses are recorded at most once per precision interval, and never go back in time.
+    let first_use = now();
+    store.touch_api_key("key-alice", first_use).await.unwrap();
+    let last_used = |store: Arc<dyn RecordStore>, hash: String| async move {
+        store
+            .find_api_key(&hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at
+    };
+    assert_eq!(
+        last_used(store.clone(), alices.key_hash.clone()).await,
+        Some(first_use)
+    );
+    let soon_after = first_use + chrono::Duration::seconds(30);
+    store.touch_api_key("key-alice", soon_after).await.unwrap();
+    assert_eq!(
+        last_used(store.clone(), alices.key_hash.clone()).await,
+        Some(first_use)
+    );
+    let later = first_use + patchbay_store::API_KEY_USE_PRECISION;
+    store.touch_api_key("key-alice", later).await.unwrap();
+    assert_eq!(
+        last_used(store.clone(), alices.key_hash.clone()).await,
+        Some(later)
+    );
+    store.touch_api_key("key-alice", first_use).await.unwrap();
+    assert_eq!(
+        last_used(store.clone(), alices.key_hash.clone()).await,
+        Some(later)
+    );
+    assert_eq!(last_used(store.clone(), bobs.key_hash.clone()).await, None);
+
+    // Revoking by prefix, or by id for keys without one, stops the key at once.
+    let revoked = store.revoke_api_key("pbk_bob00000").await.unwrap().unwrap();
+    assert_eq!(revoked.id, "key-bob");
+    assert_eq!(store.find_api_key(&bobs.key_hash).await.unwrap(), None);
+    assert_eq!(store.revoke_api_key("pbk_bob00000").await.unwrap(), None);
+    assert_eq!(
+        store
+            .revoke_api_key("key-legacy")
+            .await
+            .unwrap()
+            .map(|key| key.id),
+        Some("key-legacy".to_owned())
+    );
+    // A key with a prefix is not revoked by its id, nor by part of its prefix.
+    assert_eq!(store.revoke_api_key("key-alice").await.unwrap(), None);
+    assert_eq!(store.revoke_api_key("pbk_alice").await.unwrap(), None);
+    assert_eq!(store.revoke_api_key("").await.unwrap(), None);
+    assert_eq!(
+        listed_ids(store.list_api_keys(None, None).await.unwrap()),
+        ["key-alice", "key-solo"]
+    );
+
+    // Prefixes identify keys: a second key with the same prefix is refused.
+    let clash = api_key(
+        "key-clash",
+        &"e5".repeat(32),
+        Some("pbk_alice000"),
+        bob_same_org(),
+    );
+    assert_eq!(
+        store.insert_api_key(&clash).await.unwrap_err().kind(),
+        ErrorKind::Internal
+    );
+}
+
+pub async fn secret_references_move_and_retire(store: Arc<dyn RecordStore>) {
+    let moving = ConnectionRecord {
+        secret_ref: SecretRef("vault:kv/tenants/acme/datadog/moving".into()),
+        ..connection("moving", alice())
+    };
+    let other = ConnectionRecord {
+        secret_ref: SecretRef("vault:kv/tenants/evil/datadog/other".into()),
+        ..connection("other", mallory_other_org())
+    };
+    let local = connection("local", alice());
+    for record in [&moving, &other, &local] {
+        store.insert_connection(record).await.unwrap();
+    }
+    let found = store
+        .connections_with_secret_prefix("vault:kv/tenants/")
+        .await
+        .unwrap();
+    assert_eq!(ids(&found), ["moving", "other"]);
+    assert!(store
+        .connections_with_secret_prefix("vault:kv/tenants_%")
+        .await
+        .unwrap()
+        .is_empty());
+
+    let new_ref = SecretRef("vault:kv/tenants/orgs/acme/datadog/moving".into());
+    assert!(!store
+        .move_secret_ref("moving", &other.secret_ref, &new_ref)
+        .await
+        .unwrap());
+    assert!(store
+        .move_secret_ref("moving", &moving.secret_ref, &new_ref)
+        .await
+        .unwrap());
+    assert!(!store
+        .move_secret_ref("moving", &moving.secret_ref, &new_ref)
+        .await
+        .unwrap());
+    let moved = store
+        .get_connection(&alice(), "moving")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.secret_ref, new_ref);
+    assert_eq!(
+        store.retired_secret_refs().await.unwrap(),
+        [("moving".to_owned(), moving.secret_ref.clone())]
+    );
+    store
+        .forget_retired_secret_ref("moving", &other.secret_ref)
+        .await
+        .unwrap();
+    assert_eq!(store.retired_secret_refs().await.unwrap().len(), 1);
+    store
+        .forget_retired_secret_ref("moving", &moving.secret_ref)
+        .await
+        .unwrap();
+    assert!(store.retired_secret_refs().await.unwrap().is_empty());
 }
 
 pub async fn alerts_are_deduplicated_across_and_within_batches(store: Arc<dyn RecordStore>) {
@@ -1094,4 +1297,171 @@ pub async fn concurrent_replicas_consume_a_state_once_and_share_one_lease(
         }
     }
     assert_eq!(leased, 1);
+}
+
+pub async fn a_routing_key_held_by_another_tenant_is_a_conflict(store: Arc<dyn RecordStore>) {
+    let mut first = connection("first", alice());
+    first.connector = "slack".into();
+    first.routing_key = Some("T0001".into());
+    store.insert_connection(&first).await.unwrap();
+    let mut second = connection("second", mallory_other_org());
+    second.connector = "slack".into();
+    second.routing_key = Some("T0001".into());
+    for error in [
+        store.insert_connection(&second).await.unwrap_err(),
+        store.insert_routed_connection(&second).await.unwrap_err(),
+    ] {
+        assert_eq!(error.kind(), ErrorKind::Conflict, "{error:?}");
+        assert_eq!(
+            error.message(),
+            "routing key T0001 of connector `slack` already belongs to another connection"
+        );
+    }
+    assert_eq!(
+        store.routed_connection("slack", "T0001").await.unwrap(),
+        Some(first.clone())
+    );
+    assert!(store
+        .list_connections(&mallory_other_org())
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Even the same tenant cannot hold a routing key twice through a plain insert.
+    let mut again = connection("again", alice());
+    again.connector = "slack".into();
+    again.routing_key = Some("T0001".into());
+    let error = store.insert_connection(&again).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Conflict);
+
+    // Another connector, or no routing key, is no conflict.
+    let mut other_connector = second.clone();
+    other_connector.connector = "teams".into();
+    store.insert_connection(&other_connector).await.unwrap();
+    let mut unrouted = connection("unrouted-1", mallory_other_org());
+    unrouted.connector = "slack".into();
+    store.insert_connection(&unrouted).await.unwrap();
+    let mut unrouted = connection("unrouted-2", mallory_other_org());
+    unrouted.connector = "slack".into();
+    assert_eq!(
+        store.insert_routed_connection(&unrouted).await.unwrap(),
+        None
+    );
+}
+
+pub async fn a_reinstall_in_the_same_tenant_replaces_the_connection(store: Arc<dyn RecordStore>) {
+    let slack = |id: &str, tenant: Tenant| ConnectionRecord {
+        connector: "slack".into(),
+        routing_key: Some("T0001".into()),
+        ..connection(id, tenant)
+    };
+    let first = slack("first", alice());
+    assert_eq!(store.insert_routed_connection(&first).await.unwrap(), None);
+    store
+        .insert_connection(&connection("datadog-kept", alice()))
+        .await
+        .unwrap();
+
+    // A colleague in the same organisation reinstalls.
+    let second = slack("second", bob_same_org());
+    assert_eq!(
+        store.insert_routed_connection(&second).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        ids(&store.list_connections(&alice()).await.unwrap()),
+        ["datadog-kept", "second"]
+    );
+    assert_eq!(
+        store.routed_connection("slack", "T0001").await.unwrap(),
+        Some(second.clone())
+    );
+
+    // Another tenant's install changes nothing, and the replaced record stays replaced.
+    let error = store
+        .insert_routed_connection(&slack("third", mallory_other_org()))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Conflict);
+    assert_eq!(
+        ids(&store.list_connections(&alice()).await.unwrap()),
+        ["datadog-kept", "second"]
+    );
+
+    // A user without an organisation replaces their own connection only.
+    let solo = Tenant::user("alice");
+    let mut own = slack("own", solo.clone());
+    own.routing_key = Some("T0002".into());
+    assert_eq!(store.insert_routed_connection(&own).await.unwrap(), None);
+    let mut reinstalled = slack("own-again", solo.clone());
+    reinstalled.routing_key = Some("T0002".into());
+    assert_eq!(
+        store
+            .insert_routed_connection(&reinstalled)
+            .await
+            .unwrap()
+            .map(|record| record.id),
+        Some("own".to_owned())
+    );
+    assert_eq!(
+        ids(&store.list_connections(&solo).await.unwrap()),
+        ["own-again"]
+    );
+}
+
+pub async fn concurrent_installs_of_one_routing_key_leave_one_connection(
+    stores: Vec<Arc<dyn RecordStore>>,
+) {
+    let tenants = [alice(), bob_same_org(), mallory_other_org()];
+    let installs: Vec<_> = (0..12)
+        .map(|index| {
+            let store = Arc::clone(&stores[index % stores.len()]);
+            let record = ConnectionRecord {
+                connector: "slack".into(),
+                routing_key: Some("T0001".into()),
+                ..connection(&format!("install-{index}"), tenants[index % 3].clone())
+            };
+            tokio::spawn(async move {
+                let outcome = store.insert_routed_connection(&record).await;
+                (record, outcome)
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for install in installs {
+        outcomes.push(install.await.unwrap());
+    }
+    let holder = stores[0]
+        .routed_connection("slack", "T0001")
+        .await
+        .unwrap()
+        .expect("one install holds the routing key");
+    let owner = holder.tenant.scope_key();
+    for (record, outcome) in &outcomes {
+        if record.tenant.scope_key() == owner {
+            // Reinstalls in the owning tenant take turns; none fails.
+            assert!(outcome.is_ok(), "{}: {outcome:?}", record.id);
+        } else {
+            let error = outcome.as_ref().unwrap_err();
+            assert_eq!(
+                error.kind(),
+                ErrorKind::Conflict,
+                "{}: {error:?}",
+                record.id
+            );
+        }
+    }
+    let mut left = store_ids(&stores[0], &alice()).await;
+    left.extend(store_ids(&stores[0], &mallory_other_org()).await);
+    assert_eq!(left, [holder.id]);
+}
+
+async fn store_ids(store: &Arc<dyn RecordStore>, tenant: &Tenant) -> Vec<String> {
+    store
+        .list_connections(tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.id)
+        .collect()
 }

@@ -1,0 +1,243 @@
+//! Webhook-secret rotation under a concurrent token write: the rotation changes only
+//! `webhook_secret` and never restores an older refresh token.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use patchbay_core::{
+    AuthKind, AuthRequest, Category, Connector, ConnectorContext, ConnectorDescriptor,
+    ConnectorEnv, Credentials, QueryOutput, Registry, Result, RevealedJson, Tenant,
+    ValidationReport, WebhookAuth, WebhookDescriptor,
+};
+use patchbay_host::{HostBuilder, HostConfig};
+use patchbay_store::{
+    modify, LocalSecretStore, MasterKey, RecordStore, SecretLocation, SecretRef, SecretStore,
+    SecretVersion, SqliteRecordStore,
+};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const INTERNAL_SECRET: &str = "internal-secret-for-tests-0123456789";
+
+/// A connector whose webhooks are signed with the connection's `webhook_secret`.
+struct Signer;
+
+#[async_trait]
+impl Connector for Signer {
+    type Config = Value;
+    type Secrets = Value;
+
+    fn descriptor(&self) -> &'static ConnectorDescriptor {
+        &DESCRIPTOR
+    }
+
+    async fn authenticate(&self, request: AuthRequest) -> Result<Credentials<Value, Value>> {
+        let AuthRequest::Form(fields) = request else {
+            return Err(patchbay_core::Error::unsupported("form only"));
+        };
+        Ok(Credentials {
+            config: json!({}),
+            secrets: Value::Object(fields.0),
+        })
+    }
+
+    async fn validate(
+        &self,
+        _ctx: &ConnectorContext,
+        _credentials: &mut Credentials<Value, Value>,
+    ) -> Result<ValidationReport> {
+        Ok(ValidationReport::new("signer", Vec::new()))
+    }
+
+    async fn query(
+        &self,
+        _ctx: &ConnectorContext,
+        _credentials: &Credentials<Value, Value>,
+        _operation: &str,
+        _params: Value,
+    ) -> Result<QueryOutput> {
+        Ok(QueryOutput::default())
+    }
+}
+
+static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
+    id: "signer",
+    display_name: "Signer",
+    category: Category::Communication,
+    auth_kinds: &[AuthKind::ApiKey],
+    env_vars: &[],
+    feature_flag: None,
+    disabled_message: None,
+    webhook: Some(WebhookDescriptor {
+        path: "/signer/webhook/{user_id}",
+        auth: WebhookAuth::Signature,
+    }),
+    oauth: None,
+    connect_schema: schemars::Schema::default,
+    operations: Vec::new,
+    build: |_| Ok(Box::new(Signer)),
+};
+
+/// A secret store that, right after the next read, lets another writer store a
+/// newer refresh token behind the reader's back.
+struct RacingStore {
+    inner: LocalSecretStore,
+    pending: Mutex<Option<String>>,
+}
+
+impl RacingStore {
+    fn arm(&self, refresh_token: &str) {
+        *self.pending.lock().unwrap() = Some(refresh_token.to_owned());
+    }
+
+    async fn race(&self, reference: &SecretRef) {
+        let Some(refresh_token) = self.pending.lock().unwrap().take() else {
+            return;
+        };
+        modify(&self.inner, reference, |latest| {
+            let mut latest = latest.expose().clone();
+            latest["refresh_token"] = json!(refresh_token);
+            Ok(RevealedJson::new(latest))
+        })
+        .await
+        .unwrap();
+    }
+}
+
+#[async_trait]
+impl SecretStore for RacingStore {
+    async fn put(&self, location: &SecretLocation, value: &RevealedJson) -> Result<SecretRef> {
+        self.inner.put(location, value).await
+    }
+
+    fn reference_for(&self, location: &SecretLocation) -> Option<SecretRef> {
+        self.inner.reference_for(location)
+    }
+
+    async fn get_versioned(&self, reference: &SecretRef) -> Result<(RevealedJson, SecretVersion)> {
+        let read = self.inner.get_versioned(reference).await;
+        self.race(reference).await;
+        read
+    }
+
+    async fn update_if_version(
+        &self,
+        reference: &SecretRef,
+        expected: SecretVersion,
+        value: &RevealedJson,
+    ) -> Result<SecretVersion> {
+        self.inner
+            .update_if_version(reference, expected, value)
+            .await
+    }
+
+    async fn get(&self, reference: &SecretRef) -> Result<RevealedJson> {
+        let read = self.inner.get(reference).await;
+        self.race(reference).await;
+        read
+    }
+
+    async fn get_uncached(&self, reference: &SecretRef) -> Result<RevealedJson> {
+        let read = self.inner.get_uncached(reference).await;
+        self.race(reference).await;
+        read
+    }
+
+    async fn delete(&self, reference: &SecretRef) -> Result<()> {
+        self.inner.delete(reference).await
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.inner.health().await
+    }
+
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+}
+
+async fn send(
+    router: &Router,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .header("x-user-id", "alice")
+        .header("x-org-id", "acme")
+        .header("x-internal-secret", INTERNAL_SECRET)
+        .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn rotation_racing_a_token_write_keeps_the_newer_refresh_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = Arc::new(RacingStore {
+        inner: LocalSecretStore::open(dir.path(), MasterKey::generate()).unwrap(),
+        pending: Mutex::new(None),
+    });
+    let records: Arc<dyn RecordStore> =
+        Arc::new(SqliteRecordStore::open_in_memory().await.unwrap());
+    let mut env = ConnectorEnv::from_pairs([("INTERNAL_API_SECRET", INTERNAL_SECRET)]);
+    env.set("PATCHBAY_PUBLIC_URL", "http://patchbay.test");
+    let config = HostConfig::from_env(&env).unwrap();
+    let registry = Registry::build([&DESCRIPTOR], &env).unwrap();
+    let host = HostBuilder::new(config, env)
+        .registry(registry)
+        .records(Arc::clone(&records))
+        .secrets(secrets.clone())
+        .build()
+        .await
+        .unwrap();
+    let router = host.router();
+
+    let (status, connected) = send(
+        &router,
+        "POST",
+        "/api/connections",
+        Some(json!({ "connector": "signer", "fields": { "refresh_token": "r1" } })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{connected}");
+    let id = connected["connection"]["id"].as_str().unwrap().to_owned();
+    let first_secret = connected["webhook"]["secret"].as_str().unwrap().to_owned();
+
+    secrets.arm("r2");
+    let (status, rotated) = send(
+        &router,
+        "POST",
+        &format!("/api/connections/{id}/webhook/rotate"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new_secret = rotated["webhook"]["secret"].as_str().unwrap();
+    assert_ne!(new_secret, first_secret);
+
+    let tenant = Tenant {
+        user_id: "alice".into(),
+        org_id: Some("acme".into()),
+    };
+    let record = records.get_connection(&tenant, &id).await.unwrap().unwrap();
+    let stored = secrets.inner.get(&record.secret_ref).await.unwrap();
+    assert_eq!(
+        stored.expose(),
+        &json!({ "refresh_token": "r2", "webhook_secret": new_secret }),
+        "the rotation kept the token written meanwhile and changed only the webhook secret"
+    );
+}
