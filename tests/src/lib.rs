@@ -73,6 +73,62 @@ pub struct Patchbay {
 }
 
 impl Patchbay {
+    /// Follows an OAuth begin URL the way a browser would: to Patchbay's begin route
+    /// (which sets the binding cookie), to the provider (the fake at `fake_base`
+    /// stands in for `provider_origin`), then to Patchbay's callback with the
+    /// provider's redirect and the cookie. Returns the callback's answer and the
+    /// provider authorize URL visited.
+    pub async fn authorize_in_browser(
+        &self,
+        begin_url: &str,
+        provider_origin: &str,
+        fake_base: &str,
+    ) -> (Answer, String) {
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        assert!(
+            begin_url.starts_with(&format!("{}/oauth/begin/", self.base_url)),
+            "{begin_url}"
+        );
+        let begun = browser.get(begin_url).send().await.expect("begin URL");
+        assert_eq!(begun.status().as_u16(), 303);
+        let authorize_url = begun.headers()["location"].to_str().unwrap().to_owned();
+        assert!(
+            authorize_url.contains("code_challenge_method=S256"),
+            "{authorize_url}"
+        );
+        let set_cookie = begun.headers()["set-cookie"].to_str().unwrap();
+        assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+        let at_fake = authorize_url.replacen(provider_origin, fake_base, 1);
+        assert_ne!(
+            at_fake, authorize_url,
+            "authorize URL starts with {provider_origin}"
+        );
+        let answer = browser.get(&at_fake).send().await.expect("fake authorize");
+        assert_eq!(
+            answer.status().as_u16(),
+            302,
+            "{}",
+            answer.text().await.unwrap_or_default()
+        );
+        let location = answer.headers()["location"].to_str().unwrap().to_owned();
+        let callback = location
+            .strip_prefix(&self.base_url)
+            .unwrap_or_else(|| panic!("redirected to {location}, not to Patchbay"));
+        assert!(
+            !callback.contains("token"),
+            "no token in the callback URL: {callback}"
+        );
+        let answer = self
+            .request("GET", callback, &[("cookie", cookie.as_str())], None)
+            .await;
+        (answer, authorize_url)
+    }
+
     /// Starts `patchbay serve` in a fresh data directory with extra environment.
     pub async fn start(extra_env: &[(&str, &str)]) -> Self {
         let workdir = tempfile::tempdir().expect("temporary directory");

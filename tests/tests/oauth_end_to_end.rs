@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use patchbay_e2e::openbao::vault_call;
 use patchbay_e2e::postgres::{self, TestDatabase};
-use patchbay_e2e::{Answer, Patchbay};
+use patchbay_e2e::Patchbay;
 use patchbay_testkit::fakes::{github as fake_github, slack as fake_slack};
 use serde_json::{json, Value};
 
@@ -35,72 +35,6 @@ macro_rules! require {
             }
         }
     };
-}
-
-/// Follows a begin URL the way a browser would: to Patchbay's begin route (which
-/// sets the binding cookie), to the provider (the fake stands in for its host),
-/// then to Patchbay's callback with its redirect and the cookie.
-async fn authorize_in_browser(
-    patchbay: &Patchbay,
-    begin_url: &str,
-    provider_origin: &str,
-    fake_base: &str,
-) -> Answer {
-    authorize_in_browser_at(patchbay, begin_url, provider_origin, fake_base)
-        .await
-        .0
-}
-
-/// As [`authorize_in_browser`], also returning the provider authorize URL visited.
-async fn authorize_in_browser_at(
-    patchbay: &Patchbay,
-    begin_url: &str,
-    provider_origin: &str,
-    fake_base: &str,
-) -> (Answer, String) {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    assert!(
-        begin_url.starts_with(&format!("{}/oauth/begin/", patchbay.base_url)),
-        "{begin_url}"
-    );
-    let begun = client.get(begin_url).send().await.expect("begin URL");
-    assert_eq!(begun.status().as_u16(), 303);
-    let authorize_url = begun.headers()["location"].to_str().unwrap().to_owned();
-    assert!(
-        authorize_url.contains("code_challenge_method=S256"),
-        "{authorize_url}"
-    );
-    let set_cookie = begun.headers()["set-cookie"].to_str().unwrap();
-    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
-    let cookie = set_cookie.split(';').next().unwrap().to_owned();
-
-    let at_fake = authorize_url.replacen(provider_origin, fake_base, 1);
-    assert_ne!(
-        at_fake, authorize_url,
-        "authorize URL starts with {provider_origin}"
-    );
-    let answer = client.get(&at_fake).send().await.expect("fake authorize");
-    assert_eq!(
-        answer.status().as_u16(),
-        302,
-        "{}",
-        answer.text().await.unwrap_or_default()
-    );
-    let location = answer.headers()["location"].to_str().unwrap().to_owned();
-    let callback = location
-        .strip_prefix(&patchbay.base_url)
-        .unwrap_or_else(|| panic!("redirected to {location}, not to Patchbay"));
-    assert!(
-        !callback.contains("token"),
-        "no token in the callback URL: {callback}"
-    );
-    let answer = patchbay
-        .request("GET", callback, &[("cookie", cookie.as_str())], None)
-        .await;
-    (answer, authorize_url)
 }
 
 async fn start(patchbay: &Patchbay, key: &str, connector: &str) -> String {
@@ -155,8 +89,10 @@ async fn github_and_slack_connect_through_oauth_with_tokens_in_vault_only() {
 
     // GitHub.
     let url = start(&patchbay, &key, "github").await;
-    let page =
-        authorize_in_browser(&patchbay, &url, "https://github.com", &github.base_url()).await;
+    let page = patchbay
+        .authorize_in_browser(&url, "https://github.com", &github.base_url())
+        .await
+        .0;
     assert_eq!(page.status, 200, "{}", page.text);
     assert!(page.text.contains("connected"), "{}", page.text);
     // The state is single use: replaying the callback stores nothing more.
@@ -178,8 +114,9 @@ async fn github_and_slack_connect_through_oauth_with_tokens_in_vault_only() {
 
     // Slack.
     let url = start(&patchbay, &key, "slack").await;
-    let (page, authorize_url) =
-        authorize_in_browser_at(&patchbay, &url, "https://slack.com", &slack.base_url()).await;
+    let (page, authorize_url) = patchbay
+        .authorize_in_browser(&url, "https://slack.com", &slack.base_url())
+        .await;
     assert!(
         authorize_url.contains("scope=chat%3Awrite%2Cchannels%3Aread")
             || authorize_url.contains("scope=chat:write,channels:read"),
@@ -351,13 +288,9 @@ async fn github_and_slack_connect_through_oauth_with_tokens_in_vault_only() {
 
     // Installing the workspace again replaces its connection: one workspace, one connection.
     let reinstall_url = start(&patchbay, &key, "slack").await;
-    let reinstalled = authorize_in_browser(
-        &patchbay,
-        &reinstall_url,
-        "https://slack.com",
-        &slack.base_url(),
-    )
-    .await;
+    let (reinstalled, _) = patchbay
+        .authorize_in_browser(&reinstall_url, "https://slack.com", &slack.base_url())
+        .await;
     assert_eq!(reinstalled.status, 200, "{}", reinstalled.text);
     let listed = patchbay
         .api("GET", "/api/connections", &key, None)
@@ -507,7 +440,9 @@ async fn a_refresh_storm_across_two_replicas_makes_one_token_request() {
     let key = replica_a.create_api_key("alice", None);
 
     let url = start(&replica_a, &key, "slack").await;
-    let page = authorize_in_browser(&replica_a, &url, "https://slack.com", &slack.base_url()).await;
+    let (page, _) = replica_a
+        .authorize_in_browser(&url, "https://slack.com", &slack.base_url())
+        .await;
     assert_eq!(page.status, 200, "{}", page.text);
     let listed = replica_a
         .api("GET", "/api/connections", &key, None)

@@ -21,19 +21,11 @@ async fn install(patchbay: &Patchbay, slack: &fake_slack::FakeSlack, key: &str) 
         )
         .await;
     assert_eq!(started.status, 200, "{}", started.text);
-    let authorize_url = started.json()["authorize_url"].as_str().unwrap().to_owned();
-    let at_fake = authorize_url.replacen("https://slack.com", &slack.base_url(), 1);
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let answer = client.get(&at_fake).send().await.expect("fake authorize");
-    assert_eq!(answer.status().as_u16(), 302);
-    let location = answer.headers()["location"].to_str().unwrap().to_owned();
-    let callback = location
-        .strip_prefix(&patchbay.base_url)
-        .unwrap_or_else(|| panic!("redirected to {location}, not to Patchbay"));
-    patchbay.request("GET", callback, &[], None).await
+    let begin_url = started.json()["begin_url"].as_str().unwrap().to_owned();
+    patchbay
+        .authorize_in_browser(&begin_url, "https://slack.com", &slack.base_url())
+        .await
+        .0
 }
 
 async fn slack_connections(patchbay: &Patchbay, key: &str) -> Vec<Value> {

@@ -570,7 +570,7 @@ impl Attempt<'_> {
                             "retrying after a retryable status"
                         );
                         drop(response);
-                        tokio::time::sleep(wait).await;
+                        config.pause.wait(wait).await;
                         continue;
                     }
                     match read_capped(response, config.max_response_bytes).await {
@@ -594,7 +594,7 @@ impl Attempt<'_> {
                         wait_ms = wait.as_millis() as u64,
                         "retrying after a transport failure"
                     );
-                    tokio::time::sleep(wait).await;
+                    config.pause.wait(wait).await;
                 }
                 failure => break Err(failure),
             }

@@ -1,6 +1,9 @@
 //! Client settings: timeouts, retry policy, size cap, upstream overrides and the
 //! private networks tenant URLs may reach.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use patchbay_core::{ConnectorEnv, Error, Result};
@@ -40,6 +43,40 @@ pub struct HttpConfig {
     pub overrides: UpstreamOverrides,
     /// Private networks that requests to tenant-supplied URLs may reach.
     pub address_policy: AddressPolicy,
+    /// How the retry loop waits between attempts.
+    pub pause: Pause,
+}
+
+/// The future one [`Pause`] returns.
+pub type PauseFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How the retry loop waits (backoff, `Retry-After`): `tokio::time::sleep` unless
+/// replaced, so a test can check a two-minute `Retry-After` without waiting for it.
+#[derive(Clone)]
+pub struct Pause(Arc<dyn Fn(Duration) -> PauseFuture + Send + Sync>);
+
+impl Pause {
+    /// Waits with `wait` instead of sleeping.
+    pub fn new(wait: impl Fn(Duration) -> PauseFuture + Send + Sync + 'static) -> Self {
+        Self(Arc::new(wait))
+    }
+
+    /// Waits `duration`.
+    pub async fn wait(&self, duration: Duration) {
+        (self.0)(duration).await;
+    }
+}
+
+impl Default for Pause {
+    fn default() -> Self {
+        Self::new(|duration| Box::pin(tokio::time::sleep(duration)))
+    }
+}
+
+impl std::fmt::Debug for Pause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pause")
+    }
 }
 
 impl Default for HttpConfig {
@@ -61,6 +98,7 @@ impl Default for HttpConfig {
             .to_owned(),
             overrides: UpstreamOverrides::default(),
             address_policy: AddressPolicy::default(),
+            pause: Pause::default(),
         }
     }
 }

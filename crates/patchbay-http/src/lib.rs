@@ -23,7 +23,9 @@ mod policy;
 mod response;
 
 pub use client::{HttpClient, RequestBuilder};
-pub use config::{HttpConfig, CONNECT_TIMEOUT_VAR, MAX_RETRIES_VAR, TIMEOUT_VAR};
+pub use config::{
+    HttpConfig, Pause, PauseFuture, CONNECT_TIMEOUT_VAR, MAX_RETRIES_VAR, TIMEOUT_VAR,
+};
 pub use overrides::{UpstreamOverrides, OVERRIDES_VAR};
 pub use policy::{AddressPolicy, BlockedAddress, ALLOWED_PRIVATE_NETWORKS_VAR};
 pub use response::{parse_retry_after, Response};

@@ -167,7 +167,7 @@ pub struct PendingAuthorization {
 #[derive(Debug, Clone, PartialEq)]
 pub enum BegunState {
     /// First opening, within the lifetime: the browser is now bound to the flow.
-    Begun(PendingAuthorization),
+    Begun(Box<PendingAuthorization>),
     /// The begin URL was opened before (or the flow already finished): single use.
     AlreadyBegun,
     /// Past its expiry.

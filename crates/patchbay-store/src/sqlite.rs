@@ -855,7 +855,7 @@ impl RecordStore for SqliteRecordStore {
         .await
         .map_err(|error| db_error("binding an OAuth state to a browser", error))?;
         if let Some(row) = begun {
-            return Ok(BegunState::Begun(row.into_pending()?));
+            return Ok(BegunState::Begun(Box::new(row.into_pending()?)));
         }
         let known: Option<(bool,)> = sqlx::query_as(
             "SELECT begun_at IS NOT NULL OR consumed_at IS NOT NULL FROM oauth_states \

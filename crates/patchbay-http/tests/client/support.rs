@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -57,7 +57,6 @@ impl Reply {
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
 pub struct Hit {
-    pub at: Instant,
     pub method: Method,
     pub uri: String,
     pub headers: HeaderMap,
@@ -99,7 +98,6 @@ impl ScriptedServer {
 }
 
 async fn scripted_reply(State(state): State<Arc<ScriptState>>, request: Request) -> Response {
-    let at = Instant::now();
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX)
         .await
@@ -108,7 +106,6 @@ async fn scripted_reply(State(state): State<Arc<ScriptState>>, request: Request)
     let index = {
         let mut hits = state.hits.lock().unwrap();
         hits.push(Hit {
-            at,
             method: parts.method.clone(),
             uri: parts.uri.to_string(),
             headers: parts.headers.clone(),

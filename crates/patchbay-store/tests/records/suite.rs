@@ -1044,7 +1044,7 @@ pub async fn oauth_state_is_bound_to_one_browser_once(store: Arc<dyn RecordStore
             .begin_oauth_state("b1", "cookie-hash-1", now())
             .await
             .unwrap(),
-        BegunState::Begun(bound.clone())
+        BegunState::Begun(Box::new(bound.clone()))
     );
     assert_eq!(
         store
