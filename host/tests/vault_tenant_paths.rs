@@ -4,62 +4,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use patchbay_core::{
-    AuthKind, AuthRequest, Category, Connector, ConnectorContext, ConnectorDescriptor,
-    ConnectorEnv, Credentials, QueryOutput, Registry, Result, SecretString, Tenant,
-    ValidationReport,
+    AuthKind, Category, ConnectorDescriptor, ConnectorEnv, Registry, SecretString, Tenant,
 };
 use patchbay_host::{HostBuilder, HostConfig};
 use patchbay_store::vault::VaultAuth;
 use patchbay_store::{RecordStore, SqliteRecordStore, VaultConfig, VaultSecretStore};
-use serde_json::{json, Value};
+use serde_json::json;
 use tower::ServiceExt;
 
+mod support;
+
+use support::FormEcho;
+
 const INTERNAL_SECRET: &str = "internal-secret-for-tests-0123456789";
-
-struct Keyed;
-
-#[async_trait]
-impl Connector for Keyed {
-    type Config = Value;
-    type Secrets = Value;
-
-    fn descriptor(&self) -> &'static ConnectorDescriptor {
-        &DESCRIPTOR
-    }
-
-    async fn authenticate(&self, request: AuthRequest) -> Result<Credentials<Value, Value>> {
-        let AuthRequest::Form(fields) = request else {
-            return Err(patchbay_core::Error::unsupported("form only"));
-        };
-        Ok(Credentials {
-            config: json!({}),
-            secrets: Value::Object(fields.0),
-        })
-    }
-
-    async fn validate(
-        &self,
-        _ctx: &ConnectorContext,
-        _credentials: &mut Credentials<Value, Value>,
-    ) -> Result<ValidationReport> {
-        Ok(ValidationReport::new("keyed", Vec::new()))
-    }
-
-    async fn query(
-        &self,
-        _ctx: &ConnectorContext,
-        _credentials: &Credentials<Value, Value>,
-        _operation: &str,
-        _params: Value,
-    ) -> Result<QueryOutput> {
-        Ok(QueryOutput::default())
-    }
-}
 
 static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
     id: "keyed",
@@ -73,7 +34,7 @@ static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
     oauth: None,
     connect_schema: schemars::Schema::default,
     operations: Vec::new,
-    build: |_| Ok(Box::new(Keyed)),
+    build: |_| Ok(Box::new(FormEcho(&DESCRIPTOR))),
 };
 
 #[tokio::test]

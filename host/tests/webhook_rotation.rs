@@ -9,9 +9,8 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use patchbay_core::{
-    AuthKind, AuthRequest, Category, Connector, ConnectorContext, ConnectorDescriptor,
-    ConnectorEnv, Credentials, QueryOutput, Registry, Result, RevealedJson, Tenant,
-    ValidationReport, WebhookAuth, WebhookDescriptor,
+    AuthKind, Category, ConnectorDescriptor, ConnectorEnv, Registry, Result, RevealedJson, Tenant,
+    WebhookAuth, WebhookDescriptor,
 };
 use patchbay_host::{HostBuilder, HostConfig};
 use patchbay_store::{
@@ -21,48 +20,11 @@ use patchbay_store::{
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+mod support;
+
+use support::FormEcho;
+
 const INTERNAL_SECRET: &str = "internal-secret-for-tests-0123456789";
-
-/// A connector whose webhooks are signed with the connection's `webhook_secret`.
-struct Signer;
-
-#[async_trait]
-impl Connector for Signer {
-    type Config = Value;
-    type Secrets = Value;
-
-    fn descriptor(&self) -> &'static ConnectorDescriptor {
-        &DESCRIPTOR
-    }
-
-    async fn authenticate(&self, request: AuthRequest) -> Result<Credentials<Value, Value>> {
-        let AuthRequest::Form(fields) = request else {
-            return Err(patchbay_core::Error::unsupported("form only"));
-        };
-        Ok(Credentials {
-            config: json!({}),
-            secrets: Value::Object(fields.0),
-        })
-    }
-
-    async fn validate(
-        &self,
-        _ctx: &ConnectorContext,
-        _credentials: &mut Credentials<Value, Value>,
-    ) -> Result<ValidationReport> {
-        Ok(ValidationReport::new("signer", Vec::new()))
-    }
-
-    async fn query(
-        &self,
-        _ctx: &ConnectorContext,
-        _credentials: &Credentials<Value, Value>,
-        _operation: &str,
-        _params: Value,
-    ) -> Result<QueryOutput> {
-        Ok(QueryOutput::default())
-    }
-}
 
 static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
     id: "signer",
@@ -79,7 +41,7 @@ static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
     oauth: None,
     connect_schema: schemars::Schema::default,
     operations: Vec::new,
-    build: |_| Ok(Box::new(Signer)),
+    build: |_| Ok(Box::new(FormEcho(&DESCRIPTOR))),
 };
 
 /// A secret store that, right after the next read, lets another writer store a
