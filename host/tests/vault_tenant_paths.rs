@@ -18,6 +18,8 @@ use tower::ServiceExt;
 
 mod support;
 
+use patchbay_testkit::services;
+
 use support::FormEcho;
 
 const INTERNAL_SECRET: &str = "internal-secret-for-tests-0123456789";
@@ -38,14 +40,8 @@ static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
 };
 
 #[tokio::test]
-async fn an_org_and_a_user_with_the_same_id_get_separate_folders() {
-    let (Ok(addr), Ok(token)) = (
-        std::env::var("PATCHBAY_TEST_VAULT_ADDR"),
-        std::env::var("PATCHBAY_TEST_VAULT_TOKEN"),
-    ) else {
-        eprintln!("SKIPPED: needs PATCHBAY_TEST_VAULT_ADDR (run cargo xtask test)");
-        return;
-    };
+async fn needs_vault_an_org_and_a_user_with_the_same_id_get_separate_folders() {
+    let services::Vault { addr, token } = services::vault();
     let base = format!("paths-{}", uuid::Uuid::new_v4().simple());
     let vault = VaultSecretStore::connect(VaultConfig {
         mount: "patchbay".into(),

@@ -1,15 +1,9 @@
 //! A private OpenBao dev server for tests that must stop and resume Vault.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-/// The `bao` binary `cargo xtask test` installed, if any.
-pub fn binary() -> Option<PathBuf> {
-    std::env::var_os("PATCHBAY_BAO_BIN").map(PathBuf::from)
-}
 
 /// A running `bao server -dev` on a free loopback port, killed on drop.
 pub struct OpenBao {

@@ -3,13 +3,6 @@
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, Row};
 
-/// The server the suite may use (`PATCHBAY_TEST_DATABASE_URL`), if any.
-pub fn server_url() -> Option<String> {
-    std::env::var("PATCHBAY_TEST_DATABASE_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-}
-
 /// A database created for one test and dropped after it.
 pub struct TestDatabase {
     admin_url: String,
@@ -31,7 +24,7 @@ fn with_database(url: &str, database: &str) -> String {
 }
 
 impl TestDatabase {
-    /// Creates an empty database on the server named by `server_url`.
+    /// Creates an empty database on the PostgreSQL server at `server_url`.
     pub async fn create(server_url: &str) -> Self {
         let name = format!("patchbay_e2e_{}", crate::openbao::uuid_like());
         let mut admin = PgConnection::connect(server_url)

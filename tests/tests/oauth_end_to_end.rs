@@ -5,37 +5,15 @@
 use std::time::Duration;
 
 use patchbay_e2e::openbao::vault_call;
-use patchbay_e2e::postgres::{self, TestDatabase};
+use patchbay_e2e::postgres::TestDatabase;
 use patchbay_e2e::Patchbay;
 use patchbay_testkit::fakes::{github as fake_github, slack as fake_slack};
+use patchbay_testkit::services;
 use serde_json::{json, Value};
 
 const GITHUB_TOKEN: &str = "gho_canaryGithubOauthToken0001";
 const SLACK_BOT_TOKEN: &str = "xoxb-canary-slack-bot-token-0001";
 const SIGNING_SECRET: &str = "slack-signing-secret-for-e2e-0001";
-
-fn shared_vault() -> Option<(String, String)> {
-    Some((
-        std::env::var("PATCHBAY_TEST_VAULT_ADDR").ok()?,
-        std::env::var("PATCHBAY_TEST_VAULT_TOKEN").ok()?,
-    ))
-}
-
-macro_rules! require {
-    ($value:expr, $what:literal) => {
-        match $value {
-            Some(value) => value,
-            None => {
-                eprintln!(
-                    "SKIPPED: {} needs {} (run `cargo xtask test`)",
-                    module_path!(),
-                    $what
-                );
-                return;
-            }
-        }
-    };
-}
 
 async fn start(patchbay: &Patchbay, key: &str, connector: &str) -> String {
     let started = patchbay
@@ -61,9 +39,13 @@ fn connection_of(listed: &Value, connector: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn github_and_slack_connect_through_oauth_with_tokens_in_vault_only() {
-    let (vault_addr, vault_token) = require!(shared_vault(), "PATCHBAY_TEST_VAULT_ADDR");
-    let server = require!(postgres::server_url(), "PATCHBAY_TEST_DATABASE_URL");
+async fn needs_vault_needs_postgres_github_and_slack_connect_through_oauth_with_tokens_in_vault_only(
+) {
+    let services::Vault {
+        addr: vault_addr,
+        token: vault_token,
+    } = services::vault();
+    let server = services::postgres_url();
     let database = TestDatabase::create(&server).await;
     let github = fake_github::FakeGitHub::start(GITHUB_TOKEN).await;
     let slack = fake_slack::FakeSlack::start(SLACK_BOT_TOKEN).await;
@@ -409,9 +391,12 @@ async fn slack_routes_answer_the_guides_message_while_the_flag_is_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refresh_storm_across_two_replicas_makes_one_token_request() {
-    let (vault_addr, vault_token) = require!(shared_vault(), "PATCHBAY_TEST_VAULT_ADDR");
-    let server = require!(postgres::server_url(), "PATCHBAY_TEST_DATABASE_URL");
+async fn needs_vault_needs_postgres_a_refresh_storm_across_two_replicas_makes_one_token_request() {
+    let services::Vault {
+        addr: vault_addr,
+        token: vault_token,
+    } = services::vault();
+    let server = services::postgres_url();
     let database = TestDatabase::create(&server).await;
     let slack = fake_slack::FakeSlack::start(SLACK_BOT_TOKEN).await;
     // Installs issue a token that is already inside the refresh window.

@@ -2,27 +2,22 @@
 //! in one folder (`<base>/<tenant id>/…`) to `<base>/orgs/…` and `<base>/users/…`.
 
 use patchbay_e2e::openbao::{self, vault_call};
-use patchbay_e2e::postgres::{self, TestDatabase};
+use patchbay_e2e::postgres::TestDatabase;
 use patchbay_e2e::Patchbay;
 use patchbay_testkit::fakes::datadog::FakeDatadog;
+use patchbay_testkit::services;
 use serde_json::json;
 
 const CANARY_API_KEY: &str = "canary-layout-api-0a1b2c3d";
 const CANARY_APP_KEY: &str = "canary-layout-app-4e5f6a7b";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_secret_in_the_old_layout_moves_at_start_and_keeps_working() {
-    let (Ok(vault_addr), Ok(vault_token)) = (
-        std::env::var("PATCHBAY_TEST_VAULT_ADDR"),
-        std::env::var("PATCHBAY_TEST_VAULT_TOKEN"),
-    ) else {
-        eprintln!("SKIPPED: needs PATCHBAY_TEST_VAULT_ADDR (run `cargo xtask test`)");
-        return;
-    };
-    let Some(server) = postgres::server_url() else {
-        eprintln!("SKIPPED: needs PATCHBAY_TEST_DATABASE_URL (run `cargo xtask test`)");
-        return;
-    };
+async fn needs_vault_needs_postgres_a_secret_in_the_old_layout_moves_at_start_and_keeps_working() {
+    let services::Vault {
+        addr: vault_addr,
+        token: vault_token,
+    } = services::vault();
+    let server = services::postgres_url();
     let database = TestDatabase::create(&server).await;
     let fake = FakeDatadog::start(CANARY_API_KEY, CANARY_APP_KEY).await;
     let overrides = fake.override_spec();

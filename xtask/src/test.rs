@@ -1,31 +1,127 @@
-//! `cargo xtask test`: the whole suite, with what it needs built first.
+//! `cargo xtask test`: the whole suite, with what it needs built and started first.
 
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
+use patchbay_testkit::services::{
+    Service, OAUTH_ISSUER_VAR, OPENBAO_BINARY_VAR, POSTGRES_URL_VAR, VAULT_ADDR_VAR,
+    VAULT_TOKEN_VAR,
+};
 
-use crate::{cargo, services, target_dir, workspace_root};
+use crate::groups::{self, Missing, REQUIRE_SERVICES_VAR};
+use crate::{cargo, services, target_dir};
 
-/// Builds the binary the end-to-end tests drive, starts the services tests need
-/// (an OpenBao dev server and `oauth2-mock-server`), then runs every test in the
-/// workspace; the services stop when this returns.
+/// Builds the binary the end-to-end tests drive, provides the services tests need
+/// (a fresh PostgreSQL database, an OpenBao dev server, `oauth2-mock-server`), then
+/// runs every test in the workspace. The services stop and the database is dropped
+/// when this returns, whatever the outcome.
+///
+/// A service that cannot be provided fails the run at once when
+/// `PATCHBAY_REQUIRE_SERVICES=1`; otherwise the tests needing it are left out and
+/// listed after cargo's own summary.
 pub fn run(extra: &[String]) -> Result<()> {
+    let require = groups::require_services(std::env::var(REQUIRE_SERVICES_VAR).ok().as_deref())?;
     cargo(&["build", "--package", "patchbay-host", "--bin", "patchbay"])?;
-    let openbao = services::ensure_openbao().and_then(|binary| services::start_openbao(&binary))?;
-    let oauth_mock =
-        services::ensure_oauth_mock().and_then(|script| services::start_oauth_mock(&script))?;
+    survive_interrupts();
+    let mut missing = Vec::new();
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command
         .args(["test", "--workspace", "--no-fail-fast"])
-        .args(extra)
-        .env("PATCHBAY_BIN", target_dir().join("debug/patchbay"))
-        .env("PATCHBAY_TEST_VAULT_ADDR", &openbao.addr)
-        .env("PATCHBAY_TEST_VAULT_TOKEN", &openbao.root_token)
-        .env("PATCHBAY_BAO_BIN", &openbao.binary)
-        .env("PATCHBAY_TEST_OAUTH_ISSUER", &oauth_mock.issuer);
-    let reference = workspace_root().join("../shared/reference");
-    if std::env::var_os("PATCHBAY_REFERENCE_DIR").is_none() && reference.exists() {
-        command.env("PATCHBAY_REFERENCE_DIR", reference);
+        .env("PATCHBAY_BIN", target_dir().join("debug/patchbay"));
+
+    let postgres = provide(
+        Service::Postgres,
+        require,
+        &mut missing,
+        services::postgres_database,
+    )?;
+    if let Some(database) = &postgres {
+        eprintln!("PostgreSQL tests use {}", database.describe());
+        command.env(POSTGRES_URL_VAR, &database.url);
     }
-    crate::run(&mut command)
+    let openbao = provide(Service::OpenBao, require, &mut missing, || {
+        services::ensure_openbao().and_then(|binary| services::start_openbao(&binary))
+    })?;
+    if let Some(openbao) = &openbao {
+        command
+            .env(VAULT_ADDR_VAR, &openbao.addr)
+            .env(VAULT_TOKEN_VAR, &openbao.root_token)
+            .env(OPENBAO_BINARY_VAR, &openbao.binary);
+    }
+    let oauth_mock = provide(Service::OAuthMock, require, &mut missing, || {
+        services::ensure_oauth_mock().and_then(|script| services::start_oauth_mock(&script))
+    })?;
+    if let Some(oauth_mock) = &oauth_mock {
+        command.env(OAUTH_ISSUER_VAR, &oauth_mock.issuer);
+    }
+
+    command.args(groups::cargo_test_args(extra, &missing));
+    stop_if_interrupted()?;
+    let outcome = crate::run(&mut command);
+    drop((oauth_mock, openbao, postgres));
+    if let Some(summary) = groups::summary(&missing) {
+        eprintln!("\n{summary}");
+    }
+    outcome
+}
+
+/// Starts `service` with `start`. On failure: an error when every service is
+/// required, otherwise `None` after recording why in `missing`.
+fn provide<T>(
+    service: Service,
+    require: bool,
+    missing: &mut Vec<Missing>,
+    start: impl FnOnce() -> Result<T>,
+) -> Result<Option<T>> {
+    let started = start();
+    stop_if_interrupted()?;
+    match started {
+        Ok(running) => Ok(Some(running)),
+        Err(error) if require => Err(error.context(format!(
+            "{service} is unavailable and {REQUIRE_SERVICES_VAR}=1 requires every service"
+        ))),
+        Err(error) => {
+            let reason = format!("{error:#}");
+            eprintln!("warning: {service} is unavailable, its tests will not run: {reason}");
+            missing.push(Missing { service, reason });
+            Ok(None)
+        }
+    }
+}
+
+/// Set once Ctrl-C was pressed.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Fails when Ctrl-C was pressed, so an interrupted step is not taken for a missing service.
+fn stop_if_interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// Keeps Ctrl-C from killing xtask before it cleans up: the processes it started
+/// share its process group, get the signal and stop, then the services stop and the
+/// database is dropped as on any other failure. A second Ctrl-C exits at once.
+fn survive_interrupts() {
+    std::thread::spawn(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                INTERRUPTED.store(true, Ordering::SeqCst);
+                eprintln!(
+                    "interrupted: cleaning up once the tests stop (Ctrl-C again to quit now)"
+                );
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+    });
 }

@@ -4,7 +4,6 @@
 //! the operation's security scheme names.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,25 +17,9 @@ use serde_yaml::Value as Yaml;
 const API_KEY: &str = "spec-api-key-4b1e";
 const APP_KEY: &str = "spec-app-key-9c2d";
 
-fn spec_path() -> PathBuf {
-    let reference = std::env::var_os("PATCHBAY_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
-        });
-    reference.join("specs/datadog-v1-openapi.yaml")
-}
-
 fn load_spec() -> Yaml {
-    let path = spec_path();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
-        panic!(
-            "the Datadog v1 OpenAPI description is required for this test; looked at {} ({error}). \
-             Set PATCHBAY_REFERENCE_DIR to the directory holding specs/datadog-v1-openapi.yaml",
-            path.display()
-        )
-    });
-    serde_yaml::from_str(&text).expect("the Datadog v1 OpenAPI description parses as YAML")
+    serde_yaml::from_str(&patchbay_testkit::fixture("specs/datadog-v1-openapi.yaml"))
+        .expect("the Datadog v1 OpenAPI description parses as YAML")
 }
 
 /// Follows a local `$ref` such as `#/components/parameters/PageSize`.

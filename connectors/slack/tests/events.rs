@@ -2,12 +2,10 @@
 //! clock, rejections, URL verification, routing and normalisation (both only of
 //! verified deliveries).
 //!
-//! The vectors come from `vectors/slack.json` under `$PATCHBAY_REFERENCE_DIR`
-//! (default `../../../shared/reference` from this crate).
+//! The vectors come from the `vectors/slack.json` fixture in `patchbay-testkit`.
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -24,14 +22,7 @@ use support::{
 };
 
 fn vectors() -> Value {
-    let dir = std::env::var("PATCHBAY_REFERENCE_DIR").map_or_else(
-        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"),
-        PathBuf::from,
-    );
-    let path = dir.join("vectors/slack.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
-    serde_json::from_str(&text).unwrap()
+    serde_json::from_str(&patchbay_testkit::fixture("vectors/slack.json")).unwrap()
 }
 
 /// Verifies an Events API delivery with the app's signing secret, as the host does first.

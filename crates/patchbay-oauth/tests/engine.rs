@@ -850,16 +850,8 @@ async fn two_replicas_on_one_sqlite_file_send_one_token_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_replicas_on_postgres_send_one_token_request() {
-    let Some(url) = std::env::var("PATCHBAY_TEST_DATABASE_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-    else {
-        eprintln!(
-            "\n=====\nSKIPPED: postgres refresh storm needs PATCHBAY_TEST_DATABASE_URL\n=====\n"
-        );
-        return;
-    };
+async fn needs_postgres_two_replicas_send_one_token_request() {
+    let url = patchbay_testkit::services::postgres_url();
     let records = patchbay_store::open_record_store(&url).await.unwrap();
     two_replica_storm(records).await;
 }

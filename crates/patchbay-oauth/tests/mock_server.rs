@@ -1,6 +1,7 @@
 //! The engine against the real `oauth2-mock-server`, which `cargo xtask test` starts
-//! on loopback and names in `PATCHBAY_TEST_OAUTH_ISSUER`: the authorization-code
-//! flow with PKCE, refresh through `TokenRefresher`, and the provider's refusals.
+//! on loopback and names in `PATCHBAY_TEST_OAUTH_ISSUER` (the tests fail without it):
+//! the authorization-code flow with PKCE, refresh through `TokenRefresher`, and the
+//! provider's refusals.
 //!
 //! The mock accepts any client and any code or refresh token, but it does check PKCE:
 //! a `code_verifier` must match the `code_challenge` its code was issued for. The
@@ -29,8 +30,6 @@ use patchbay_store::{
 };
 use serde_json::{json, Value};
 
-/// The variable `cargo xtask test` sets to the running mock's issuer URL.
-const ISSUER_VAR: &str = "PATCHBAY_TEST_OAUTH_ISSUER";
 /// The refresh token the start script's hook refuses with `invalid_grant`.
 const REVOKED_REFRESH_TOKEN: &str = "revoked-refresh-token";
 /// Patchbay's public URL in these tests; redirect URIs live under it.
@@ -89,17 +88,9 @@ fn leak_descriptor(authorize_url: &str, token_url: &str) -> &'static ConnectorDe
     }))
 }
 
-/// The mock named by `PATCHBAY_TEST_OAUTH_ISSUER`, or `None` (with a loud notice)
-/// when the suite runs without `cargo xtask test`.
-async fn mock_provider(test: &str) -> Option<MockProvider> {
-    let Some(issuer) = std::env::var(ISSUER_VAR)
-        .ok()
-        .filter(|issuer| !issuer.trim().is_empty())
-    else {
-        eprintln!("\n=====\nSKIPPED: {test} needs {ISSUER_VAR} (run cargo xtask test)\n=====\n");
-        return None;
-    };
-    let issuer = issuer.trim_end_matches('/').to_owned();
+/// The mock named by `PATCHBAY_TEST_OAUTH_ISSUER` (the test fails when it is unset).
+async fn mock_provider() -> MockProvider {
+    let issuer = patchbay_testkit::services::oauth_issuer();
     let discovery: Value = reqwest::get(format!("{issuer}/.well-known/openid-configuration"))
         .await
         .expect("the mock's discovery document answers")
@@ -119,7 +110,7 @@ async fn mock_provider(test: &str) -> Option<MockProvider> {
         &endpoint("authorization_endpoint"),
         &endpoint("token_endpoint"),
     );
-    Some(MockProvider { issuer, descriptor })
+    MockProvider { issuer, descriptor }
 }
 
 fn engine(records: Arc<dyn RecordStore>) -> Arc<OAuthEngine> {
@@ -245,10 +236,8 @@ fn assert_lifetime_from_mock(expires_at: DateTime<Utc>, requested_at: DateTime<U
 }
 
 #[tokio::test]
-async fn code_flow_with_pkce_yields_the_mock_s_tokens() {
-    let Some(mock) = mock_provider("code_flow_with_pkce_yields_the_mock_s_tokens").await else {
-        return;
-    };
+async fn needs_oauth_mock_code_flow_with_pkce_yields_the_mock_s_tokens() {
+    let mock = mock_provider().await;
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(sqlite_records(dir.path()).await);
 
@@ -313,12 +302,8 @@ async fn code_flow_with_pkce_yields_the_mock_s_tokens() {
 }
 
 #[tokio::test]
-async fn the_mock_refuses_a_verifier_that_does_not_match_the_challenge() {
-    let Some(mock) =
-        mock_provider("the_mock_refuses_a_verifier_that_does_not_match_the_challenge").await
-    else {
-        return;
-    };
+async fn needs_oauth_mock_the_mock_refuses_a_verifier_that_does_not_match_the_challenge() {
+    let mock = mock_provider().await;
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(sqlite_records(dir.path()).await);
 
@@ -364,11 +349,8 @@ async fn the_mock_refuses_a_verifier_that_does_not_match_the_challenge() {
 }
 
 #[tokio::test]
-async fn a_denied_consent_reaches_the_user_as_access_denied() {
-    let Some(mock) = mock_provider("a_denied_consent_reaches_the_user_as_access_denied").await
-    else {
-        return;
-    };
+async fn needs_oauth_mock_a_denied_consent_reaches_the_user_as_access_denied() {
+    let mock = mock_provider().await;
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(sqlite_records(dir.path()).await);
     let start = engine
@@ -446,11 +428,8 @@ fn refresher(records: &Arc<dyn RecordStore>, secrets: &Arc<dyn SecretStore>) -> 
 }
 
 #[tokio::test]
-async fn an_expired_token_is_refreshed_at_the_mock_and_saved() {
-    let Some(mock) = mock_provider("an_expired_token_is_refreshed_at_the_mock_and_saved").await
-    else {
-        return;
-    };
+async fn needs_oauth_mock_an_expired_token_is_refreshed_at_the_mock_and_saved() {
+    let mock = mock_provider().await;
     let dir = tempfile::tempdir().unwrap();
     let records = sqlite_records(dir.path()).await;
     let secrets = local_secrets(dir.path());
@@ -496,12 +475,8 @@ async fn an_expired_token_is_refreshed_at_the_mock_and_saved() {
 }
 
 #[tokio::test]
-async fn a_revoked_refresh_token_marks_the_connection_for_reauthorization() {
-    let Some(mock) =
-        mock_provider("a_revoked_refresh_token_marks_the_connection_for_reauthorization").await
-    else {
-        return;
-    };
+async fn needs_oauth_mock_a_revoked_refresh_token_marks_the_connection_for_reauthorization() {
+    let mock = mock_provider().await;
     let dir = tempfile::tempdir().unwrap();
     let records = sqlite_records(dir.path()).await;
     let secrets = local_secrets(dir.path());

@@ -62,8 +62,8 @@ async fn store(bao: &Bao, base_path: &str, cache_ttl: Duration) -> VaultSecretSt
 }
 
 #[tokio::test]
-async fn round_trip_lives_at_the_documented_path() {
-    let Some(bao) = Bao::shared() else { return };
+async fn needs_vault_round_trip_lives_at_the_documented_path() {
+    let bao = Bao::shared();
     let base = unique("round-trip");
     let store = store(&bao, &base, Duration::ZERO).await;
     assert_eq!(store.backend(), "vault");
@@ -151,8 +151,8 @@ async fn round_trip_lives_at_the_documented_path() {
 }
 
 #[tokio::test]
-async fn path_segments_cannot_escape_the_tenant_folder() {
-    let Some(bao) = Bao::shared() else { return };
+async fn needs_vault_path_segments_cannot_escape_the_tenant_folder() {
+    let bao = Bao::shared();
     let base = unique("escape");
     let store = store(&bao, &base, Duration::ZERO).await;
 
@@ -210,8 +210,8 @@ async fn path_segments_cannot_escape_the_tenant_folder() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_and_set_lets_exactly_one_writer_win() {
-    let Some(bao) = Bao::shared() else { return };
+async fn needs_vault_check_and_set_lets_exactly_one_writer_win() {
+    let bao = Bao::shared();
     let store = Arc::new(store(&bao, &unique("cas"), Duration::from_secs(30)).await);
     let reference = store
         .put(
@@ -266,8 +266,8 @@ async fn check_and_set_lets_exactly_one_writer_win() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writers_lose_no_update() {
-    let Some(bao) = Bao::shared() else { return };
+async fn needs_vault_concurrent_writers_lose_no_update() {
+    let bao = Bao::shared();
     let base = unique("counter");
     let store = Arc::new(store(&bao, &base, Duration::from_secs(30)).await);
     let reference = store
@@ -345,8 +345,8 @@ async fn concurrent_writers_lose_no_update() {
 }
 
 #[tokio::test]
-async fn missing_or_kv_v1_mounts_are_refused_with_the_fix() {
-    let Some(bao) = Bao::shared() else { return };
+async fn needs_vault_missing_or_kv_v1_mounts_are_refused_with_the_fix() {
+    let bao = Bao::shared();
     let absent = unique("absent");
     let error = VaultSecretStore::connect(config(&bao, &absent, "tenants", Duration::ZERO))
         .await
@@ -408,8 +408,8 @@ async fn missing_or_kv_v1_mounts_are_refused_with_the_fix() {
 }
 
 #[tokio::test]
-async fn a_rejected_token_fails_connect_without_printing_it() {
-    let Some(bao) = Bao::shared() else { return };
+async fn needs_vault_a_rejected_token_fails_connect_without_printing_it() {
+    let bao = Bao::shared();
     let canary = format!("canary-token-{}", uuid::Uuid::new_v4());
     let mut settings = config(&bao, MOUNT, "tenants", Duration::ZERO);
     settings.auth = VaultAuth::Token(SecretString::from(canary.as_str()));
@@ -422,8 +422,8 @@ async fn a_rejected_token_fails_connect_without_printing_it() {
 }
 
 #[tokio::test]
-async fn cache_serves_repeat_reads_and_follows_own_writes() {
-    let Some(bao) = Bao::shared() else { return };
+async fn needs_vault_cache_serves_repeat_reads_and_follows_own_writes() {
+    let bao = Bao::shared();
     let base = unique("cache");
     let data_path = format!("{MOUNT}/data/{base}/orgs/t/c/1");
     let write_behind_the_store = |value: &'static str| {
@@ -484,8 +484,8 @@ async fn cache_serves_repeat_reads_and_follows_own_writes() {
 }
 
 #[tokio::test]
-async fn planted_secret_never_prints() {
-    let Some(bao) = Bao::shared() else { return };
+async fn needs_vault_planted_secret_never_prints() {
+    let bao = Bao::shared();
     // Every log line at every level, from this crate and the Vault client alike.
     let logs = LogBuffer::default();
     let writer = logs.clone();
@@ -619,10 +619,8 @@ async fn a_silent_vault_is_cut_off_at_the_timeout() {
 }
 
 #[tokio::test]
-async fn stopped_vault_fails_fast_and_the_same_store_recovers() {
-    let Some(mut server) = PrivateBao::start().await else {
-        return;
-    };
+async fn needs_vault_stopped_vault_fails_fast_and_the_same_store_recovers() {
+    let mut server = PrivateBao::start().await;
     let bao = server.bao.clone();
     let store = store(&bao, "tenants", Duration::ZERO).await;
     let reference = store
@@ -771,10 +769,8 @@ impl AppRoleLogin {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn approle_tokens_are_renewed_then_replaced_at_max_ttl() {
-    let Some(server) = PrivateBao::start().await else {
-        return;
-    };
+async fn needs_vault_approle_tokens_are_renewed_then_replaced_at_max_ttl() {
+    let server = PrivateBao::start().await;
     let bao = &server.bao;
     let login = AppRoleLogin::set_up(bao, "3s", "12s", None).await;
     let (role_id, secret_id) = (&login.role_id, &login.secret_id);
@@ -819,10 +815,8 @@ async fn approle_tokens_are_renewed_then_replaced_at_max_ttl() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn approle_store_fails_fast_while_vault_is_down_and_logs_in_again() {
-    let Some(mut server) = PrivateBao::start().await else {
-        return;
-    };
+async fn needs_vault_approle_store_fails_fast_while_vault_is_down_and_logs_in_again() {
+    let mut server = PrivateBao::start().await;
     let login = AppRoleLogin::set_up(&server.bao, "3s", "1h", None).await;
     let clock = ManualClock::new();
     let store =
@@ -880,8 +874,8 @@ async fn approle_store_fails_fast_while_vault_is_down_and_logs_in_again() {
 }
 
 #[tokio::test]
-async fn a_writer_holding_a_stale_read_gets_a_conflict_and_nothing_is_lost() {
-    let Some(bao) = Bao::shared() else { return };
+async fn needs_vault_a_writer_holding_a_stale_read_gets_a_conflict_and_nothing_is_lost() {
+    let bao = Bao::shared();
     let store = store(&bao, &unique("stale"), Duration::from_secs(30)).await;
     let reference = store
         .put(
@@ -920,8 +914,8 @@ async fn a_writer_holding_a_stale_read_gets_a_conflict_and_nothing_is_lost() {
 }
 
 #[tokio::test]
-async fn cached_secrets_expire_after_the_ttl() {
-    let Some(bao) = Bao::shared() else { return };
+async fn needs_vault_cached_secrets_expire_after_the_ttl() {
+    let bao = Bao::shared();
     let base = unique("ttl");
     let clock = ManualClock::new();
     let store = VaultSecretStore::connect_with_clock(
@@ -1008,8 +1002,8 @@ fn org(user: &str, org: &str) -> Tenant {
 }
 
 #[tokio::test]
-async fn legacy_secrets_move_to_separate_org_and_user_folders() {
-    let Some(bao) = Bao::shared() else { return };
+async fn needs_vault_legacy_secrets_move_to_separate_org_and_user_folders() {
+    let bao = Bao::shared();
     let base = unique("legacy");
     let store = store(&bao, &base, Duration::from_secs(30)).await;
     let records = SqliteRecordStore::open_in_memory().await.unwrap();
@@ -1137,8 +1131,8 @@ async fn legacy_secrets_move_to_separate_org_and_user_folders() {
 }
 
 #[tokio::test]
-async fn an_interrupted_move_is_finished_by_the_next_start() {
-    let Some(bao) = Bao::shared() else { return };
+async fn needs_vault_an_interrupted_move_is_finished_by_the_next_start() {
+    let bao = Bao::shared();
     let base = unique("interrupted");
     let store = store(&bao, &base, Duration::ZERO).await;
     let records = SqliteRecordStore::open_in_memory().await.unwrap();

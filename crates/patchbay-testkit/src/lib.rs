@@ -1,7 +1,51 @@
 //! Test support shared by connector, host and end-to-end tests: fakes of provider
-//! APIs that follow their documented shapes, and the contract suite every
-//! connector must pass.
+//! APIs that follow their documented shapes, the contract suite every connector
+//! must pass, the providers' published specs and test vectors kept in `fixtures/`,
+//! and access to the local services some tests need.
 #![deny(missing_docs)]
 
 pub mod contract;
 pub mod fakes;
+pub mod services;
+
+use std::path::{Path, PathBuf};
+
+/// The path of `relative` under this crate's `fixtures/` directory, e.g.
+/// `fixture_path("vectors/slack.json")`.
+pub fn fixture_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(relative)
+}
+
+/// The text of the fixture at `relative` (see [`fixture_path`]); panics naming the
+/// file when it cannot be read.
+pub fn fixture(relative: &str) -> String {
+    let path = fixture_path(relative);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read fixture {}: {error}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixtures_are_read_from_inside_the_crate() {
+        let path = fixture_path("vectors/slack.json");
+        assert!(
+            path.starts_with(env!("CARGO_MANIFEST_DIR")),
+            "{}",
+            path.display()
+        );
+        let vectors: serde_json::Value = serde_json::from_str(&fixture("vectors/slack.json"))
+            .expect("the Slack vectors are JSON");
+        assert!(vectors["request_signing"]["vectors"][0]["expected"].is_string());
+    }
+
+    #[test]
+    #[should_panic(expected = "cannot read fixture")]
+    fn a_missing_fixture_names_its_path() {
+        fixture("vectors/no-such-provider.json");
+    }
+}

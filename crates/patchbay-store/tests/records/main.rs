@@ -1,22 +1,19 @@
-//! The `RecordStore` behaviour suite, run against SQLite and, when
-//! `PATCHBAY_TEST_DATABASE_URL` names a PostgreSQL server, against PostgreSQL, each test on
-//! a fresh database (a temporary file; a schema of its own). Then the PostgreSQL-only
-//! behaviour: outages, reconnection, startup errors.
+//! The `RecordStore` behaviour suite, run against SQLite and against the PostgreSQL
+//! server named by `PATCHBAY_TEST_DATABASE_URL` (the PostgreSQL tests fail without it),
+//! each test on a fresh database (a temporary file; a schema of its own). Then the
+//! PostgreSQL-only behaviour: outages, reconnection, startup errors.
 
 mod proxy;
 mod suite;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use patchbay_core::ErrorKind;
 use patchbay_store::{open_record_store, RecordStore};
 use sqlx::Connection;
 use url::Url;
-
-const POSTGRES_URL_VARIABLE: &str = "PATCHBAY_TEST_DATABASE_URL";
 
 /// A fresh SQLite database in a temporary directory.
 struct SqliteDatabase {
@@ -25,13 +22,13 @@ struct SqliteDatabase {
 }
 
 impl SqliteDatabase {
-    async fn create() -> Option<Self> {
+    async fn create() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("patchbay.db").display()
         );
-        Some(Self { url, _dir: dir })
+        Self { url, _dir: dir }
     }
 
     async fn open(&self) -> Arc<dyn RecordStore> {
@@ -48,20 +45,14 @@ struct PostgresDatabase {
 }
 
 impl PostgresDatabase {
-    /// `None`, after saying so loudly, when no PostgreSQL server is configured.
-    async fn create() -> Option<Self> {
-        let Some(server_url) = std::env::var(POSTGRES_URL_VARIABLE)
-            .ok()
-            .filter(|url| !url.trim().is_empty())
-        else {
-            announce_postgres_skipped();
-            return None;
-        };
-        let server_url = Url::parse(server_url.trim()).expect("a valid PostgreSQL URL");
+    /// Fails the test, naming the fix, when no PostgreSQL server is configured.
+    async fn create() -> Self {
+        let server_url = patchbay_testkit::services::postgres_url();
+        let server_url = Url::parse(&server_url).expect("a valid PostgreSQL URL");
         let schema = format!("patchbay_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(server_url.as_str())
             .await
-            .unwrap_or_else(|error| panic!("cannot reach {POSTGRES_URL_VARIABLE}: {error}"));
+            .unwrap_or_else(|error| panic!("cannot reach PATCHBAY_TEST_DATABASE_URL: {error}"));
         sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
             .execute(&mut admin)
             .await
@@ -71,11 +62,11 @@ impl PostgresDatabase {
         url.query_pairs_mut()
             .append_pair("options", &format!("-c search_path={schema}"))
             .append_pair("application_name", &schema);
-        Some(Self {
+        Self {
             server_url,
             schema,
             url,
-        })
+        }
     }
 
     async fn open(&self) -> Arc<dyn RecordStore> {
@@ -131,17 +122,6 @@ impl Drop for PostgresDatabase {
     }
 }
 
-fn announce_postgres_skipped() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // Straight to stderr: the test harness captures `eprintln!` of passing tests.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n=====\nSKIPPED: postgres record-store tests need {POSTGRES_URL_VARIABLE}\n=====\n"
-        );
-    });
-}
-
 /// One test per suite function and backend: `single` functions get one store, `replicas`
 /// functions three stores on the same database.
 macro_rules! suite_for {
@@ -150,18 +130,14 @@ macro_rules! suite_for {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $single() {
-                    let Some(database) = <$database>::create().await else {
-                        return;
-                    };
+                    let database = <$database>::create().await;
                     crate::suite::$single(database.open().await).await;
                 }
             )*
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $replicas() {
-                    let Some(database) = <$database>::create().await else {
-                        return;
-                    };
+                    let database = <$database>::create().await;
                     let stores = vec![
                         database.open().await,
                         database.open().await,
@@ -177,7 +153,7 @@ macro_rules! suite_for {
 macro_rules! behaviour_suite {
     (single [$($single:ident),* $(,)?]; replicas [$($replicas:ident),* $(,)?]) => {
         suite_for!(sqlite, crate::SqliteDatabase; single [$($single),*]; replicas [$($replicas),*]);
-        suite_for!(postgres, crate::PostgresDatabase; single [$($single),*]; replicas [$($replicas),*]);
+        suite_for!(needs_postgres, crate::PostgresDatabase; single [$($single),*]; replicas [$($replicas),*]);
     };
 }
 
@@ -234,10 +210,8 @@ fn assert_unavailable(error: &patchbay_core::Error, started: Instant) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_outage_is_unavailable_and_the_same_store_recovers() {
-    let Some(database) = PostgresDatabase::create().await else {
-        return;
-    };
+async fn needs_postgres_outage_is_unavailable_and_the_same_store_recovers() {
+    let database = PostgresDatabase::create().await;
     let proxy = proxy::CuttableProxy::start(database.server_addr().await).await;
     let store = open_record_store(&database.url_via(proxy.addr(), PASSWORD_CANARY))
         .await
@@ -298,10 +272,8 @@ async fn postgres_outage_is_unavailable_and_the_same_store_recovers() {
 /// One replica's batch takes its cursor, then stalls before committing; another replica
 /// stores a batch meanwhile. A reader paging with `after` must still see both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_a_reader_never_skips_a_batch_that_commits_late() {
-    let Some(database) = PostgresDatabase::create().await else {
-        return;
-    };
+async fn needs_postgres_a_reader_never_skips_a_batch_that_commits_late() {
+    let database = PostgresDatabase::create().await;
     let slow_replica = database.open().await;
     let fast_replica = database.open().await;
     let reader = database.open().await;
@@ -378,10 +350,8 @@ async fn postgres_a_reader_never_skips_a_batch_that_commits_late() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_connections_killed_by_the_server_are_replaced() {
-    let Some(database) = PostgresDatabase::create().await else {
-        return;
-    };
+async fn needs_postgres_connections_killed_by_the_server_are_replaced() {
+    let database = PostgresDatabase::create().await;
     let store = database.open().await;
     store
         .insert_connection(&suite::connection("conn-1", suite::alice()))
@@ -412,10 +382,8 @@ async fn postgres_connections_killed_by_the_server_are_replaced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_replicas_can_start_together() {
-    let Some(database) = PostgresDatabase::create().await else {
-        return;
-    };
+async fn needs_postgres_replicas_can_start_together() {
+    let database = PostgresDatabase::create().await;
     let url = database.url.to_string();
     let openers: Vec<_> = (0..4)
         .map(|_| {
@@ -436,10 +404,8 @@ async fn open_failure(url: &str) -> patchbay_core::Error {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_startup_errors_name_the_problem_without_the_password() {
-    let Some(database) = PostgresDatabase::create().await else {
-        return;
-    };
+async fn needs_postgres_startup_errors_name_the_problem_without_the_password() {
+    let database = PostgresDatabase::create().await;
     let check = |error: &patchbay_core::Error| {
         let printed = format!("{error} {:?} {error:?}", error.hint());
         assert!(!printed.contains(PASSWORD_CANARY), "{printed}");
@@ -470,10 +436,8 @@ async fn postgres_startup_errors_name_the_problem_without_the_password() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_a_user_that_cannot_create_tables_is_a_configuration_error() {
-    let Some(database) = PostgresDatabase::create().await else {
-        return;
-    };
+async fn needs_postgres_a_user_that_cannot_create_tables_is_a_configuration_error() {
+    let database = PostgresDatabase::create().await;
     let role = format!("{}_user", database.schema);
     let mut admin = database.admin().await;
     for statement in [
@@ -507,10 +471,8 @@ async fn postgres_a_user_that_cannot_create_tables_is_a_configuration_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_schema_has_no_secret_columns() {
-    let Some(database) = PostgresDatabase::create().await else {
-        return;
-    };
+async fn needs_postgres_schema_has_no_secret_columns() {
+    let database = PostgresDatabase::create().await;
     let store = database.open().await;
     store.health().await.unwrap();
     let mut admin = database.admin().await;
@@ -535,10 +497,8 @@ async fn postgres_schema_has_no_secret_columns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_rejects_a_nul_in_connection_fields_as_invalid_input() {
-    let Some(database) = PostgresDatabase::create().await else {
-        return;
-    };
+async fn needs_postgres_rejects_a_nul_in_connection_fields_as_invalid_input() {
+    let database = PostgresDatabase::create().await;
     let store = database.open().await;
     let mut record = suite::connection("conn-1", suite::alice());
     record.label = "bad\0label".into();
@@ -604,7 +564,7 @@ async fn assert_only_the_oldest_keeps_each_routing_key(store: Arc<dyn RecordStor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_upgrade_keeps_the_routing_key_of_the_oldest_duplicate() {
-    let database = SqliteDatabase::create().await.unwrap();
+    let database = SqliteDatabase::create().await;
     let (_dir, migrator) = migrator_before_0003("sqlite").await;
     let pool = sqlx::SqlitePool::connect(&database.url).await.unwrap();
     migrator.run(&pool).await.unwrap();
@@ -628,10 +588,8 @@ async fn sqlite_upgrade_keeps_the_routing_key_of_the_oldest_duplicate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_upgrade_keeps_the_routing_key_of_the_oldest_duplicate() {
-    let Some(database) = PostgresDatabase::create().await else {
-        return;
-    };
+async fn needs_postgres_upgrade_keeps_the_routing_key_of_the_oldest_duplicate() {
+    let database = PostgresDatabase::create().await;
     let (_dir, migrator) = migrator_before_0003("postgres").await;
     let mut connection = sqlx::PgConnection::connect(database.url.as_str())
         .await

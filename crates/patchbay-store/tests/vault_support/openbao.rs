@@ -2,40 +2,16 @@
 //! starts, or a private one a test starts (and stops) itself, plus raw HTTP
 //! access to check what the store wrote.
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const ADDR_VARIABLE: &str = "PATCHBAY_TEST_VAULT_ADDR";
-const TOKEN_VARIABLE: &str = "PATCHBAY_TEST_VAULT_TOKEN";
-const BINARY_VARIABLE: &str = "PATCHBAY_BAO_BIN";
-
 /// The mount `cargo xtask test` enables on the shared server and private servers get too.
 pub const MOUNT: &str = "patchbay";
-
-static SHARED_SKIPPED: Once = Once::new();
-static PRIVATE_SKIPPED: Once = Once::new();
-
-/// Says once per test binary, straight to stderr (the harness captures
-/// `eprintln!` of passing tests), that tests were skipped.
-fn announce_skipped(once: &Once, message: &str) {
-    once.call_once(|| {
-        let _ = writeln!(std::io::stderr(), "\n=====\n{message}\n=====\n");
-    });
-}
-
-fn variable(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|value| value.trim().to_owned())
-        .filter(|value| !value.is_empty())
-}
 
 /// An OpenBao reachable over HTTP with a root token.
 #[derive(Clone)]
@@ -57,18 +33,10 @@ impl Bao {
         }
     }
 
-    /// The shared server, or `None` after saying loudly that the test is skipped.
-    pub fn shared() -> Option<Self> {
-        match (variable(ADDR_VARIABLE), variable(TOKEN_VARIABLE)) {
-            (Some(addr), Some(token)) => Some(Self::new(addr, token)),
-            _ => {
-                announce_skipped(
-                    &SHARED_SKIPPED,
-                    "SKIPPED: vault tests need PATCHBAY_TEST_VAULT_ADDR (run cargo xtask test)",
-                );
-                None
-            }
-        }
+    /// The shared server; fails the test, naming the fix, when it is not configured.
+    pub fn shared() -> Self {
+        let vault = patchbay_testkit::services::vault();
+        Self::new(vault.addr, vault.token)
     }
 
     /// Sends a request to `/v1/<path>` with the root token; returns the status and JSON body.
@@ -124,16 +92,10 @@ pub struct PrivateBao {
 }
 
 impl PrivateBao {
-    /// Starts a server with the `patchbay` KV v2 mount, or `None` after saying
-    /// loudly why the test is skipped.
-    pub async fn start() -> Option<Self> {
-        let Some(binary) = variable(BINARY_VARIABLE).map(PathBuf::from) else {
-            announce_skipped(
-                &PRIVATE_SKIPPED,
-                "SKIPPED: vault tests that stop OpenBao need PATCHBAY_BAO_BIN (run cargo xtask test)",
-            );
-            return None;
-        };
+    /// Starts a server with the `patchbay` KV v2 mount; fails the test, naming the
+    /// fix, when the `bao` binary is not configured.
+    pub async fn start() -> Self {
+        let binary = patchbay_testkit::services::openbao_binary();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -148,7 +110,7 @@ impl PrivateBao {
             log_dir: tempfile::tempdir().unwrap(),
         };
         server.launch().await;
-        Some(server)
+        server
     }
 
     async fn launch(&mut self) {
