@@ -6,33 +6,37 @@
 
 use patchbay_core::{ConnectorDescriptor, ConnectorEnv, Registry, Result};
 
-#[cfg(feature = "connector-datadog")]
-patchbay_core::link!(patchbay_connector_datadog);
-#[cfg(feature = "connector-slack")]
-patchbay_core::link!(patchbay_connector_slack);
-#[cfg(feature = "connector-github")]
-patchbay_core::link!(patchbay_connector_github);
+/// Declares the connectors this host can be built with, one line each:
+/// `"id": "cargo-feature" => crate`. From that line come the crate's link, its
+/// entry in [`ENABLED`] and its explicit registration in [`register_all`].
+macro_rules! connectors {
+    ($($id:literal: $feature:literal => $krate:ident),* $(,)?) => {
+        $(
+            #[cfg(feature = $feature)]
+            patchbay_core::link!($krate);
+        )*
 
-/// The ids of the connectors enabled by this build's cargo features.
-pub const ENABLED: &[&str] = &[
-    #[cfg(feature = "connector-datadog")]
-    "datadog",
-    #[cfg(feature = "connector-github")]
-    "github",
-    #[cfg(feature = "connector-slack")]
-    "slack",
-];
+        /// The ids of the connectors enabled by this build's cargo features, sorted.
+        pub const ENABLED: &[&str] = &[$(
+            #[cfg(feature = $feature)]
+            $id,
+        )*];
 
-/// Every enabled connector's descriptor, named explicitly.
-pub fn register_all() -> Vec<&'static ConnectorDescriptor> {
-    vec![
-        #[cfg(feature = "connector-datadog")]
-        &patchbay_connector_datadog::DESCRIPTOR,
-        #[cfg(feature = "connector-slack")]
-        &patchbay_connector_slack::DESCRIPTOR,
-        #[cfg(feature = "connector-github")]
-        &patchbay_connector_github::DESCRIPTOR,
-    ]
+        /// Every enabled connector's descriptor, named explicitly.
+        pub fn register_all() -> Vec<&'static ConnectorDescriptor> {
+            vec![$(
+                #[cfg(feature = $feature)]
+                &$krate::DESCRIPTOR,
+            )*]
+        }
+    };
+}
+
+// Sorted by id, as the registry lists them.
+connectors! {
+    "datadog": "connector-datadog" => patchbay_connector_datadog,
+    "github": "connector-github" => patchbay_connector_github,
+    "slack": "connector-slack" => patchbay_connector_slack,
 }
 
 /// Builds the registry: explicit registrations plus anything else `inventory` found

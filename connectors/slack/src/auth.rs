@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use patchbay_core::{Error, OAuthGrant, Result, SecretString};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::config::SlackConfig;
 use crate::CONNECTOR_ID;
 
 /// The bot scopes the setup guide asks for, in its order; requested at install.
@@ -17,43 +17,6 @@ pub const BOT_SCOPES: &[&str] = &[
     "app_mentions:read",
     "users:read",
 ];
-
-/// Slack has no connect form: a workspace is connected through the OAuth flow.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ConnectOptions {}
-
-/// Non-secret settings of a Slack connection, stored in the records database.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SlackConfig {
-    /// The workspace id (`T…`); app-level events are routed by it.
-    pub team_id: String,
-    /// The workspace name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub team_name: Option<String>,
-    /// The Enterprise Grid organisation id (`E…`), for Grid workspaces.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enterprise_id: Option<String>,
-    /// The bot's user id (`U…`), which mentions carry as `<@U…>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bot_user_id: Option<String>,
-    /// The Slack app id (`A…`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_id: Option<String>,
-    /// The Slack user who installed the app.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub installer_user_id: Option<String>,
-    /// The bot scopes Slack granted.
-    #[serde(default)]
-    pub granted_scopes: Vec<String>,
-}
-
-impl SlackConfig {
-    /// Whether Slack granted `scope` to the bot.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.granted_scopes.iter().any(|granted| granted == scope)
-    }
-}
 
 /// The secret half of a Slack connection, in the host's OAuth layout.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod config;
 pub mod query;
 pub mod webhook;
 
@@ -27,8 +28,9 @@ use patchbay_core::{
 use patchbay_http::HttpClient;
 use serde_json::Value;
 
-pub use auth::{from_grant, ConnectOptions, SlackConfig, SlackSecrets, BOT_SCOPES};
+pub use auth::{from_grant, SlackSecrets, BOT_SCOPES};
 use client::{CallContext, SlackClient};
+pub use config::{ConnectOptions, SlackConfig};
 
 /// The connector id used in routes, records and errors.
 pub const CONNECTOR_ID: &str = "slack";

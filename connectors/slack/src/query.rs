@@ -13,8 +13,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::auth::SlackConfig;
 use crate::client::{CallContext, SlackClient};
+use crate::config::SlackConfig;
 use crate::CONNECTOR_ID;
 
 /// The largest serialized `data` an operation returns; trailing items are dropped beyond it.
