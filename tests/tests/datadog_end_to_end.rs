@@ -11,15 +11,15 @@ const CANARY_APP_KEY: &str = "canary-dd-app-b40d1e88a6";
 fn operations_params() -> Vec<(&'static str, Value)> {
     vec![
         (
-            "logs_search",
+            "search_logs",
             json!({ "query": "service:web status:error", "limit": 5 }),
         ),
-        ("metrics_query", json!({ "query": "avg:system.load.1{*}" })),
-        ("monitors_list", json!({ "group_states": "alert" })),
-        ("monitor_get", json!({ "monitor_id": 1001 })),
-        ("events_list", json!({ "priority": "normal" })),
-        ("hosts_list", json!({ "count": 10 })),
-        ("incidents_list", json!({})),
+        ("query_metrics", json!({ "query": "avg:system.load.1{*}" })),
+        ("list_monitors", json!({ "group_states": "alert" })),
+        ("get_monitor", json!({ "monitor_id": 1001 })),
+        ("list_events", json!({ "priority": "normal" })),
+        ("list_hosts", json!({ "count": 10 })),
+        ("list_incidents", json!({})),
     ]
 }
 
@@ -153,7 +153,7 @@ async fn datadog_connect_query_webhook_disconnect_without_leaking_secrets() {
     for (method, path) in [
         ("GET", format!("/api/connections/{id}")),
         ("POST", format!("/api/connections/{id}/validate")),
-        ("POST", format!("/api/connections/{id}/query/monitors_list")),
+        ("POST", format!("/api/connections/{id}/query/list_monitors")),
         ("DELETE", format!("/api/connections/{id}")),
     ] {
         let answer = patchbay.api(method, &path, &mallory, Some(json!({}))).await;
@@ -210,7 +210,7 @@ async fn datadog_connect_query_webhook_disconnect_without_leaking_secrets() {
     let bad_params = patchbay
         .api(
             "POST",
-            &format!("/api/connections/{id}/query/hosts_list"),
+            &format!("/api/connections/{id}/query/list_hosts"),
             &alice,
             Some(json!({ "count": "lots" })),
         )
@@ -423,13 +423,13 @@ async fn cli_lists_datadog_with_auth_kinds_env_vars_and_operation_schemas() {
         .map(|o| o["name"].as_str().unwrap())
         .collect();
     for expected in [
-        "logs_search",
-        "metrics_query",
-        "monitors_list",
-        "monitor_get",
-        "events_list",
-        "hosts_list",
-        "incidents_list",
+        "search_logs",
+        "query_metrics",
+        "list_monitors",
+        "get_monitor",
+        "list_events",
+        "list_hosts",
+        "list_incidents",
     ] {
         assert!(
             names.contains(&expected),

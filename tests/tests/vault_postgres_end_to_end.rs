@@ -86,8 +86,8 @@ async fn needs_vault_needs_postgres_two_replicas_share_vault_secrets_and_postgre
 
     // A connection made through one replica is usable through the other.
     for (operation, params) in [
-        ("monitors_list", json!({})),
-        ("logs_search", json!({ "limit": 5 })),
+        ("list_monitors", json!({})),
+        ("search_logs", json!({ "limit": 5 })),
     ] {
         let answer = replica_b
             .api(
@@ -269,7 +269,7 @@ async fn needs_vault_outage_answers_503_quickly_leaves_nothing_half_written_and_
         .as_str()
         .unwrap()
         .to_owned();
-    let query_path = format!("/api/connections/{id}/query/hosts_list");
+    let query_path = format!("/api/connections/{id}/query/list_hosts");
 
     for (outage, start, end) in [
         (

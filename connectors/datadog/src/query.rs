@@ -18,7 +18,7 @@ use crate::CONNECTOR_ID;
 
 /// The largest serialized `data` an operation returns; trailing items are dropped beyond it.
 pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
-/// The most metric series `metrics_query` returns.
+/// The most metric series `query_metrics` returns.
 pub const MAX_SERIES: usize = 100;
 
 /// One query operation: its name, what it returns and the permission it needs.
@@ -35,43 +35,43 @@ fn describe<P: JsonSchema>(name: &'static str, description: &'static str) -> Ope
 
 const OPERATIONS: &[Operation] = &[
     Operation {
-        name: "logs_search",
+        name: "search_logs",
         description: "Search logs (POST /api/v2/logs/events/search); newest first over the last 15 minutes by default, cursor paging.",
         permission: "logs_read_data",
         descriptor: describe::<LogsSearchParams>,
     },
     Operation {
-        name: "metrics_query",
+        name: "query_metrics",
         description: "Query metric timeseries (GET /api/v1/query) over the last hour by default; at most 100 series.",
         permission: "timeseries_query",
         descriptor: describe::<MetricsQueryParams>,
     },
     Operation {
-        name: "monitors_list",
+        name: "list_monitors",
         description: "List monitors with their state (GET /api/v1/monitor), filtered by name, tags or group state.",
         permission: "monitors_read",
         descriptor: describe::<MonitorsListParams>,
     },
     Operation {
-        name: "monitor_get",
+        name: "get_monitor",
         description: "Get one monitor by id with its query, options and state (GET /api/v1/monitor/{monitor_id}).",
         permission: "monitors_read",
         descriptor: describe::<MonitorGetParams>,
     },
     Operation {
-        name: "events_list",
+        name: "list_events",
         description: "List events such as alerts, deploys and config changes (GET /api/v1/events) over the last hour by default.",
         permission: "events_read",
         descriptor: describe::<EventsListParams>,
     },
     Operation {
-        name: "hosts_list",
+        name: "list_hosts",
         description: "List hosts reporting to Datadog with their apps, tags and mute state (GET /api/v1/hosts).",
         permission: "hosts_read",
         descriptor: describe::<HostsListParams>,
     },
     Operation {
-        name: "incidents_list",
+        name: "list_incidents",
         description: "List Datadog incidents with their state and severity (GET /api/v2/incidents).",
         permission: "incident_read",
         descriptor: describe::<IncidentsListParams>,
@@ -112,13 +112,13 @@ pub async fn run(
         now,
     };
     match spec.name {
-        "logs_search" => call.logs_search(parse(spec.name, params)?).await,
-        "metrics_query" => call.metrics_query(parse(spec.name, params)?).await,
-        "monitors_list" => call.monitors_list(parse(spec.name, params)?).await,
-        "monitor_get" => call.monitor_get(parse(spec.name, params)?).await,
-        "events_list" => call.events_list(parse(spec.name, params)?).await,
-        "hosts_list" => call.hosts_list(parse(spec.name, params)?).await,
-        _ => call.incidents_list(parse(spec.name, params)?).await,
+        "search_logs" => call.search_logs(parse(spec.name, params)?).await,
+        "query_metrics" => call.query_metrics(parse(spec.name, params)?).await,
+        "list_monitors" => call.list_monitors(parse(spec.name, params)?).await,
+        "get_monitor" => call.get_monitor(parse(spec.name, params)?).await,
+        "list_events" => call.list_events(parse(spec.name, params)?).await,
+        "list_hosts" => call.list_hosts(parse(spec.name, params)?).await,
+        _ => call.list_incidents(parse(spec.name, params)?).await,
     }
 }
 
@@ -126,7 +126,7 @@ fn parse<P: serde::de::DeserializeOwned>(operation: &str, params: Value) -> Resu
     parse_params::<P>(CONNECTOR_ID, operation, params)
 }
 
-/// Parameters of `logs_search`.
+/// Parameters of `search_logs`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogsSearchParams {
@@ -163,7 +163,7 @@ pub enum LogsSort {
     Newest,
 }
 
-/// Parameters of `metrics_query`.
+/// Parameters of `query_metrics`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsQueryParams {
@@ -177,7 +177,7 @@ pub struct MetricsQueryParams {
     pub to: Option<TimeBound>,
 }
 
-/// Parameters of `monitors_list`.
+/// Parameters of `list_monitors`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorsListParams {
@@ -205,7 +205,7 @@ pub struct MonitorsListParams {
     pub cursor: Option<String>,
 }
 
-/// Parameters of `monitor_get`.
+/// Parameters of `get_monitor`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorGetParams {
@@ -216,7 +216,7 @@ pub struct MonitorGetParams {
     pub group_states: Option<String>,
 }
 
-/// Parameters of `events_list`.
+/// Parameters of `list_events`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventsListParams {
@@ -256,7 +256,7 @@ pub enum EventPriority {
     Low,
 }
 
-/// Parameters of `hosts_list`.
+/// Parameters of `list_hosts`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostsListParams {
@@ -278,7 +278,7 @@ pub struct HostsListParams {
     pub cursor: Option<String>,
 }
 
-/// Parameters of `incidents_list`.
+/// Parameters of `list_incidents`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentsListParams {
@@ -326,7 +326,7 @@ impl Call<'_, '_> {
             .map_err(|error| query_error(error, self.permission))
     }
 
-    async fn logs_search(&self, params: LogsSearchParams) -> Result<QueryOutput> {
+    async fn search_logs(&self, params: LogsSearchParams) -> Result<QueryOutput> {
         check_range("limit", params.limit, 1, 1000)?;
         let range = TimeRange::resolve(
             params.from.as_ref(),
@@ -374,7 +374,7 @@ impl Call<'_, '_> {
         })
     }
 
-    async fn metrics_query(&self, params: MetricsQueryParams) -> Result<QueryOutput> {
+    async fn query_metrics(&self, params: MetricsQueryParams) -> Result<QueryOutput> {
         if params.query.trim().is_empty() {
             return Err(Error::invalid_input("query", "query is required")
                 .with_connector(CONNECTOR_ID)
@@ -425,7 +425,7 @@ impl Call<'_, '_> {
         })
     }
 
-    async fn monitors_list(&self, params: MonitorsListParams) -> Result<QueryOutput> {
+    async fn list_monitors(&self, params: MonitorsListParams) -> Result<QueryOutput> {
         check_range("page_size", params.page_size, 1, 1000)?;
         let page = match params.cursor.as_deref() {
             Some(cursor) => parse_cursor(cursor)?,
@@ -450,7 +450,7 @@ impl Call<'_, '_> {
         })
     }
 
-    async fn monitor_get(&self, params: MonitorGetParams) -> Result<QueryOutput> {
+    async fn get_monitor(&self, params: MonitorGetParams) -> Result<QueryOutput> {
         let mut query = Vec::new();
         push_text(&mut query, "group_states", params.group_states);
         let path = format!("/api/v1/monitor/{}", params.monitor_id);
@@ -463,7 +463,7 @@ impl Call<'_, '_> {
                 .with_connector(CONNECTOR_ID)
                 .with_field("monitor_id")
                 .with_provider_status(404)
-                .with_hint("list monitors with monitors_list to find the id")
+                .with_hint("list monitors with list_monitors to find the id")
             } else {
                 error
             }
@@ -483,7 +483,7 @@ impl Call<'_, '_> {
         })
     }
 
-    async fn events_list(&self, params: EventsListParams) -> Result<QueryOutput> {
+    async fn list_events(&self, params: EventsListParams) -> Result<QueryOutput> {
         let range = TimeRange::resolve_fields(
             ("start", params.start.as_ref()),
             ("end", params.end.as_ref()),
@@ -528,7 +528,7 @@ impl Call<'_, '_> {
         })
     }
 
-    async fn hosts_list(&self, params: HostsListParams) -> Result<QueryOutput> {
+    async fn list_hosts(&self, params: HostsListParams) -> Result<QueryOutput> {
         check_range("count", params.count, 1, 1000)?;
         let start = match params.cursor.as_deref() {
             Some(cursor) => parse_cursor(cursor)?,
@@ -565,7 +565,7 @@ impl Call<'_, '_> {
         })
     }
 
-    async fn incidents_list(&self, params: IncidentsListParams) -> Result<QueryOutput> {
+    async fn list_incidents(&self, params: IncidentsListParams) -> Result<QueryOutput> {
         check_range("page_size", params.page_size, 1, 100)?;
         let offset = match params.cursor.as_deref() {
             Some(cursor) => parse_cursor(cursor)?,

@@ -362,7 +362,7 @@ async fn a_rate_limited_query_waits_and_succeeds() {
         .query(
             &ConnectorContext::default(),
             &credentials,
-            "monitors_list",
+            "list_monitors",
             json!({}),
         )
         .await
@@ -385,7 +385,7 @@ async fn a_server_error_on_an_idempotent_search_is_retried() {
         .query(
             &ConnectorContext::default(),
             &credentials,
-            "logs_search",
+            "search_logs",
             json!({"limit": 5}),
         )
         .await
@@ -406,7 +406,7 @@ async fn persistent_unavailability_is_reported_as_unavailable() {
         .query(
             &ConnectorContext::default(),
             &credentials,
-            "hosts_list",
+            "list_hosts",
             json!({}),
         )
         .await
@@ -429,7 +429,7 @@ async fn stored_keys_that_stopped_working_ask_for_a_reconnect() {
         .query(
             &ConnectorContext::default(),
             &credentials,
-            "monitors_list",
+            "list_monitors",
             json!({}),
         )
         .await
@@ -456,7 +456,7 @@ async fn logs_search_sends_the_documented_body_and_pages_with_cursors() {
     let credentials = credentials(&connector, API_KEY, APP_KEY).await;
     let ctx = ConnectorContext::default();
     let first = connector
-        .query(&ctx, &credentials, "logs_search", json!({}))
+        .query(&ctx, &credentials, "search_logs", json!({}))
         .await
         .unwrap();
     let body = fake.requests_to("/api/v2/logs/events/search")[0]
@@ -489,7 +489,7 @@ async fn logs_search_sends_the_documented_body_and_pages_with_cursors() {
     );
     let cursor = first.next_cursor.clone().expect("more logs remain");
     let second = connector
-        .query(&ctx, &credentials, "logs_search", json!({"cursor": cursor}))
+        .query(&ctx, &credentials, "search_logs", json!({"cursor": cursor}))
         .await
         .unwrap();
     assert_eq!(
@@ -505,7 +505,7 @@ async fn logs_search_sends_the_documented_body_and_pages_with_cursors() {
         .query(
             &ctx,
             &credentials,
-            "logs_search",
+            "search_logs",
             json!({"cursor": second.next_cursor.unwrap(), "limit": 1000}),
         )
         .await
@@ -514,7 +514,7 @@ async fn logs_search_sends_the_documented_body_and_pages_with_cursors() {
     assert_eq!(third.next_cursor, None, "the last page has no cursor");
 
     let filtered = connector
-        .query(&ctx, &credentials, "logs_search", json!({"query": "service:payments", "sort": "timestamp", "from": "now-1h", "to": "now"}))
+        .query(&ctx, &credentials, "search_logs", json!({"query": "service:payments", "sort": "timestamp", "from": "now-1h", "to": "now"}))
         .await
         .unwrap();
     assert!(filtered.data["logs"]
@@ -531,35 +531,35 @@ async fn query_parameters_are_checked_before_anything_is_sent() {
     let credentials = credentials(&connector, API_KEY, APP_KEY).await;
     let ctx = ConnectorContext::default();
     let cases = [
-        ("logs_search", json!({"limit": 1001}), "limit"),
-        ("logs_search", json!({"limit": 0}), "limit"),
-        ("logs_search", json!({"sort": "desc"}), "sort"),
-        ("logs_search", json!({"from": "yesterday"}), "from"),
+        ("search_logs", json!({"limit": 1001}), "limit"),
+        ("search_logs", json!({"limit": 0}), "limit"),
+        ("search_logs", json!({"sort": "desc"}), "sort"),
+        ("search_logs", json!({"from": "yesterday"}), "from"),
         (
-            "logs_search",
+            "search_logs",
             json!({"from": "now", "to": "now-1h"}),
             "from",
         ),
-        ("logs_search", json!({"qeury": "*"}), "qeury"),
-        ("metrics_query", json!({}), "query"),
-        ("metrics_query", json!({"query": "  "}), "query"),
-        ("monitors_list", json!({"page_size": 5000}), "page_size"),
-        ("monitors_list", json!({"cursor": "abc"}), "cursor"),
-        ("monitor_get", json!({"monitor_id": "abc"}), "monitor_id"),
-        ("monitor_get", json!({}), "monitor_id"),
+        ("search_logs", json!({"qeury": "*"}), "qeury"),
+        ("query_metrics", json!({}), "query"),
+        ("query_metrics", json!({"query": "  "}), "query"),
+        ("list_monitors", json!({"page_size": 5000}), "page_size"),
+        ("list_monitors", json!({"cursor": "abc"}), "cursor"),
+        ("get_monitor", json!({"monitor_id": "abc"}), "monitor_id"),
+        ("get_monitor", json!({}), "monitor_id"),
         (
-            "events_list",
+            "list_events",
             json!({"unaggregated": "yes"}),
             "unaggregated",
         ),
         (
-            "events_list",
+            "list_events",
             json!({"start": 1_714_560_000_000_i64}),
             "start",
         ),
-        ("events_list", json!({"priority": "high"}), "priority"),
-        ("hosts_list", json!({"count": 1001}), "count"),
-        ("incidents_list", json!({"page_size": 101}), "page_size"),
+        ("list_events", json!({"priority": "high"}), "priority"),
+        ("list_hosts", json!({"count": 1001}), "count"),
+        ("list_incidents", json!({"page_size": 101}), "page_size"),
     ];
     for (operation, params, field) in cases {
         let error = connector
@@ -587,7 +587,7 @@ async fn operations_send_the_documented_parameters_and_shape_their_output() {
         .query(
             &ctx,
             &credentials,
-            "metrics_query",
+            "query_metrics",
             json!({"query": "avg:container.cpu.usage{*} by {container_id}"}),
         )
         .await
@@ -604,7 +604,7 @@ async fn operations_send_the_documented_parameters_and_shape_their_output() {
     );
 
     let monitors = connector
-        .query(&ctx, &credentials, "monitors_list", json!({"page_size": 2}))
+        .query(&ctx, &credentials, "list_monitors", json!({"page_size": 2}))
         .await
         .unwrap();
     assert_eq!(monitors.data["monitors"].as_array().unwrap().len(), 2);
@@ -613,7 +613,7 @@ async fn operations_send_the_documented_parameters_and_shape_their_output() {
         .query(
             &ctx,
             &credentials,
-            "monitors_list",
+            "list_monitors",
             json!({"page_size": 2, "cursor": "1"}),
         )
         .await
@@ -625,14 +625,14 @@ async fn operations_send_the_documented_parameters_and_shape_their_output() {
         .query(
             &ctx,
             &credentials,
-            "monitor_get",
+            "get_monitor",
             json!({"monitor_id": 1002}),
         )
         .await
         .unwrap();
     assert_eq!(monitor.data["name"], "Payments p99 latency");
     let missing = connector
-        .query(&ctx, &credentials, "monitor_get", json!({"monitor_id": 42}))
+        .query(&ctx, &credentials, "get_monitor", json!({"monitor_id": 42}))
         .await
         .unwrap_err();
     assert_eq!(missing.kind(), ErrorKind::NotFound);
@@ -642,7 +642,7 @@ async fn operations_send_the_documented_parameters_and_shape_their_output() {
         .query(
             &ctx,
             &credentials,
-            "events_list",
+            "list_events",
             json!({"sources": "github"}),
         )
         .await
@@ -654,7 +654,7 @@ async fn operations_send_the_documented_parameters_and_shape_their_output() {
     assert_eq!(end - start, 3600, "events default to the last hour");
 
     let hosts = connector
-        .query(&ctx, &credentials, "hosts_list", json!({"count": 2}))
+        .query(&ctx, &credentials, "list_hosts", json!({"count": 2}))
         .await
         .unwrap();
     assert_eq!(hosts.data["hosts"].as_array().unwrap().len(), 2);
@@ -662,7 +662,7 @@ async fn operations_send_the_documented_parameters_and_shape_their_output() {
     assert_eq!(hosts.next_cursor.as_deref(), Some("2"));
 
     let incidents = connector
-        .query(&ctx, &credentials, "incidents_list", json!({}))
+        .query(&ctx, &credentials, "list_incidents", json!({}))
         .await
         .unwrap();
     assert_eq!(incidents.data["incidents"].as_array().unwrap().len(), 25);
@@ -674,7 +674,7 @@ async fn operations_send_the_documented_parameters_and_shape_their_output() {
         .query(
             &ctx,
             &credentials,
-            "incidents_list",
+            "list_incidents",
             json!({"cursor": "25"}),
         )
         .await
@@ -691,7 +691,7 @@ async fn operations_send_the_documented_parameters_and_shape_their_output() {
         unknown.message(),
         "unknown operation `logs_tail` for datadog"
     );
-    assert!(unknown.hint().unwrap().contains("logs_search"));
+    assert!(unknown.hint().unwrap().contains("search_logs"));
 }
 
 fn delivery(body: Value) -> InboundWebhook {
@@ -1024,13 +1024,13 @@ async fn the_descriptor_matches_the_guide_and_builds_from_the_environment() {
     assert_eq!(
         operations,
         [
-            "logs_search",
-            "metrics_query",
-            "monitors_list",
-            "monitor_get",
-            "events_list",
-            "hosts_list",
-            "incidents_list"
+            "search_logs",
+            "query_metrics",
+            "list_monitors",
+            "get_monitor",
+            "list_events",
+            "list_hosts",
+            "list_incidents"
         ]
     );
     assert!((DESCRIPTOR.operations)()

@@ -40,18 +40,18 @@ async fn datadog_meets_the_connector_contract() {
 
     let operation_params = BTreeMap::from([
         (
-            "logs_search".to_owned(),
+            "search_logs".to_owned(),
             json!({"query": "service:checkout", "from": "now-15m", "limit": 10}),
         ),
         (
-            "metrics_query".to_owned(),
+            "query_metrics".to_owned(),
             json!({"query": "avg:system.cpu.user{*} by {host}"}),
         ),
-        ("monitors_list".to_owned(), json!({"page_size": 10})),
-        ("monitor_get".to_owned(), json!({"monitor_id": 1001})),
-        ("events_list".to_owned(), json!({"start": "now-1h"})),
-        ("hosts_list".to_owned(), json!({"count": 2})),
-        ("incidents_list".to_owned(), json!({"page_size": 5})),
+        ("list_monitors".to_owned(), json!({"page_size": 10})),
+        ("get_monitor".to_owned(), json!({"monitor_id": 1001})),
+        ("list_events".to_owned(), json!({"start": "now-1h"})),
+        ("list_hosts".to_owned(), json!({"count": 2})),
+        ("list_incidents".to_owned(), json!({"page_size": 5})),
     ]);
     let default_template = json!({
         "body": "%%%\nCPU is high on web-1\n%%%",

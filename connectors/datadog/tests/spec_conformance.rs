@@ -197,33 +197,33 @@ async fn every_v1_request_matches_the_published_description() {
 
     let calls = [
         (
-            "metrics_query",
+            "query_metrics",
             json!({"query": "avg:system.load.1{*}", "from": "now-2h", "to": "now-1h"}),
         ),
-        ("monitors_list", json!({})),
+        ("list_monitors", json!({})),
         (
-            "monitors_list",
+            "list_monitors",
             json!({"name": "checkout", "tags": "service:checkout", "monitor_tags": "team:payments",
                    "group_states": "alert,warn", "page": 0, "page_size": 50}),
         ),
-        ("monitors_list", json!({"cursor": "1"})),
+        ("list_monitors", json!({"cursor": "1"})),
         (
-            "monitor_get",
+            "get_monitor",
             json!({"monitor_id": 1001, "group_states": "all"}),
         ),
-        ("events_list", json!({})),
+        ("list_events", json!({})),
         (
-            "events_list",
+            "list_events",
             json!({"start": 1_714_560_000, "end": "2024-05-01T12:00:00Z", "priority": "normal",
                    "sources": "github", "tags": "env:prod", "unaggregated": true, "page": 0}),
         ),
-        ("events_list", json!({"cursor": "2"})),
-        ("hosts_list", json!({})),
+        ("list_events", json!({"cursor": "2"})),
+        ("list_hosts", json!({})),
         (
-            "hosts_list",
+            "list_hosts",
             json!({"filter": "env:prod", "count": 2, "start": 1, "from": "now-1h"}),
         ),
-        ("hosts_list", json!({"cursor": "2"})),
+        ("list_hosts", json!({"cursor": "2"})),
     ];
     for (operation, params) in calls {
         connector

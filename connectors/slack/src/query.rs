@@ -46,12 +46,12 @@ const OPERATIONS: &[Operation] = &[
         descriptor: read::<ListChannelsParams>,
     },
     Operation {
-        name: "channel_history",
+        name: "get_channel_history",
         description: "Read a channel's messages (conversations.history), newest first over the last 24 hours by default; the bot must be in the channel.",
         descriptor: read::<ChannelHistoryParams>,
     },
     Operation {
-        name: "thread_replies",
+        name: "get_thread_replies",
         description: "Read a thread: the parent message and its replies (conversations.replies).",
         descriptor: read::<ThreadRepliesParams>,
     },
@@ -96,7 +96,7 @@ pub struct ListChannelsParams {
     pub cursor: Option<String>,
 }
 
-/// Parameters of `channel_history`.
+/// Parameters of `get_channel_history`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelHistoryParams {
@@ -120,7 +120,7 @@ pub struct ChannelHistoryParams {
     pub cursor: Option<String>,
 }
 
-/// Parameters of `thread_replies`.
+/// Parameters of `get_thread_replies`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThreadRepliesParams {
@@ -184,8 +184,11 @@ pub async fn run(
     };
     match operation {
         "list_channels" => call.list_channels(parse(operation, params)?).await,
-        "channel_history" => call.channel_history(parse(operation, params)?, now).await,
-        "thread_replies" => call.thread_replies(parse(operation, params)?).await,
+        "get_channel_history" => {
+            call.get_channel_history(parse(operation, params)?, now)
+                .await
+        }
+        "get_thread_replies" => call.get_thread_replies(parse(operation, params)?).await,
         "user_info" => call.user_info(parse(operation, params)?).await,
         "post_message" => call.post_message(parse(operation, params)?).await,
         _ => Err(unknown_operation(
@@ -252,7 +255,7 @@ impl Call<'_> {
         })
     }
 
-    async fn channel_history(
+    async fn get_channel_history(
         &self,
         params: ChannelHistoryParams,
         now: DateTime<Utc>,
@@ -304,7 +307,7 @@ impl Call<'_> {
         })
     }
 
-    async fn thread_replies(&self, params: ThreadRepliesParams) -> Result<QueryOutput> {
+    async fn get_thread_replies(&self, params: ThreadRepliesParams) -> Result<QueryOutput> {
         check_range("limit", params.limit, 1, MAX_PAGE)?;
         let channel = required_id("channel", &params.channel)?;
         let ts = params.ts.trim();

@@ -334,7 +334,7 @@ async fn slack_error_codes_become_errors_users_can_act_on() {
     let fake = FakeSlack::start(BOT_TOKEN).await;
     let error = query_error(
         &fake,
-        "channel_history",
+        "get_channel_history",
         json!({"channel": slack::OUTSIDE_CHANNEL}),
     )
     .await;
@@ -346,7 +346,12 @@ async fn slack_error_codes_become_errors_users_can_act_on() {
     assert!(error.hint().unwrap().contains("channels:join"));
     assert_eq!(error.provider_status(), Some(200));
 
-    let error = query_error(&fake, "channel_history", json!({"channel": "C0NOSUCH00"})).await;
+    let error = query_error(
+        &fake,
+        "get_channel_history",
+        json!({"channel": "C0NOSUCH00"}),
+    )
+    .await;
     assert_eq!(error.kind(), ErrorKind::NotFound);
 
     fake.set_granted_scopes(&["channels:read"]);
@@ -495,7 +500,7 @@ async fn channel_history_defaults_to_24_hours_and_pages_with_slack_ts_bounds() {
         .query(
             &ctx(),
             &credentials,
-            "channel_history",
+            "get_channel_history",
             json!({"channel": slack::GENERAL_CHANNEL, "limit": 200}),
         )
         .await
@@ -515,7 +520,7 @@ async fn channel_history_defaults_to_24_hours_and_pages_with_slack_ts_bounds() {
         .query(
             &ctx(),
             &credentials,
-            "channel_history",
+            "get_channel_history",
             json!({"channel": slack::GENERAL_CHANNEL, "limit": 200, "cursor": first.next_cursor}),
         )
         .await
@@ -527,7 +532,7 @@ async fn channel_history_defaults_to_24_hours_and_pages_with_slack_ts_bounds() {
         .query(
             &ctx(),
             &credentials,
-            "channel_history",
+            "get_channel_history",
             json!({"channel": slack::GENERAL_CHANNEL, "limit": 201}),
         )
         .await
@@ -541,7 +546,7 @@ async fn channel_history_defaults_to_24_hours_and_pages_with_slack_ts_bounds() {
         .query(
             &ctx(),
             &credentials,
-            "thread_replies",
+            "get_thread_replies",
             json!({"channel": slack::INCIDENTS_CHANNEL, "ts": slack::THREAD_TS}),
         )
         .await

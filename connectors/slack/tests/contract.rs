@@ -22,11 +22,11 @@ async fn slack_meets_the_connector_contract() {
     let operation_params = BTreeMap::from([
         ("list_channels".to_owned(), json!({"limit": 5})),
         (
-            "channel_history".to_owned(),
+            "get_channel_history".to_owned(),
             json!({"channel": slack::GENERAL_CHANNEL, "oldest": "now-1h"}),
         ),
         (
-            "thread_replies".to_owned(),
+            "get_thread_replies".to_owned(),
             json!({"channel": slack::INCIDENTS_CHANNEL, "ts": slack::THREAD_TS}),
         ),
         (

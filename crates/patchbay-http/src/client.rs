@@ -229,7 +229,7 @@ impl RequestBuilder {
         self
     }
 
-    /// Names the operation in spans (e.g. "validate", "logs_search").
+    /// Names the operation in spans (e.g. "validate", "search_logs").
     pub fn operation(mut self, name: &'static str) -> Self {
         self.operation = Some(name);
         self

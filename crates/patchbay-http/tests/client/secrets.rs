@@ -137,7 +137,7 @@ async fn spans_record_host_and_path_but_no_query_headers_or_bodies() {
     client()
         .post(&server.url(&format!("/api/v2/logs/events/search?token={CANARY}")))
         .connector("datadog")
-        .operation("logs_search")
+        .operation("search_logs")
         .idempotent(true)
         .secret_header("DD-API-KEY", &SecretString::from(CANARY))
         .json(&serde_json::json!({"filter": CANARY}))
@@ -148,7 +148,7 @@ async fn spans_record_host_and_path_but_no_query_headers_or_bodies() {
     let output = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(output.contains("http.request"), "{output}");
     assert!(output.contains("connector=\"datadog\""), "{output}");
-    assert!(output.contains("operation=\"logs_search\""), "{output}");
+    assert!(output.contains("operation=\"search_logs\""), "{output}");
     assert!(
         output.contains("path=\"/api/v2/logs/events/search\""),
         "{output}"

@@ -9,7 +9,7 @@
 //!
 //! Fixed data: 120 logs over the last 10 minutes (services `checkout`,
 //! `payments`, `web`), 3 monitors (ids 1001-1003), 4 events over the last hour,
-//! 3 hosts, 30 incidents and one organisation. `metrics_query` answers one series
+//! 3 hosts, 30 incidents and one organisation. `query_metrics` answers one series
 //! per group: `by {host}` gives 3, `by {container_id}` gives 150 (to exercise
 //! series caps), no `by` gives 1.
 
