@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod connectors;
 pub mod error;
+pub mod lifecycle;
 pub mod oauth;
 pub mod state;
 pub mod telemetry;

@@ -16,16 +16,16 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use patchbay_core::connector::ConnectorContext;
 use patchbay_core::{AuthRequest, ConnectorDescriptor, Error, ErrorKind};
 use patchbay_oauth::state::binding_cookie_name;
 use patchbay_oauth::{CallbackParams, StartRequest, BEGIN_PATH};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{connector_for, parse_body, store_connection};
+use crate::api::{connector_for, parse_body};
 use crate::auth::Principal;
 use crate::error::{status_for, ApiError};
+use crate::lifecycle::{ConnectFailure, ConnectRequest};
 use crate::state::AppState;
 
 /// The start and begin routes, and one callback route per connector with an OAuth spec.
@@ -273,38 +273,32 @@ async fn finish(
             };
             ApiError::new(status, error)
         })?;
-    let ctx = ConnectorContext {
-        connection_id: None,
-        tenant: Some(completed.tenant.clone()),
+    let request = ConnectRequest {
+        auth: AuthRequest::OAuth(completed.grant),
+        label: completed.label,
+        allow_writes: completed.allow_writes,
     };
-    let mut credentials = instance
-        .authenticate(AuthRequest::OAuth(completed.grant))
+    let stored = match state
+        .connections()
+        .connect(completed.tenant, instance.as_ref(), request)
         .await
-        .map_err(|error| error.with_connector(descriptor.id))?;
-    let report = instance.validate(&ctx, &mut credentials).await?;
-    if !report.passed() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Error::new(
-                ErrorKind::AuthFailed,
-                format!(
-                    "{} accepted the authorization but the new credentials failed validation; nothing was stored",
-                    descriptor.display_name
-                ),
-            )
-            .with_hint("check the scopes granted to the app, then connect again"),
-        ));
-    }
-    let stored = store_connection(
-        state,
-        instance.as_ref(),
-        completed.tenant,
-        completed.label,
-        completed.allow_writes,
-        credentials,
-        report,
-    )
-    .await?;
+    {
+        Ok(stored) => stored,
+        Err(ConnectFailure::Failed(error)) => return Err(error.into()),
+        Err(ConnectFailure::Rejected(_)) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Error::new(
+                    ErrorKind::AuthFailed,
+                    format!(
+                        "{} accepted the authorization but the new credentials failed validation; nothing was stored",
+                        descriptor.display_name
+                    ),
+                )
+                .with_hint("check the scopes granted to the app, then connect again"),
+            ))
+        }
+    };
     tracing::info!(connection = %stored.record.id, connector = descriptor.id, "connected through OAuth");
     Ok(stored.record.id)
 }

@@ -13,7 +13,6 @@ use patchbay_core::{
     AuthRequest, ConnectorEnv, FormFields, OAuthGrant, Registry, SecretString, Tenant,
     ValidationReport,
 };
-use patchbay_host::api::store_connection;
 use patchbay_host::{AppState, HostBuilder, HostConfig};
 use patchbay_store::{LocalSecretStore, MasterKey, RecordStore, SqliteRecordStore};
 use serde_json::{json, Map, Value};
@@ -81,17 +80,19 @@ async fn connect(
     let connector = host.state.registry.get(connector).unwrap().clone();
     let credentials = connector.authenticate(request).await.unwrap();
     let id = connector.descriptor().id;
-    let stored = store_connection(
-        &host.state,
-        connector.as_ref(),
-        tenant(user),
-        None,
-        false,
-        credentials,
-        ValidationReport::new(id, Vec::new()),
-    )
-    .await
-    .unwrap();
+    let stored = host
+        .state
+        .connections()
+        .store(
+            connector.as_ref(),
+            tenant(user),
+            None,
+            false,
+            credentials,
+            ValidationReport::new(id, Vec::new()),
+        )
+        .await
+        .unwrap();
     stored.webhook_token.or(stored.webhook_secret)
 }
 
