@@ -16,6 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use cookie::{Cookie, SameSite};
 use patchbay_core::{AuthRequest, ConnectorDescriptor, Error, ErrorKind};
 use patchbay_oauth::state::binding_cookie_name;
 use patchbay_oauth::{CallbackParams, StartRequest, BEGIN_PATH};
@@ -158,20 +159,14 @@ async fn begin(State(state): State<AppState>, Path(flow_state): Path<String>) ->
     let max_age = (begun.cookie.expires_at - chrono::Utc::now())
         .num_seconds()
         .max(0);
-    let secure = if state.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{}={}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
-        begun.cookie.name,
+    if let Some(cookie) = binding_cookie(
+        &state,
+        &begun.cookie.name,
         begun.cookie.value.expose(),
         begun.cookie.path,
-    );
-    if let Ok(mut value) = HeaderValue::from_str(&cookie) {
-        value.set_sensitive(true);
-        headers.insert(header::SET_COOKIE, value);
+        max_age,
+    ) {
+        headers.insert(header::SET_COOKIE, cookie);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
@@ -181,16 +176,38 @@ async fn begin(State(state): State<AppState>, Path(flow_state): Path<String>) ->
     response
 }
 
+/// The `Set-Cookie` value of a flow's binding cookie: `HttpOnly`, `SameSite=Lax`,
+/// sent back only on `path`, `Secure` when the public URL is https. An empty value
+/// with a `max_age` of 0 removes it.
+fn binding_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+) -> Option<HeaderValue> {
+    let cookie = Cookie::build((name, value))
+        .path(path)
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.public_url.starts_with("https://"))
+        .build();
+    let mut header = HeaderValue::from_str(&cookie.to_string()).ok()?;
+    header.set_sensitive(true);
+    Some(header)
+}
+
 /// The value of the cookie named `name`, from every `Cookie` header of the request.
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == name)
+        .map(|cookie| cookie.value().to_owned())
 }
 
 /// What the callback tells the person (and the UI).
@@ -214,7 +231,7 @@ async fn callback(
     let binding = cookie_name
         .as_deref()
         .and_then(|name| cookie_value(headers, name));
-    let outcome = match finish(&state, connector, params, binding).await {
+    let outcome = match finish(&state, connector, params, binding.as_deref()).await {
         Ok(connection_id) => Outcome::Connected { connection_id },
         Err(error) => Outcome::Failed {
             status: error.status(),
@@ -232,10 +249,8 @@ async fn callback(
             .descriptor(connector)
             .and_then(|descriptor| descriptor.oauth)
             .map_or("/", |spec| spec.callback_path);
-        if let Ok(value) = HeaderValue::from_str(&format!(
-            "{name}=; Path={path}; Max-Age=0; HttpOnly; SameSite=Lax"
-        )) {
-            response.headers_mut().append(header::SET_COOKIE, value);
+        if let Some(removal) = binding_cookie(&state, &name, "", path, 0) {
+            response.headers_mut().append(header::SET_COOKIE, removal);
         }
     }
     response
