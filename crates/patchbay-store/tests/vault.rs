@@ -487,15 +487,7 @@ async fn needs_vault_cache_serves_repeat_reads_and_follows_own_writes() {
 async fn needs_vault_planted_secret_never_prints() {
     let bao = Bao::shared();
     // Every log line at every level, from this crate and the Vault client alike.
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let _logging = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish(),
-    );
+    let logs = patchbay_testkit::logs::capture();
     let canary = format!("canary-{}", uuid::Uuid::new_v4());
     let settings = config(&bao, MOUNT, &unique("canary"), Duration::from_secs(30));
     let printed_config = format!("{settings:?}");
@@ -547,27 +539,6 @@ async fn needs_vault_planted_secret_never_prints() {
     for text in printed {
         assert!(!text.contains(&canary), "{text}");
         assert!(!text.contains(&bao.token), "{text}");
-    }
-}
-
-/// A log sink the test can read back.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl LogBuffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -1,10 +1,6 @@
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use base64::Engine as _;
 use patchbay_core::{ErrorKind, SecretString};
 use patchbay_http::{HttpClient, HttpConfig};
-use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::support::{closed_port, fast_config, Reply, ScriptedServer};
 
@@ -107,31 +103,9 @@ async fn a_secret_that_is_not_a_valid_header_value_is_rejected_without_echo() {
     assert!(server.hits().is_empty());
 }
 
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn spans_record_host_and_path_but_no_query_headers_or_bodies() {
-    let logs = CapturedLogs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = patchbay_testkit::logs::capture();
 
     let server = ScriptedServer::start(vec![Reply::status(503), Reply::status(200)]).await;
     client()
@@ -145,7 +119,7 @@ async fn spans_record_host_and_path_but_no_query_headers_or_bodies() {
         .await
         .unwrap();
 
-    let output = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let output = logs.text();
     assert!(output.contains("http.request"), "{output}");
     assert!(output.contains("connector=\"datadog\""), "{output}");
     assert!(output.contains("operation=\"search_logs\""), "{output}");
@@ -162,14 +136,7 @@ async fn spans_record_host_and_path_but_no_query_headers_or_bodies() {
 
 #[tokio::test]
 async fn sensitive_paths_are_redacted_from_spans_and_debug() {
-    let logs = CapturedLogs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_span_events(FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = patchbay_testkit::logs::capture();
 
     let server = ScriptedServer::start(vec![Reply::status(200)]).await;
     let builder = client()
@@ -181,7 +148,7 @@ async fn sensitive_paths_are_redacted_from_spans_and_debug() {
         server.hits()[0].uri,
         format!("/services/T000/B000/{CANARY}")
     );
-    let output = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let output = logs.text();
     assert!(output.contains("path=\"[redacted]\""), "{output}");
     assert_no_canary(&output);
 }
