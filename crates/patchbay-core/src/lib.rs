@@ -12,6 +12,7 @@ pub mod descriptor;
 pub mod env;
 pub mod error;
 pub mod oauth;
+pub mod operation;
 pub mod registry;
 pub mod secret;
 pub mod tenant;
@@ -31,6 +32,7 @@ pub use descriptor::{
 pub use env::ConnectorEnv;
 pub use error::{Error, ErrorKind, Result};
 pub use oauth::{ClientAuthStyle, OAuthClientCredentials, OAuthGrant, OAuthSpec, RevokeOutcome};
+pub use operation::{OperationOutput, OperationSpec, MAX_OUTPUT_BYTES};
 pub use registry::Registry;
 pub use secret::{RevealedJson, Secret, SecretString};
 pub use tenant::Tenant;
@@ -46,3 +48,5 @@ pub use webhook::{
 pub use inventory as __inventory;
 #[doc(hidden)]
 pub use schemars as __schemars;
+#[doc(hidden)]
+pub use serde_json as __serde_json;
