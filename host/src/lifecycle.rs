@@ -7,14 +7,13 @@
 
 use chrono::Utc;
 use patchbay_core::connector::ConnectorContext;
+use patchbay_core::slots;
 use patchbay_core::{
     AuthRequest, ConnectorDescriptor, DynConnector, DynCredentials, Error, ErrorKind, QueryOutput,
-    RevealedJson, RevokeOutcome, SecretString, Tenant, ValidationReport, ValidationStatus,
-    WebhookAuth,
+    RevokeOutcome, SecretString, Tenant, ValidationReport, ValidationStatus, WebhookAuth,
 };
 use patchbay_store::{modify, ConnectionRecord, ConnectionStatus, SecretLocation, SecretRef};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::auth::{generate_token, hash_token};
 use crate::state::AppState;
@@ -178,11 +177,7 @@ impl Connections<'_> {
         let webhook_secret = match webhook_auth {
             Some(WebhookAuth::Signature) => {
                 let secret = generate_token(WEBHOOK_SECRET_PREFIX);
-                let mut secrets = credentials.secrets.into_exposed();
-                if let Some(fields) = secrets.as_object_mut() {
-                    fields.insert("webhook_secret".into(), json!(secret.expose()));
-                }
-                credentials.secrets = RevealedJson::new(secrets);
+                credentials.secrets = slots::with_webhook_secret(&credentials.secrets, &secret);
                 Some(secret)
             }
             _ => None,
@@ -386,11 +381,7 @@ impl Connections<'_> {
                 // Only `webhook_secret` changes, merged into the latest secrets under
                 // check-and-set: a token refreshed meanwhile is kept.
                 modify(self.state.secrets.as_ref(), &record.secret_ref, |latest| {
-                    let mut secrets = latest.expose().clone();
-                    if let Some(fields) = secrets.as_object_mut() {
-                        fields.insert("webhook_secret".into(), json!(secret.expose()));
-                    }
-                    Ok(RevealedJson::new(secrets))
+                    Ok(slots::with_webhook_secret(latest, &secret))
                 })
                 .await?;
                 RotatedCredential::Secret(secret)
@@ -577,6 +568,7 @@ fn partial_disconnect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_partial_disconnect_says_what_happened_at_the_provider_and_here() {

@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use http_body_util::BodyExt;
 use patchbay_core::{
     AuthKind, AuthRequest, Category, ClientAuthStyle, Connector, ConnectorContext,
-    ConnectorDescriptor, ConnectorEnv, Credentials, OAuthSpec, OperationDescriptor, QueryOutput,
-    Registry, Result, Tenant, ValidationReport,
+    ConnectorDescriptor, ConnectorEnv, Credentials, OAuthSpec, OAuthTokens, OperationDescriptor,
+    QueryOutput, Registry, Result, Tenant, ValidationReport,
 };
 use patchbay_host::{HostBuilder, HostConfig};
 use patchbay_store::{LocalSecretStore, MasterKey, RecordStore, SqliteRecordStore};
@@ -37,10 +37,10 @@ impl Connector for Toy {
         let AuthRequest::OAuth(grant) = request else {
             return Err(patchbay_core::Error::unsupported("OAuth only"));
         };
-        Ok(Credentials {
-            config: json!({ "scopes": grant.scopes }),
-            secrets: json!({ "access_token": grant.access_token.expose() }),
-        })
+        Ok(
+            Credentials::new(json!({ "scopes": grant.scopes }), json!({}))
+                .with_tokens(OAuthTokens::from_grant(&grant)),
+        )
     }
 
     async fn validate(

@@ -248,7 +248,7 @@ impl Connector for DatadogConnector {
         let (config, secrets) = ConnectForm::from_fields(fields)
             .and_then(ConnectForm::into_parts)
             .map_err(|error| error.with_connector(CONNECTOR_ID))?;
-        Ok(Credentials { config, secrets })
+        Ok(Credentials::new(config, secrets))
     }
 
     /// Proves the API key, then each permission with a read-only probe. The app

@@ -7,7 +7,6 @@ use patchbay_http::{parse_retry_after, HttpClient, Method, Response};
 use serde_json::Value;
 use url::Url;
 
-use crate::auth::GitHubSecrets;
 use crate::config::{GitHubConfig, TokenKind, DEFAULT_API_URL};
 use crate::CONNECTOR_ID;
 
@@ -48,7 +47,7 @@ impl<'a> GitHubClient<'a> {
     /// A client for the connection's API base and token. OAuth tokens always go to
     /// github.com; a personal access token goes to the stored base, which is
     /// treated as a tenant URL unless it is github.com.
-    pub fn new(http: &'a HttpClient, config: &'a GitHubConfig, secrets: &'a GitHubSecrets) -> Self {
+    pub fn new(http: &'a HttpClient, config: &'a GitHubConfig, token: &'a SecretString) -> Self {
         let api_url = match config.auth_kind {
             TokenKind::Oauth => DEFAULT_API_URL,
             TokenKind::Pat => config.api_url.trim_end_matches('/'),
@@ -56,7 +55,7 @@ impl<'a> GitHubClient<'a> {
         Self {
             http,
             api_url,
-            token: &secrets.access_token,
+            token,
             tenant_url: api_url != DEFAULT_API_URL,
         }
     }

@@ -18,14 +18,14 @@ use chrono::Utc;
 use patchbay_core::{
     AuthKind, AuthRequest, Category, CheckOutcome, CheckTimer, ClientAuthStyle, Connector,
     ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials, DynConnector, EnvVar, Error,
-    ErrorKind, OAuthClientCredentials, OAuthSpec, QueryOutput, Result, RevokeOutcome,
+    ErrorKind, NoSecrets, OAuthClientCredentials, OAuthSpec, QueryOutput, Result, RevokeOutcome,
     UnverifiedDelivery, ValidationReport, VerifiedDelivery, WebhookAuth, WebhookDescriptor,
     WebhookOutcome,
 };
 use patchbay_http::{HttpClient, Method};
 use serde_json::{json, Value};
 
-pub use auth::{from_grant, split_scopes, ConnectForm, GitHubSecrets};
+pub use auth::{from_grant, split_scopes, ConnectForm};
 use client::{api_url_with, map_status, GitHubClient, GitHubResponse, ACCEPT, API_VERSION};
 pub use config::{normalize_api_url, GitHubConfig, TokenKind, DEFAULT_API_URL};
 
@@ -234,7 +234,7 @@ impl GitHubConnector {
 #[async_trait]
 impl Connector for GitHubConnector {
     type Config = GitHubConfig;
-    type Secrets = GitHubSecrets;
+    type Secrets = NoSecrets;
 
     fn descriptor(&self) -> &'static ConnectorDescriptor {
         &DESCRIPTOR
@@ -243,7 +243,7 @@ impl Connector for GitHubConnector {
     async fn authenticate(
         &self,
         request: AuthRequest,
-    ) -> Result<Credentials<GitHubConfig, GitHubSecrets>> {
+    ) -> Result<Credentials<GitHubConfig, NoSecrets>> {
         let parts = match request {
             AuthRequest::Form(fields) => {
                 ConnectForm::from_fields(fields).and_then(|form| form.into_parts(&self.http))
@@ -253,8 +253,8 @@ impl Connector for GitHubConnector {
                 "GitHub connects through its OAuth App or with a personal access token",
             )),
         };
-        let (config, secrets) = parts.map_err(|error| error.with_connector(CONNECTOR_ID))?;
-        Ok(Credentials { config, secrets })
+        let (config, tokens) = parts.map_err(|error| error.with_connector(CONNECTOR_ID))?;
+        Ok(Credentials::new(config, NoSecrets {}).with_tokens(tokens))
     }
 
     /// Proves the token with `GET /user` (mandatory), then checks scopes, repository
@@ -262,11 +262,15 @@ impl Connector for GitHubConnector {
     async fn validate(
         &self,
         ctx: &ConnectorContext,
-        credentials: &mut Credentials<GitHubConfig, GitHubSecrets>,
+        credentials: &mut Credentials<GitHubConfig, NoSecrets>,
     ) -> Result<ValidationReport> {
         tracing::debug!(connection_id = ?ctx.connection_id, "validating GitHub credentials");
         let mut config = credentials.config.clone();
-        let client = GitHubClient::new(&self.http, &credentials.config, &credentials.secrets);
+        let client = GitHubClient::new(
+            &self.http,
+            &credentials.config,
+            credentials.access_token(CONNECTOR_ID)?,
+        );
         let (user_id, user_description) = USER_CHECK;
 
         let timer = CheckTimer::start();
@@ -334,12 +338,16 @@ impl Connector for GitHubConnector {
     async fn query(
         &self,
         ctx: &ConnectorContext,
-        credentials: &Credentials<GitHubConfig, GitHubSecrets>,
+        credentials: &Credentials<GitHubConfig, NoSecrets>,
         operation: &str,
         params: Value,
     ) -> Result<QueryOutput> {
         tracing::debug!(connection_id = ?ctx.connection_id, operation, "GitHub query");
-        let client = GitHubClient::new(&self.http, &credentials.config, &credentials.secrets);
+        let client = GitHubClient::new(
+            &self.http,
+            &credentials.config,
+            credentials.access_token(CONNECTOR_ID)?,
+        );
         query::run(&client, operation, params, Utc::now()).await
     }
 
@@ -347,11 +355,10 @@ impl Connector for GitHubConnector {
     async fn verify(
         &self,
         _ctx: &ConnectorContext,
-        credentials: Option<&Credentials<GitHubConfig, GitHubSecrets>>,
+        credentials: Option<&Credentials<GitHubConfig, NoSecrets>>,
         delivery: UnverifiedDelivery,
     ) -> Result<VerifiedDelivery> {
-        let secret =
-            credentials.and_then(|credentials| credentials.secrets.webhook_secret.as_ref());
+        let secret = credentials.and_then(|credentials| credentials.webhook_secret.as_ref());
         webhook::verify(secret, delivery)
     }
 
@@ -373,7 +380,7 @@ impl Connector for GitHubConnector {
     async fn revoke(
         &self,
         ctx: &ConnectorContext,
-        credentials: &Credentials<GitHubConfig, GitHubSecrets>,
+        credentials: &Credentials<GitHubConfig, NoSecrets>,
         client: Option<&OAuthClientCredentials>,
     ) -> Result<RevokeOutcome> {
         if credentials.config.auth_kind != TokenKind::Oauth {
@@ -398,7 +405,7 @@ impl Connector for GitHubConnector {
             .header("Accept", ACCEPT)
             .header("X-GitHub-Api-Version", API_VERSION)
             .client_basic_auth(client)
-            .json(&json!({"access_token": credentials.secrets.access_token.expose()}))
+            .json(&json!({"access_token": credentials.access_token(CONNECTOR_ID)?.expose()}))
             .send()
             .await?;
         map_status(response, "/applications/{client_id}/grant")?;

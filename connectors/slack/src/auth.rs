@@ -1,8 +1,6 @@
 //! Turning a finished `oauth.v2.access` exchange into connection settings and secrets.
 
-use chrono::{DateTime, Utc};
-use patchbay_core::{Error, OAuthGrant, Result, SecretString};
-use serde::{Deserialize, Serialize};
+use patchbay_core::{Error, OAuthGrant, OAuthTokens, Result, SecretString};
 use serde_json::{Map, Value};
 
 use crate::config::SlackConfig;
@@ -18,21 +16,8 @@ pub const BOT_SCOPES: &[&str] = &[
     "users:read",
 ];
 
-/// The secret half of a Slack connection, in the host's OAuth layout.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SlackSecrets {
-    /// The bot token (`xoxb-…`, or `xoxe.xoxb-…` with token rotation).
-    pub access_token: SecretString,
-    /// The refresh token (`xoxe-…`), when token rotation is on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<SecretString>,
-    /// When the bot token expires, when token rotation is on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// Reads settings and secrets from Slack's `oauth.v2.access` answer.
-pub fn from_grant(grant: OAuthGrant) -> Result<(SlackConfig, SlackSecrets)> {
+/// Reads settings and tokens from Slack's `oauth.v2.access` answer.
+pub fn from_grant(grant: OAuthGrant) -> Result<(SlackConfig, OAuthTokens)> {
     if grant.access_token.is_empty() {
         return Err(grant_error(
             "access_token",
@@ -69,12 +54,11 @@ pub fn from_grant(grant: OAuthGrant) -> Result<(SlackConfig, SlackSecrets)> {
         installer_user_id: nested_text(extra, "authed_user", "id"),
         granted_scopes,
     };
-    let secrets = SlackSecrets {
-        access_token: SecretString::new(grant.access_token.expose().trim().to_owned()),
-        refresh_token: grant.refresh_token.clone(),
-        expires_at: grant.expires_at,
-    };
-    Ok((config, secrets))
+    // The bot token (`xoxb-…`, or `xoxe.xoxb-…` with token rotation, which also
+    // issues a refresh token and an expiry).
+    let mut tokens = OAuthTokens::from_grant(&grant);
+    tokens.access_token = SecretString::new(grant.access_token.expose().trim().to_owned());
+    Ok((config, tokens))
 }
 
 /// Splits Slack's comma-separated scope list (`X-OAuth-Scopes`, `scope`).
@@ -127,7 +111,7 @@ mod tests {
 
     #[test]
     fn the_grant_fills_every_setting() {
-        let (config, secrets) = from_grant(grant(
+        let (config, tokens) = from_grant(grant(
             "xoxb-1-2-abc",
             json!({
                 "team": {"id": "T1", "name": "Ops"},
@@ -145,7 +129,7 @@ mod tests {
         assert_eq!(config.bot_user_id.as_deref(), Some("U9"));
         assert_eq!(config.installer_user_id.as_deref(), Some("U2"));
         assert_eq!(config.granted_scopes, ["chat:write", "users:read"]);
-        assert_eq!(secrets.access_token.expose(), "xoxb-1-2-abc");
+        assert_eq!(tokens.access_token.expose(), "xoxb-1-2-abc");
     }
 
     #[test]

@@ -21,14 +21,14 @@ use chrono::Utc;
 use patchbay_core::{
     AuthKind, AuthRequest, Category, CheckOutcome, CheckTimer, ClientAuthStyle, Connector,
     ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials, DynConnector, EnvVar, Error,
-    ErrorKind, OAuthClientCredentials, OAuthSpec, QueryOutput, Result, RevokeOutcome, SecretString,
-    UnverifiedDelivery, ValidationReport, VerifiedDelivery, WebhookAuth, WebhookDescriptor,
-    WebhookOutcome, WebhookRoute,
+    ErrorKind, NoSecrets, OAuthClientCredentials, OAuthSpec, QueryOutput, Result, RevokeOutcome,
+    SecretString, UnverifiedDelivery, ValidationReport, VerifiedDelivery, WebhookAuth,
+    WebhookDescriptor, WebhookOutcome, WebhookRoute,
 };
 use patchbay_http::HttpClient;
 use serde_json::Value;
 
-pub use auth::{from_grant, SlackSecrets, BOT_SCOPES};
+pub use auth::{from_grant, BOT_SCOPES};
 use client::{CallContext, SlackClient};
 pub use config::{ConnectOptions, SlackConfig};
 
@@ -195,7 +195,7 @@ fn scope_check_description(scope: &str) -> String {
 #[async_trait]
 impl Connector for SlackConnector {
     type Config = SlackConfig;
-    type Secrets = SlackSecrets;
+    type Secrets = NoSecrets;
 
     fn descriptor(&self) -> &'static ConnectorDescriptor {
         &DESCRIPTOR
@@ -204,14 +204,14 @@ impl Connector for SlackConnector {
     async fn authenticate(
         &self,
         request: AuthRequest,
-    ) -> Result<Credentials<SlackConfig, SlackSecrets>> {
+    ) -> Result<Credentials<SlackConfig, NoSecrets>> {
         let AuthRequest::OAuth(grant) = request else {
             return Err(Error::unsupported("Slack connects through OAuth, not a form")
                 .with_connector(CONNECTOR_ID)
                 .with_hint("use Connect Slack (the OAuth flow at /slack/callback) to install the app in a workspace"));
         };
-        let (config, secrets) = from_grant(grant)?;
-        Ok(Credentials { config, secrets })
+        let (config, tokens) = from_grant(grant)?;
+        Ok(Credentials::new(config, NoSecrets {}).with_tokens(tokens))
     }
 
     /// Proves the token with `auth.test`, then reports each bot scope, channel
@@ -219,10 +219,10 @@ impl Connector for SlackConnector {
     async fn validate(
         &self,
         ctx: &ConnectorContext,
-        credentials: &mut Credentials<SlackConfig, SlackSecrets>,
+        credentials: &mut Credentials<SlackConfig, NoSecrets>,
     ) -> Result<ValidationReport> {
         tracing::debug!(connection_id = ?ctx.connection_id, "validating Slack credentials");
-        let client = SlackClient::new(&self.http, &credentials.secrets.access_token);
+        let client = SlackClient::new(&self.http, credentials.access_token(CONNECTOR_ID)?);
         let mut config = credentials.config.clone();
         let (auth_id, auth_description) = AUTH_CHECK;
         let (channels_id, channels_description) = CHANNELS_CHECK;
@@ -309,12 +309,12 @@ impl Connector for SlackConnector {
     async fn query(
         &self,
         ctx: &ConnectorContext,
-        credentials: &Credentials<SlackConfig, SlackSecrets>,
+        credentials: &Credentials<SlackConfig, NoSecrets>,
         operation: &str,
         params: Value,
     ) -> Result<QueryOutput> {
         tracing::debug!(connection_id = ?ctx.connection_id, operation, "Slack query");
-        let client = SlackClient::new(&self.http, &credentials.secrets.access_token);
+        let client = SlackClient::new(&self.http, credentials.access_token(CONNECTOR_ID)?);
         query::run(&client, &credentials.config, operation, params, Utc::now()).await
     }
 
@@ -323,7 +323,7 @@ impl Connector for SlackConnector {
     async fn verify(
         &self,
         _ctx: &ConnectorContext,
-        _credentials: Option<&Credentials<SlackConfig, SlackSecrets>>,
+        _credentials: Option<&Credentials<SlackConfig, NoSecrets>>,
         delivery: UnverifiedDelivery,
     ) -> Result<VerifiedDelivery> {
         webhook::verify(self.signing_secret.as_ref(), delivery, (self.clock)())
@@ -352,10 +352,10 @@ impl Connector for SlackConnector {
     async fn revoke(
         &self,
         _ctx: &ConnectorContext,
-        credentials: &Credentials<SlackConfig, SlackSecrets>,
+        credentials: &Credentials<SlackConfig, NoSecrets>,
         _client: Option<&OAuthClientCredentials>,
     ) -> Result<RevokeOutcome> {
-        let client = SlackClient::new(&self.http, &credentials.secrets.access_token);
+        let client = SlackClient::new(&self.http, credentials.access_token(CONNECTOR_ID)?);
         match client.revoke().await {
             Ok(_) => Ok(RevokeOutcome::Revoked),
             // A token Slack no longer accepts is already revoked.

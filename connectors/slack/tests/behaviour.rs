@@ -173,7 +173,7 @@ async fn an_install_through_the_fake_yields_routable_credentials() {
     );
     assert_eq!(
         credentials.secrets.expose(),
-        &json!({"access_token": BOT_TOKEN})
+        &json!({"access_token": BOT_TOKEN, "token_type": "bot"})
     );
     assert_eq!(
         connector.routing_key(&credentials.config).as_deref(),
@@ -227,7 +227,10 @@ async fn token_rotation_issues_refresh_tokens_that_work_once() {
     let secrets = credentials.secrets.expose().as_object().unwrap();
     let mut keys: Vec<_> = secrets.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["access_token", "expires_at", "refresh_token"]);
+    assert_eq!(
+        keys,
+        ["access_token", "expires_at", "refresh_token", "token_type"]
+    );
 
     let refreshed = exchange(
         &http,

@@ -15,6 +15,7 @@ pub mod oauth;
 pub mod operation;
 pub mod registry;
 pub mod secret;
+pub mod slots;
 pub mod tenant;
 pub mod time;
 pub mod validation;
@@ -23,7 +24,7 @@ pub mod webhook;
 pub use alert::{AlertSeverity, AlertStatus, EventKind, NormalizedAlert};
 pub use connector::{
     parse_params, unknown_operation, AuthRequest, Connector, ConnectorContext, Credentials,
-    DynConnector, DynCredentials, FormFields, QueryOutput,
+    DynConnector, DynCredentials, FormFields, NoSecrets, QueryOutput,
 };
 pub use descriptor::{
     AuthKind, Category, ConnectorDescriptor, EnvVar, OperationDescriptor, WebhookAuth,
@@ -35,6 +36,7 @@ pub use oauth::{ClientAuthStyle, OAuthClientCredentials, OAuthGrant, OAuthSpec, 
 pub use operation::{OperationOutput, OperationSpec, MAX_OUTPUT_BYTES};
 pub use registry::Registry;
 pub use secret::{RevealedJson, Secret, SecretString};
+pub use slots::OAuthTokens;
 pub use tenant::Tenant;
 pub use validation::{
     CheckOutcome, CheckTimer, ValidationCheck, ValidationReport, ValidationStatus,

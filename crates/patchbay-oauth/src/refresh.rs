@@ -10,12 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use patchbay_core::{
-    ConnectorDescriptor, ConnectorEnv, Error, ErrorKind, Result, RevealedJson, SecretString,
+    ConnectorDescriptor, ConnectorEnv, Error, ErrorKind, OAuthTokens, Result, RevealedJson,
 };
 use patchbay_store::{ConnectionRecord, ConnectionStatus, RecordStore, RefreshLease, SecretStore};
-use serde_json::Value;
 
 use crate::{errors, OAuthEngine, TokenSet};
 
@@ -80,48 +79,21 @@ pub fn skew_from_env(env: &ConnectorEnv) -> Result<Duration> {
     }
 }
 
-fn field<'a>(secrets: &'a RevealedJson, name: &str) -> Option<&'a str> {
-    secrets
-        .expose()
-        .get(name)?
-        .as_str()
-        .filter(|text| !text.is_empty())
-}
-
-fn expires_at(secrets: &RevealedJson) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(field(secrets, "expires_at")?)
-        .ok()
-        .map(|time| time.with_timezone(&Utc))
+/// The tokens stored in a connection's secrets (the shared slot every connector uses).
+fn stored_tokens(secrets: &RevealedJson) -> Option<OAuthTokens> {
+    OAuthTokens::read(secrets)
 }
 
 /// The secrets with the new tokens written in; every other field is kept, and so
 /// is the old refresh token when none was returned.
 fn merged(latest: &RevealedJson, tokens: &TokenSet) -> RevealedJson {
-    let mut value = latest.expose().clone();
-    if let Some(fields) = value.as_object_mut() {
-        fields.insert(
-            "access_token".into(),
-            Value::String(tokens.access_token.expose().clone()),
-        );
-        if let Some(refresh) = &tokens.refresh_token {
-            fields.insert(
-                "refresh_token".into(),
-                Value::String(refresh.expose().clone()),
-            );
-        }
-        match tokens.expires_at {
-            Some(time) => {
-                fields.insert(
-                    "expires_at".into(),
-                    Value::String(time.to_rfc3339_opts(SecondsFormat::Secs, true)),
-                );
-            }
-            None => {
-                fields.remove("expires_at");
-            }
-        }
+    OAuthTokens {
+        access_token: tokens.access_token.clone(),
+        refresh_token: tokens.refresh_token.clone(),
+        expires_at: tokens.expires_at,
+        token_type: tokens.token_type.clone(),
     }
-    RevealedJson::new(value)
+    .written_into(latest)
 }
 
 impl TokenRefresher {
@@ -166,8 +138,12 @@ impl TokenRefresher {
     }
 
     fn expiring(&self, secrets: &RevealedJson) -> bool {
-        field(secrets, "refresh_token").is_some()
-            && expires_at(secrets).is_some_and(|expiry| expiry - self.skew <= Utc::now())
+        stored_tokens(secrets).is_some_and(|tokens| {
+            tokens.refresh_token.is_some()
+                && tokens
+                    .expires_at
+                    .is_some_and(|expiry| expiry - self.skew <= Utc::now())
+        })
     }
 
     /// The connection's secrets with an access token that is not about to expire,
@@ -192,7 +168,8 @@ impl TokenRefresher {
         record: &ConnectionRecord,
         rejected: &RevealedJson,
     ) -> Result<RevealedJson> {
-        let rejected_token = field(rejected, "access_token").map(str::to_owned);
+        let rejected_token =
+            stored_tokens(rejected).map(|tokens| tokens.access_token.expose().clone());
         self.refresh_when(descriptor, record, Need::Rejected(rejected_token))
             .await
     }
@@ -200,7 +177,9 @@ impl TokenRefresher {
     fn still_needed(&self, need: &Need, latest: &RevealedJson) -> bool {
         match need {
             Need::Expiring => self.expiring(latest),
-            Need::Rejected(token) => field(latest, "access_token") == token.as_deref(),
+            Need::Rejected(token) => {
+                stored_tokens(latest).map(|tokens| tokens.access_token.expose().clone()) == *token
+            }
         }
     }
 
@@ -272,7 +251,8 @@ impl TokenRefresher {
         if !self.still_needed(need, &latest) {
             return Ok(latest);
         }
-        let Some(refresh_token) = field(&latest, "refresh_token").map(SecretString::from) else {
+        let Some(refresh_token) = stored_tokens(&latest).and_then(|tokens| tokens.refresh_token)
+        else {
             self.mark_needs_reauth(record).await;
             return Err(errors::needs_reauth(descriptor));
         };

@@ -221,12 +221,12 @@ impl Connector for Toy {
         } else {
             "toy".to_owned()
         };
-        Ok(Credentials {
-            config: ToyConfig { label },
-            secrets: ToySecrets {
+        Ok(Credentials::new(
+            ToyConfig { label },
+            ToySecrets {
                 token: token.into(),
             },
-        })
+        ))
     }
 
     async fn validate(

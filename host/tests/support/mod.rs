@@ -24,10 +24,7 @@ impl Connector for FormEcho {
         let AuthRequest::Form(fields) = request else {
             return Err(patchbay_core::Error::unsupported("form only"));
         };
-        Ok(Credentials {
-            config: json!({}),
-            secrets: Value::Object(fields.0),
-        })
+        Ok(Credentials::new(json!({}), Value::Object(fields.0)))
     }
 
     async fn validate(
