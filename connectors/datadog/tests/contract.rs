@@ -81,6 +81,8 @@ async fn datadog_meets_the_connector_contract() {
             APP_KEY.to_owned(),
             WRONG_API_KEY.to_owned(),
         ],
+        paging: None,
+        oversized: None,
     })
     .await;
 

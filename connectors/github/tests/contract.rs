@@ -206,6 +206,8 @@ async fn github_meets_the_connector_contract() {
             WRONG_TOKEN.to_owned(),
             WEBHOOK_SECRET.to_owned(),
         ],
+        paging: None,
+        oversized: None,
     })
     .await;
 

@@ -73,6 +73,8 @@ async fn slack_meets_the_connector_contract() {
                 WRONG_TOKEN.to_owned(),
                 SIGNING_SECRET.to_owned(),
             ],
+            paging: None,
+            oversized: None,
         },
         OAuthGrants {
             good: grant(BOT_TOKEN),

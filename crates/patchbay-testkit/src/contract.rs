@@ -16,8 +16,8 @@ use std::sync::Arc;
 use http::{HeaderName, HeaderValue};
 use patchbay_core::{
     token_hash, AuthRequest, CheckOutcome, ConnectorContext, DynConnector, DynCredentials, Error,
-    ErrorKind, FormFields, InboundWebhook, OAuthGrant, VerifiedDelivery, WebhookAuth, WebhookKey,
-    WebhookRoute,
+    ErrorKind, FormFields, InboundWebhook, OAuthGrant, QueryOutput, VerifiedDelivery, WebhookAuth,
+    WebhookKey, WebhookRoute, MAX_OUTPUT_BYTES,
 };
 use serde_json::{json, Value};
 
@@ -42,7 +42,61 @@ pub struct ContractCase {
     pub webhook_signing: Option<WebhookSigning>,
     /// The secret values inside `good_form` and `bad_form`.
     pub canaries: Vec<String>,
+    /// A paged operation and parameters for which the fake has a second page;
+    /// required when any operation takes a `cursor`.
+    pub paging: Option<OperationCall>,
+    /// An operation and parameters for which the fake answers with more than
+    /// [`MAX_OUTPUT_BYTES`]; the suite checks the output is capped and marked
+    /// `truncated`.
+    pub oversized: Option<OperationCall>,
 }
+
+/// One operation with its parameters.
+#[derive(Debug, Clone)]
+pub struct OperationCall {
+    /// The operation's name.
+    pub operation: String,
+    /// Its parameters.
+    pub params: Value,
+}
+
+impl OperationCall {
+    /// `operation` called with `params`.
+    pub fn new(operation: &str, params: Value) -> Self {
+        Self {
+            operation: operation.to_owned(),
+            params,
+        }
+    }
+}
+
+/// Verbs of operations that read; an operation named `<verb>_…` with one of these
+/// must be declared read-only.
+pub const READ_VERBS: &[&str] = &[
+    "list", "get", "search", "query", "describe", "explain", "find", "check", "show", "count",
+];
+
+/// Verbs of operations that change provider state; an operation named `<verb>_…`
+/// with one of these must not be declared read-only.
+pub const WRITE_VERBS: &[&str] = &[
+    "post",
+    "create",
+    "update",
+    "delete",
+    "send",
+    "add",
+    "remove",
+    "set",
+    "trigger",
+    "acknowledge",
+    "resolve",
+    "restart",
+    "scale",
+    "merge",
+    "close",
+    "reopen",
+    "invite",
+];
 
 /// What the suite needs to forge and re-sign a connector's signed webhooks.
 pub struct WebhookSigning {
@@ -86,6 +140,8 @@ async fn run_suite(suite: Suite) {
     suite.good_credentials_validate(&mut credentials).await;
     suite.bad_credentials_fail_validation().await;
     suite.every_operation_runs(&credentials).await;
+    suite.cursors_round_trip_and_are_checked(&credentials).await;
+    suite.oversized_output_is_capped(&credentials).await;
     suite.unknown_operation_is_not_found(&credentials).await;
     suite.malformed_params_are_invalid_input(&credentials).await;
     suite.webhooks_verify_then_normalise(&credentials).await;
@@ -110,7 +166,7 @@ impl Suite {
             case,
             grants,
             id,
-            ctx: ConnectorContext::default(),
+            ctx: context("contract-connection"),
         }
     }
 
@@ -196,6 +252,40 @@ impl Suite {
                 "contract[{id}]: operation `{}` params schema must be an object schema",
                 operation.name
             );
+            let name = operation.name;
+            assert!(
+                name.starts_with(|c: char| c.is_ascii_lowercase())
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    && !name.ends_with('_')
+                    && !name.contains("__"),
+                "contract[{id}]: operation `{name}` must be snake_case (`verb_noun`)"
+            );
+            let verb = name.split('_').next().unwrap_or_default();
+            if READ_VERBS.contains(&verb) {
+                assert!(
+                    operation.read_only,
+                    "contract[{id}]: `{name}` reads (`{verb}_…`) but is not declared read-only"
+                );
+            }
+            if WRITE_VERBS.contains(&verb) {
+                assert!(
+                    !operation.read_only,
+                    "contract[{id}]: `{name}` changes provider state (`{verb}_…`) but is declared read-only"
+                );
+            }
+            let paged = operation
+                .params_schema
+                .as_value()
+                .pointer("/properties/cursor")
+                .is_some();
+            if paged {
+                assert!(
+                    self.case.paging.is_some(),
+                    "contract[{id}]: `{name}` takes a `cursor`; give `paging` with an operation and parameters that return a second page"
+                );
+            }
         }
         if let Some(webhook) = descriptor.webhook {
             assert!(
@@ -371,6 +461,13 @@ impl Suite {
             };
             let text = serde_json::to_string(&output).expect("query output serialises");
             self.assert_no_canary(&format!("the output of `{}`", operation.name), &text);
+            let size = serde_json::to_vec(&output.data).map_or(0, |bytes| bytes.len());
+            assert!(
+                size <= MAX_OUTPUT_BYTES,
+                "contract[{}]: `{}` returned {size} bytes, over the {MAX_OUTPUT_BYTES}-byte cap",
+                self.id,
+                operation.name
+            );
             assert!(
                 !output.data.is_null(),
                 "contract[{}]: operation `{}` returned null data",
@@ -386,6 +483,111 @@ impl Suite {
                 self.id
             );
         }
+    }
+
+    async fn run(
+        &self,
+        ctx: &ConnectorContext,
+        credentials: &DynCredentials,
+        call: &OperationCall,
+    ) -> patchbay_core::Result<QueryOutput> {
+        self.case
+            .connector
+            .query(ctx, credentials, &call.operation, call.params.clone())
+            .await
+    }
+
+    async fn cursors_round_trip_and_are_checked(&self, credentials: &DynCredentials) {
+        let Some(call) = &self.case.paging else {
+            return;
+        };
+        let id = self.id;
+        let first = self
+            .run(&self.ctx, credentials, call)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "contract[{id}]: paging `{}` failed: {error}",
+                    call.operation
+                )
+            });
+        let cursor = first.next_cursor.clone().unwrap_or_else(|| {
+            panic!(
+                "contract[{id}]: paging `{}` with {} returned no next_cursor; give parameters for which the fake has a second page",
+                call.operation, call.params
+            )
+        });
+        let mut next = call.clone();
+        if let Value::Object(params) = &mut next.params {
+            params.insert("cursor".into(), json!(cursor));
+        }
+        let second = self
+            .run(&self.ctx, credentials, &next)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "contract[{id}]: passing `next_cursor` back to `{}` failed: {error}",
+                    call.operation
+                )
+            });
+        assert_ne!(
+            first.data, second.data,
+            "contract[{id}]: the second page of `{}` is the first page again",
+            call.operation
+        );
+        let elsewhere = self
+            .run(&context("contract-other-connection"), credentials, &next)
+            .await
+            .expect_err(&format!(
+                "contract[{id}]: a cursor of one connection must be refused on another"
+            ));
+        assert_eq!(
+            (elsewhere.kind(), elsewhere.field()),
+            (ErrorKind::InvalidInput, Some("cursor")),
+            "contract[{id}]: a cursor of another connection must be invalid_input naming `cursor`, got {elsewhere}"
+        );
+        let mut forged = next.clone();
+        if let Value::Object(params) = &mut forged.params {
+            params.insert("cursor".into(), json!(format!("{cursor}x")));
+        }
+        let error = self
+            .run(&self.ctx, credentials, &forged)
+            .await
+            .expect_err(&format!(
+                "contract[{id}]: an altered cursor must be refused"
+            ));
+        assert_eq!(
+            (error.kind(), error.field()),
+            (ErrorKind::InvalidInput, Some("cursor")),
+            "contract[{id}]: an altered cursor must be invalid_input naming `cursor`, got {error}"
+        );
+        self.assert_error_clean("a cursor error", &error);
+        self.pass(&format!(
+            "`{}` pages with an opaque cursor that is refused on another connection or altered",
+            call.operation
+        ));
+    }
+
+    async fn oversized_output_is_capped(&self, credentials: &DynCredentials) {
+        let Some(call) = &self.case.oversized else {
+            return;
+        };
+        let id = self.id;
+        let output = self
+            .run(&self.ctx, credentials, call)
+            .await
+            .unwrap_or_else(|error| panic!("contract[{id}]: `{}` failed: {error}", call.operation));
+        let size = serde_json::to_vec(&output.data).map_or(0, |bytes| bytes.len());
+        assert!(
+            size <= MAX_OUTPUT_BYTES && output.truncated,
+            "contract[{id}]: `{}` must cap its output at {MAX_OUTPUT_BYTES} bytes and set `truncated`; got {size} bytes, truncated = {}",
+            call.operation,
+            output.truncated
+        );
+        self.pass(&format!(
+            "an oversized answer of `{}` is capped and marked truncated",
+            call.operation
+        ));
     }
 
     async fn unknown_operation_is_not_found(&self, credentials: &DynCredentials) {
@@ -805,6 +1007,13 @@ const CONTRACT_WEBHOOK_TOKEN: &str = "pbw_contract-webhook-token-3f9c1e";
 const STALE_BY_SECONDS: i64 = 3600;
 
 /// A copy of `request` with `name` set to `value`.
+fn context(connection_id: &str) -> ConnectorContext {
+    ConnectorContext {
+        connection_id: Some(connection_id.to_owned()),
+        tenant: None,
+    }
+}
+
 fn with_header(request: &InboundWebhook, name: &str, value: &str) -> InboundWebhook {
     let mut request = request.clone();
     request.headers.insert(

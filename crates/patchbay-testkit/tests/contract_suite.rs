@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue};
+use patchbay_core::operation::{self, Invocation, OperationSpec};
 use patchbay_core::{
     AlertSeverity, AlertStatus, AuthKind, AuthRequest, Category, CheckTimer, Connector,
     ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials, DynConnector, Error,
@@ -16,7 +17,8 @@ use patchbay_core::{
     Result, SecretString, UnverifiedDelivery, ValidationReport, VerifiedDelivery, WebhookAuth,
     WebhookDescriptor, WebhookOutcome,
 };
-use patchbay_testkit::contract::{run_contract_suite, ContractCase, WebhookSigning};
+use patchbay_core::{OperationOutput, MAX_OUTPUT_BYTES};
+use patchbay_testkit::contract::{run_contract_suite, ContractCase, OperationCall, WebhookSigning};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -43,6 +45,35 @@ enum Defect {
     IgnoresTimestampAge,
     /// A bad signature is refused with the wrong kind (a 400 instead of a 401).
     RefusesAsInvalidInput,
+    /// Cursors are the provider's own, accepted from any connection.
+    CursorNotChecked,
+    /// A large answer is returned whole.
+    OutputNotCapped,
+}
+
+/// The toy's paged operation.
+const LIST_PAGES: OperationSpec = OperationSpec {
+    name: "list_pages",
+    description: "Lists the toy's two pages.",
+    read_only: true,
+    paged: true,
+};
+
+/// The toy's operation whose answer is larger than the output cap.
+const GET_BLOB: OperationSpec = OperationSpec {
+    name: "get_blob",
+    description: "Returns a blob larger than the output cap.",
+    read_only: true,
+    paged: false,
+};
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PageParams {
+    /// Items per page.
+    #[serde(default)]
+    #[allow(dead_code)]
+    per_page: u32,
 }
 
 /// The header the toy's signed webhooks carry their signature in.
@@ -100,11 +131,11 @@ const fn toy_descriptor(auth: WebhookAuth) -> ConnectorDescriptor {
         oauth: None,
         connect_schema: || schemars::schema_for!(ToyForm),
         operations: || {
-            vec![OperationDescriptor::new::<EchoParams>(
-                "echo",
-                "Echoes its parameters.",
-                true,
-            )]
+            vec![
+                OperationDescriptor::new::<EchoParams>("echo", "Echoes its parameters.", true),
+                operation::describe::<PageParams>(&LIST_PAGES),
+                operation::describe::<PageParams>(&GET_BLOB),
+            ]
         },
         build: |_env: &ConnectorEnv| -> Result<Box<dyn DynConnector>> {
             Err(Error::internal("the toy is built directly by each test"))
@@ -252,11 +283,27 @@ impl Connector for Toy {
 
     async fn query(
         &self,
-        _ctx: &ConnectorContext,
+        ctx: &ConnectorContext,
         _credentials: &Credentials<ToyConfig, ToySecrets>,
         operation: &str,
         params: Value,
     ) -> Result<QueryOutput> {
+        if operation == LIST_PAGES.name {
+            return self.list_pages(ctx, params);
+        }
+        if operation == GET_BLOB.name {
+            let blob = json!({"blob": "b".repeat(MAX_OUTPUT_BYTES + 1024)});
+            if self.defect == Defect::OutputNotCapped {
+                return Ok(QueryOutput {
+                    data: blob,
+                    truncated: false,
+                    next_cursor: None,
+                });
+            }
+            let invocation = Invocation::new("toy", ctx, operation, params);
+            invocation.parse::<PageParams>(&GET_BLOB)?;
+            return invocation.finish(&GET_BLOB, OperationOutput::new(blob));
+        }
         if operation != "echo" {
             return Err(if self.defect == Defect::UnknownOperationIsInternal {
                 Error::internal("no such operation")
@@ -323,6 +370,28 @@ impl Connector for Toy {
     }
 }
 
+impl Toy {
+    /// Two pages; the second is reached with the first's cursor.
+    fn list_pages(&self, ctx: &ConnectorContext, params: Value) -> Result<QueryOutput> {
+        if self.defect == Defect::CursorNotChecked {
+            let page = params.get("cursor").and_then(Value::as_str).unwrap_or("1");
+            return Ok(QueryOutput {
+                data: json!({ "page": page }),
+                truncated: false,
+                next_cursor: (page == "1").then(|| "2".to_owned()),
+            });
+        }
+        let invocation = Invocation::new("toy", ctx, LIST_PAGES.name, params);
+        let (_, cursor) = invocation.parse::<PageParams>(&LIST_PAGES)?;
+        let page = cursor.unwrap_or_else(|| "1".to_owned());
+        let next = (page == "1").then(|| "2".to_owned());
+        invocation.finish(
+            &LIST_PAGES,
+            OperationOutput::new(json!({ "page": page })).with_next_page(next),
+        )
+    }
+}
+
 const SAMPLE_BODY: &[u8] = br#"{"id": "evt-1"}"#;
 
 fn case_for(
@@ -335,10 +404,16 @@ fn case_for(
         good_form: json!({"token": GOOD_TOKEN}),
         bad_form: json!({"token": BAD_TOKEN}),
         invalid_form: json!({"token": ""}),
-        operation_params: BTreeMap::from([("echo".to_owned(), json!({"limit": 2}))]),
+        operation_params: BTreeMap::from([
+            ("echo".to_owned(), json!({"limit": 2})),
+            ("list_pages".to_owned(), json!({"per_page": 1})),
+            ("get_blob".to_owned(), json!({})),
+        ]),
         webhook_samples,
         webhook_signing: signing,
         canaries: vec![GOOD_TOKEN.to_owned(), BAD_TOKEN.to_owned()],
+        paging: Some(OperationCall::new("list_pages", json!({"per_page": 1}))),
+        oversized: Some(OperationCall::new("get_blob", json!({}))),
     }
 }
 
@@ -454,6 +529,11 @@ async fn each_defect_is_caught_with_a_clear_message() {
             Defect::IgnoresTimestampAge,
             "verify accepted webhook sample 0 with a stale timestamp",
         ),
+        (
+            Defect::CursorNotChecked,
+            "a cursor of one connection must be refused on another",
+        ),
+        (Defect::OutputNotCapped, "over the 262144-byte cap"),
         (
             Defect::RefusesAsInvalidInput,
             "with a forged signature as auth_failed (the host answers 401), got invalid_input",
