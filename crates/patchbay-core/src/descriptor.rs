@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::connector::DynConnector;
+use crate::connector::{Connector, DynConnector};
 use crate::env::ConnectorEnv;
 use crate::error::Result;
 use crate::oauth::OAuthSpec;
@@ -136,6 +136,25 @@ pub struct ConnectorDescriptor {
     pub operations: fn() -> Vec<OperationDescriptor>,
     /// Builds an instance from the environment.
     pub build: fn(&ConnectorEnv) -> Result<Box<dyn DynConnector>>,
+}
+
+/// A connector that builds itself from the host's environment (its HTTP client,
+/// app-level secrets such as a signing secret).
+pub trait FromEnv: Sized {
+    /// Builds the connector, naming the variable at fault when one is malformed.
+    fn from_env(env: &ConnectorEnv) -> Result<Self>;
+}
+
+/// A descriptor's `build` for a connector that implements [`FromEnv`]:
+/// `build: build_from_env::<AcmeConnector>`.
+pub fn build_from_env<C: Connector + FromEnv>(env: &ConnectorEnv) -> Result<Box<dyn DynConnector>> {
+    Ok(Box::new(C::from_env(env)?))
+}
+
+/// A descriptor's `connect_schema` from the connect form's type:
+/// `connect_schema: schema_of::<ConnectForm>`.
+pub fn schema_of<T: schemars::JsonSchema>() -> schemars::Schema {
+    schemars::schema_for!(T)
 }
 
 impl ConnectorDescriptor {

@@ -27,8 +27,8 @@ pub use connector::{
     DynConnector, DynCredentials, FormFields, NoSecrets, QueryOutput,
 };
 pub use descriptor::{
-    AuthKind, Category, ConnectorDescriptor, EnvVar, OperationDescriptor, WebhookAuth,
-    WebhookDescriptor,
+    build_from_env, schema_of, AuthKind, Category, ConnectorDescriptor, EnvVar, FromEnv,
+    OperationDescriptor, WebhookAuth, WebhookDescriptor,
 };
 pub use env::ConnectorEnv;
 pub use error::{Error, ErrorKind, Result};

@@ -6,6 +6,7 @@
 
 pub mod contract;
 pub mod fakes;
+pub mod http;
 pub mod logs;
 pub mod services;
 
