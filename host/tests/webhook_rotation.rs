@@ -172,7 +172,10 @@ async fn rotation_racing_a_token_write_keeps_the_newer_refresh_token() {
         &router,
         "POST",
         "/api/connections",
-        Some(json!({ "connector": "signer", "fields": { "refresh_token": "r1" } })),
+        Some(json!({
+            "connector": "signer",
+            "fields": { "access_token": "a1", "refresh_token": "r1" }
+        })),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{connected}");
@@ -199,7 +202,7 @@ async fn rotation_racing_a_token_write_keeps_the_newer_refresh_token() {
     let stored = secrets.inner.get(&record.secret_ref).await.unwrap();
     assert_eq!(
         stored.expose(),
-        &json!({ "refresh_token": "r2", "webhook_secret": new_secret }),
+        &json!({ "access_token": "a1", "refresh_token": "r2", "webhook_secret": new_secret }),
         "the rotation kept the token written meanwhile and changed only the webhook secret"
     );
 }

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use patchbay_core::{
-    AuthRequest, Connector, ConnectorContext, ConnectorDescriptor, Credentials, QueryOutput,
-    Result, ValidationReport,
+    AuthRequest, Connector, ConnectorContext, ConnectorDescriptor, Credentials, OAuthTokens,
+    QueryOutput, Result, SecretString, ValidationReport,
 };
 use serde_json::{json, Value};
 
@@ -24,7 +24,20 @@ impl Connector for FormEcho {
         let AuthRequest::Form(fields) = request else {
             return Err(patchbay_core::Error::unsupported("form only"));
         };
-        Ok(Credentials::new(json!({}), Value::Object(fields.0)))
+        // A token pair in the form goes to the tokens slot, as an OAuth grant's would.
+        let mut fields = fields.0;
+        let text =
+            |value: Option<Value>| value.and_then(|value| value.as_str().map(SecretString::from));
+        let access_token = text(fields.remove("access_token"));
+        let refresh_token = text(fields.remove("refresh_token"));
+        let credentials = Credentials::new(json!({}), Value::Object(fields));
+        Ok(match access_token {
+            Some(access_token) => credentials.with_tokens(OAuthTokens {
+                refresh_token,
+                ..OAuthTokens::bearer(access_token)
+            }),
+            None => credentials,
+        })
     }
 
     async fn validate(
