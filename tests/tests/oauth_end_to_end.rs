@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
+use patchbay_connector_slack::fake as fake_slack;
 use patchbay_e2e::openbao::vault_call;
 use patchbay_e2e::postgres::TestDatabase;
 use patchbay_e2e::Patchbay;
-use patchbay_testkit::fakes::{github as fake_github, slack as fake_slack};
+use patchbay_testkit::fakes::github as fake_github;
 use patchbay_testkit::services;
 use serde_json::{json, Value};
 
@@ -441,7 +442,7 @@ async fn needs_vault_needs_postgres_a_refresh_storm_across_two_replicas_makes_on
 
     // Refreshed tokens last long, so one refresh serves every waiting query.
     slack.enable_rotation(43_200);
-    let path = format!("/api/connections/{id}/query/user_info");
+    let path = format!("/api/connections/{id}/query/get_user");
     let queries = (0..500).map(|n| {
         let replica = if n % 2 == 0 { &replica_a } else { &replica_b };
         let path = path.clone();

@@ -2,8 +2,8 @@
 //! account installing the same workspace is refused, a reinstall in the same account
 //! replaces the old connection, and events reach the one connection left.
 
+use patchbay_connector_slack::fake as fake_slack;
 use patchbay_e2e::{Answer, Patchbay};
-use patchbay_testkit::fakes::slack as fake_slack;
 use serde_json::{json, Value};
 
 const SLACK_BOT_TOKEN: &str = "xoxb-canary-slack-bot-token-0002";

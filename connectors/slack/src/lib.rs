@@ -4,12 +4,15 @@
 //! history, threads and users and post messages, and signed Events API
 //! deliveries (`app_mention`) become chat triggers.
 //!
-//! See the crate README for the Slack app setup and the event subscription.
+//! See the crate README for the Slack app setup and the event subscription. With
+//! the `fake` feature, the `fake` module serves a Slack on loopback for tests.
 #![deny(missing_docs)]
 
 pub mod auth;
 pub mod client;
 pub mod config;
+#[cfg(feature = "fake")]
+pub mod fake;
 pub mod query;
 pub mod webhook;
 
@@ -315,7 +318,8 @@ impl Connector for SlackConnector {
     ) -> Result<QueryOutput> {
         tracing::debug!(connection_id = ?ctx.connection_id, operation, "Slack query");
         let client = SlackClient::new(&self.http, credentials.access_token(CONNECTOR_ID)?);
-        query::run(&client, &credentials.config, operation, params, Utc::now()).await
+        let api = query::SlackApi::new(&client, &credentials.config, Utc::now());
+        query::run(&api, ctx, operation, params).await
     }
 
     /// Checks the signature and the five-minute timestamp window with the app's

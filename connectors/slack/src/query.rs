@@ -1,14 +1,15 @@
-//! Query operations over the Slack Web API: four reads and one write.
+//! Query operations over the Slack Web API: four reads and one write, declared
+//! once with [`patchbay_core::operations!`].
 //!
-//! Parameters are structs whose doc comments become the schema agents read;
-//! page sizes are capped, history defaults to the last 24 hours, and output is
-//! cut to [`MAX_OUTPUT_BYTES`] with `truncated` set.
+//! Parameters are structs whose doc comments become the schema agents read; the
+//! toolkit checks their ranges, seals Slack's `response_metadata.next_cursor` and
+//! caps the output. What is Slack's own stays here: history defaults to the last
+//! 24 hours, bounds are sent as message `ts` values, and channel errors carry
+//! whether the bot could join the channel itself.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use patchbay_core::time::{TimeBound, TimeRange};
-use patchbay_core::{
-    parse_params, unknown_operation, Error, OperationDescriptor, QueryOutput, Result,
-};
+use patchbay_core::{Error, OperationOutput, Result};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -17,67 +18,25 @@ use crate::client::{CallContext, SlackClient};
 use crate::config::SlackConfig;
 use crate::CONNECTOR_ID;
 
-/// The largest serialized `data` an operation returns; trailing items are dropped beyond it.
-pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
 /// The most items Slack is asked for in one page.
 pub const MAX_PAGE: u32 = 200;
-/// The most channels `list_channels` gathers over all pages of one call.
-pub const MAX_CHANNELS: u32 = 1000;
 
-/// One operation: its name, what it does, and whether it only reads.
-struct Operation {
-    name: &'static str,
-    description: &'static str,
-    descriptor: fn(&'static str, &'static str) -> OperationDescriptor,
-}
-
-fn read<P: JsonSchema>(name: &'static str, description: &'static str) -> OperationDescriptor {
-    OperationDescriptor::new::<P>(name, description, true)
-}
-
-fn write<P: JsonSchema>(name: &'static str, description: &'static str) -> OperationDescriptor {
-    OperationDescriptor::new::<P>(name, description, false)
-}
-
-const OPERATIONS: &[Operation] = &[
-    Operation {
-        name: "list_channels",
-        description: "List public channels (conversations.list) with whether the bot is a member; follows Slack's cursor up to `limit` channels.",
-        descriptor: read::<ListChannelsParams>,
-    },
-    Operation {
-        name: "get_channel_history",
-        description: "Read a channel's messages (conversations.history), newest first over the last 24 hours by default; the bot must be in the channel.",
-        descriptor: read::<ChannelHistoryParams>,
-    },
-    Operation {
-        name: "get_thread_replies",
-        description: "Read a thread: the parent message and its replies (conversations.replies).",
-        descriptor: read::<ThreadRepliesParams>,
-    },
-    Operation {
-        name: "user_info",
-        description: "Get a Slack user's name, title, time zone and whether it is a bot (users.info).",
-        descriptor: read::<UserInfoParams>,
-    },
-    Operation {
-        name: "post_message",
-        description: "Post a message to a channel or thread as the bot (chat.postMessage). Writes to Slack; never retried.",
-        descriptor: write::<PostMessageParams>,
-    },
-];
-
-/// Every operation's descriptor, in a stable order.
-pub fn descriptors() -> Vec<OperationDescriptor> {
-    OPERATIONS
-        .iter()
-        .map(|operation| (operation.descriptor)(operation.name, operation.description))
-        .collect()
-}
-
-/// The names of every operation.
-pub fn operation_names() -> Vec<&'static str> {
-    OPERATIONS.iter().map(|operation| operation.name).collect()
+patchbay_core::operations! {
+    connector: CONNECTOR_ID,
+    handler: SlackApi<'_>,
+    /// List public channels (conversations.list) with whether the bot is a member;
+    /// follows Slack's cursor up to `limit` channels.
+    read list_channels(ListChannelsParams), paged;
+    /// Read a channel's messages (conversations.history), newest first over the last
+    /// 24 hours by default; the bot must be in the channel.
+    read get_channel_history(ChannelHistoryParams), paged;
+    /// Read a thread: the parent message and its replies (conversations.replies).
+    read get_thread_replies(ThreadRepliesParams), paged;
+    /// Get a Slack user's name, title, time zone and whether it is a bot (users.info).
+    read get_user(GetUserParams);
+    /// Post a message to a channel or thread as the bot (chat.postMessage). Writes to
+    /// Slack; never retried.
+    write post_message(PostMessageParams);
 }
 
 /// Parameters of `list_channels`.
@@ -91,9 +50,6 @@ pub struct ListChannelsParams {
     /// Leave out archived channels (default true).
     #[serde(default = "yes")]
     pub exclude_archived: bool,
-    /// `next_cursor` from a previous call, to continue the listing.
-    #[serde(default)]
-    pub cursor: Option<String>,
 }
 
 /// Parameters of `get_channel_history`.
@@ -115,9 +71,6 @@ pub struct ChannelHistoryParams {
     #[serde(default = "default_page_limit")]
     #[schemars(range(min = 1, max = 200))]
     pub limit: u32,
-    /// `next_cursor` from a previous call, to read older messages.
-    #[serde(default)]
-    pub cursor: Option<String>,
 }
 
 /// Parameters of `get_thread_replies`.
@@ -132,15 +85,12 @@ pub struct ThreadRepliesParams {
     #[serde(default = "default_page_limit")]
     #[schemars(range(min = 1, max = 200))]
     pub limit: u32,
-    /// `next_cursor` from a previous call, to read further replies.
-    #[serde(default)]
-    pub cursor: Option<String>,
 }
 
-/// Parameters of `user_info`.
+/// Parameters of `get_user`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UserInfoParams {
+pub struct GetUserParams {
     /// The user id, e.g. `U0123ABCD` (the `user` of a message).
     pub user: String,
 }
@@ -170,56 +120,41 @@ fn yes() -> bool {
     true
 }
 
-/// Runs `operation` with JSON `params`, resolving relative times against `now`.
-pub async fn run(
-    client: &SlackClient<'_>,
-    config: &SlackConfig,
-    operation: &str,
-    params: Value,
-    now: DateTime<Utc>,
-) -> Result<QueryOutput> {
-    let call = Call {
-        client,
-        can_join: config.has_scope("channels:join"),
-    };
-    match operation {
-        "list_channels" => call.list_channels(parse(operation, params)?).await,
-        "get_channel_history" => {
-            call.get_channel_history(parse(operation, params)?, now)
-                .await
-        }
-        "get_thread_replies" => call.get_thread_replies(parse(operation, params)?).await,
-        "user_info" => call.user_info(parse(operation, params)?).await,
-        "post_message" => call.post_message(parse(operation, params)?).await,
-        _ => Err(unknown_operation(
-            CONNECTOR_ID,
-            operation,
-            &operation_names(),
-        )),
-    }
-}
-
-fn parse<P: serde::de::DeserializeOwned>(operation: &str, params: Value) -> Result<P> {
-    parse_params::<P>(CONNECTOR_ID, operation, params)
-}
-
-struct Call<'a> {
+/// The handler of every operation: a client holding the bot token, the
+/// connection's settings, and the time relative bounds are resolved against.
+pub struct SlackApi<'a> {
     client: &'a SlackClient<'a>,
-    can_join: bool,
+    config: &'a SlackConfig,
+    now: DateTime<Utc>,
 }
 
-impl Call<'_> {
+impl<'a> SlackApi<'a> {
+    /// Operations of the connection whose settings are `config`, through `client`,
+    /// resolving `now-…` bounds against `now`.
+    pub fn new(client: &'a SlackClient<'a>, config: &'a SlackConfig, now: DateTime<Utc>) -> Self {
+        Self {
+            client,
+            config,
+            now,
+        }
+    }
+
+    /// What Slack's channel errors need to know: the channel, and whether the bot
+    /// may join it itself (`channels:join` granted).
     fn context<'c>(&self, channel: &'c str) -> CallContext<'c> {
         CallContext {
             channel: Some(channel),
-            can_join: self.can_join,
+            can_join: self.config.has_scope("channels:join"),
         }
     }
 
-    async fn list_channels(&self, params: ListChannelsParams) -> Result<QueryOutput> {
-        check_range("limit", params.limit, 1, MAX_CHANNELS)?;
+    async fn list_channels(
+        &self,
+        params: ListChannelsParams,
+        cursor: Option<String>,
+    ) -> Result<OperationOutput> {
         let mut channels = Vec::new();
-        let mut cursor = params.cursor.filter(|cursor| !cursor.is_empty());
+        let mut cursor = cursor;
         loop {
             let wanted = params.limit - u32::try_from(channels.len()).unwrap_or(u32::MAX);
             let mut query = vec![
@@ -247,20 +182,14 @@ impl Call<'_> {
             }
         }
         channels.truncate(params.limit as usize);
-        let (channels, truncated) = cap_items(channels);
-        Ok(QueryOutput {
-            data: json!({ "channels": channels }),
-            truncated,
-            next_cursor: cursor,
-        })
+        Ok(OperationOutput::new(json!({ "channels": channels })).with_next_page(cursor))
     }
 
     async fn get_channel_history(
         &self,
         params: ChannelHistoryParams,
-        now: DateTime<Utc>,
-    ) -> Result<QueryOutput> {
-        check_range("limit", params.limit, 1, MAX_PAGE)?;
+        cursor: Option<String>,
+    ) -> Result<OperationOutput> {
         let channel = required_id("channel", &params.channel)?;
         let oldest = params.oldest.as_ref().and_then(message_ts);
         let latest = params.latest.as_ref().and_then(message_ts);
@@ -274,7 +203,7 @@ impl Call<'_> {
                 params.latest.as_ref().filter(|_| latest.is_none()),
             ),
             TimeDelta::hours(24),
-            now,
+            self.now,
         )?;
         let oldest = oldest.unwrap_or_else(|| slack_ts(range.from));
         let latest = latest.unwrap_or_else(|| slack_ts(range.to));
@@ -285,30 +214,28 @@ impl Call<'_> {
             ("inclusive", params.inclusive.to_string()),
             ("limit", params.limit.to_string()),
         ];
-        if let Some(cursor) = params.cursor.filter(|cursor| !cursor.is_empty()) {
+        if let Some(cursor) = cursor {
             query.push(("cursor", cursor));
         }
         let (body, _) = self
             .client
             .read("conversations.history", &query, self.context(channel))
             .await?;
-        let messages = messages(&body);
-        let (messages, truncated) = cap_items(messages);
-        Ok(QueryOutput {
-            data: json!({
-                "channel": channel,
-                "oldest": oldest,
-                "latest": latest,
-                "messages": messages,
-                "has_more": body.get("has_more").and_then(Value::as_bool).unwrap_or(false),
-            }),
-            truncated,
-            next_cursor: next_cursor(&body),
-        })
+        Ok(OperationOutput::new(json!({
+            "channel": channel,
+            "oldest": oldest,
+            "latest": latest,
+            "messages": messages(&body),
+            "has_more": body.get("has_more").and_then(Value::as_bool).unwrap_or(false),
+        }))
+        .with_next_page(next_cursor(&body)))
     }
 
-    async fn get_thread_replies(&self, params: ThreadRepliesParams) -> Result<QueryOutput> {
-        check_range("limit", params.limit, 1, MAX_PAGE)?;
+    async fn get_thread_replies(
+        &self,
+        params: ThreadRepliesParams,
+        cursor: Option<String>,
+    ) -> Result<OperationOutput> {
         let channel = required_id("channel", &params.channel)?;
         let ts = params.ts.trim();
         if !is_message_ts(ts) {
@@ -323,28 +250,23 @@ impl Call<'_> {
             ("ts", ts.to_owned()),
             ("limit", params.limit.to_string()),
         ];
-        if let Some(cursor) = params.cursor.filter(|cursor| !cursor.is_empty()) {
+        if let Some(cursor) = cursor {
             query.push(("cursor", cursor));
         }
         let (body, _) = self
             .client
             .read("conversations.replies", &query, self.context(channel))
             .await?;
-        let messages = messages(&body);
-        let (messages, truncated) = cap_items(messages);
-        Ok(QueryOutput {
-            data: json!({
-                "channel": channel,
-                "thread_ts": ts,
-                "messages": messages,
-                "has_more": body.get("has_more").and_then(Value::as_bool).unwrap_or(false),
-            }),
-            truncated,
-            next_cursor: next_cursor(&body),
-        })
+        Ok(OperationOutput::new(json!({
+            "channel": channel,
+            "thread_ts": ts,
+            "messages": messages(&body),
+            "has_more": body.get("has_more").and_then(Value::as_bool).unwrap_or(false),
+        }))
+        .with_next_page(next_cursor(&body)))
     }
 
-    async fn user_info(&self, params: UserInfoParams) -> Result<QueryOutput> {
+    async fn get_user(&self, params: GetUserParams) -> Result<OperationOutput> {
         let user = required_id("user", &params.user)?;
         let (body, _) = self
             .client
@@ -356,28 +278,25 @@ impl Call<'_> {
             .await?;
         let user = body.get("user").cloned().unwrap_or(Value::Null);
         let profile = user.get("profile").cloned().unwrap_or(Value::Null);
-        Ok(QueryOutput {
-            data: json!({
-                "id": user.get("id"),
-                "name": user.get("name"),
-                "real_name": user.get("real_name").or_else(|| profile.get("real_name")),
-                "display_name": profile.get("display_name"),
-                "title": profile.get("title"),
-                "tz": user.get("tz"),
-                "is_bot": user.get("is_bot"),
-                "is_admin": user.get("is_admin"),
-                "deleted": user.get("deleted"),
-            }),
-            truncated: false,
-            next_cursor: None,
-        })
+        Ok(OperationOutput::new(json!({
+            "id": user.get("id"),
+            "name": user.get("name"),
+            "real_name": user.get("real_name").or_else(|| profile.get("real_name")),
+            "display_name": profile.get("display_name"),
+            "title": profile.get("title"),
+            "tz": user.get("tz"),
+            "is_bot": user.get("is_bot"),
+            "is_admin": user.get("is_admin"),
+            "deleted": user.get("deleted"),
+        })))
     }
 
-    async fn post_message(&self, params: PostMessageParams) -> Result<QueryOutput> {
+    async fn post_message(&self, params: PostMessageParams) -> Result<OperationOutput> {
         let channel = required_id("channel", &params.channel)?;
         if params.text.trim().is_empty() {
             return Err(Error::invalid_input("text", "the message text is empty")
-                .with_connector(CONNECTOR_ID));
+                .with_connector(CONNECTOR_ID)
+                .with_hint("give the message to post in `text`"));
         }
         let mut body = json!({ "channel": channel, "text": params.text });
         if let Some(thread_ts) = params.thread_ts.as_deref().map(str::trim) {
@@ -386,7 +305,8 @@ impl Call<'_> {
                     "thread_ts",
                     format!("`{thread_ts}` is not a Slack message ts"),
                 )
-                .with_connector(CONNECTOR_ID));
+                .with_connector(CONNECTOR_ID)
+                .with_hint("use the parent message's `ts`, e.g. 1715000000.000100"));
             }
             body["thread_ts"] = json!(thread_ts);
         }
@@ -394,27 +314,12 @@ impl Call<'_> {
             .client
             .write("chat.postMessage", &body, self.context(channel))
             .await?;
-        Ok(QueryOutput {
-            data: json!({
-                "channel": answer.get("channel"),
-                "ts": answer.get("ts"),
-                "message": answer.get("message").map(message_summary),
-            }),
-            truncated: false,
-            next_cursor: None,
-        })
+        Ok(OperationOutput::new(json!({
+            "channel": answer.get("channel"),
+            "ts": answer.get("ts"),
+            "message": answer.get("message").map(message_summary),
+        })))
     }
-}
-
-fn check_range(field: &str, value: u32, min: u32, max: u32) -> Result<()> {
-    if (min..=max).contains(&value) {
-        return Ok(());
-    }
-    Err(Error::invalid_input(
-        field,
-        format!("`{field}` must be {min} to {max}, got {value}"),
-    )
-    .with_connector(CONNECTOR_ID))
 }
 
 fn required_id<'p>(field: &str, value: &'p str) -> Result<&'p str> {
@@ -525,23 +430,6 @@ fn pick(value: &Value, keys: &[&str]) -> Option<Map<String, Value>> {
     )
 }
 
-/// Drops trailing items until the serialized list fits [`MAX_OUTPUT_BYTES`].
-fn cap_items(items: Vec<Value>) -> (Vec<Value>, bool) {
-    let mut total = 2;
-    let mut kept = Vec::with_capacity(items.len());
-    let count = items.len();
-    for item in items {
-        let size = serde_json::to_vec(&item).map_or(0, |bytes| bytes.len()) + 1;
-        if total + size > MAX_OUTPUT_BYTES {
-            break;
-        }
-        total += size;
-        kept.push(item);
-    }
-    let truncated = kept.len() < count;
-    (kept, truncated)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,13 +442,5 @@ mod tests {
         assert!(is_message_ts("1515449522.000016"));
         assert!(!is_message_ts("1515449522"));
         assert!(!is_message_ts("now-1h"));
-    }
-
-    #[test]
-    fn cap_items_drops_trailing_items_past_the_cap() {
-        let item = json!({"text": "x".repeat(100 * 1024)});
-        let (kept, truncated) = cap_items(vec![item.clone(), item.clone(), item]);
-        assert_eq!(kept.len(), 2);
-        assert!(truncated);
     }
 }

@@ -6,13 +6,13 @@ mod support;
 use std::time::Duration;
 
 use base64::Engine as _;
+use patchbay_connector_slack::fake::{self as slack, FakeSlack, Fault};
 use patchbay_connector_slack::{SlackConnector, DESCRIPTOR};
 use patchbay_core::{
     AuthKind, AuthRequest, CheckOutcome, ClientAuthStyle, Error, ErrorKind, FormFields,
     RevokeOutcome, SecretString, ValidationStatus, WebhookAuth,
 };
 use patchbay_http::HttpClient;
-use patchbay_testkit::fakes::slack::{self, FakeSlack, Fault};
 use serde_json::{json, Value};
 use sha2::Digest as _;
 use support::{connector_for, credentials, ctx, grant_from_answer, http_for, BOT_TOKEN};
@@ -358,12 +358,7 @@ async fn slack_error_codes_become_errors_users_can_act_on() {
     assert_eq!(error.kind(), ErrorKind::NotFound);
 
     fake.set_granted_scopes(&["channels:read"]);
-    let error = query_error(
-        &fake,
-        "user_info",
-        json!({"user": slack::INSTALLER_USER_ID}),
-    )
-    .await;
+    let error = query_error(&fake, "get_user", json!({"user": slack::INSTALLER_USER_ID})).await;
     assert_eq!(error.kind(), ErrorKind::PermissionDenied);
     assert!(error.message().contains("`users:read`"), "{error}");
 
@@ -393,7 +388,7 @@ async fn rate_limits_are_retried_after_retry_after_then_reported() {
         .query(
             &ctx(),
             &credentials,
-            "user_info",
+            "get_user",
             json!({"user": slack::BOT_USER_ID}),
         )
         .await
@@ -413,7 +408,7 @@ async fn rate_limits_are_retried_after_retry_after_then_reported() {
         .query(
             &ctx(),
             &credentials,
-            "user_info",
+            "get_user",
             json!({"user": slack::BOT_USER_ID}),
         )
         .await
@@ -426,7 +421,7 @@ async fn rate_limits_are_retried_after_retry_after_then_reported() {
         .query(
             &ctx(),
             &credentials,
-            "user_info",
+            "get_user",
             json!({"user": slack::BOT_USER_ID}),
         )
         .await
@@ -487,11 +482,6 @@ async fn list_channels_follows_cursors_in_pages_of_at_most_200() {
             + second.data["channels"].as_array().unwrap().len(),
         fake.public_channel_count(false)
     );
-    let error = connector
-        .query(&ctx(), &credentials, "list_channels", json!({"limit": 0}))
-        .await
-        .unwrap_err();
-    assert_eq!(error.field(), Some("limit"));
 }
 
 #[tokio::test]
@@ -519,31 +509,29 @@ async fn channel_history_defaults_to_24_hours_and_pages_with_slack_ts_bounds() {
     let window: f64 = sent.param("latest").unwrap().parse::<f64>().unwrap()
         - sent.param("oldest").unwrap().parse::<f64>().unwrap();
     assert!((window - 86_400.0).abs() < 1.0, "{window}");
+    let cursor = first.next_cursor.clone().unwrap();
     let second = connector
         .query(
             &ctx(),
             &credentials,
             "get_channel_history",
-            json!({"channel": slack::GENERAL_CHANNEL, "limit": 200, "cursor": first.next_cursor}),
+            json!({"channel": slack::GENERAL_CHANNEL, "limit": 200, "cursor": cursor}),
         )
         .await
         .unwrap();
     assert_eq!(second.data["messages"].as_array().unwrap().len(), 88);
     assert!(second.next_cursor.is_none());
-
-    let error = connector
-        .query(
-            &ctx(),
-            &credentials,
-            "get_channel_history",
-            json!({"channel": slack::GENERAL_CHANNEL, "limit": 201}),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (error.kind(), error.field()),
-        (ErrorKind::InvalidInput, Some("limit"))
-    );
+    let first_ts: Vec<_> = first.data["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["ts"].clone())
+        .collect();
+    assert!(second.data["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|message| !first_ts.contains(&message["ts"])));
 
     let replies = connector
         .query(
@@ -595,6 +583,169 @@ async fn post_message_is_a_write_that_is_never_retried() {
         assert_eq!(fake.requests_to("chat.postMessage").len(), before + 1);
     }
     assert_eq!(fake.posted().len(), 1);
+}
+
+#[tokio::test]
+async fn the_cursor_is_sealed_and_slack_gets_its_own_back() {
+    let fake = FakeSlack::start(BOT_TOKEN).await;
+    let connector = connector_for(&fake);
+    let credentials = credentials(&connector, BOT_TOKEN).await;
+    let mut cursor = None;
+    let mut seen = Vec::new();
+    for page in 1.. {
+        let mut params = json!({"channel": slack::GENERAL_CHANNEL, "limit": 100});
+        if let Some(cursor) = cursor.take() {
+            params["cursor"] = json!(cursor);
+        }
+        let output = connector
+            .query(&ctx(), &credentials, "get_channel_history", params)
+            .await
+            .unwrap();
+        seen.extend(
+            output.data["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|message| message["ts"].clone()),
+        );
+        let Some(next) = output.next_cursor else {
+            assert_eq!(page, 3);
+            break;
+        };
+        cursor = Some(next);
+    }
+    let unique: std::collections::BTreeSet<_> = seen.iter().map(Value::to_string).collect();
+    assert_eq!((seen.len(), unique.len()), (288, 288));
+
+    let sent: Vec<_> = fake
+        .requests_to("conversations.history")
+        .iter()
+        .map(|request| request.param("cursor").map(str::to_owned))
+        .collect();
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[0], None);
+    // Slack receives the cursor it issued, never the sealed one callers see.
+    for provider_cursor in sent[1..].iter().flatten() {
+        assert!(!provider_cursor.starts_with("pb1."), "{provider_cursor}");
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_of_channel_history_is_refused_by_list_channels() {
+    let fake = FakeSlack::start(BOT_TOKEN).await;
+    let connector = connector_for(&fake);
+    let credentials = credentials(&connector, BOT_TOKEN).await;
+    let history = connector
+        .query(
+            &ctx(),
+            &credentials,
+            "get_channel_history",
+            json!({"channel": slack::GENERAL_CHANNEL, "limit": 10}),
+        )
+        .await
+        .unwrap();
+    let cursor = history.next_cursor.unwrap();
+    let before = fake.requests_to("conversations.list").len();
+    let error = connector
+        .query(
+            &ctx(),
+            &credentials,
+            "list_channels",
+            json!({"limit": 10, "cursor": cursor}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.kind(), error.field()),
+        (ErrorKind::InvalidInput, Some("cursor"))
+    );
+    assert_eq!(
+        error.message(),
+        "`cursor` must be a `next_cursor` that `list_channels` returned on this connection; got a cursor of `get_channel_history`"
+    );
+    assert_eq!(fake.requests_to("conversations.list").len(), before);
+}
+
+#[tokio::test]
+async fn limits_out_of_range_and_unknown_parameters_name_the_field() {
+    let fake = FakeSlack::start(BOT_TOKEN).await;
+    let cases = [
+        (
+            "list_channels",
+            json!({"limit": 0}),
+            "limit",
+            "`limit` must be from 1 to 1000; got 0",
+        ),
+        (
+            "get_channel_history",
+            json!({"channel": slack::GENERAL_CHANNEL, "limit": 201}),
+            "limit",
+            "`limit` must be from 1 to 200; got 201",
+        ),
+        (
+            "get_thread_replies",
+            json!({"channel": slack::INCIDENTS_CHANNEL, "ts": slack::THREAD_TS, "limit": 500}),
+            "limit",
+            "`limit` must be from 1 to 200; got 500",
+        ),
+        (
+            "get_channel_history",
+            json!({"channel": slack::GENERAL_CHANNEL, "count": 10}),
+            "count",
+            "`get_channel_history` has no parameter `count`; it takes: channel, inclusive, latest, limit, oldest, cursor",
+        ),
+        (
+            "post_message",
+            json!({"channel": slack::GENERAL_CHANNEL, "text": "hi", "cursor": "x"}),
+            "cursor",
+            "`post_message` has no parameter `cursor`; it takes: channel, text, thread_ts",
+        ),
+    ];
+    for (operation, params, field, message) in cases {
+        let error = query_error(&fake, operation, params).await;
+        assert_eq!(
+            error.kind(),
+            ErrorKind::InvalidInput,
+            "{operation}: {error}"
+        );
+        assert_eq!(error.field(), Some(field), "{operation}: {error}");
+        assert_eq!(error.message(), message);
+    }
+    assert!(fake.requests_to("conversations.list").is_empty());
+    assert!(fake.requests_to("conversations.history").is_empty());
+    assert!(fake.requests_to("conversations.replies").is_empty());
+    assert!(fake.posted().is_empty());
+
+    let error = query_error(&fake, "user_info", json!({"user": slack::BOT_USER_ID})).await;
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+    assert_eq!(error.message(), "unknown operation `user_info` for slack");
+    assert_eq!(
+        error.hint(),
+        Some("use one of: list_channels, get_channel_history, get_thread_replies, get_user, post_message")
+    );
+}
+
+#[tokio::test]
+async fn a_history_larger_than_256_kib_is_capped_and_marked_truncated() {
+    let fake = FakeSlack::start(BOT_TOKEN).await;
+    let connector = connector_for(&fake);
+    let credentials = credentials(&connector, BOT_TOKEN).await;
+    let output = connector
+        .query(
+            &ctx(),
+            &credentials,
+            "get_channel_history",
+            json!({"channel": slack::ALERTS_CHANNEL}),
+        )
+        .await
+        .unwrap();
+    let size = serde_json::to_vec(&output.data).unwrap().len();
+    assert!(size <= patchbay_core::MAX_OUTPUT_BYTES, "{size}");
+    assert!(output.truncated);
+    let kept = output.data["messages"].as_array().unwrap().len();
+    assert!(kept > 1 && kept < 100, "{kept}");
+    assert_eq!(output.data["channel"], slack::ALERTS_CHANNEL);
+    assert!(output.next_cursor.is_some());
 }
 
 #[tokio::test]

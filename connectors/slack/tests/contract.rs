@@ -4,12 +4,12 @@ mod support;
 
 use std::collections::BTreeMap;
 
+use patchbay_connector_slack::fake::{self as slack, sign, signed_delivery, FakeSlack};
 use patchbay_connector_slack::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use patchbay_core::InboundWebhook;
 use patchbay_testkit::contract::{
-    run_oauth_contract_suite, ContractCase, OAuthGrants, WebhookSigning,
+    run_oauth_contract_suite, ContractCase, OAuthGrants, OperationCall, WebhookSigning,
 };
-use patchbay_testkit::fakes::slack::{self, sign, signed_delivery, FakeSlack};
 use serde_json::json;
 use support::{connector_for, grant, now_seconds, BOT_TOKEN, SIGNING_SECRET};
 
@@ -30,7 +30,7 @@ async fn slack_meets_the_connector_contract() {
             json!({"channel": slack::INCIDENTS_CHANNEL, "ts": slack::THREAD_TS}),
         ),
         (
-            "user_info".to_owned(),
+            "get_user".to_owned(),
             json!({"user": slack::INSTALLER_USER_ID}),
         ),
         (
@@ -73,8 +73,14 @@ async fn slack_meets_the_connector_contract() {
                 WRONG_TOKEN.to_owned(),
                 SIGNING_SECRET.to_owned(),
             ],
-            paging: None,
-            oversized: None,
+            paging: Some(OperationCall::new(
+                "get_channel_history",
+                json!({"channel": slack::GENERAL_CHANNEL, "limit": 50}),
+            )),
+            oversized: Some(OperationCall::new(
+                "get_channel_history",
+                json!({"channel": slack::ALERTS_CHANNEL}),
+            )),
         },
         OAuthGrants {
             good: grant(BOT_TOKEN),

@@ -2,7 +2,7 @@
 //! clock, rejections, URL verification, routing and normalisation (both only of
 //! verified deliveries).
 //!
-//! The vectors come from the `vectors/slack.json` fixture in `patchbay-testkit`.
+//! The vectors come from the crate's `fixtures/vectors.json`.
 
 mod support;
 
@@ -10,19 +10,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
+use patchbay_connector_slack::fake::{self as slack, sign, signed_delivery, FakeSlack};
 use patchbay_connector_slack::webhook;
 use patchbay_core::{
     AlertSeverity, AlertStatus, DynConnector, ErrorKind, EventKind, InboundWebhook, SecretString,
     VerifiedDelivery, WebhookKey, WebhookRoute,
 };
-use patchbay_testkit::fakes::slack::{self, sign, signed_delivery, FakeSlack};
 use serde_json::Value;
 use support::{
     connector_at, connector_for, credentials, ctx, now_seconds, BOT_TOKEN, SIGNING_SECRET,
 };
 
 fn vectors() -> Value {
-    serde_json::from_str(&patchbay_testkit::fixture("vectors/slack.json")).unwrap()
+    serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/vectors.json"
+    )))
+    .unwrap()
 }
 
 /// Verifies an Events API delivery with the app's signing secret, as the host does first.

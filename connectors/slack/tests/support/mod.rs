@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use patchbay_connector_slack::fake::{self as slack, FakeSlack};
 use patchbay_connector_slack::SlackConnector;
 use patchbay_core::{
     AuthRequest, ConnectorContext, DynConnector, DynCredentials, OAuthGrant, SecretString,
 };
 use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
-use patchbay_testkit::fakes::slack::{self, FakeSlack};
 use serde_json::{json, Map, Value};
 
 pub const BOT_TOKEN: &str = "xoxb-canary-bot-token-4f1c9e2a";

@@ -2,4 +2,3 @@
 
 pub mod datadog;
 pub mod github;
-pub mod slack;

@@ -9,10 +9,13 @@
 //! `/oauth/v2/authorize`.
 //!
 //! Fixed data: 250 public channels (every tenth archived) of which the bot is in
-//! [`GENERAL_CHANNEL`] and [`INCIDENTS_CHANNEL`]; 300 messages in the general
-//! channel, one every five minutes back from start (so 288 in the last 24
-//! hours); a thread of five replies under [`THREAD_TS`] in the incidents channel;
-//! and three users.
+//! [`GENERAL_CHANNEL`], [`INCIDENTS_CHANNEL`] and [`ALERTS_CHANNEL`]; 300 messages
+//! in the general channel, one every five minutes back from start (so 288 in the
+//! last 24 hours); 120 alert messages of about 4 KiB each in the alerts channel,
+//! one every ten minutes back from start, so that a page of 100 is larger than the
+//! 256 KiB an operation returns; a thread of five replies under [`THREAD_TS`] in
+//! the incidents channel; and three users. Lists page with Slack's
+//! `response_metadata.next_cursor`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -20,12 +23,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::Engine as _;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
-use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use patchbay_core::InboundWebhook;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -53,6 +56,8 @@ pub const INSTALLER_USER_ID: &str = "U0INSTALL1";
 pub const GENERAL_CHANNEL: &str = "C0GENERAL1";
 /// A channel the bot is in, with one thread.
 pub const INCIDENTS_CHANNEL: &str = "C0INCIDNT1";
+/// A channel the bot is in, where an alerting tool posts long messages with stack traces.
+pub const ALERTS_CHANNEL: &str = "C0ALERTS01";
 /// A public channel the bot is not in.
 pub const OUTSIDE_CHANNEL: &str = "C0OUTSIDE1";
 /// The `ts` of the thread's parent message in [`INCIDENTS_CHANNEL`].
@@ -69,6 +74,8 @@ pub const BOT_SCOPES: &[&str] = &[
 
 const CHANNEL_COUNT: usize = 250;
 const HISTORY_LEN: i64 = 300;
+const ALERT_COUNT: i64 = 120;
+const ALERT_TRACE_FRAMES: usize = 56;
 const REDACTED: &str = "[redacted]";
 const SECRET_PARAMS: &[&str] = &["token", "client_secret", "refresh_token", "code_verifier"];
 
@@ -197,7 +204,11 @@ impl FakeSlack {
                 rotation_expires_in: None,
                 token_requests: 0,
                 issued: 0,
-                members: vec![GENERAL_CHANNEL.to_owned(), INCIDENTS_CHANNEL.to_owned()],
+                members: vec![
+                    GENERAL_CHANNEL.to_owned(),
+                    INCIDENTS_CHANNEL.to_owned(),
+                    ALERTS_CHANNEL.to_owned(),
+                ],
                 posted: Vec::new(),
             }),
         });
@@ -385,6 +396,7 @@ struct Message {
 struct Dataset {
     channels: Vec<Channel>,
     general: Vec<Message>,
+    alerts: Vec<Message>,
     thread: Vec<Message>,
     users: Vec<Value>,
 }
@@ -425,6 +437,12 @@ impl Dataset {
                 archived: false,
                 created: 1_449_252_950,
             },
+            Channel {
+                id: ALERTS_CHANNEL.to_owned(),
+                name: "alerts".to_owned(),
+                archived: false,
+                created: 1_449_253_000,
+            },
         ];
         for index in channels.len()..CHANNEL_COUNT {
             channels.push(Channel {
@@ -445,6 +463,32 @@ impl Dataset {
                         "type": "message",
                         "user": user,
                         "text": format!("deploy {index} of checkout finished"),
+                        "ts": ts,
+                        "team": TEAM_ID,
+                    }),
+                }
+            })
+            .collect();
+        let trace: String = (0..ALERT_TRACE_FRAMES)
+            .map(|frame| {
+                format!(
+                    "    at com.example.checkout.payments.PaymentClient.charge(PaymentClient.java:{})\n",
+                    100 + frame
+                )
+            })
+            .collect();
+        let alerts = (0..ALERT_COUNT)
+            .map(|index| {
+                let (micros, ts) = ts_of(now - 120 - index * 600, 200 + index);
+                Message {
+                    micros,
+                    value: json!({
+                        "type": "message",
+                        "subtype": "bot_message",
+                        "bot_id": "B0ALERTER1",
+                        "text": format!(
+                            "[FIRING] checkout-api 5xx rate above 5% (alert {index})\n```\njava.net.SocketTimeoutException: Read timed out\n{trace}```"
+                        ),
                         "ts": ts,
                         "team": TEAM_ID,
                     }),
@@ -501,6 +545,7 @@ impl Dataset {
         Self {
             channels,
             general,
+            alerts,
             thread,
             users,
         }
@@ -858,23 +903,16 @@ fn conversations_history(shared: &Shared, params: &Params) -> Response {
     };
     let limit = limit_of(params, 100, 999);
     let state = shared.lock();
-    let mut source: Vec<(i64, Value)> = if channel == GENERAL_CHANNEL {
-        shared
-            .data
-            .general
-            .iter()
-            .map(|message| (message.micros, message.value.clone()))
-            .collect()
-    } else if channel == INCIDENTS_CHANNEL {
-        shared
-            .data
-            .thread
-            .first()
-            .map(|parent| vec![(parent.micros, parent.value.clone())])
-            .unwrap_or_default()
-    } else {
-        Vec::new()
+    let stored: &[Message] = match channel.as_str() {
+        GENERAL_CHANNEL => &shared.data.general,
+        ALERTS_CHANNEL => &shared.data.alerts,
+        INCIDENTS_CHANNEL => shared.data.thread.get(..1).unwrap_or_default(),
+        _ => &[],
     };
+    let mut source: Vec<(i64, Value)> = stored
+        .iter()
+        .map(|message| (message.micros, message.value.clone()))
+        .collect();
     for (posted_channel, message) in &state.posted {
         if *posted_channel == channel && message.get("thread_ts").is_none() {
             let micros = message["ts"].as_str().and_then(parse_ts).unwrap_or(0);
