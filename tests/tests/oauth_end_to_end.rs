@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
+use patchbay_connector_github::fake as fake_github;
 use patchbay_connector_slack::fake as fake_slack;
 use patchbay_e2e::openbao::vault_call;
 use patchbay_e2e::postgres::TestDatabase;
 use patchbay_e2e::Patchbay;
-use patchbay_testkit::fakes::github as fake_github;
 use patchbay_testkit::services;
 use serde_json::{json, Value};
 

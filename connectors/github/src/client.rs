@@ -26,8 +26,8 @@ const MESSAGE_LIMIT: usize = 300;
 pub struct GitHubResponse {
     /// The JSON body (`null` when empty).
     pub body: Value,
-    /// The page number of the `Link: <...>; rel="next"` URL, if any.
-    pub next_page: Option<u32>,
+    /// The `page` of the `Link: <...>; rel="next"` URL, if any, as GitHub wrote it.
+    pub next_page: Option<String>,
     /// `X-RateLimit-Remaining`.
     pub rate_limit_remaining: Option<u64>,
     /// `X-OAuth-Scopes`; absent for fine-grained personal access tokens.
@@ -210,11 +210,12 @@ fn github_message(response: &Response) -> String {
     }
 }
 
-/// The `page` of the `rel="next"` URL in a `Link` header.
+/// The `page` of the `rel="next"` URL in a `Link` header: the provider cursor of
+/// the next page.
 ///
 /// Hand-written: GitHub's `Link` format is fixed and only `rel="next"` is read, so
 /// a general RFC 8288 parser would add a dependency for a few lines.
-pub fn next_page(link: &str) -> Option<u32> {
+pub fn next_page(link: &str) -> Option<String> {
     link.split(',').find_map(|part| {
         let (target, params) = part.trim().split_once(';')?;
         let is_next = params
@@ -226,7 +227,8 @@ pub fn next_page(link: &str) -> Option<u32> {
         let url = Url::parse(target.trim().trim_start_matches('<').trim_end_matches('>')).ok()?;
         url.query_pairs()
             .find(|(key, _)| key == "page")
-            .and_then(|(_, value)| value.parse().ok())
+            .map(|(_, value)| value.into_owned())
+            .filter(|page| !page.is_empty())
     })
 }
 
@@ -238,7 +240,7 @@ mod tests {
     fn next_page_reads_only_the_next_relation() {
         let link = "<https://api.github.com/user/repos?per_page=2&page=3>; rel=\"next\", \
                     <https://api.github.com/user/repos?per_page=2&page=9>; rel=\"last\"";
-        assert_eq!(next_page(link), Some(3));
+        assert_eq!(next_page(link).as_deref(), Some("3"));
         let last_only = "<https://api.github.com/user/repos?page=1>; rel=\"prev\"";
         assert_eq!(next_page(last_only), None);
     }

@@ -10,6 +10,8 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+#[cfg(feature = "fake")]
+pub mod fake;
 pub mod query;
 pub mod webhook;
 
@@ -348,7 +350,7 @@ impl Connector for GitHubConnector {
             &credentials.config,
             credentials.access_token(CONNECTOR_ID)?,
         );
-        query::run(&client, operation, params, Utc::now()).await
+        query::run(&query::Api::new(client, Utc::now()), ctx, operation, params).await
     }
 
     /// Checks `X-Hub-Signature-256` with the connection's `webhook_secret`.

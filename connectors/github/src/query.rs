@@ -1,18 +1,16 @@
-//! Read-only query operations over the GitHub REST API.
+//! Read-only query operations over the GitHub REST API, declared once with
+//! [`patchbay_core::operations!`].
 //!
-//! Every operation declares its parameters as a struct whose doc comments become
-//! the schema agents read. Lists follow `Link: rel="next"` up to a per-call item
-//! limit and [`MAX_PAGES`] pages; `next_cursor` is the first page not fully
-//! returned (items are never skipped, a few may repeat). Output is cut to
-//! [`MAX_OUTPUT_BYTES`] with `truncated` set, and every answer carries GitHub's
-//! `rate_limit_remaining`.
+//! Every operation declares its parameters as a struct whose doc comments and
+//! ranges become the schema agents read. Lists follow `Link: rel="next"` up to a
+//! per-call item limit and [`MAX_PAGES`] pages; the next cursor carries GitHub's
+//! `page` of the first page not fully returned (items are not skipped, a few may
+//! repeat). Every answer carries GitHub's `rate_limit_remaining`.
 
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use patchbay_core::time::{TimeBound, TimeRange};
-use patchbay_core::{
-    parse_params, unknown_operation, Error, OperationDescriptor, QueryOutput, Result,
-};
+use patchbay_core::{Error, OperationOutput, Result};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -20,8 +18,6 @@ use serde_json::{json, Map, Value};
 use crate::client::GitHubClient;
 use crate::CONNECTOR_ID;
 
-/// The largest serialized `data` an operation returns.
-pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
 /// The most pages one call reads.
 pub const MAX_PAGES: u32 = 10;
 /// The largest file content `get_file` returns.
@@ -30,112 +26,44 @@ pub const MAX_FILE_BYTES: usize = 100 * 1024;
 pub const MAX_PATCH_BYTES: usize = 8 * 1024;
 /// GitHub's largest page.
 const MAX_PER_PAGE: u32 = 100;
+/// The page GitHub starts from when no cursor is given.
+const FIRST_PAGE: &str = "1";
 
-/// One query operation.
-struct Operation {
-    name: &'static str,
-    description: &'static str,
-    descriptor: fn(&'static str, &'static str) -> OperationDescriptor,
+patchbay_core::operations! {
+    connector: CONNECTOR_ID,
+    handler: Api<'_>,
+    /// List repositories the token can see, most recently updated first (GET /user/repos).
+    read list_repos(ListReposParams), paged;
+    /// Read a file (base64-decoded, at most 100 KB) or list a directory at a ref (GET /repos/{owner}/{repo}/contents/{path}).
+    read get_file(GetFileParams);
+    /// List commits over the last 72 hours by default, filtered by branch, path or author; at most 300 (GET /repos/{owner}/{repo}/commits).
+    read list_commits(ListCommitsParams), paged;
+    /// Get one commit with its changed files, line counts and patches (capped) (GET /repos/{owner}/{repo}/commits/{sha}).
+    read get_commit(GetCommitParams);
+    /// List pull requests by state and base branch, most recently updated first by default (GET /repos/{owner}/{repo}/pulls).
+    read list_pull_requests(ListPullRequestsParams), paged;
+    /// Get one pull request with its changed files and patches (capped) (GET /repos/{owner}/{repo}/pulls/{number} and /files).
+    read get_pull_request(GetPullRequestParams);
+    /// List GitHub Actions workflow runs, newest first, by status and branch (GET /repos/{owner}/{repo}/actions/runs).
+    read list_workflow_runs(ListWorkflowRunsParams), paged;
+    /// List deployments, newest first, by environment and ref (GET /repos/{owner}/{repo}/deployments).
+    read list_deployments(ListDeploymentsParams), paged;
+    /// Search code with GitHub search syntax, e.g. `timeout repo:org/app` (GET /search/code; a much lower rate limit than other calls).
+    read search_code(SearchCodeParams), paged;
 }
 
-fn describe<P: JsonSchema>(name: &'static str, description: &'static str) -> OperationDescriptor {
-    OperationDescriptor::new::<P>(name, description, true)
-}
-
-const OPERATIONS: &[Operation] = &[
-    Operation {
-        name: "list_repos",
-        description: "List repositories the token can see, most recently updated first (GET /user/repos).",
-        descriptor: describe::<ListReposParams>,
-    },
-    Operation {
-        name: "get_file",
-        description: "Read a file (base64-decoded, at most 100 KB) or list a directory at a ref (GET /repos/{owner}/{repo}/contents/{path}).",
-        descriptor: describe::<GetFileParams>,
-    },
-    Operation {
-        name: "list_commits",
-        description: "List commits over the last 72 hours by default, filtered by branch, path or author; at most 300 (GET /repos/{owner}/{repo}/commits).",
-        descriptor: describe::<ListCommitsParams>,
-    },
-    Operation {
-        name: "get_commit",
-        description: "Get one commit with its changed files, line counts and patches (capped) (GET /repos/{owner}/{repo}/commits/{sha}).",
-        descriptor: describe::<GetCommitParams>,
-    },
-    Operation {
-        name: "list_pull_requests",
-        description: "List pull requests by state and base branch, most recently updated first by default (GET /repos/{owner}/{repo}/pulls).",
-        descriptor: describe::<ListPullRequestsParams>,
-    },
-    Operation {
-        name: "get_pull_request",
-        description: "Get one pull request with its changed files and patches (capped) (GET /repos/{owner}/{repo}/pulls/{number} and /files).",
-        descriptor: describe::<GetPullRequestParams>,
-    },
-    Operation {
-        name: "list_workflow_runs",
-        description: "List GitHub Actions workflow runs, newest first, by status and branch (GET /repos/{owner}/{repo}/actions/runs).",
-        descriptor: describe::<ListWorkflowRunsParams>,
-    },
-    Operation {
-        name: "list_deployments",
-        description: "List deployments, newest first, by environment and ref (GET /repos/{owner}/{repo}/deployments).",
-        descriptor: describe::<ListDeploymentsParams>,
-    },
-    Operation {
-        name: "search_code",
-        description: "Search code with GitHub search syntax, e.g. `timeout repo:org/app` (GET /search/code; a much lower rate limit than other calls).",
-        descriptor: describe::<SearchCodeParams>,
-    },
-];
-
-/// Every operation's descriptor, in a stable order.
-pub fn descriptors() -> Vec<OperationDescriptor> {
-    OPERATIONS
-        .iter()
-        .map(|operation| (operation.descriptor)(operation.name, operation.description))
-        .collect()
-}
-
-/// The names of every operation.
-pub fn operation_names() -> Vec<&'static str> {
-    OPERATIONS.iter().map(|operation| operation.name).collect()
-}
-
-/// Runs `operation` with JSON `params`, resolving relative times against `now`.
-pub async fn run(
-    client: &GitHubClient<'_>,
-    operation: &str,
-    params: Value,
+/// What the operations run against: one connection's client, and the time that
+/// relative windows (`now-72h`) are resolved against.
+pub struct Api<'a> {
+    client: GitHubClient<'a>,
     now: DateTime<Utc>,
-) -> Result<QueryOutput> {
-    let Some(spec) = OPERATIONS.iter().find(|spec| spec.name == operation) else {
-        return Err(unknown_operation(
-            CONNECTOR_ID,
-            operation,
-            &operation_names(),
-        ));
-    };
-    let call = Call {
-        client,
-        operation: spec.name,
-    };
-    match spec.name {
-        "list_repos" => call.list_repos(parse(spec.name, params)?).await,
-        "get_file" => call.get_file(parse(spec.name, params)?).await,
-        "list_commits" => call.list_commits(parse(spec.name, params)?, now).await,
-        "get_commit" => call.get_commit(parse(spec.name, params)?).await,
-        "list_pull_requests" => call.list_pull_requests(parse(spec.name, params)?).await,
-        "get_pull_request" => call.get_pull_request(parse(spec.name, params)?).await,
-        "list_workflow_runs" => call.list_workflow_runs(parse(spec.name, params)?).await,
-        "list_deployments" => call.list_deployments(parse(spec.name, params)?).await,
-        _ => call.search_code(parse(spec.name, params)?).await,
-    }
 }
 
-fn parse<P: serde::de::DeserializeOwned>(operation: &str, params: Value) -> Result<P> {
-    parse_params::<P>(CONNECTOR_ID, operation, params)
+impl<'a> Api<'a> {
+    /// Operations through `client`, with relative times resolved against `now`.
+    pub fn new(client: GitHubClient<'a>, now: DateTime<Utc>) -> Self {
+        Self { client, now }
+    }
 }
 
 fn default_limit() -> u32 {
@@ -157,9 +85,6 @@ pub struct ListReposParams {
     #[serde(default = "default_limit")]
     #[schemars(range(min = 1, max = 500))]
     pub limit: u32,
-    /// `next_cursor` from a previous call, to read on.
-    #[serde(default)]
-    pub cursor: Option<String>,
 }
 
 /// Parameters of `get_file`.
@@ -205,9 +130,6 @@ pub struct ListCommitsParams {
     #[serde(default = "default_commit_limit")]
     #[schemars(range(min = 1, max = 300))]
     pub limit: u32,
-    /// `next_cursor` from a previous call, to read on.
-    #[serde(default)]
-    pub cursor: Option<String>,
 }
 
 /// Parameters of `get_commit`.
@@ -285,9 +207,6 @@ pub struct ListPullRequestsParams {
     #[serde(default = "default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
-    /// `next_cursor` from a previous call, to read on.
-    #[serde(default)]
-    pub cursor: Option<String>,
 }
 
 /// Parameters of `get_pull_request`.
@@ -320,9 +239,6 @@ pub struct ListWorkflowRunsParams {
     #[serde(default = "default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
-    /// `next_cursor` from a previous call, to read on.
-    #[serde(default)]
-    pub cursor: Option<String>,
 }
 
 /// Parameters of `list_deployments`.
@@ -343,9 +259,6 @@ pub struct ListDeploymentsParams {
     #[serde(default = "default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
-    /// `next_cursor` from a previous call, to read on.
-    #[serde(default)]
-    pub cursor: Option<String>,
 }
 
 /// Parameters of `search_code`.
@@ -358,22 +271,18 @@ pub struct SearchCodeParams {
     #[serde(default = "default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
-    /// `next_cursor` from a previous call, to read on.
-    #[serde(default)]
-    pub cursor: Option<String>,
 }
 
 /// A list read across pages.
 struct Listing {
     items: Vec<Value>,
-    truncated: bool,
-    next_page: Option<u32>,
+    next_page: Option<String>,
     rate_limit_remaining: Option<u64>,
     total_count: Option<u64>,
 }
 
 impl Listing {
-    fn into_output(self, extra: Map<String, Value>) -> QueryOutput {
+    fn into_output(self, extra: Map<String, Value>) -> OperationOutput {
         let mut data = extra;
         data.insert("count".into(), json!(self.items.len()));
         if let Some(total) = self.total_count {
@@ -384,11 +293,7 @@ impl Listing {
             "rate_limit_remaining".into(),
             json!(self.rate_limit_remaining),
         );
-        QueryOutput {
-            data: Value::Object(data),
-            truncated: self.truncated,
-            next_cursor: self.next_page.map(|page| page.to_string()),
-        }
+        OperationOutput::new(Value::Object(data)).with_next_page(self.next_page)
     }
 }
 
@@ -401,34 +306,40 @@ enum Items {
     Under(&'static str),
 }
 
-struct Call<'a> {
-    client: &'a GitHubClient<'a>,
+/// One list request: where the list is, how to ask for it and how to trim its items.
+struct ListRequest<'r> {
     operation: &'static str,
+    segments: &'r [&'r str],
+    query: Vec<(&'static str, String)>,
+    items_at: Items,
+    project: fn(&Value) -> Value,
 }
 
-impl Call<'_> {
-    /// Reads pages from `start_page` until `limit` items, [`MAX_PAGES`] pages,
-    /// [`MAX_OUTPUT_BYTES`] or the last page.
+impl Api<'_> {
+    /// Reads pages from `page` (GitHub's `page`, the first when `None`) until
+    /// `limit` items, [`MAX_PAGES`] pages or the last page.
     async fn list(
         &self,
-        segments: &[&str],
-        query: Vec<(&str, String)>,
-        items_at: Items,
+        request: ListRequest<'_>,
         limit: u32,
-        cursor: Option<&str>,
-        project: fn(&Value) -> Value,
+        page: Option<String>,
     ) -> Result<Listing> {
-        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        let ListRequest {
+            operation,
+            segments,
+            query,
+            items_at,
+            project,
+        } = request;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let per_page = limit.min(MAX_PER_PAGE as usize);
-        let mut page = parse_cursor(cursor)?;
+        let mut page = page.unwrap_or_else(|| FIRST_PAGE.to_owned());
         let mut listing = Listing {
             items: Vec::new(),
-            truncated: false,
             next_page: None,
             rate_limit_remaining: None,
             total_count: None,
         };
-        let mut bytes = 0usize;
         let mut pages_read = 0;
         loop {
             if pages_read == MAX_PAGES {
@@ -438,11 +349,8 @@ impl Call<'_> {
             pages_read += 1;
             let mut page_query = query.clone();
             page_query.push(("per_page", per_page.to_string()));
-            page_query.push(("page", page.to_string()));
-            let response = self
-                .client
-                .get(self.operation, segments, &page_query)
-                .await?;
+            page_query.push(("page", page.clone()));
+            let response = self.client.get(operation, segments, &page_query).await?;
             listing.rate_limit_remaining = response.rate_limit_remaining;
             let array = match items_at {
                 Items::Body => response.body.as_array(),
@@ -458,21 +366,9 @@ impl Call<'_> {
                 ))
                 .with_connector(CONNECTOR_ID)
             })?;
-            let mut page_complete = true;
-            for item in array {
-                let projected = project(item);
-                let size = serde_json::to_string(&projected).map_or(0, |text| text.len());
-                if listing.items.len() >= limit || bytes + size > MAX_OUTPUT_BYTES {
-                    page_complete = false;
-                    if bytes + size > MAX_OUTPUT_BYTES {
-                        listing.truncated = true;
-                    }
-                    break;
-                }
-                bytes += size;
-                listing.items.push(projected);
-            }
-            if !page_complete {
+            let wanted = limit.saturating_sub(listing.items.len());
+            listing.items.extend(array.iter().take(wanted).map(project));
+            if array.len() > wanted {
                 listing.next_page = Some(page);
                 break;
             }
@@ -487,28 +383,30 @@ impl Call<'_> {
         Ok(listing)
     }
 
-    async fn list_repos(&self, params: ListReposParams) -> Result<QueryOutput> {
+    async fn list_repos(
+        &self,
+        params: ListReposParams,
+        page: Option<String>,
+    ) -> Result<OperationOutput> {
         let affiliation = params
             .affiliation
             .unwrap_or_else(|| "owner,collaborator,organization_member".to_owned());
-        let listing = self
-            .list(
-                &["user", "repos"],
-                vec![
-                    ("affiliation", affiliation),
-                    ("sort", "updated".to_owned()),
-                    ("direction", "desc".to_owned()),
-                ],
-                Items::Body,
-                params.limit.min(500),
-                params.cursor.as_deref(),
-                project_repo,
-            )
-            .await?;
+        let request = ListRequest {
+            operation: "list_repos",
+            segments: &["user", "repos"],
+            query: vec![
+                ("affiliation", affiliation),
+                ("sort", "updated".to_owned()),
+                ("direction", "desc".to_owned()),
+            ],
+            items_at: Items::Body,
+            project: project_repo,
+        };
+        let listing = self.list(request, params.limit, page).await?;
         Ok(listing.into_output(Map::new()))
     }
 
-    async fn get_file(&self, params: GetFileParams) -> Result<QueryOutput> {
+    async fn get_file(&self, params: GetFileParams) -> Result<OperationOutput> {
         let (owner, repo) = repository(&params.owner, &params.repo)?;
         let path = params.path.trim_matches('/');
         let mut segments = vec!["repos", owner, repo, "contents"];
@@ -519,18 +417,16 @@ impl Call<'_> {
         if let Some(git_ref) = nonblank(params.git_ref.as_deref()) {
             query.push(("ref", git_ref.to_owned()));
         }
-        let response = self.client.get(self.operation, &segments, &query).await?;
+        let response = self.client.get("get_file", &segments, &query).await?;
         let remaining = json!(response.rate_limit_remaining);
         if let Some(entries) = response.body.as_array() {
             let entries: Vec<Value> = entries
                 .iter()
                 .map(|entry| pick(entry, &["name", "path", "type", "size", "sha"]))
                 .collect();
-            return Ok(QueryOutput {
-                data: json!({"type": "dir", "path": path, "entries": entries, "rate_limit_remaining": remaining}),
-                truncated: false,
-                next_cursor: None,
-            });
+            return Ok(OperationOutput::new(
+                json!({"type": "dir", "path": path, "entries": entries, "rate_limit_remaining": remaining}),
+            ));
         }
         let body = &response.body;
         let mut data = pick(body, &["type", "name", "path", "sha", "size", "html_url"]);
@@ -573,24 +469,20 @@ impl Call<'_> {
         }
         fields.insert("truncated".into(), json!(truncated));
         fields.insert("rate_limit_remaining".into(), remaining);
-        Ok(QueryOutput {
-            data,
-            truncated,
-            next_cursor: None,
-        })
+        Ok(OperationOutput::new(data).truncated(truncated))
     }
 
     async fn list_commits(
         &self,
         params: ListCommitsParams,
-        now: DateTime<Utc>,
-    ) -> Result<QueryOutput> {
+        page: Option<String>,
+    ) -> Result<OperationOutput> {
         let (owner, repo) = repository(&params.owner, &params.repo)?;
         let range = TimeRange::resolve_fields(
             ("since", params.since.as_ref()),
             ("until", params.until.as_ref()),
             TimeDelta::hours(72),
-            now,
+            self.now,
         )?;
         let mut query = vec![(
             "since",
@@ -610,28 +502,26 @@ impl Call<'_> {
                 query.push((key, value.to_owned()));
             }
         }
-        let listing = self
-            .list(
-                &["repos", owner, repo, "commits"],
-                query,
-                Items::Body,
-                params.limit.min(300),
-                params.cursor.as_deref(),
-                project_commit,
-            )
-            .await?;
+        let request = ListRequest {
+            operation: "list_commits",
+            segments: &["repos", owner, repo, "commits"],
+            query,
+            items_at: Items::Body,
+            project: project_commit,
+        };
+        let listing = self.list(request, params.limit, page).await?;
         let mut extra = Map::new();
         extra.insert("since".into(), json!(range.from.to_rfc3339()));
         extra.insert("until".into(), json!(range.to.to_rfc3339()));
         Ok(listing.into_output(extra))
     }
 
-    async fn get_commit(&self, params: GetCommitParams) -> Result<QueryOutput> {
+    async fn get_commit(&self, params: GetCommitParams) -> Result<OperationOutput> {
         let (owner, repo) = repository(&params.owner, &params.repo)?;
         let sha = required("sha", &params.sha)?;
         let response = self
             .client
-            .get(self.operation, &["repos", owner, repo, "commits", sha], &[])
+            .get("get_commit", &["repos", owner, repo, "commits", sha], &[])
             .await?;
         let mut data = project_commit(&response.body);
         let fields = data.as_object_mut().expect("projections are objects");
@@ -657,14 +547,14 @@ impl Call<'_> {
             "rate_limit_remaining".into(),
             json!(response.rate_limit_remaining),
         );
-        Ok(QueryOutput {
-            data,
-            truncated,
-            next_cursor: None,
-        })
+        Ok(OperationOutput::new(data).truncated(truncated))
     }
 
-    async fn list_pull_requests(&self, params: ListPullRequestsParams) -> Result<QueryOutput> {
+    async fn list_pull_requests(
+        &self,
+        params: ListPullRequestsParams,
+        page: Option<String>,
+    ) -> Result<OperationOutput> {
         let (owner, repo) = repository(&params.owner, &params.repo)?;
         let state = match params.state {
             PullState::Open => "open",
@@ -685,26 +575,24 @@ impl Call<'_> {
         if let Some(base) = nonblank(params.base.as_deref()) {
             query.push(("base", base.to_owned()));
         }
-        let listing = self
-            .list(
-                &["repos", owner, repo, "pulls"],
-                query,
-                Items::Body,
-                params.limit.min(100),
-                params.cursor.as_deref(),
-                project_pull,
-            )
-            .await?;
+        let request = ListRequest {
+            operation: "list_pull_requests",
+            segments: &["repos", owner, repo, "pulls"],
+            query,
+            items_at: Items::Body,
+            project: project_pull,
+        };
+        let listing = self.list(request, params.limit, page).await?;
         Ok(listing.into_output(Map::new()))
     }
 
-    async fn get_pull_request(&self, params: GetPullRequestParams) -> Result<QueryOutput> {
+    async fn get_pull_request(&self, params: GetPullRequestParams) -> Result<OperationOutput> {
         let (owner, repo) = repository(&params.owner, &params.repo)?;
         let number = params.number.to_string();
         let pull = self
             .client
             .get(
-                self.operation,
+                "get_pull_request",
                 &["repos", owner, repo, "pulls", &number],
                 &[],
             )
@@ -712,7 +600,7 @@ impl Call<'_> {
         let files = self
             .client
             .get(
-                self.operation,
+                "get_pull_request",
                 &["repos", owner, repo, "pulls", &number, "files"],
                 &[("per_page", MAX_PER_PAGE.to_string())],
             )
@@ -746,14 +634,14 @@ impl Call<'_> {
             "rate_limit_remaining".into(),
             json!(files.rate_limit_remaining),
         );
-        Ok(QueryOutput {
-            data,
-            truncated,
-            next_cursor: None,
-        })
+        Ok(OperationOutput::new(data).truncated(truncated))
     }
 
-    async fn list_workflow_runs(&self, params: ListWorkflowRunsParams) -> Result<QueryOutput> {
+    async fn list_workflow_runs(
+        &self,
+        params: ListWorkflowRunsParams,
+        page: Option<String>,
+    ) -> Result<OperationOutput> {
         let (owner, repo) = repository(&params.owner, &params.repo)?;
         let mut query = Vec::new();
         for (key, value) in [("status", &params.status), ("branch", &params.branch)] {
@@ -761,20 +649,22 @@ impl Call<'_> {
                 query.push((key, value.to_owned()));
             }
         }
-        let listing = self
-            .list(
-                &["repos", owner, repo, "actions", "runs"],
-                query,
-                Items::Under("workflow_runs"),
-                params.limit.min(100),
-                params.cursor.as_deref(),
-                project_run,
-            )
-            .await?;
+        let request = ListRequest {
+            operation: "list_workflow_runs",
+            segments: &["repos", owner, repo, "actions", "runs"],
+            query,
+            items_at: Items::Under("workflow_runs"),
+            project: project_run,
+        };
+        let listing = self.list(request, params.limit, page).await?;
         Ok(listing.into_output(Map::new()))
     }
 
-    async fn list_deployments(&self, params: ListDeploymentsParams) -> Result<QueryOutput> {
+    async fn list_deployments(
+        &self,
+        params: ListDeploymentsParams,
+        page: Option<String>,
+    ) -> Result<OperationOutput> {
         let (owner, repo) = repository(&params.owner, &params.repo)?;
         let mut query = Vec::new();
         for (key, value) in [
@@ -785,31 +675,31 @@ impl Call<'_> {
                 query.push((key, value.to_owned()));
             }
         }
-        let listing = self
-            .list(
-                &["repos", owner, repo, "deployments"],
-                query,
-                Items::Body,
-                params.limit.min(100),
-                params.cursor.as_deref(),
-                project_deployment,
-            )
-            .await?;
+        let request = ListRequest {
+            operation: "list_deployments",
+            segments: &["repos", owner, repo, "deployments"],
+            query,
+            items_at: Items::Body,
+            project: project_deployment,
+        };
+        let listing = self.list(request, params.limit, page).await?;
         Ok(listing.into_output(Map::new()))
     }
 
-    async fn search_code(&self, params: SearchCodeParams) -> Result<QueryOutput> {
+    async fn search_code(
+        &self,
+        params: SearchCodeParams,
+        page: Option<String>,
+    ) -> Result<OperationOutput> {
         let query = required("query", &params.query)?;
-        let listing = self
-            .list(
-                &["search", "code"],
-                vec![("q", query.to_owned())],
-                Items::Under("items"),
-                params.limit.min(100),
-                params.cursor.as_deref(),
-                project_code_result,
-            )
-            .await?;
+        let request = ListRequest {
+            operation: "search_code",
+            segments: &["search", "code"],
+            query: vec![("q", query.to_owned())],
+            items_at: Items::Under("items"),
+            project: project_code_result,
+        };
+        let listing = self.list(request, params.limit, page).await?;
         Ok(listing.into_output(Map::new()))
     }
 }
@@ -822,25 +712,6 @@ fn direction(direction: Direction) -> &'static str {
     match direction {
         Direction::Asc => "asc",
         Direction::Desc => "desc",
-    }
-}
-
-/// The page a cursor names; no cursor is page 1.
-fn parse_cursor(cursor: Option<&str>) -> Result<u32> {
-    match nonblank(cursor) {
-        None => Ok(1),
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|page| *page >= 1)
-            .ok_or_else(|| {
-                Error::invalid_input(
-                    "cursor",
-                    format!("`cursor` must be a page number, got `{text}`"),
-                )
-                .with_connector(CONNECTOR_ID)
-                .with_hint("pass back the `next_cursor` of a previous answer unchanged")
-            }),
     }
 }
 
@@ -1001,11 +872,10 @@ fn project_code_result(result: &Value) -> Value {
     })
 }
 
-/// Changed files with patches capped at [`MAX_PATCH_BYTES`] each and the whole list
-/// at [`MAX_OUTPUT_BYTES`]; the flag says whether anything was cut.
+/// Changed files with patches capped at [`MAX_PATCH_BYTES`] each; the flag says
+/// whether a patch was cut.
 fn project_files(files: Option<&Value>) -> (Value, bool) {
     let mut truncated = false;
-    let mut bytes = 0usize;
     let mut projected = Vec::new();
     for file in files.and_then(Value::as_array).into_iter().flatten() {
         let mut entry = pick(
@@ -1026,12 +896,6 @@ fn project_files(files: Option<&Value>) -> (Value, bool) {
             fields.insert("patch".into(), json!(patch));
             fields.insert("patch_truncated".into(), json!(cut));
         }
-        let size = serde_json::to_string(&entry).map_or(0, |text| text.len());
-        if bytes + size > MAX_OUTPUT_BYTES {
-            truncated = true;
-            break;
-        }
-        bytes += size;
         projected.push(entry);
     }
     (Value::Array(projected), truncated)
@@ -1040,15 +904,6 @@ fn project_files(files: Option<&Value>) -> (Value, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_are_page_numbers() {
-        assert_eq!(parse_cursor(None).unwrap(), 1);
-        assert_eq!(parse_cursor(Some("4")).unwrap(), 4);
-        for bad in ["0", "two", "-1"] {
-            assert_eq!(parse_cursor(Some(bad)).unwrap_err().field(), Some("cursor"));
-        }
-    }
 
     #[test]
     fn text_is_cut_at_a_character_boundary() {

@@ -1,6 +1,7 @@
-//! Behaviour users rely on: validation lines, paging and caps, rate-limit and 404
-//! mapping, Enterprise base URLs, OAuth grants, revocation, webhook signatures
-//! (GitHub's published vectors) and webhook normalisation.
+//! Behaviour users rely on: validation lines, parameter checks, paging with opaque
+//! cursors and caps, rate-limit and 404 mapping, Enterprise base URLs, OAuth
+//! grants, revocation, webhook signatures (GitHub's published vectors) and webhook
+//! normalisation.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,17 +9,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
+use patchbay_connector_github::fake::{
+    sample_payload, sign_webhook, vendored_commit_sha, FakeGitHub, Fault, FAKE_CLIENT_ID,
+    FAKE_CLIENT_SECRET,
+};
 use patchbay_connector_github::{webhook, GitHubConnector, DESCRIPTOR};
 use patchbay_core::{
     AlertSeverity, AlertStatus, AuthRequest, CheckOutcome, ConnectorContext, ConnectorEnv,
     DynConnector, DynCredentials, ErrorKind, EventKind, FormFields, InboundWebhook,
     OAuthClientCredentials, OAuthGrant, RevealedJson, RevokeOutcome, SecretString,
-    ValidationStatus, WebhookKey,
+    ValidationStatus, WebhookKey, MAX_OUTPUT_BYTES,
 };
 use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
-use patchbay_testkit::fakes::github::{
-    sample_payload, sign_webhook, FakeGitHub, Fault, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET,
-};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "gho_behaviour_token_5f2c9a7e31d4";
@@ -100,6 +102,14 @@ async fn pat(connector: &Arc<dyn DynConnector>, token: &str) -> DynCredentials {
         .unwrap()
 }
 
+/// A fake GitHub, a connector pointed at it and credentials for its token.
+async fn connected() -> (FakeGitHub, Arc<dyn DynConnector>, DynCredentials) {
+    let fake = FakeGitHub::start(TOKEN).await;
+    let connector = connector_for(&fake);
+    let credentials = pat(&connector, TOKEN).await;
+    (fake, connector, credentials)
+}
+
 fn grant(scopes: &[&str], options: Value) -> OAuthGrant {
     OAuthGrant {
         access_token: SecretString::from(TOKEN),
@@ -119,6 +129,16 @@ fn oauth_client() -> OAuthClientCredentials {
         SecretString::from(FAKE_CLIENT_SECRET),
         DESCRIPTOR.oauth.as_ref().unwrap(),
     )
+}
+
+/// `extra` with the owner and name of the fake's repository `octo-org/checkout`.
+fn in_checkout(extra: Value) -> Value {
+    let mut params = json!({"owner": "octo-org", "repo": "checkout"});
+    params
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    params
 }
 
 fn ctx() -> ConnectorContext {
@@ -216,28 +236,33 @@ async fn a_rejected_token_fails_with_bad_credentials_and_skips_the_rest() {
 // ---- queries ----
 
 #[tokio::test]
-async fn lists_follow_link_headers_and_hand_back_a_page_cursor() {
-    let fake = FakeGitHub::start(TOKEN).await;
-    let connector = connector_for(&fake);
-    let credentials = pat(&connector, TOKEN).await;
-    // 45 repositories: 40 fit in 1 page of 40; the next cursor is page 2.
+async fn lists_follow_link_headers_and_hand_back_an_opaque_cursor() {
+    let (fake, connector, credentials) = connected().await;
+    // 45 repositories: 40 fit in 1 page of 40; the next cursor leads to page 2.
     let output = query(&connector, &credentials, "list_repos", json!({"limit": 40}))
         .await
         .unwrap();
     assert_eq!(output.data["count"], 40);
-    assert_eq!(output.next_cursor.as_deref(), Some("2"));
+    let cursor = output.next_cursor.unwrap();
+    assert!(cursor.starts_with("pb1."), "{cursor}");
     assert!(!output.truncated);
     assert!(output.data["rate_limit_remaining"].as_u64().is_some());
+    fake.clear_requests();
     let output = query(
         &connector,
         &credentials,
         "list_repos",
-        json!({"limit": 40, "cursor": "2"}),
+        json!({"limit": 40, "cursor": cursor}),
     )
     .await
     .unwrap();
     assert_eq!(output.data["count"], 5);
+    assert_eq!(output.data["items"][0]["full_name"], "octo-org/service-40");
     assert_eq!(output.next_cursor, None);
+    let requests = fake.requests_to("/user/repos");
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].query_value("page"), Some("2"));
+    assert_eq!(requests[0].query_value("per_page"), Some("40"));
 
     // One commit every 24 minutes: 178 in the last 71 h, read as two pages of 100.
     fake.clear_requests();
@@ -260,9 +285,7 @@ async fn lists_follow_link_headers_and_hand_back_a_page_cursor() {
 
 #[tokio::test]
 async fn a_limit_inside_a_page_points_the_cursor_at_that_page() {
-    let fake = FakeGitHub::start(TOKEN).await;
-    let connector = connector_for(&fake);
-    let credentials = pat(&connector, TOKEN).await;
+    let (fake, connector, credentials) = connected().await;
     let output = query(
         &connector,
         &credentials,
@@ -272,36 +295,165 @@ async fn a_limit_inside_a_page_points_the_cursor_at_that_page() {
     .await
     .unwrap();
     assert_eq!(output.data["count"], 150);
-    assert_eq!(output.next_cursor.as_deref(), Some("2"));
+    // Page 2 was read only in part, so the cursor reads it again.
+    fake.clear_requests();
+    let output = query(
+        &connector,
+        &credentials,
+        "list_commits",
+        json!({"owner": "octo-org", "repo": "checkout", "limit": 150, "cursor": output.next_cursor}),
+    )
+    .await
+    .unwrap();
+    let requests = fake.requests_to("/repos/octo-org/checkout/commits");
+    assert_eq!(requests[0].query_value("page"), Some("2"));
+    assert_eq!(
+        output.data["items"][0]["message"],
+        "Change 100: tune checkout retries"
+    );
+}
+
+#[tokio::test]
+async fn a_cursor_is_only_good_for_the_operation_that_issued_it() {
+    let (fake, connector, credentials) = connected().await;
+    let repos = query(&connector, &credentials, "list_repos", json!({"limit": 10}))
+        .await
+        .unwrap();
+    let cursor = repos.next_cursor.unwrap();
+    fake.clear_requests();
+    let error = query(
+        &connector,
+        &credentials,
+        "list_commits",
+        json!({"owner": "octo-org", "repo": "checkout", "cursor": cursor}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert_eq!(error.field(), Some("cursor"));
+    assert_eq!(
+        error.message(),
+        "`cursor` must be a `next_cursor` that `list_commits` returned on this connection; \
+         got a cursor of `list_repos`"
+    );
+
+    // A page number is not a cursor either: cursors are opaque.
     let error = query(
         &connector,
         &credentials,
         "list_repos",
-        json!({"cursor": "next"}),
+        json!({"cursor": "2"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert_eq!(error.field(), Some("cursor"));
+    assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+}
+
+#[tokio::test]
+async fn parameters_are_checked_before_github_is_asked() {
+    let (fake, connector, credentials) = connected().await;
+
+    let error = query(
+        &connector,
+        &credentials,
+        "list_pull_requests",
+        in_checkout(json!({"limit": 500})),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert_eq!(error.field(), Some("limit"));
+    assert_eq!(error.message(), "`limit` must be from 1 to 100; got 500");
+    let error = query(&connector, &credentials, "list_repos", json!({"limit": 0}))
+        .await
+        .unwrap_err();
+    assert_eq!(error.field(), Some("limit"));
+    assert_eq!(error.message(), "`limit` must be from 1 to 500; got 0");
+
+    let error = query(
+        &connector,
+        &credentials,
+        "list_deployments",
+        in_checkout(json!({"per_page": 50})),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert_eq!(error.field(), Some("per_page"));
+    assert_eq!(
+        error.message(),
+        "`list_deployments` has no parameter `per_page`; it takes: environment, limit, owner, ref, repo, cursor"
+    );
+    let error = query(
+        &connector,
+        &credentials,
+        "get_commit",
+        in_checkout(json!({"sha": "abc1234", "cursor": "pb1.x"})),
     )
     .await
     .unwrap_err();
     assert_eq!(error.field(), Some("cursor"));
+    assert_eq!(
+        error.message(),
+        "`get_commit` has no parameter `cursor`; it takes: owner, repo, sha"
+    );
+
+    let error = query(&connector, &credentials, "list_repo", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+    assert_eq!(error.message(), "unknown operation `list_repo` for github");
+    assert_eq!(
+        error.hint(),
+        Some(
+            "use one of: list_repos, get_file, list_commits, get_commit, list_pull_requests, \
+             get_pull_request, list_workflow_runs, list_deployments, search_code"
+        )
+    );
+    assert!(fake.requests_to("/user/repos").is_empty());
+    assert!(fake
+        .requests_to("/repos/octo-org/checkout/deployments")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn an_answer_too_large_to_return_is_capped_and_marked_truncated() {
+    let (_fake, connector, credentials) = connected().await;
+    let commit = query(
+        &connector,
+        &credentials,
+        "get_commit",
+        json!({"owner": "octo-org", "repo": "checkout", "sha": vendored_commit_sha()}),
+    )
+    .await
+    .unwrap();
+    assert!(commit.truncated);
+    assert!(serde_json::to_vec(&commit.data).unwrap().len() <= MAX_OUTPUT_BYTES);
+    assert_eq!(commit.data["message"], "Vendor the payments client");
+    assert_eq!(commit.data["stats"]["additions"], 36_000);
+    let files = commit.data["files"].as_array().unwrap();
+    assert!(
+        !files.is_empty() && files.len() < 300,
+        "{} files",
+        files.len()
+    );
+    assert_eq!(
+        files[0]["filename"],
+        "vendor/payments-client/src/model_000.rs"
+    );
+    assert_eq!(files[0]["patch_truncated"], false);
 }
 
 #[tokio::test]
 async fn files_are_decoded_and_capped_and_patches_are_cut() {
-    let fake = FakeGitHub::start(TOKEN).await;
-    let connector = connector_for(&fake);
-    let credentials = pat(&connector, TOKEN).await;
-    let repo = |extra: Value| {
-        let mut params = json!({"owner": "octo-org", "repo": "checkout"});
-        params
-            .as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        params
-    };
+    let (_fake, connector, credentials) = connected().await;
     let readme = query(
         &connector,
         &credentials,
         "get_file",
-        repo(json!({"path": "README.md", "ref": "main"})),
+        in_checkout(json!({"path": "README.md", "ref": "main"})),
     )
     .await
     .unwrap();
@@ -314,7 +466,7 @@ async fn files_are_decoded_and_capped_and_patches_are_cut() {
         &connector,
         &credentials,
         "get_file",
-        repo(json!({"path": "logs/big.log"})),
+        in_checkout(json!({"path": "logs/big.log"})),
     )
     .await
     .unwrap();
@@ -324,7 +476,7 @@ async fn files_are_decoded_and_capped_and_patches_are_cut() {
         &connector,
         &credentials,
         "get_file",
-        repo(json!({"path": "src"})),
+        in_checkout(json!({"path": "src"})),
     )
     .await
     .unwrap();
@@ -335,7 +487,7 @@ async fn files_are_decoded_and_capped_and_patches_are_cut() {
         &connector,
         &credentials,
         "list_commits",
-        repo(json!({"limit": 1})),
+        in_checkout(json!({"limit": 1})),
     )
     .await
     .unwrap();
@@ -344,7 +496,7 @@ async fn files_are_decoded_and_capped_and_patches_are_cut() {
         &connector,
         &credentials,
         "get_commit",
-        repo(json!({"sha": sha})),
+        in_checkout(json!({"sha": sha})),
     )
     .await
     .unwrap();
@@ -360,7 +512,7 @@ async fn files_are_decoded_and_capped_and_patches_are_cut() {
         &connector,
         &credentials,
         "get_pull_request",
-        repo(json!({"number": 3})),
+        in_checkout(json!({"number": 3})),
     )
     .await
     .unwrap();
@@ -370,9 +522,7 @@ async fn files_are_decoded_and_capped_and_patches_are_cut() {
 
 #[tokio::test]
 async fn not_found_names_the_path_and_the_likely_cause() {
-    let fake = FakeGitHub::start(TOKEN).await;
-    let connector = connector_for(&fake);
-    let credentials = pat(&connector, TOKEN).await;
+    let (_fake, connector, credentials) = connected().await;
     let error = query(
         &connector,
         &credentials,
@@ -391,9 +541,7 @@ async fn not_found_names_the_path_and_the_likely_cause() {
 
 #[tokio::test]
 async fn rate_limits_are_told_apart_from_missing_permissions() {
-    let fake = FakeGitHub::start(TOKEN).await;
-    let connector = connector_for(&fake);
-    let credentials = pat(&connector, TOKEN).await;
+    let (fake, connector, credentials) = connected().await;
     let path = "/repos/octo-org/checkout/pulls";
     let params = json!({"owner": "octo-org", "repo": "checkout"});
 
@@ -706,21 +854,26 @@ fn delivery(
     }
 }
 
+/// GitHub's published test vectors (see `fixtures/README.md`).
+fn published_vectors() -> Value {
+    let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/github.json"));
+    serde_json::from_str(text).unwrap()
+}
+
 #[test]
 fn githubs_published_signature_vectors_verify() {
-    let vectors = [
-        (
-            "It's a Secret to Everybody",
-            "Hello, World!",
-            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
-        ),
-        (
-            "mysecret",
-            "{\"foo\":\"bar\"}",
-            "sha256=4864d2759938a15468b5df9ade20bf161da9b4f737ea61794142f3484236bda3",
-        ),
-    ];
-    for (secret, body, expected) in vectors {
+    let published = published_vectors();
+    let vectors = published["webhook_signature"]["vectors"]
+        .as_array()
+        .unwrap();
+    assert_eq!(vectors.len(), 2);
+    for vector in vectors {
+        let field = |name: &str| vector[name].as_str().unwrap();
+        let (secret, body, expected) = (
+            field("secret"),
+            field("body"),
+            field("expected_header_value"),
+        );
         assert_eq!(webhook::sign(secret.as_bytes(), body.as_bytes()), expected);
         assert_eq!(sign_webhook(secret, body.as_bytes()), expected);
         let request = delivery("push", body.as_bytes(), Some(expected), "application/json");
@@ -831,6 +984,13 @@ async fn ping_answers_with_the_zen_and_no_event() {
         body,
         json!({"ok": true, "zen": "Anything added dilutes everything else."})
     );
+
+    // GitHub's own ping example is answered the same way.
+    let example = &published_vectors()["payload_examples"]["ping"];
+    let outcome = deliver("ping", example, false).await.unwrap();
+    assert!(outcome.events.is_empty());
+    let body: Value = serde_json::from_str(&outcome.reply.unwrap().body).unwrap();
+    assert_eq!(body["zen"], example["zen"]);
 }
 
 #[tokio::test]

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
+use patchbay_connector_github::fake::{
+    sample_payload, sign_webhook, vendored_commit_sha, FakeGitHub,
+};
 use patchbay_connector_github::GitHubConnector;
 use patchbay_core::InboundWebhook;
 use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
-use patchbay_testkit::contract::{run_contract_suite, ContractCase, WebhookSigning};
-use patchbay_testkit::fakes::github::{sample_payload, sign_webhook, FakeGitHub};
+use patchbay_testkit::contract::{run_contract_suite, ContractCase, OperationCall, WebhookSigning};
 use serde_json::json;
 
 const TOKEN: &str = "github_pat_canary_11AAAA0000contract";
@@ -206,8 +208,13 @@ async fn github_meets_the_connector_contract() {
             WRONG_TOKEN.to_owned(),
             WEBHOOK_SECRET.to_owned(),
         ],
-        paging: None,
-        oversized: None,
+        // 45 repositories: ten a page leaves more pages to read.
+        paging: Some(OperationCall::new("list_repos", json!({"limit": 10}))),
+        // 300 changed files with about 6 KB of patch each.
+        oversized: Some(OperationCall::new(
+            "get_commit",
+            with(json!({"sha": vendored_commit_sha()})),
+        )),
     })
     .await;
 

@@ -1,4 +1,6 @@
-//! A fake GitHub (REST API and OAuth App endpoints) following the documented API.
+//! A fake GitHub (REST API and OAuth App endpoints) following the documented API,
+//! built with the `fake` feature for tests of this crate and of services that
+//! embed it.
 //!
 //! One server answers both `api.github.com` and `github.com` paths, so
 //! [`FakeGitHub::override_spec`] points both hosts at it; the API is also served
@@ -10,8 +12,9 @@
 //! a `Link` header.
 //!
 //! Fixed data: 45 repositories (the first is `octo-org/checkout`), and in
-//! `octo-org/checkout` 250 commits one every 24 minutes back from start, 40 pull
-//! requests, 35 workflow runs, 12 deployments, a few files (`README.md`,
+//! `octo-org/checkout` 250 commits one every 24 minutes back from start (the
+//! oldest, [`vendored_commit_sha`], changes 300 files, over 1 MiB of patches), 40
+//! pull requests, 35 workflow runs, 12 deployments, a few files (`README.md`,
 //! `src/main.rs`, the `src` directory, and the 150 KB `logs/big.log`) and 3 code
 //! search hits. Other repositories answer 404 below `/repos`.
 
@@ -352,6 +355,19 @@ fn commit_sha(index: usize) -> String {
     hex::encode(&Sha256::digest(format!("commit-{index}").as_bytes())[..20])
 }
 
+/// How many commits `octo-org/checkout` has; the last, the oldest, is the vendored one.
+const COMMITS: usize = 250;
+/// The index of the commit that vendors a client library.
+const VENDORED_COMMIT: usize = COMMITS - 1;
+/// How many files the vendored commit adds: as many as GitHub lists for one commit.
+const VENDORED_FILES: usize = 300;
+
+/// The SHA of the oldest commit, which vendors a client library: 300 added files
+/// whose patches together (over 1 MiB) exceed what one query answer may hold.
+pub fn vendored_commit_sha() -> String {
+    commit_sha(VENDORED_COMMIT)
+}
+
 fn rfc3339(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -390,7 +406,7 @@ impl Dataset {
                 })
             })
             .collect();
-        let commits = (0..250_usize)
+        let commits = (0..COMMITS)
             .map(|index| {
                 let at = started - TimeDelta::minutes(24 * i64::try_from(index).unwrap_or(0));
                 let sha = commit_sha(index);
@@ -402,7 +418,11 @@ impl Dataset {
                         "commit": {
                             "author": {"name": login, "email": format!("{login}@example.com"), "date": rfc3339(at)},
                             "committer": {"name": "GitHub", "email": "noreply@github.com", "date": rfc3339(at)},
-                            "message": format!("Change {index}: tune checkout retries"),
+                            "message": if index == VENDORED_COMMIT {
+                                "Vendor the payments client".to_owned()
+                            } else {
+                                format!("Change {index}: tune checkout retries")
+                            },
                             "tree": {"sha": commit_sha(index + 10_000)},
                             "comment_count": 0,
                         },
@@ -884,8 +904,16 @@ fn route(shared: &Shared, path: &str, query: &[(String, String)]) -> Response {
                 );
             };
             let mut commit = commit.clone();
-            commit["stats"] = json!({"total": 2066, "additions": 2050, "deletions": 16});
-            commit["files"] = change_files();
+            if commit.get("sha").and_then(Value::as_str) == Some(vendored_commit_sha().as_str()) {
+                let files = vendored_files();
+                let additions = VENDORED_FILES * VENDORED_FILE_LINES;
+                commit["stats"] =
+                    json!({"total": additions, "additions": additions, "deletions": 0});
+                commit["files"] = files;
+            } else {
+                commit["stats"] = json!({"total": 2066, "additions": 2050, "deletions": 16});
+                commit["files"] = change_files();
+            }
             json_response(commit)
         }
         ["pulls"] => {
@@ -1015,6 +1043,31 @@ fn change_files() -> Value {
          "previous_filename": "docs/old-runbook.md", "additions": 2, "deletions": 2, "changes": 4,
          "patch": "@@ -1 +1 @@\n-old\n+new\n"},
     ])
+}
+
+/// The lines each file of the vendored commit adds.
+const VENDORED_FILE_LINES: usize = 120;
+
+/// The vendored commit's files: each adds a generated source file of
+/// [`VENDORED_FILE_LINES`] lines (about 6 KB of patch, under the connector's
+/// per-patch cap, so only the answer as a whole is too large).
+fn vendored_files() -> Value {
+    let patch = format!(
+        "@@ -0,0 +1,{VENDORED_FILE_LINES} @@\n{}",
+        "+    pub const GENERATED_FIELD: &str = \"payments\";\n".repeat(VENDORED_FILE_LINES)
+    );
+    Value::Array(
+        (0..VENDORED_FILES)
+            .map(|index| {
+                json!({
+                    "sha": commit_sha(20_000 + index),
+                    "filename": format!("vendor/payments-client/src/model_{index:03}.rs"),
+                    "status": "added", "additions": VENDORED_FILE_LINES, "deletions": 0,
+                    "changes": VENDORED_FILE_LINES, "patch": patch,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The fields of a token request: query, then a JSON or form body.
