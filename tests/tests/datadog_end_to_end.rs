@@ -1,8 +1,8 @@
 //! Datadog end to end through the real binary: connect, query, webhooks, disconnect,
 //! and a canary scan of logs, responses and the data directory.
 
+use patchbay_connector_datadog::fake::FakeDatadog;
 use patchbay_e2e::{contains_bytes, files_under, Patchbay};
-use patchbay_testkit::fakes::datadog::FakeDatadog;
 use serde_json::{json, Value};
 
 const CANARY_API_KEY: &str = "canary-dd-api-7f3a9c51e2";

@@ -1,10 +1,10 @@
 //! Start-up moves Vault secrets written in the layout that filed organisations and users
 //! in one folder (`<base>/<tenant id>/…`) to `<base>/orgs/…` and `<base>/users/…`.
 
+use patchbay_connector_datadog::fake::FakeDatadog;
 use patchbay_e2e::openbao::{self, vault_call};
 use patchbay_e2e::postgres::TestDatabase;
 use patchbay_e2e::Patchbay;
-use patchbay_testkit::fakes::datadog::FakeDatadog;
 use patchbay_testkit::services;
 use serde_json::json;
 

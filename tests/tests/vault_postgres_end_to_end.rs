@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use patchbay_connector_datadog::fake::FakeDatadog;
 use patchbay_e2e::openbao::{self, vault_call, OpenBao};
 use patchbay_e2e::postgres::TestDatabase;
 use patchbay_e2e::proxy::TcpProxy;
 use patchbay_e2e::Patchbay;
-use patchbay_testkit::fakes::datadog::FakeDatadog;
 use patchbay_testkit::services;
 use serde_json::{json, Value};
 

@@ -1,7 +1,7 @@
 //! `cargo xtask bench webhooks`: webhook ingestion measured against a bare endpoint.
 //!
 //! The release `patchbay` binary runs on SQLite with a Datadog connection made
-//! against the test kit's fake; a load generator sends distinct Datadog alerts at
+//! against the connector's fake; a load generator sends distinct Datadog alerts at
 //! several concurrencies. The same generator then drives a bare hyper endpoint
 //! that answers 202 without work, so figures are reported as ratios measured in
 //! the same run on the same machine.
@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use patchbay_testkit::fakes::datadog::FakeDatadog;
+use patchbay_connector_datadog::fake::FakeDatadog;
 use serde_json::{json, Value};
 
 use crate::{cargo, target_dir};

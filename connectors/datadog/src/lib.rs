@@ -8,15 +8,18 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+#[cfg(feature = "fake")]
+pub mod fake;
 pub mod query;
 pub mod webhook;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use patchbay_core::{
-    AuthKind, AuthRequest, Category, CheckTimer, Connector, ConnectorContext, ConnectorDescriptor,
-    ConnectorEnv, Credentials, DynConnector, Error, QueryOutput, Result, ValidationCheck,
-    ValidationReport, VerifiedDelivery, WebhookAuth, WebhookDescriptor, WebhookOutcome,
+    build_from_env, schema_of, AuthKind, AuthRequest, Category, CheckTimer, Connector,
+    ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials, Error, FromEnv, QueryOutput,
+    Result, ValidationCheck, ValidationReport, VerifiedDelivery, WebhookAuth, WebhookDescriptor,
+    WebhookOutcome,
 };
 use patchbay_http::HttpClient;
 use serde_json::{json, Value};
@@ -48,20 +51,12 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
         },
     }),
     oauth: None,
-    connect_schema,
+    connect_schema: schema_of::<ConnectForm>,
     operations: query::descriptors,
-    build,
+    build: build_from_env::<DatadogConnector>,
 };
 
 patchbay_core::register_connector!(DESCRIPTOR);
-
-fn connect_schema() -> schemars::Schema {
-    schemars::schema_for!(ConnectForm)
-}
-
-fn build(env: &ConnectorEnv) -> Result<Box<dyn DynConnector>> {
-    Ok(Box::new(DatadogConnector::from_env(env)?))
-}
 
 /// The Datadog connector; holds only the shared HTTP client, never keys.
 #[derive(Debug, Clone)]
@@ -74,10 +69,12 @@ impl DatadogConnector {
     pub fn new(http: HttpClient) -> Self {
         Self { http }
     }
+}
 
+impl FromEnv for DatadogConnector {
     /// A connector whose HTTP client is configured from `env`
     /// (`PATCHBAY_UPSTREAM_OVERRIDES`, `PATCHBAY_HTTP_*`).
-    pub fn from_env(env: &ConnectorEnv) -> Result<Self> {
+    fn from_env(env: &ConnectorEnv) -> Result<Self> {
         Ok(Self::new(HttpClient::from_env(env)?))
     }
 }
@@ -337,7 +334,13 @@ impl Connector for DatadogConnector {
     ) -> Result<QueryOutput> {
         tracing::debug!(connection_id = ?ctx.connection_id, operation, "Datadog query");
         let client = DatadogClient::new(&self.http, &credentials.config, &credentials.secrets);
-        query::run(&client, operation, params, Utc::now()).await
+        query::run(
+            &query::Api::new(&client, Utc::now()),
+            ctx,
+            operation,
+            params,
+        )
+        .await
     }
 
     /// Normalises a delivery whose token the host verified.

@@ -1,14 +1,13 @@
-//! Read-only query operations over the Datadog API.
+//! Read-only query operations over the Datadog API, declared once with
+//! [`patchbay_core::operations!`].
 //!
-//! Every operation declares its parameters as a struct whose doc comments become
-//! the schema agents read; windows default to a recent span, page sizes are
-//! capped, and output is cut to [`MAX_OUTPUT_BYTES`] with `truncated` set.
+//! Every operation's parameters are a struct whose doc comments become the schema
+//! agents read; windows default to a recent span and page sizes are bounded in the
+//! schema. The toolkit checks parameters, seals cursors and caps output.
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use patchbay_core::time::{TimeBound, TimeRange};
-use patchbay_core::{
-    parse_params, unknown_operation, Error, OperationDescriptor, QueryOutput, Result,
-};
+use patchbay_core::{Error, OperationOutput, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -16,115 +15,42 @@ use serde_json::{json, Map, Value};
 use crate::client::{query_error, DatadogClient};
 use crate::CONNECTOR_ID;
 
-/// The largest serialized `data` an operation returns; trailing items are dropped beyond it.
-pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
 /// The most metric series `query_metrics` returns.
 pub const MAX_SERIES: usize = 100;
 
-/// One query operation: its name, what it returns and the permission it needs.
-struct Operation {
-    name: &'static str,
-    description: &'static str,
-    permission: &'static str,
-    descriptor: fn(&'static str, &'static str) -> OperationDescriptor,
+/// Datadog's page size for `GET /api/v1/events`.
+const EVENTS_PER_PAGE: usize = 1000;
+
+patchbay_core::operations! {
+    connector: CONNECTOR_ID,
+    handler: Api<'_, '_>,
+    /// Search logs (POST /api/v2/logs/events/search); newest first over the last 15 minutes by default.
+    read search_logs(LogsSearchParams), paged;
+    /// Query metric timeseries (GET /api/v1/query) over the last hour by default; at most 100 series.
+    read query_metrics(MetricsQueryParams);
+    /// List monitors with their state (GET /api/v1/monitor), filtered by name, tags or group state.
+    read list_monitors(MonitorsListParams), paged;
+    /// Get one monitor by id with its query, options and state (GET /api/v1/monitor/{monitor_id}).
+    read get_monitor(MonitorGetParams);
+    /// List events such as alerts, deploys and config changes (GET /api/v1/events) over the last hour by default.
+    read list_events(EventsListParams), paged;
+    /// List hosts reporting to Datadog with their apps, tags and mute state (GET /api/v1/hosts).
+    read list_hosts(HostsListParams), paged;
+    /// List Datadog incidents with their state and severity (GET /api/v2/incidents).
+    read list_incidents(IncidentsListParams), paged;
 }
 
-fn describe<P: JsonSchema>(name: &'static str, description: &'static str) -> OperationDescriptor {
-    OperationDescriptor::new::<P>(name, description, true)
-}
-
-const OPERATIONS: &[Operation] = &[
-    Operation {
-        name: "search_logs",
-        description: "Search logs (POST /api/v2/logs/events/search); newest first over the last 15 minutes by default, cursor paging.",
-        permission: "logs_read_data",
-        descriptor: describe::<LogsSearchParams>,
-    },
-    Operation {
-        name: "query_metrics",
-        description: "Query metric timeseries (GET /api/v1/query) over the last hour by default; at most 100 series.",
-        permission: "timeseries_query",
-        descriptor: describe::<MetricsQueryParams>,
-    },
-    Operation {
-        name: "list_monitors",
-        description: "List monitors with their state (GET /api/v1/monitor), filtered by name, tags or group state.",
-        permission: "monitors_read",
-        descriptor: describe::<MonitorsListParams>,
-    },
-    Operation {
-        name: "get_monitor",
-        description: "Get one monitor by id with its query, options and state (GET /api/v1/monitor/{monitor_id}).",
-        permission: "monitors_read",
-        descriptor: describe::<MonitorGetParams>,
-    },
-    Operation {
-        name: "list_events",
-        description: "List events such as alerts, deploys and config changes (GET /api/v1/events) over the last hour by default.",
-        permission: "events_read",
-        descriptor: describe::<EventsListParams>,
-    },
-    Operation {
-        name: "list_hosts",
-        description: "List hosts reporting to Datadog with their apps, tags and mute state (GET /api/v1/hosts).",
-        permission: "hosts_read",
-        descriptor: describe::<HostsListParams>,
-    },
-    Operation {
-        name: "list_incidents",
-        description: "List Datadog incidents with their state and severity (GET /api/v2/incidents).",
-        permission: "incident_read",
-        descriptor: describe::<IncidentsListParams>,
-    },
+/// The application-key permission each operation needs, by operation name; when
+/// Datadog refuses the stored keys, the error's hint names it.
+const REQUIRED_PERMISSIONS: &[(&str, &str)] = &[
+    ("search_logs", "logs_read_data"),
+    ("query_metrics", "timeseries_query"),
+    ("list_monitors", "monitors_read"),
+    ("get_monitor", "monitors_read"),
+    ("list_events", "events_read"),
+    ("list_hosts", "hosts_read"),
+    ("list_incidents", "incident_read"),
 ];
-
-/// Every operation's descriptor, in a stable order.
-pub fn descriptors() -> Vec<OperationDescriptor> {
-    OPERATIONS
-        .iter()
-        .map(|operation| (operation.descriptor)(operation.name, operation.description))
-        .collect()
-}
-
-/// The names of every operation.
-pub fn operation_names() -> Vec<&'static str> {
-    OPERATIONS.iter().map(|operation| operation.name).collect()
-}
-
-/// Runs `operation` with JSON `params`, resolving relative times against `now`.
-pub async fn run(
-    client: &DatadogClient<'_>,
-    operation: &str,
-    params: Value,
-    now: DateTime<Utc>,
-) -> Result<QueryOutput> {
-    let Some(spec) = OPERATIONS.iter().find(|spec| spec.name == operation) else {
-        return Err(unknown_operation(
-            CONNECTOR_ID,
-            operation,
-            &operation_names(),
-        ));
-    };
-    let call = Call {
-        client,
-        operation: spec.name,
-        permission: spec.permission,
-        now,
-    };
-    match spec.name {
-        "search_logs" => call.search_logs(parse(spec.name, params)?).await,
-        "query_metrics" => call.query_metrics(parse(spec.name, params)?).await,
-        "list_monitors" => call.list_monitors(parse(spec.name, params)?).await,
-        "get_monitor" => call.get_monitor(parse(spec.name, params)?).await,
-        "list_events" => call.list_events(parse(spec.name, params)?).await,
-        "list_hosts" => call.list_hosts(parse(spec.name, params)?).await,
-        _ => call.list_incidents(parse(spec.name, params)?).await,
-    }
-}
-
-fn parse<P: serde::de::DeserializeOwned>(operation: &str, params: Value) -> Result<P> {
-    parse_params::<P>(CONNECTOR_ID, operation, params)
-}
 
 /// Parameters of `search_logs`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -143,9 +69,6 @@ pub struct LogsSearchParams {
     #[serde(default = "default_logs_limit")]
     #[schemars(range(min = 1, max = 1000))]
     pub limit: u32,
-    /// `next_cursor` from a previous call, to read the next page.
-    #[serde(default)]
-    pub cursor: Option<String>,
     /// Order of results: `-timestamp` (newest first, default) or `timestamp`.
     #[serde(default)]
     pub sort: LogsSort,
@@ -193,16 +116,13 @@ pub struct MonitorsListParams {
     /// Include group states: comma-separated from `all`, `alert`, `warn`, `no data`.
     #[serde(default)]
     pub group_states: Option<String>,
-    /// Page number, starting at 0 (default 0).
+    /// Page to start at, from 0 (default 0); later pages come with `cursor`.
     #[serde(default)]
     pub page: Option<u32>,
     /// Monitors per page, 1 to 1000 (default 100).
     #[serde(default = "default_page_size")]
     #[schemars(range(min = 1, max = 1000))]
     pub page_size: u32,
-    /// `next_cursor` from a previous call; takes the place of `page`.
-    #[serde(default)]
-    pub cursor: Option<String>,
 }
 
 /// Parameters of `get_monitor`.
@@ -238,12 +158,9 @@ pub struct EventsListParams {
     /// Return individual events instead of aggregates (needed for paging).
     #[serde(default)]
     pub unaggregated: Option<bool>,
-    /// Page number, starting at 0; Datadog pages only unaggregated events, 1000 per page.
+    /// Page to start at, from 0; Datadog pages only unaggregated events, 1000 per page, and later pages come with `cursor`.
     #[serde(default)]
     pub page: Option<u32>,
-    /// `next_cursor` from a previous call; takes the place of `page`.
-    #[serde(default)]
-    pub cursor: Option<String>,
 }
 
 /// The priority of an event.
@@ -267,15 +184,12 @@ pub struct HostsListParams {
     #[serde(default = "default_page_size")]
     #[schemars(range(min = 1, max = 1000))]
     pub count: u32,
-    /// Offset of the first host to return (default 0).
+    /// Offset of the first host to return (default 0); later pages come with `cursor`.
     #[serde(default)]
     pub start: Option<u32>,
     /// Only hosts that reported since this time: `now-1h`, an RFC 3339 time, or epoch seconds.
     #[serde(default)]
     pub from: Option<TimeBound>,
-    /// `next_cursor` from a previous call; takes the place of `start`.
-    #[serde(default)]
-    pub cursor: Option<String>,
 }
 
 /// Parameters of `list_incidents`.
@@ -286,12 +200,9 @@ pub struct IncidentsListParams {
     #[serde(default = "default_incidents_page_size")]
     #[schemars(range(min = 1, max = 100))]
     pub page_size: u32,
-    /// Offset of the first incident to return (default 0).
+    /// Offset of the first incident to return (default 0); later pages come with `cursor`.
     #[serde(default)]
     pub page_offset: Option<u32>,
-    /// `next_cursor` from a previous call; takes the place of `page_offset`.
-    #[serde(default)]
-    pub cursor: Option<String>,
 }
 
 fn match_all() -> String {
@@ -310,24 +221,43 @@ fn default_incidents_page_size() -> u32 {
     25
 }
 
-/// One operation call in progress.
-struct Call<'c, 'a> {
+/// Runs the operations for one connection's keys, resolving relative times against `now`.
+pub struct Api<'c, 'a> {
     client: &'c DatadogClient<'a>,
-    operation: &'static str,
-    permission: &'static str,
     now: DateTime<Utc>,
 }
 
-impl Call<'_, '_> {
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
-        self.client
-            .get(self.operation, path, query)
-            .await
-            .map_err(|error| query_error(error, self.permission))
+impl<'c, 'a> Api<'c, 'a> {
+    /// The operations over `client`, with `now` as the end of default windows.
+    pub fn new(client: &'c DatadogClient<'a>, now: DateTime<Utc>) -> Self {
+        Self { client, now }
     }
 
-    async fn search_logs(&self, params: LogsSearchParams) -> Result<QueryOutput> {
-        check_range("limit", params.limit, 1, 1000)?;
+    /// A call of `operation`, carrying the permission it needs.
+    fn call(&self, operation: &str) -> Result<Call<'c, 'a>> {
+        let (operation, permission) = REQUIRED_PERMISSIONS
+            .iter()
+            .copied()
+            .find(|(name, _)| *name == operation)
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "no Datadog permission is declared for `{operation}`"
+                ))
+                .with_connector(CONNECTOR_ID)
+            })?;
+        Ok(Call {
+            client: self.client,
+            operation,
+            permission,
+        })
+    }
+
+    async fn search_logs(
+        &self,
+        params: LogsSearchParams,
+        cursor: Option<String>,
+    ) -> Result<OperationOutput> {
+        let call = self.call("search_logs")?;
         let range = TimeRange::resolve(
             params.from.as_ref(),
             params.to.as_ref(),
@@ -335,7 +265,7 @@ impl Call<'_, '_> {
             self.now,
         )?;
         let mut page = json!({ "limit": params.limit });
-        if let Some(cursor) = params.cursor.filter(|cursor| !cursor.is_empty()) {
+        if let Some(cursor) = cursor {
             page["cursor"] = Value::String(cursor);
         }
         let query = if params.query.trim().is_empty() {
@@ -352,29 +282,22 @@ impl Call<'_, '_> {
             "page": page,
             "sort": params.sort,
         });
-        let response = self
-            .client
-            .post_search(self.operation, "/api/v2/logs/events/search", &body)
-            .await
-            .map_err(|error| query_error(error, self.permission))?;
-        let logs = items(&response, "data")
+        let response = call
+            .post_search("/api/v2/logs/events/search", &body)
+            .await?;
+        let logs: Vec<Value> = items(&response, "data")
             .into_iter()
             .map(flatten_log)
             .collect();
-        let (data, truncated) = capped_list("logs", logs, Map::new());
-        let next_cursor = response
+        let after = response
             .pointer("/meta/page/after")
             .and_then(Value::as_str)
-            .filter(|cursor| !cursor.is_empty())
             .map(str::to_owned);
-        Ok(QueryOutput {
-            data,
-            truncated,
-            next_cursor,
-        })
+        Ok(OperationOutput::new(json!({ "logs": logs })).with_next_page(after))
     }
 
-    async fn query_metrics(&self, params: MetricsQueryParams) -> Result<QueryOutput> {
+    async fn query_metrics(&self, params: MetricsQueryParams) -> Result<OperationOutput> {
+        let call = self.call("query_metrics")?;
         if params.query.trim().is_empty() {
             return Err(Error::invalid_input("query", "query is required")
                 .with_connector(CONNECTOR_ID)
@@ -386,7 +309,7 @@ impl Call<'_, '_> {
             TimeDelta::hours(1),
             self.now,
         )?;
-        let response = self
+        let response = call
             .get(
                 "/api/v1/query",
                 &[
@@ -411,26 +334,23 @@ impl Call<'_, '_> {
         let mut series = items(&response, "series");
         let too_many = series.len() > MAX_SERIES;
         series.truncate(MAX_SERIES);
-        let mut extra = Map::new();
+        let mut data = Map::new();
         for key in ["query", "from_date", "to_date", "res_type", "group_by"] {
             if let Some(value) = response.get(key) {
-                extra.insert(key.to_owned(), value.clone());
+                data.insert(key.to_owned(), value.clone());
             }
         }
-        let (data, cut) = capped_list("series", series, extra);
-        Ok(QueryOutput {
-            data,
-            truncated: too_many || cut,
-            next_cursor: None,
-        })
+        data.insert("series".to_owned(), Value::Array(series));
+        Ok(OperationOutput::new(Value::Object(data)).truncated(too_many))
     }
 
-    async fn list_monitors(&self, params: MonitorsListParams) -> Result<QueryOutput> {
-        check_range("page_size", params.page_size, 1, 1000)?;
-        let page = match params.cursor.as_deref() {
-            Some(cursor) => parse_cursor(cursor)?,
-            None => params.page.unwrap_or(0),
-        };
+    async fn list_monitors(
+        &self,
+        params: MonitorsListParams,
+        cursor: Option<String>,
+    ) -> Result<OperationOutput> {
+        let call = self.call("list_monitors")?;
+        let page = call.position(cursor)?.or(params.page).unwrap_or(0);
         let mut query = vec![
             ("page", page.to_string()),
             ("page_size", params.page_size.to_string()),
@@ -439,22 +359,19 @@ impl Call<'_, '_> {
         push_text(&mut query, "tags", params.tags);
         push_text(&mut query, "monitor_tags", params.monitor_tags);
         push_text(&mut query, "group_states", params.group_states);
-        let response = self.get("/api/v1/monitor", &query).await?;
+        let response = call.get("/api/v1/monitor", &query).await?;
         let monitors = response.as_array().cloned().unwrap_or_default();
         let full_page = monitors.len() >= params.page_size as usize;
-        let (data, truncated) = capped_list("monitors", monitors, Map::new());
-        Ok(QueryOutput {
-            data,
-            truncated,
-            next_cursor: full_page.then(|| (page + 1).to_string()),
-        })
+        Ok(OperationOutput::new(json!({ "monitors": monitors }))
+            .with_next_page(full_page.then(|| (page + 1).to_string())))
     }
 
-    async fn get_monitor(&self, params: MonitorGetParams) -> Result<QueryOutput> {
+    async fn get_monitor(&self, params: MonitorGetParams) -> Result<OperationOutput> {
+        let call = self.call("get_monitor")?;
         let mut query = Vec::new();
         push_text(&mut query, "group_states", params.group_states);
         let path = format!("/api/v1/monitor/{}", params.monitor_id);
-        let mut monitor = self.get(&path, &query).await.map_err(|error| {
+        let monitor = call.get(&path, &query).await.map_err(|error| {
             if error.provider_status() == Some(404) {
                 Error::not_found(format!(
                     "Datadog monitor {} was not found",
@@ -468,32 +385,22 @@ impl Call<'_, '_> {
                 error
             }
         })?;
-        let mut truncated = false;
-        if serialized_len(&monitor) > MAX_OUTPUT_BYTES {
-            // Per-group state is the only unbounded part of a monitor.
-            if let Some(object) = monitor.as_object_mut() {
-                object.remove("state");
-                truncated = true;
-            }
-        }
-        Ok(QueryOutput {
-            data: monitor,
-            truncated,
-            next_cursor: None,
-        })
+        Ok(OperationOutput::new(monitor))
     }
 
-    async fn list_events(&self, params: EventsListParams) -> Result<QueryOutput> {
+    async fn list_events(
+        &self,
+        params: EventsListParams,
+        cursor: Option<String>,
+    ) -> Result<OperationOutput> {
+        let call = self.call("list_events")?;
         let range = TimeRange::resolve_fields(
             ("start", params.start.as_ref()),
             ("end", params.end.as_ref()),
             TimeDelta::hours(1),
             self.now,
         )?;
-        let page = match params.cursor.as_deref() {
-            Some(cursor) => Some(parse_cursor(cursor)?),
-            None => params.page,
-        };
+        let page = call.position(cursor)?.or(params.page);
         // Datadog pages only unaggregated events.
         let unaggregated = params.unaggregated.unwrap_or(false) || page.is_some();
         let mut query = vec![
@@ -515,25 +422,23 @@ impl Call<'_, '_> {
         if let Some(page) = page {
             query.push(("page", page.to_string()));
         }
-        let response = self.get("/api/v1/events", &query).await?;
+        let response = call.get("/api/v1/events", &query).await?;
         let events = items(&response, "events");
         let full_page = events.len() >= EVENTS_PER_PAGE;
-        let (data, cut) = capped_list("events", events, Map::new());
-        let next_cursor = (full_page && unaggregated).then(|| (page.unwrap_or(0) + 1).to_string());
-        Ok(QueryOutput {
-            data,
+        let next_page = (full_page && unaggregated).then(|| (page.unwrap_or(0) + 1).to_string());
+        Ok(OperationOutput::new(json!({ "events": events }))
+            .with_next_page(next_page)
             // Aggregated results cannot be paged: a full page means some were left out.
-            truncated: cut || (full_page && !unaggregated),
-            next_cursor,
-        })
+            .truncated(full_page && !unaggregated))
     }
 
-    async fn list_hosts(&self, params: HostsListParams) -> Result<QueryOutput> {
-        check_range("count", params.count, 1, 1000)?;
-        let start = match params.cursor.as_deref() {
-            Some(cursor) => parse_cursor(cursor)?,
-            None => params.start.unwrap_or(0),
-        };
+    async fn list_hosts(
+        &self,
+        params: HostsListParams,
+        cursor: Option<String>,
+    ) -> Result<OperationOutput> {
+        let call = self.call("list_hosts")?;
+        let start = call.position(cursor)?.or(params.start).unwrap_or(0);
         let mut query = vec![
             ("count", params.count.to_string()),
             ("start", start.to_string()),
@@ -545,33 +450,31 @@ impl Call<'_, '_> {
                 from.resolve("from", self.now)?.timestamp().to_string(),
             ));
         }
-        let response = self.get("/api/v1/hosts", &query).await?;
+        let response = call.get("/api/v1/hosts", &query).await?;
         let hosts = items(&response, "host_list");
         let returned = hosts.len() as u64;
         let total_matching = response.get("total_matching").and_then(Value::as_u64);
-        let mut extra = Map::new();
-        extra.insert("total_matching".to_owned(), json!(total_matching));
-        extra.insert("total_returned".to_owned(), json!(returned));
-        let (data, truncated) = capped_list("hosts", hosts, extra);
         let next_start = u64::from(start) + returned;
-        let next_cursor = match total_matching {
+        let next_page = match total_matching {
             Some(total) if returned > 0 && next_start < total => Some(next_start.to_string()),
             _ => None,
         };
-        Ok(QueryOutput {
-            data,
-            truncated,
-            next_cursor,
-        })
+        Ok(OperationOutput::new(json!({
+            "hosts": hosts,
+            "total_matching": total_matching,
+            "total_returned": returned,
+        }))
+        .with_next_page(next_page))
     }
 
-    async fn list_incidents(&self, params: IncidentsListParams) -> Result<QueryOutput> {
-        check_range("page_size", params.page_size, 1, 100)?;
-        let offset = match params.cursor.as_deref() {
-            Some(cursor) => parse_cursor(cursor)?,
-            None => params.page_offset.unwrap_or(0),
-        };
-        let response = self
+    async fn list_incidents(
+        &self,
+        params: IncidentsListParams,
+        cursor: Option<String>,
+    ) -> Result<OperationOutput> {
+        let call = self.call("list_incidents")?;
+        let offset = call.position(cursor)?.or(params.page_offset).unwrap_or(0);
+        let response = call
             .get(
                 "/api/v2/incidents",
                 &[
@@ -586,42 +489,53 @@ impl Call<'_, '_> {
             .pointer("/meta/pagination/next_offset")
             .and_then(Value::as_u64)
             .unwrap_or(u64::from(offset) + incidents.len() as u64);
-        let (data, truncated) = capped_list("incidents", incidents, Map::new());
-        Ok(QueryOutput {
-            data,
-            truncated,
-            next_cursor: full_page.then(|| next_offset.to_string()),
-        })
+        Ok(OperationOutput::new(json!({ "incidents": incidents }))
+            .with_next_page(full_page.then(|| next_offset.to_string())))
     }
 }
 
-/// Datadog's page size for `GET /api/v1/events`.
-const EVENTS_PER_PAGE: usize = 1000;
-
-fn check_range(field: &str, value: u32, min: u32, max: u32) -> Result<()> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(
-            field,
-            format!("`{field}` must be between {min} and {max}, got {value}"),
-        )
-        .with_connector(CONNECTOR_ID)
-        .with_hint(format!(
-            "pass `{field}` of at most {max} and page with `cursor`"
-        )))
-    }
+/// One operation's requests to Datadog: named in spans by the operation, and
+/// mapping a refusal of the stored keys to a hint naming the permission it needs.
+struct Call<'c, 'a> {
+    client: &'c DatadogClient<'a>,
+    operation: &'static str,
+    permission: &'static str,
 }
 
-fn parse_cursor(cursor: &str) -> Result<u32> {
-    cursor.trim().parse().map_err(|_| {
-        Error::invalid_input(
-            "cursor",
-            format!("`cursor` `{cursor}` is not a cursor this operation returned"),
-        )
-        .with_connector(CONNECTOR_ID)
-        .with_hint("pass the `next_cursor` value of the previous call unchanged")
-    })
+impl Call<'_, '_> {
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
+        self.client
+            .get(self.operation, path, query)
+            .await
+            .map_err(|error| query_error(error, self.permission))
+    }
+
+    async fn post_search(&self, path: &str, body: &Value) -> Result<Value> {
+        self.client
+            .post_search(self.operation, path, body)
+            .await
+            .map_err(|error| query_error(error, self.permission))
+    }
+
+    /// The page number or offset a provider cursor of this operation carries. Only
+    /// this module writes those cursors, so any other value was not issued here.
+    fn position(&self, cursor: Option<String>) -> Result<Option<u32>> {
+        cursor
+            .map(|cursor| {
+                cursor.parse().map_err(|_| {
+                    Error::invalid_input(
+                        "cursor",
+                        format!(
+                            "`cursor` must be a `next_cursor` that `{}` returned",
+                            self.operation
+                        ),
+                    )
+                    .with_connector(CONNECTOR_ID)
+                    .with_hint("pass back the `next_cursor` of the previous page unchanged")
+                })
+            })
+            .transpose()
+    }
 }
 
 fn push_text(query: &mut Vec<(&str, String)>, name: &'static str, value: Option<String>) {
@@ -660,48 +574,20 @@ fn flatten_log(log: Value) -> Value {
     Value::Object(flat)
 }
 
-fn serialized_len(value: &Value) -> usize {
-    serde_json::to_vec(value).map_or(usize::MAX, |bytes| bytes.len())
-}
-
-/// `{key: items, ..extra}` within [`MAX_OUTPUT_BYTES`]; trailing items that do not
-/// fit are dropped and the flag says so.
-fn capped_list(key: &str, items: Vec<Value>, extra: Map<String, Value>) -> (Value, bool) {
-    let mut envelope = extra;
-    envelope.insert(key.to_owned(), Value::Array(Vec::new()));
-    let mut used = serialized_len(&Value::Object(envelope.clone()));
-    let mut kept = Vec::with_capacity(items.len());
-    let total = items.len();
-    for item in items {
-        let separator = usize::from(!kept.is_empty());
-        let size = serialized_len(&item) + separator;
-        if used.saturating_add(size) > MAX_OUTPUT_BYTES {
-            break;
-        }
-        used += size;
-        kept.push(item);
-    }
-    let truncated = kept.len() < total;
-    envelope.insert(key.to_owned(), Value::Array(kept));
-    (Value::Object(envelope), truncated)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn oversized_lists_drop_trailing_items_and_say_so() {
-        let item = json!({ "message": "x".repeat(10_000) });
-        let (data, truncated) = capped_list("logs", vec![item.clone(); 40], Map::new());
-        assert!(truncated);
-        let kept = data["logs"].as_array().unwrap().len();
-        assert!(kept > 20 && kept < 40, "{kept}");
-        assert!(serialized_len(&data) <= MAX_OUTPUT_BYTES);
-
-        let (data, truncated) = capped_list("logs", vec![item; 3], Map::new());
-        assert!(!truncated);
-        assert_eq!(data["logs"].as_array().unwrap().len(), 3);
+    fn every_operation_names_the_permission_it_needs_and_no_other_is_named() {
+        let mut named: Vec<&str> = REQUIRED_PERMISSIONS
+            .iter()
+            .map(|(operation, _)| *operation)
+            .collect();
+        named.sort_unstable();
+        let mut declared = OPERATION_NAMES.to_vec();
+        declared.sort_unstable();
+        assert_eq!(named, declared);
     }
 
     #[test]

@@ -6,33 +6,34 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
+use patchbay_connector_datadog::client::{API_KEY_HEADER, APP_KEY_HEADER};
+use patchbay_connector_datadog::fake::{FakeDatadog, Fault};
 use patchbay_connector_datadog::{DatadogConnector, SITES};
 use patchbay_core::{
     AlertSeverity, AlertStatus, AuthRequest, CheckOutcome, ConnectorContext, DynConnector,
     DynCredentials, ErrorKind, FormFields, InboundWebhook, NormalizedAlert, ValidationStatus,
     WebhookKey,
 };
-use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
-use patchbay_testkit::fakes::datadog::{FakeDatadog, Fault};
+use patchbay_http::{HttpClient, HttpConfig};
+use patchbay_testkit::http::client_for_fake;
 use serde_json::{json, Value};
 
 const API_KEY: &str = "behaviour-api-key-1a2b3c";
 const APP_KEY: &str = "behaviour-app-key-4d5e6f";
 const WEBHOOK_TOKEN: &str = "pbw_behaviour-webhook-token";
 
+/// Datadog's vectors: sites, key headers and webhook payload templates.
+fn vectors() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/datadog.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    serde_json::from_str(&text).expect("the Datadog vectors are JSON")
+}
+
 fn connector_for(fake: Option<&FakeDatadog>) -> Arc<dyn DynConnector> {
-    let overrides = match fake {
-        Some(fake) => UpstreamOverrides::parse(&fake.override_spec()).unwrap(),
-        None => UpstreamOverrides::default(),
+    let http = match fake {
+        Some(fake) => client_for_fake(&fake.override_spec()),
+        None => HttpClient::new(HttpConfig::default()).unwrap(),
     };
-    let http = HttpClient::new(HttpConfig {
-        overrides,
-        base_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(20),
-        max_retries: 2,
-        ..HttpConfig::default()
-    })
-    .unwrap();
     Arc::new(DatadogConnector::new(http))
 }
 
@@ -144,6 +145,22 @@ async fn unknown_sites_are_rejected_listing_the_accepted_ones() {
     }
     let error = site_of(&connector, json!(3)).await.unwrap_err();
     assert_eq!(error.field(), Some("site"));
+}
+
+#[tokio::test]
+async fn the_sites_and_key_headers_datadog_describes_are_the_ones_used() {
+    let vectors = vectors();
+    let connector = connector_for(None);
+    for site in vectors["api_sites"].as_array().unwrap() {
+        let site = site.as_str().unwrap();
+        let (resolved, api_base) = site_of(&connector, json!(site))
+            .await
+            .unwrap_or_else(|error| panic!("{site}: {error}"));
+        assert_eq!(resolved, site);
+        assert_eq!(api_base, format!("https://api.{site}"));
+    }
+    assert_eq!(vectors["api_auth"]["apiKeyAuth"]["name"], API_KEY_HEADER);
+    assert_eq!(vectors["api_auth"]["appKeyAuth"]["name"], APP_KEY_HEADER);
 }
 
 #[tokio::test]
@@ -488,16 +505,24 @@ async fn logs_search_sends_the_documented_body_and_pages_with_cursors() {
         "newest first by default"
     );
     let cursor = first.next_cursor.clone().expect("more logs remain");
+    assert!(
+        cursor.starts_with("pb1."),
+        "callers see a sealed cursor: {cursor}"
+    );
     let second = connector
         .query(&ctx, &credentials, "search_logs", json!({"cursor": cursor}))
         .await
         .unwrap();
-    assert_eq!(
-        fake.requests_to("/api/v2/logs/events/search")[1]
-            .body
-            .as_ref()
-            .unwrap()["page"]["cursor"],
-        json!(cursor)
+    let provider_cursor = fake.requests_to("/api/v2/logs/events/search")[1]
+        .body
+        .as_ref()
+        .unwrap()["page"]["cursor"]
+        .as_str()
+        .expect("the second request carries Datadog's own cursor")
+        .to_owned();
+    assert!(
+        !provider_cursor.is_empty() && provider_cursor != cursor,
+        "Datadog gets its `meta.page.after` back, not the sealed cursor"
     );
     let second_logs = second.data["logs"].as_array().unwrap();
     assert_ne!(second_logs[0]["id"], logs[0]["id"]);
@@ -577,6 +602,147 @@ async fn query_parameters_are_checked_before_anything_is_sent() {
 }
 
 #[tokio::test]
+async fn parameter_errors_name_the_field_in_the_shared_wording() {
+    let fake = FakeDatadog::start(API_KEY, APP_KEY).await;
+    let connector = connector_for(Some(&fake));
+    let credentials = credentials(&connector, API_KEY, APP_KEY).await;
+    let ctx = ConnectorContext::default();
+    let cases = [
+        (
+            "search_logs",
+            json!({"limit": 5000}),
+            "limit",
+            "`limit` must be from 1 to 1000; got 5000",
+        ),
+        (
+            "list_incidents",
+            json!({"page_size": 101}),
+            "page_size",
+            "`page_size` must be from 1 to 100; got 101",
+        ),
+        (
+            "list_hosts",
+            json!({"count": 0}),
+            "count",
+            "`count` must be from 1 to 1000; got 0",
+        ),
+        (
+            "search_logs",
+            json!({"qeury": "service:checkout"}),
+            "qeury",
+            "`search_logs` has no parameter `qeury`; it takes: from, limit, query, sort, to, cursor",
+        ),
+        (
+            "get_monitor",
+            json!({"monitor_id": 1001, "cursor": "pb1.e30"}),
+            "cursor",
+            "`get_monitor` has no parameter `cursor`; it takes: group_states, monitor_id",
+        ),
+    ];
+    for (operation, params, field, message) in cases {
+        let error = connector
+            .query(&ctx, &credentials, operation, params.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (error.kind(), error.field(), error.message()),
+            (ErrorKind::InvalidInput, Some(field), message),
+            "{operation} {params}"
+        );
+    }
+    assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+}
+
+#[tokio::test]
+async fn a_cursor_is_taken_back_only_by_the_operation_that_issued_it() {
+    let fake = FakeDatadog::start(API_KEY, APP_KEY).await;
+    let connector = connector_for(Some(&fake));
+    let credentials = credentials(&connector, API_KEY, APP_KEY).await;
+    let ctx = ConnectorContext::default();
+    let incidents = connector
+        .query(
+            &ctx,
+            &credentials,
+            "list_incidents",
+            json!({"page_size": 10}),
+        )
+        .await
+        .unwrap();
+    let cursor = incidents.next_cursor.expect("20 incidents remain");
+
+    let error = connector
+        .query(&ctx, &credentials, "search_logs", json!({"cursor": cursor}))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+    assert_eq!(error.field(), Some("cursor"));
+    assert!(
+        error.message().contains("a cursor of `list_incidents`"),
+        "{error}"
+    );
+    let error = connector
+        .query(
+            &ctx,
+            &credentials,
+            "list_incidents",
+            json!({"cursor": "10"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.kind(), error.field()),
+        (ErrorKind::InvalidInput, Some("cursor")),
+        "a bare offset is not a cursor: {error}"
+    );
+    assert!(
+        fake.requests_to("/api/v2/logs/events/search").is_empty(),
+        "a refused cursor reaches no endpoint"
+    );
+    assert_eq!(fake.requests_to("/api/v2/incidents").len(), 1);
+}
+
+#[tokio::test]
+async fn sealed_cursors_page_through_every_item_once() {
+    let fake = FakeDatadog::start(API_KEY, APP_KEY).await;
+    let connector = connector_for(Some(&fake));
+    let credentials = credentials(&connector, API_KEY, APP_KEY).await;
+    let ctx = ConnectorContext::default();
+    for (operation, first_page, list, total, pages) in [
+        (
+            "list_incidents",
+            json!({"page_size": 12}),
+            "incidents",
+            30,
+            3,
+        ),
+        ("search_logs", json!({"limit": 50}), "logs", 120, 3),
+    ] {
+        let mut ids = std::collections::BTreeSet::new();
+        let mut params = first_page.clone();
+        let mut requests = 0;
+        loop {
+            let page = connector
+                .query(&ctx, &credentials, operation, params.clone())
+                .await
+                .unwrap_or_else(|error| panic!("{operation} {params}: {error}"));
+            requests += 1;
+            for item in page.data[list].as_array().unwrap() {
+                let id = item["id"].as_str().unwrap().to_owned();
+                assert!(ids.insert(id), "{operation}: an item came twice");
+            }
+            let Some(cursor) = page.next_cursor else {
+                break;
+            };
+            assert!(cursor.starts_with("pb1."), "{operation}: {cursor}");
+            params = first_page.clone();
+            params["cursor"] = json!(cursor);
+        }
+        assert_eq!(ids.len(), total, "{operation}");
+        assert_eq!(requests, pages, "{operation}");
+    }
+}
+
+#[tokio::test]
 async fn operations_send_the_documented_parameters_and_shape_their_output() {
     let fake = FakeDatadog::start(API_KEY, APP_KEY).await;
     let connector = connector_for(Some(&fake));
@@ -608,18 +774,19 @@ async fn operations_send_the_documented_parameters_and_shape_their_output() {
         .await
         .unwrap();
     assert_eq!(monitors.data["monitors"].as_array().unwrap().len(), 2);
-    assert_eq!(monitors.next_cursor.as_deref(), Some("1"));
     let rest = connector
         .query(
             &ctx,
             &credentials,
             "list_monitors",
-            json!({"page_size": 2, "cursor": "1"}),
+            json!({"page_size": 2, "cursor": monitors.next_cursor.expect("a full page has a next one")}),
         )
         .await
         .unwrap();
     assert_eq!(rest.data["monitors"][0]["id"], 1003);
     assert_eq!(rest.next_cursor, None);
+    let request = fake.requests_to("/api/v1/monitor").pop().unwrap();
+    assert_eq!(request.query_value("page"), Some("1"));
 
     let monitor = connector
         .query(
@@ -659,14 +826,25 @@ async fn operations_send_the_documented_parameters_and_shape_their_output() {
         .unwrap();
     assert_eq!(hosts.data["hosts"].as_array().unwrap().len(), 2);
     assert_eq!(hosts.data["total_matching"], 3);
-    assert_eq!(hosts.next_cursor.as_deref(), Some("2"));
+    let last_host = connector
+        .query(
+            &ctx,
+            &credentials,
+            "list_hosts",
+            json!({"count": 2, "cursor": hosts.next_cursor.expect("a third host remains")}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(last_host.data["hosts"][0]["name"], "web-3");
+    assert_eq!(last_host.next_cursor, None);
+    let request = fake.requests_to("/api/v1/hosts").pop().unwrap();
+    assert_eq!(request.query_value("start"), Some("2"));
 
     let incidents = connector
         .query(&ctx, &credentials, "list_incidents", json!({}))
         .await
         .unwrap();
     assert_eq!(incidents.data["incidents"].as_array().unwrap().len(), 25);
-    assert_eq!(incidents.next_cursor.as_deref(), Some("25"));
     let request = fake.requests_to("/api/v2/incidents").pop().unwrap();
     assert_eq!(request.query_value("page[size]"), Some("25"));
     assert_eq!(request.query_value("page[offset]"), Some("0"));
@@ -675,12 +853,14 @@ async fn operations_send_the_documented_parameters_and_shape_their_output() {
             &ctx,
             &credentials,
             "list_incidents",
-            json!({"cursor": "25"}),
+            json!({"cursor": incidents.next_cursor.expect("five incidents remain")}),
         )
         .await
         .unwrap();
     assert_eq!(last.data["incidents"].as_array().unwrap().len(), 5);
     assert_eq!(last.next_cursor, None);
+    let request = fake.requests_to("/api/v2/incidents").pop().unwrap();
+    assert_eq!(request.query_value("page[offset]"), Some("25"));
 
     let unknown = connector
         .query(&ctx, &credentials, "logs_tail", json!({}))
@@ -733,17 +913,38 @@ async fn normalise(
     Ok(outcome.events.remove(0))
 }
 
+/// `template` with each `$VARIABLE` string replaced by its value in `values`.
+fn fill(template: &Value, values: &Value) -> Value {
+    match template {
+        Value::String(variable) => values
+            .get(variable)
+            .cloned()
+            .unwrap_or_else(|| panic!("no value for {variable}")),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, value)| (key.clone(), fill(value, values)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 #[tokio::test]
 async fn the_default_template_normalises() {
-    let body = json!({
-        "body": "%%%\nCPU is high\n%%%",
-        "last_updated": "1591216985000",
-        "event_type": "service_check",
-        "title": "[Triggered] [TEST] Host Cluster Alert",
-        "date": "1591216985000",
-        "org": {"id": "415600", "name": "Puppet"},
-        "id": "5485379890863845239",
-    });
+    let body = fill(
+        &vectors()["default_payload_template"],
+        &json!({
+            "$EVENT_MSG": "%%%\nCPU is high\n%%%",
+            "$LAST_UPDATED": "1591216985000",
+            "$EVENT_TYPE": "service_check",
+            "$EVENT_TITLE": "[Triggered] [TEST] Host Cluster Alert",
+            "$DATE": "1591216985000",
+            "$ORG_ID": "415600",
+            "$ORG_NAME": "Puppet",
+            "$ID": "5485379890863845239",
+        }),
+    );
     let alert = normalise("datadoghq.com", &delivery(body.clone()))
         .await
         .unwrap();

@@ -2,15 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
+use patchbay_connector_datadog::fake::FakeDatadog;
 use patchbay_connector_datadog::DatadogConnector;
 use patchbay_core::InboundWebhook;
-use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
-use patchbay_testkit::contract::{run_contract_suite, ContractCase};
-use patchbay_testkit::fakes::datadog::FakeDatadog;
+use patchbay_testkit::contract::{run_contract_suite, ContractCase, OperationCall};
+use patchbay_testkit::http::client_for_fake;
 use serde_json::json;
 
 const API_KEY: &str = "canary-api-key-5f2c9a7e31d4";
@@ -29,14 +28,9 @@ fn json_webhook(body: serde_json::Value) -> InboundWebhook {
 #[tokio::test]
 async fn datadog_meets_the_connector_contract() {
     let fake = FakeDatadog::start(API_KEY, APP_KEY).await;
-    let http = HttpClient::new(HttpConfig {
-        overrides: UpstreamOverrides::parse(&fake.override_spec()).unwrap(),
-        base_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(20),
-        ..HttpConfig::default()
-    })
-    .unwrap();
-    let connector = Arc::new(DatadogConnector::new(http));
+    let connector = Arc::new(DatadogConnector::new(client_for_fake(
+        &fake.override_spec(),
+    )));
 
     let operation_params = BTreeMap::from([
         (
@@ -81,8 +75,16 @@ async fn datadog_meets_the_connector_contract() {
             APP_KEY.to_owned(),
             WRONG_API_KEY.to_owned(),
         ],
-        paging: None,
-        oversized: None,
+        // 40 checkout logs: four pages of 10.
+        paging: Some(OperationCall::new(
+            "search_logs",
+            json!({"query": "service:checkout", "from": "now-15m", "limit": 10}),
+        )),
+        // The 40 checkout errors carry stack traces of about 9 KB each.
+        oversized: Some(OperationCall::new(
+            "search_logs",
+            json!({"query": "status:error", "from": "now-15m", "limit": 1000}),
+        )),
     })
     .await;
 

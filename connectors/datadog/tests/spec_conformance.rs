@@ -5,12 +5,11 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
+use patchbay_connector_datadog::fake::{FakeDatadog, RecordedRequest};
 use patchbay_connector_datadog::DatadogConnector;
 use patchbay_core::{AuthRequest, ConnectorContext, DynConnector, FormFields};
-use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
-use patchbay_testkit::fakes::datadog::{FakeDatadog, RecordedRequest};
+use patchbay_testkit::http::client_for_fake;
 use serde_json::json;
 use serde_yaml::Value as Yaml;
 
@@ -18,8 +17,12 @@ const API_KEY: &str = "spec-api-key-4b1e";
 const APP_KEY: &str = "spec-app-key-9c2d";
 
 fn load_spec() -> Yaml {
-    serde_yaml::from_str(&patchbay_testkit::fixture("specs/datadog-v1-openapi.yaml"))
-        .expect("the Datadog v1 OpenAPI description parses as YAML")
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/datadog-v1-openapi.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    serde_yaml::from_str(&text).expect("the Datadog v1 OpenAPI description parses as YAML")
 }
 
 /// Follows a local `$ref` such as `#/components/parameters/PageSize`.
@@ -176,13 +179,9 @@ fn check_request(spec: &Yaml, request: &RecordedRequest) -> String {
 async fn every_v1_request_matches_the_published_description() {
     let spec = load_spec();
     let fake = FakeDatadog::start(API_KEY, APP_KEY).await;
-    let http = HttpClient::new(HttpConfig {
-        overrides: UpstreamOverrides::parse(&fake.override_spec()).unwrap(),
-        base_backoff: Duration::from_millis(5),
-        ..HttpConfig::default()
-    })
-    .unwrap();
-    let connector: Arc<dyn DynConnector> = Arc::new(DatadogConnector::new(http));
+    let connector: Arc<dyn DynConnector> = Arc::new(DatadogConnector::new(client_for_fake(
+        &fake.override_spec(),
+    )));
     let ctx = ConnectorContext::default();
     let form = json!({"api_key": API_KEY, "app_key": APP_KEY});
     let serde_json::Value::Object(form) = form else {
@@ -206,7 +205,6 @@ async fn every_v1_request_matches_the_published_description() {
             json!({"name": "checkout", "tags": "service:checkout", "monitor_tags": "team:payments",
                    "group_states": "alert,warn", "page": 0, "page_size": 50}),
         ),
-        ("list_monitors", json!({"cursor": "1"})),
         (
             "get_monitor",
             json!({"monitor_id": 1001, "group_states": "all"}),
@@ -217,19 +215,36 @@ async fn every_v1_request_matches_the_published_description() {
             json!({"start": 1_714_560_000, "end": "2024-05-01T12:00:00Z", "priority": "normal",
                    "sources": "github", "tags": "env:prod", "unaggregated": true, "page": 0}),
         ),
-        ("list_events", json!({"cursor": "2"})),
+        ("list_events", json!({"page": 2})),
         ("list_hosts", json!({})),
         (
             "list_hosts",
             json!({"filter": "env:prod", "count": 2, "start": 1, "from": "now-1h"}),
         ),
-        ("list_hosts", json!({"cursor": "2"})),
     ];
     for (operation, params) in calls {
         connector
             .query(&ctx, &credentials, operation, params.clone())
             .await
             .unwrap_or_else(|error| panic!("{operation} {params}: {error}"));
+    }
+    // Later pages are asked for with the parameters the cursor stands for.
+    for (operation, first_page) in [
+        ("list_monitors", json!({"page_size": 1})),
+        ("list_hosts", json!({"count": 2})),
+    ] {
+        let first = connector
+            .query(&ctx, &credentials, operation, first_page.clone())
+            .await
+            .unwrap_or_else(|error| panic!("{operation} {first_page}: {error}"));
+        let mut next_page = first_page;
+        next_page["cursor"] = json!(first
+            .next_cursor
+            .unwrap_or_else(|| panic!("{operation}: the fake has a second page")));
+        connector
+            .query(&ctx, &credentials, operation, next_page.clone())
+            .await
+            .unwrap_or_else(|error| panic!("{operation} {next_page}: {error}"));
     }
 
     let requests = fake.requests();

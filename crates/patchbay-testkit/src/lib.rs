@@ -1,11 +1,11 @@
-//! Test support shared by connector, host and end-to-end tests: fakes of provider
-//! APIs that follow their documented shapes, the contract suite every connector
-//! must pass, the providers' published specs and test vectors kept in `fixtures/`,
-//! and access to the local services some tests need.
+//! Test support shared by connector, host and end-to-end tests: the contract suite
+//! every connector must pass (ours and third parties'), an HTTP client pointed at a
+//! provider fake, log capture, the published specs and test vectors of providers
+//! not yet built kept in `fixtures/`, and access to the local services some tests
+//! need. Each connector's fake lives in its own crate, behind its `fake` feature.
 #![deny(missing_docs)]
 
 pub mod contract;
-pub mod fakes;
 pub mod http;
 pub mod logs;
 pub mod services;

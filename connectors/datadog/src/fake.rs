@@ -8,10 +8,15 @@
 //! examples. Tests can inject one-shot faults per path and revoke permissions.
 //!
 //! Fixed data: 120 logs over the last 10 minutes (services `checkout`,
-//! `payments`, `web`), 3 monitors (ids 1001-1003), 4 events over the last hour,
-//! 3 hosts, 30 incidents and one organisation. `query_metrics` answers one series
-//! per group: `by {host}` gives 3, `by {container_id}` gives 150 (to exercise
-//! series caps), no `by` gives 1.
+//! `payments`, `web`; the 40 `checkout` errors carry a Java stack trace of about
+//! 9 KB, so `status:error` with a `limit` of 40 or more answers with more than
+//! 256 KiB), 3 monitors (ids 1001-1003), 4 events over the last hour, 3 hosts, 30
+//! incidents and one organisation. Logs page with `page[cursor]`/`meta.page.after`
+//! and incidents with `page[offset]`, so both have later pages. `query_metrics`
+//! answers one series per group: `by {host}` gives 3, `by {container_id}` gives 150
+//! (to exercise series caps), no `by` gives 1.
+//!
+//! Compiled only with the crate's `fake` feature.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -280,6 +285,21 @@ pub fn sample_webhook(alert_id: u64, transition: &str) -> Value {
     })
 }
 
+/// A Java stack trace of about 9 KB for the checkout error log number `index`:
+/// 120 frames of the timed-out payments call.
+fn stack_trace(index: i64) -> String {
+    let mut trace = format!(
+        "java.util.concurrent.TimeoutException: payments did not answer within 3000ms (request {index})"
+    );
+    for frame in 0..120 {
+        trace.push_str(&format!(
+            "\n\tat com.example.checkout.payments.PaymentsClient.charge${frame}(PaymentsClient.java:{})",
+            100 + frame
+        ));
+    }
+    trace
+}
+
 /// The fixed objects the fake serves.
 struct Dataset {
     logs: Vec<Value>,
@@ -307,6 +327,14 @@ impl Dataset {
                 let slot = usize::try_from(index).unwrap_or_default() % 3;
                 let host = format!("web-{}", index % 3 + 1);
                 let status_code = [502, 504, 200][slot];
+                let mut details = json!({"http": {"status_code": status_code}, "duration": 3_000_000_000_i64 - index});
+                if slot == 0 {
+                    details["error"] = json!({
+                        "kind": "java.util.concurrent.TimeoutException",
+                        "message": "payments did not answer within 3000ms",
+                        "stack": stack_trace(index),
+                    });
+                }
                 json!({
                     "id": format!("AQAAAZB{index:09}"),
                     "type": "log",
@@ -317,7 +345,7 @@ impl Dataset {
                         "status": statuses[slot],
                         "message": messages[slot],
                         "tags": [format!("service:{}", services[slot]), "env:prod".to_owned(), format!("host:{host}")],
-                        "attributes": {"http": {"status_code": status_code}, "duration": 3_000_000_000_i64 - index},
+                        "attributes": details,
                     },
                 })
             })

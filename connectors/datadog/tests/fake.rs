@@ -1,7 +1,7 @@
 //! The fake Datadog answers like Datadog: key checks, parameter and body checks,
 //! documented shapes, one-shot faults and revoked permissions.
 
-use patchbay_testkit::fakes::datadog::{sample_webhook, FakeDatadog, Fault};
+use patchbay_connector_datadog::fake::{sample_webhook, FakeDatadog, Fault};
 use serde_json::{json, Value};
 
 const API_KEY: &str = "fake-api-key-0123456789";
@@ -234,6 +234,11 @@ async fn logs_page_with_cursors_over_a_fixed_set() {
         .search(json!({"filter": {"query": "status:error"}, "page": {"limit": 1000}}))
         .await;
     assert_eq!(errors_only["data"].as_array().unwrap().len(), 40);
+    let size = errors_only.to_string().len();
+    assert!(
+        size > 256 * 1024,
+        "the checkout errors' stack traces make an answer over 256 KiB, got {size} bytes"
+    );
 }
 
 #[tokio::test]
