@@ -19,7 +19,6 @@
 //! Compiled only with the crate's `fake` feature.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{Request, State};
@@ -28,8 +27,8 @@ use axum::Router;
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use http::{HeaderValue, Method, StatusCode};
+use patchbay_testkit::fake_server::{BoundPort, FakeServer};
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
 
 /// The value recorded in place of key material found in a query string.
 const REDACTED: &str = "[redacted]";
@@ -87,9 +86,8 @@ pub enum Fault {
 
 /// A running fake Datadog API; stops when dropped.
 pub struct FakeDatadog {
-    address: SocketAddr,
     shared: Arc<Shared>,
-    server: JoinHandle<()>,
+    server: FakeServer,
 }
 
 struct Shared {
@@ -118,10 +116,7 @@ impl Shared {
 impl FakeDatadog {
     /// Starts the fake on `127.0.0.1:0` accepting exactly these keys.
     pub async fn start(api_key: &str, app_key: &str) -> FakeDatadog {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind the fake Datadog to 127.0.0.1:0");
-        let address = listener.local_addr().expect("fake Datadog local address");
+        let port = BoundPort::loopback("Datadog").await;
         let shared = Arc::new(Shared {
             api_key: api_key.to_owned(),
             app_key: app_key.to_owned(),
@@ -129,20 +124,13 @@ impl FakeDatadog {
             mutable: Mutex::new(Mutable::default()),
         });
         let router = Router::new().fallback(handle).with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            // The server ends only when the task is aborted on drop.
-            let _ = axum::serve(listener, router).await;
-        });
-        FakeDatadog {
-            address,
-            shared,
-            server,
-        }
+        let server = port.serve(router);
+        FakeDatadog { shared, server }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        self.server.base_url()
     }
 
     /// `api.datadoghq.com=http://127.0.0.1:PORT`, for `PATCHBAY_UPSTREAM_OVERRIDES`.
@@ -194,16 +182,10 @@ impl FakeDatadog {
     }
 }
 
-impl Drop for FakeDatadog {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
 impl std::fmt::Debug for FakeDatadog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeDatadog")
-            .field("address", &self.address)
+            .field("address", &self.server.address())
             .finish_non_exhaustive()
     }
 }

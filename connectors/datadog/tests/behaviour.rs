@@ -190,11 +190,7 @@ async fn a_good_key_pair_validates_every_check_and_reads_the_org() {
         .await
         .unwrap();
     assert_eq!(report.overall, ValidationStatus::Ok, "{report:#?}");
-    let ids: Vec<&str> = report
-        .checks
-        .iter()
-        .map(|check| check.id.as_str())
-        .collect();
+    let ids: Vec<&str> = report.check_ids();
     assert_eq!(
         ids,
         [

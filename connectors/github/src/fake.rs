@@ -19,7 +19,6 @@
 //! search hits. Other repositories answer 404 below `/repos`.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
@@ -30,9 +29,9 @@ use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use patchbay_testkit::fake_server::{BoundPort, FakeServer};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tokio::task::JoinHandle;
 
 /// The client id the fake OAuth App accepts unless [`FakeGitHub::set_oauth_client`] changes it.
 pub const FAKE_CLIENT_ID: &str = "Iv1.fakegithubclient";
@@ -103,9 +102,8 @@ pub enum Fault {
 
 /// A running fake GitHub; stops when dropped.
 pub struct FakeGitHub {
-    address: SocketAddr,
     shared: Arc<Shared>,
-    server: JoinHandle<()>,
+    server: FakeServer,
 }
 
 struct Shared {
@@ -146,13 +144,10 @@ impl FakeGitHub {
     /// Starts the fake on `127.0.0.1:0` accepting exactly this token (and issuing
     /// it from the OAuth token endpoint).
     pub async fn start(token: &str) -> FakeGitHub {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind the fake GitHub to 127.0.0.1:0");
-        let address = listener.local_addr().expect("fake GitHub local address");
+        let port = BoundPort::loopback("GitHub").await;
         let shared = Arc::new(Shared {
             token: token.to_owned(),
-            base_url: format!("http://{address}"),
+            base_url: port.base_url(),
             data: Dataset::new(Utc::now()),
             mutable: Mutex::new(Mutable {
                 requests: Vec::new(),
@@ -167,20 +162,13 @@ impl FakeGitHub {
             }),
         });
         let router = Router::new().fallback(handle).with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            // The server ends only when the task is aborted on drop.
-            let _ = axum::serve(listener, router).await;
-        });
-        FakeGitHub {
-            address,
-            shared,
-            server,
-        }
+        let server = port.serve(router);
+        FakeGitHub { shared, server }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        self.server.base_url()
     }
 
     /// `api.github.com=http://127.0.0.1:P,github.com=http://127.0.0.1:P`, for
@@ -255,16 +243,10 @@ impl FakeGitHub {
     }
 }
 
-impl Drop for FakeGitHub {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
 impl std::fmt::Debug for FakeGitHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeGitHub")
-            .field("address", &self.address)
+            .field("address", &self.server.address())
             .finish_non_exhaustive()
     }
 }

@@ -18,11 +18,11 @@ pub mod webhook;
 use async_trait::async_trait;
 use chrono::Utc;
 use patchbay_core::{
-    AuthKind, AuthRequest, Category, CheckOutcome, CheckTimer, ClientAuthStyle, Connector,
-    ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials, DynConnector, EnvVar, Error,
-    ErrorKind, NoSecrets, OAuthClientCredentials, OAuthSpec, QueryOutput, Result, RevokeOutcome,
-    UnverifiedDelivery, ValidationReport, VerifiedDelivery, WebhookAuth, WebhookDescriptor,
-    WebhookOutcome,
+    build_from_env, schema_of, AuthKind, AuthRequest, Category, CheckOutcome, CheckTimer,
+    ClientAuthStyle, Connector, ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials,
+    EnvVar, Error, ErrorKind, FromEnv, NoSecrets, OAuthClientCredentials, OAuthSpec, QueryOutput,
+    Result, RevokeOutcome, UnverifiedDelivery, ValidationReport, VerifiedDelivery, WebhookAuth,
+    WebhookDescriptor, WebhookOutcome,
 };
 use patchbay_http::{HttpClient, Method};
 use serde_json::{json, Value};
@@ -91,20 +91,12 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
         client_secret_env: &["GH_OAUTH_CLIENT_SECRET"],
         callback_path: "/github/callback",
     }),
-    connect_schema,
+    connect_schema: schema_of::<ConnectForm>,
     operations: query::descriptors,
-    build,
+    build: build_from_env::<GitHubConnector>,
 };
 
 patchbay_core::register_connector!(DESCRIPTOR);
-
-fn connect_schema() -> schemars::Schema {
-    schemars::schema_for!(ConnectForm)
-}
-
-fn build(env: &ConnectorEnv) -> Result<Box<dyn DynConnector>> {
-    Ok(Box::new(GitHubConnector::from_env(env)?))
-}
 
 /// The GitHub connector; holds only the shared HTTP client, never tokens.
 #[derive(Debug, Clone)]
@@ -117,10 +109,12 @@ impl GitHubConnector {
     pub fn new(http: HttpClient) -> Self {
         Self { http }
     }
+}
 
+impl FromEnv for GitHubConnector {
     /// A connector whose HTTP client is configured from `env`
     /// (`PATCHBAY_UPSTREAM_OVERRIDES`, `PATCHBAY_HTTP_*`).
-    pub fn from_env(env: &ConnectorEnv) -> Result<Self> {
+    fn from_env(env: &ConnectorEnv) -> Result<Self> {
         Ok(Self::new(HttpClient::from_env(env)?))
     }
 }

@@ -16,7 +16,7 @@ use patchbay_connector_github::fake::{
 use patchbay_connector_github::{webhook, GitHubConnector, DESCRIPTOR};
 use patchbay_core::{
     AlertSeverity, AlertStatus, AuthRequest, CheckOutcome, ConnectorContext, ConnectorEnv,
-    DynConnector, DynCredentials, ErrorKind, EventKind, FormFields, InboundWebhook,
+    DynConnector, DynCredentials, ErrorKind, EventKind, FormFields, FromEnv, InboundWebhook,
     OAuthClientCredentials, OAuthGrant, RevealedJson, RevokeOutcome, SecretString,
     ValidationStatus, WebhookKey, MAX_OUTPUT_BYTES,
 };
@@ -165,11 +165,7 @@ async fn validation_fills_the_account_and_checks_each_scope() {
     let mut credentials = pat(&connector, TOKEN).await;
     let report = connector.validate(&ctx(), &mut credentials).await.unwrap();
     assert_eq!(report.overall, ValidationStatus::Ok, "{report:?}");
-    let ids: Vec<_> = report
-        .checks
-        .iter()
-        .map(|check| check.id.as_str())
-        .collect();
+    let ids: Vec<_> = report.check_ids();
     assert_eq!(
         ids,
         [

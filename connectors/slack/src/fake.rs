@@ -18,7 +18,6 @@
 //! `response_metadata.next_cursor`.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
@@ -30,9 +29,9 @@ use base64::Engine as _;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use patchbay_core::InboundWebhook;
+use patchbay_testkit::fake_server::{BoundPort, FakeServer};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use tokio::task::JoinHandle;
 
 /// The client id of the fake's Slack app.
 pub const CLIENT_ID: &str = "1111111111.2222222222";
@@ -126,9 +125,8 @@ pub enum Fault {
 
 /// A running fake Slack; stops when dropped.
 pub struct FakeSlack {
-    address: SocketAddr,
     shared: Arc<Shared>,
-    server: JoinHandle<()>,
+    server: FakeServer,
 }
 
 struct Shared {
@@ -177,10 +175,7 @@ impl FakeSlack {
     /// Starts the fake on `127.0.0.1:0`; `bot_token` is valid with the six bot scopes
     /// and is what an install without token rotation issues.
     pub async fn start(bot_token: &str) -> FakeSlack {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind the fake Slack to 127.0.0.1:0");
-        let address = listener.local_addr().expect("fake Slack local address");
+        let port = BoundPort::loopback("Slack").await;
         let granted_scopes: Vec<String> = BOT_SCOPES.iter().map(|s| (*s).to_owned()).collect();
         let mut tokens = HashMap::new();
         tokens.insert(
@@ -213,20 +208,13 @@ impl FakeSlack {
             }),
         });
         let router = Router::new().fallback(handle).with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            // The server ends only when the task is aborted on drop.
-            let _ = axum::serve(listener, router).await;
-        });
-        FakeSlack {
-            address,
-            shared,
-            server,
-        }
+        let server = port.serve(router);
+        FakeSlack { shared, server }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        self.server.base_url()
     }
 
     /// `slack.com=http://127.0.0.1:PORT`, for `PATCHBAY_UPSTREAM_OVERRIDES`.
@@ -309,16 +297,10 @@ impl FakeSlack {
     }
 }
 
-impl Drop for FakeSlack {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
 impl std::fmt::Debug for FakeSlack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeSlack")
-            .field("address", &self.address)
+            .field("address", &self.server.address())
             .finish_non_exhaustive()
     }
 }

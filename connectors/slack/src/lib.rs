@@ -22,11 +22,11 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use chrono::Utc;
 use patchbay_core::{
-    AuthKind, AuthRequest, Category, CheckOutcome, CheckTimer, ClientAuthStyle, Connector,
-    ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials, DynConnector, EnvVar, Error,
-    ErrorKind, NoSecrets, OAuthClientCredentials, OAuthSpec, QueryOutput, Result, RevokeOutcome,
-    SecretString, UnverifiedDelivery, ValidationReport, VerifiedDelivery, WebhookAuth,
-    WebhookDescriptor, WebhookOutcome, WebhookRoute,
+    build_from_env, schema_of, AuthKind, AuthRequest, Category, CheckOutcome, CheckTimer,
+    ClientAuthStyle, Connector, ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials,
+    EnvVar, Error, ErrorKind, FromEnv, NoSecrets, OAuthClientCredentials, OAuthSpec, QueryOutput,
+    Result, RevokeOutcome, SecretString, UnverifiedDelivery, ValidationReport, VerifiedDelivery,
+    WebhookAuth, WebhookDescriptor, WebhookOutcome, WebhookRoute,
 };
 use patchbay_http::HttpClient;
 use serde_json::Value;
@@ -105,20 +105,12 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
         client_secret_env: &[CLIENT_SECRET_VAR],
         callback_path: "/slack/callback",
     }),
-    connect_schema,
+    connect_schema: schema_of::<ConnectOptions>,
     operations: query::descriptors,
-    build,
+    build: build_from_env::<SlackConnector>,
 };
 
 patchbay_core::register_connector!(DESCRIPTOR);
-
-fn connect_schema() -> schemars::Schema {
-    schemars::schema_for!(ConnectOptions)
-}
-
-fn build(env: &ConnectorEnv) -> Result<Box<dyn DynConnector>> {
-    Ok(Box::new(SlackConnector::from_env(env)?))
-}
 
 /// The Slack connector: the shared HTTP client, the app's signing secret and a clock.
 #[derive(Clone)]
@@ -155,10 +147,12 @@ impl SlackConnector {
             clock,
         }
     }
+}
 
+impl FromEnv for SlackConnector {
     /// A connector configured from `env`: `SLACK_SIGNING_SECRET` and the HTTP
     /// client settings (`PATCHBAY_UPSTREAM_OVERRIDES`, `PATCHBAY_HTTP_*`).
-    pub fn from_env(env: &ConnectorEnv) -> Result<Self> {
+    fn from_env(env: &ConnectorEnv) -> Result<Self> {
         let signing_secret = env
             .get(SIGNING_SECRET_VAR)
             .map(|secret| SecretString::new(secret.trim().to_owned()));

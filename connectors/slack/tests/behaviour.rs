@@ -258,11 +258,7 @@ async fn validation_reports_the_token_each_scope_channels_and_the_signing_secret
     let mut good = credentials(&connector, BOT_TOKEN).await;
     let report = connector.validate(&ctx(), &mut good).await.unwrap();
     assert_eq!(report.overall, ValidationStatus::Ok, "{report:?}");
-    let ids: Vec<_> = report
-        .checks
-        .iter()
-        .map(|check| check.id.as_str())
-        .collect();
+    let ids: Vec<_> = report.check_ids();
     assert_eq!(
         ids,
         [

@@ -66,6 +66,11 @@ pub struct ValidationReport {
 }
 
 impl ValidationReport {
+    /// The ids of the checks, in order.
+    pub fn check_ids(&self) -> Vec<&str> {
+        self.checks.iter().map(|check| check.id.as_str()).collect()
+    }
+
     /// Builds a report and derives its verdict from the checks.
     pub fn new(connector: impl Into<String>, checks: Vec<ValidationCheck>) -> Self {
         let mandatory_failed = checks

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod contract;
+pub mod fake_server;
 pub mod http;
 pub mod logs;
 pub mod services;
