@@ -3,6 +3,7 @@
 
 use patchbay_connector_datadog::fake::FakeDatadog;
 use patchbay_e2e::{contains_bytes, files_under, Patchbay};
+use patchbay_testkit::fake_server::ProviderFake;
 use serde_json::{json, Value};
 
 const CANARY_API_KEY: &str = "canary-dd-api-7f3a9c51e2";

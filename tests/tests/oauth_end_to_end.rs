@@ -9,6 +9,7 @@ use patchbay_connector_slack::fake as fake_slack;
 use patchbay_e2e::openbao::vault_call;
 use patchbay_e2e::postgres::TestDatabase;
 use patchbay_e2e::Patchbay;
+use patchbay_testkit::fake_server::ProviderFake;
 use patchbay_testkit::services;
 use serde_json::{json, Value};
 

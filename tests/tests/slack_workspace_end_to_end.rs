@@ -4,6 +4,7 @@
 
 use patchbay_connector_slack::fake as fake_slack;
 use patchbay_e2e::{Answer, Patchbay};
+use patchbay_testkit::fake_server::ProviderFake;
 use serde_json::{json, Value};
 
 const SLACK_BOT_TOKEN: &str = "xoxb-canary-slack-bot-token-0002";

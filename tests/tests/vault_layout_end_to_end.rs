@@ -5,6 +5,7 @@ use patchbay_connector_datadog::fake::FakeDatadog;
 use patchbay_e2e::openbao::{self, vault_call};
 use patchbay_e2e::postgres::TestDatabase;
 use patchbay_e2e::Patchbay;
+use patchbay_testkit::fake_server::ProviderFake;
 use patchbay_testkit::services;
 use serde_json::json;
 

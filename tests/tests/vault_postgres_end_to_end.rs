@@ -8,6 +8,7 @@ use patchbay_e2e::openbao::{self, vault_call, OpenBao};
 use patchbay_e2e::postgres::TestDatabase;
 use patchbay_e2e::proxy::TcpProxy;
 use patchbay_e2e::Patchbay;
+use patchbay_testkit::fake_server::ProviderFake;
 use patchbay_testkit::services;
 use serde_json::{json, Value};
 

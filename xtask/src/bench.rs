@@ -20,6 +20,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use patchbay_connector_datadog::fake::FakeDatadog;
+use patchbay_testkit::fake_server::ProviderFake;
 use serde_json::{json, Value};
 
 use crate::{cargo, target_dir};

@@ -18,8 +18,8 @@
 //!
 //! Compiled only with the crate's `fake` feature.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -27,11 +27,13 @@ use axum::Router;
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use http::{HeaderValue, Method, StatusCode};
-use patchbay_testkit::fake_server::{BoundPort, FakeServer};
+pub use patchbay_testkit::fake_server::ProviderFake;
+use patchbay_testkit::fake_server::{
+    first_value, redacted_pairs, BoundPort, FakeServer, FakeState, FaultQueue, RequestLog,
+};
 use serde_json::{json, Value};
 
 /// The value recorded in place of key material found in a query string.
-const REDACTED: &str = "[redacted]";
 /// The most logs one search may ask for.
 const MAX_LOGS_LIMIT: u64 = 1000;
 /// The most monitors or hosts one page may ask for.
@@ -57,10 +59,7 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first value of a query parameter.
     pub fn query_value(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        first_value(&self.query, name)
     }
 
     /// Whether a header was sent (case-insensitive).
@@ -70,19 +69,8 @@ impl RecordedRequest {
     }
 }
 
-/// A one-shot failure for the next request to a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// 429 with `Retry-After: <retry_after_secs>`.
-    RateLimited {
-        /// The `Retry-After` value in seconds.
-        retry_after_secs: u64,
-    },
-    /// 500 Internal Server Error.
-    ServerError,
-    /// 503 Service Unavailable.
-    Unavailable,
-}
+/// A one-shot failure to inject: the faults every HTTP provider can answer with.
+pub use patchbay_testkit::fake_server::HttpFault as Fault;
 
 /// A running fake Datadog API; stops when dropped.
 pub struct FakeDatadog {
@@ -94,23 +82,14 @@ struct Shared {
     api_key: String,
     app_key: String,
     data: Dataset,
-    mutable: Mutex<Mutable>,
+    requests: RequestLog<RecordedRequest>,
+    faults: FaultQueue<Fault>,
+    mutable: FakeState<Mutable>,
 }
 
 #[derive(Default)]
 struct Mutable {
-    requests: Vec<RecordedRequest>,
-    faults: HashMap<String, VecDeque<Fault>>,
     revoked: BTreeSet<String>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Mutable> {
-        // A panicking test thread must not hide the recorded requests from others.
-        self.mutable
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 }
 
 impl FakeDatadog {
@@ -121,59 +100,24 @@ impl FakeDatadog {
             api_key: api_key.to_owned(),
             app_key: app_key.to_owned(),
             data: Dataset::new(Utc::now()),
-            mutable: Mutex::new(Mutable::default()),
+            requests: RequestLog::default(),
+            faults: FaultQueue::default(),
+            mutable: FakeState::new(Mutable::default()),
         });
         let router = Router::new().fallback(handle).with_state(shared.clone());
         let server = port.serve(router);
         FakeDatadog { shared, server }
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
-    }
-
-    /// `api.datadoghq.com=http://127.0.0.1:PORT`, for `PATCHBAY_UPSTREAM_OVERRIDES`.
-    pub fn override_spec(&self) -> String {
-        format!("api.datadoghq.com={}", self.base_url())
-    }
-
-    /// Every request received so far, in order.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.lock().requests.clone()
-    }
-
-    /// The requests received for one path.
-    pub fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
-        self.shared
-            .lock()
-            .requests
-            .iter()
-            .filter(|request| request.path == path)
-            .cloned()
-            .collect()
-    }
-
-    /// Forgets the recorded requests.
-    pub fn clear_requests(&self) {
-        self.shared.lock().requests.clear();
-    }
-
-    /// Makes the next request to `path` fail with `fault`; faults queue up per path.
-    pub fn inject(&self, path: &str, fault: Fault) {
-        self.shared
-            .lock()
-            .faults
-            .entry(path.to_owned())
-            .or_default()
-            .push_back(fault);
-    }
-
     /// Makes the endpoints needing `permission` (`monitors_read`, `events_read`,
     /// `hosts_read`, `timeseries_query`, `logs_read_data`, `org_management`,
     /// `incident_read`) answer 403 to a valid application key.
     pub fn revoke_app_key_permission(&self, permission: &str) {
-        self.shared.lock().revoked.insert(permission.to_owned());
+        self.shared
+            .mutable
+            .lock()
+            .revoked
+            .insert(permission.to_owned());
     }
 
     /// A custom-template webhook delivery for monitor `alert_id`; see [`sample_webhook`].
@@ -182,13 +126,7 @@ impl FakeDatadog {
     }
 }
 
-impl std::fmt::Debug for FakeDatadog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeDatadog")
-            .field("address", &self.server.address())
-            .finish_non_exhaustive()
-    }
-}
+patchbay_testkit::provider_fake!(FakeDatadog, hosts: ["api.datadoghq.com"], request: RecordedRequest, keyed by: path, log: shared.requests, fault: Fault, queued in: shared.faults);
 
 /// A realistic delivery (about 2 KB) of the recommended custom payload template
 /// for monitor `alert_id` at `transition` (`Triggered`, `Recovered`, `Warn`, ...).
@@ -543,10 +481,7 @@ struct Params(Vec<(String, String)>);
 
 impl Params {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        first_value(&self.0, name)
     }
 
     fn integer(&self, name: &str) -> Result<Option<i64>, Rejection> {
@@ -596,25 +531,14 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     header_names.dedup();
 
     let fault = {
-        let mut state = shared.lock();
-        state.requests.push(RecordedRequest {
+        shared.requests.record(RecordedRequest {
             method: parts.method.to_string(),
             path: path.clone(),
-            query: query
-                .iter()
-                .map(|(key, value)| {
-                    let value = if is_key_param(key) {
-                        REDACTED.to_owned()
-                    } else {
-                        value.clone()
-                    };
-                    (key.clone(), value)
-                })
-                .collect(),
+            query: redacted_pairs(&query, is_key_param),
             header_names,
             body: json_body.clone(),
         });
-        state.faults.get_mut(&path).and_then(VecDeque::pop_front)
+        shared.faults.take(&path)
     };
     if let Some(fault) = fault {
         return fault_response(fault);
@@ -644,7 +568,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return errors(StatusCode::FORBIDDEN, &["Forbidden"]);
     }
     if let Some(permission) = route.permission() {
-        if shared.lock().revoked.contains(permission) {
+        if shared.mutable.lock().revoked.contains(permission) {
             return errors(StatusCode::FORBIDDEN, &["Forbidden"]);
         }
     }

@@ -15,6 +15,7 @@ use patchbay_core::{
     WebhookKey,
 };
 use patchbay_http::{HttpClient, HttpConfig};
+use patchbay_testkit::fake_server::ProviderFake;
 use patchbay_testkit::http::client_for_fake;
 use serde_json::{json, Value};
 

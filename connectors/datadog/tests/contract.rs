@@ -9,6 +9,7 @@ use patchbay_connector_datadog::fake::FakeDatadog;
 use patchbay_connector_datadog::DatadogConnector;
 use patchbay_core::InboundWebhook;
 use patchbay_testkit::contract::{run_contract_suite, ContractCase, OperationCall};
+use patchbay_testkit::fake_server::ProviderFake;
 use patchbay_testkit::http::client_for_fake;
 use serde_json::json;
 

@@ -2,6 +2,7 @@
 //! documented shapes, one-shot faults and revoked permissions.
 
 use patchbay_connector_datadog::fake::{sample_webhook, FakeDatadog, Fault};
+use patchbay_testkit::fake_server::ProviderFake;
 use serde_json::{json, Value};
 
 const API_KEY: &str = "fake-api-key-0123456789";

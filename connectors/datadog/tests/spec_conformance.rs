@@ -9,6 +9,7 @@ use std::sync::Arc;
 use patchbay_connector_datadog::fake::{FakeDatadog, RecordedRequest};
 use patchbay_connector_datadog::DatadogConnector;
 use patchbay_core::{AuthRequest, ConnectorContext, DynConnector, FormFields};
+use patchbay_testkit::fake_server::ProviderFake;
 use patchbay_testkit::http::client_for_fake;
 use serde_json::json;
 use serde_yaml::Value as Yaml;

@@ -18,8 +18,8 @@
 //! `src/main.rs`, the `src` directory, and the 150 KB `logs/big.log`) and 3 code
 //! search hits. Other repositories answer 404 below `/repos`.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -29,7 +29,10 @@ use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use patchbay_testkit::fake_server::{BoundPort, FakeServer};
+pub use patchbay_testkit::fake_server::ProviderFake;
+use patchbay_testkit::fake_server::{
+    first_value, redacted_pairs, BoundPort, FakeServer, FakeState, FaultQueue, RequestLog, REDACTED,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -42,7 +45,6 @@ pub const REPO_OWNER: &str = "octo-org";
 /// The repository with data: `octo-org/checkout`.
 pub const REPO_NAME: &str = "checkout";
 
-const REDACTED: &str = "[redacted]";
 const RATE_LIMIT: u64 = 5000;
 const SECRET_PARAMS: &[&str] = &["client_secret", "code", "code_verifier", "access_token"];
 const SECRET_HEADERS: &[&str] = &["authorization", "cookie"];
@@ -63,10 +65,7 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first value of a query parameter.
     pub fn query_value(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        first_value(&self.query, name)
     }
 
     /// A header's value (case-insensitive name); secret headers read `[redacted]`.
@@ -110,12 +109,12 @@ struct Shared {
     token: String,
     base_url: String,
     data: Dataset,
-    mutable: Mutex<Mutable>,
+    requests: RequestLog<RecordedRequest>,
+    faults: FaultQueue<Fault>,
+    mutable: FakeState<Mutable>,
 }
 
 struct Mutable {
-    requests: Vec<RecordedRequest>,
-    faults: HashMap<String, VecDeque<Fault>>,
     scopes: Option<String>,
     revoked: bool,
     remaining: u64,
@@ -131,15 +130,6 @@ struct PendingCode {
     code_challenge: Option<String>,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Mutable> {
-        // A panicking test thread must not hide the recorded requests from others.
-        self.mutable
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
 impl FakeGitHub {
     /// Starts the fake on `127.0.0.1:0` accepting exactly this token (and issuing
     /// it from the OAuth token endpoint).
@@ -149,9 +139,9 @@ impl FakeGitHub {
             token: token.to_owned(),
             base_url: port.base_url(),
             data: Dataset::new(Utc::now()),
-            mutable: Mutex::new(Mutable {
-                requests: Vec::new(),
-                faults: HashMap::new(),
+            requests: RequestLog::default(),
+            faults: FaultQueue::default(),
+            mutable: FakeState::new(Mutable {
                 scopes: Some("repo, read:org, read:user".to_owned()),
                 revoked: false,
                 remaining: RATE_LIMIT,
@@ -166,56 +156,16 @@ impl FakeGitHub {
         FakeGitHub { shared, server }
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
-    }
-
-    /// `api.github.com=http://127.0.0.1:P,github.com=http://127.0.0.1:P`, for
-    /// `PATCHBAY_UPSTREAM_OVERRIDES`.
-    pub fn override_spec(&self) -> String {
-        let base = self.base_url();
-        format!("api.github.com={base},github.com={base}")
-    }
-
-    /// Every request received so far, in order.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.lock().requests.clone()
-    }
-
-    /// The requests received for one path.
-    pub fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
-        self.requests()
-            .into_iter()
-            .filter(|request| request.path == path)
-            .collect()
-    }
-
-    /// Forgets the recorded requests.
-    pub fn clear_requests(&self) {
-        self.shared.lock().requests.clear();
-    }
-
-    /// Makes the next request to `path` fail with `fault`; faults queue up per path.
-    pub fn inject(&self, path: &str, fault: Fault) {
-        self.shared
-            .lock()
-            .faults
-            .entry(path.to_owned())
-            .or_default()
-            .push_back(fault);
-    }
-
     /// Sets the `X-OAuth-Scopes` value (`"repo, read:org"`); an empty string sends
     /// no header, as for fine-grained tokens. Also the scope the token endpoint grants.
     pub fn set_scopes(&self, scopes: &str) {
         let scopes = scopes.trim();
-        self.shared.lock().scopes = (!scopes.is_empty()).then(|| scopes.to_owned());
+        self.shared.mutable.lock().scopes = (!scopes.is_empty()).then(|| scopes.to_owned());
     }
 
     /// Changes the OAuth App client credentials the fake accepts.
     pub fn set_oauth_client(&self, client_id: &str, client_secret: &str) {
-        let mut state = self.shared.lock();
+        let mut state = self.shared.mutable.lock();
         state.client_id = client_id.to_owned();
         state.client_secret = client_secret.to_owned();
     }
@@ -223,7 +173,7 @@ impl FakeGitHub {
     /// Expects a token exchange for `code` with this redirect URI and, when given,
     /// this S256 `code_challenge`; codes are single-use.
     pub fn register_code(&self, code: &str, redirect_uri: &str, code_challenge: Option<&str>) {
-        self.shared.lock().codes.insert(
+        self.shared.mutable.lock().codes.insert(
             code.to_owned(),
             PendingCode {
                 redirect_uri: redirect_uri.to_owned(),
@@ -234,7 +184,7 @@ impl FakeGitHub {
 
     /// Whether the token was revoked through `DELETE /applications/{client_id}/grant`.
     pub fn is_revoked(&self) -> bool {
-        self.shared.lock().revoked
+        self.shared.mutable.lock().revoked
     }
 
     /// `sha256=<hex>` of HMAC-SHA256(`secret`, `body`): the `X-Hub-Signature-256` value.
@@ -243,13 +193,7 @@ impl FakeGitHub {
     }
 }
 
-impl std::fmt::Debug for FakeGitHub {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeGitHub")
-            .field("address", &self.server.address())
-            .finish_non_exhaustive()
-    }
-}
+patchbay_testkit::provider_fake!(FakeGitHub, hosts: ["api.github.com", "github.com"], request: RecordedRequest, keyed by: path, log: shared.requests, fault: Fault, queued in: shared.faults);
 
 /// `sha256=<hex>` of HMAC-SHA256(`secret`, `body`), as GitHub signs deliveries.
 pub fn sign_webhook(secret: &str, body: &[u8]) -> String {
@@ -596,11 +540,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     {
         return revoke_grant(&shared, &parts.method, client_id, &parts.headers, &body);
     }
-    let fault = shared
-        .lock()
-        .faults
-        .get_mut(&path)
-        .and_then(VecDeque::pop_front);
+    let fault = shared.faults.take(&path);
     if let Some(fault) = fault {
         return fault_response(fault);
     }
@@ -612,7 +552,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
     let search = path.starts_with("/search/");
     let (scopes, remaining) = {
-        let mut state = shared.lock();
+        let mut state = shared.mutable.lock();
         state.remaining = state.remaining.saturating_sub(1);
         (state.scopes.clone(), state.remaining)
     };
@@ -650,17 +590,7 @@ fn record(
     query: &[(String, String)],
     headers: &HeaderMap,
 ) {
-    let query = query
-        .iter()
-        .map(|(key, value)| {
-            let value = if SECRET_PARAMS.contains(&key.as_str()) {
-                REDACTED.to_owned()
-            } else {
-                value.clone()
-            };
-            (key.clone(), value)
-        })
-        .collect();
+    let query = redacted_pairs(query, |name| SECRET_PARAMS.contains(&name));
     let headers = headers
         .iter()
         .map(|(name, value)| {
@@ -673,7 +603,7 @@ fn record(
             (name, value)
         })
         .collect();
-    shared.lock().requests.push(RecordedRequest {
+    shared.requests.record(RecordedRequest {
         method: method.to_string(),
         path: path.to_owned(),
         query,
@@ -691,7 +621,7 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("token "));
-    token == Some(shared.token.as_str()) && !shared.lock().revoked
+    token == Some(shared.token.as_str()) && !shared.mutable.lock().revoked
 }
 
 fn fault_response(fault: Fault) -> Response {
@@ -799,7 +729,7 @@ fn route(shared: &Shared, path: &str, query: &[(String, String)]) -> Response {
             return list_response(items, link);
         }
         "/rate_limit" => {
-            let remaining = shared.lock().remaining;
+            let remaining = shared.mutable.lock().remaining;
             let reset = (Utc::now() + TimeDelta::hours(1)).timestamp();
             let core = json!({"limit": RATE_LIMIT, "used": RATE_LIMIT - remaining, "remaining": remaining, "reset": reset});
             return json_response(json!({
@@ -1122,7 +1052,7 @@ fn oauth(
 }
 
 fn authorize(shared: &Shared, query: &[(String, String)]) -> Response {
-    let mut state = shared.lock();
+    let mut state = shared.mutable.lock();
     if first(query, "client_id") != Some(state.client_id.as_str()) {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     }
@@ -1173,7 +1103,7 @@ fn exchange(shared: &Shared, fields: &HashMap<String, String>) -> Vec<(&'static 
         ]
     };
     let field = |name: &str| fields.get(name).map(String::as_str);
-    let mut state = shared.lock();
+    let mut state = shared.mutable.lock();
     if field("client_id") != Some(state.client_id.as_str())
         || field("client_secret") != Some(state.client_secret.as_str())
     {
@@ -1237,7 +1167,7 @@ fn revoke_grant(
     if *method != Method::DELETE {
         return message(StatusCode::NOT_FOUND, "Not Found");
     }
-    let mut state = shared.lock();
+    let mut state = shared.mutable.lock();
     let basic = headers
         .get("authorization")
         .and_then(|value| value.to_str().ok())

@@ -21,6 +21,7 @@ use patchbay_core::{
     ValidationStatus, WebhookKey, MAX_OUTPUT_BYTES,
 };
 use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
+use patchbay_testkit::fake_server::ProviderFake;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "gho_behaviour_token_5f2c9a7e31d4";

@@ -13,6 +13,7 @@ use patchbay_connector_github::GitHubConnector;
 use patchbay_core::InboundWebhook;
 use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
 use patchbay_testkit::contract::{run_contract_suite, ContractCase, OperationCall, WebhookSigning};
+use patchbay_testkit::fake_server::ProviderFake;
 use serde_json::json;
 
 const TOKEN: &str = "github_pat_canary_11AAAA0000contract";

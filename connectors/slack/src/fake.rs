@@ -17,8 +17,8 @@
 //! the incidents channel; and three users. Lists page with Slack's
 //! `response_metadata.next_cursor`.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -29,7 +29,10 @@ use base64::Engine as _;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use patchbay_core::InboundWebhook;
-use patchbay_testkit::fake_server::{BoundPort, FakeServer};
+pub use patchbay_testkit::fake_server::ProviderFake;
+use patchbay_testkit::fake_server::{
+    first_value, redacted_pairs, BoundPort, FakeServer, FakeState, FaultQueue, RequestLog,
+};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -62,20 +65,12 @@ pub const OUTSIDE_CHANNEL: &str = "C0OUTSIDE1";
 /// The `ts` of the thread's parent message in [`INCIDENTS_CHANNEL`].
 pub const THREAD_TS: &str = "1714564800.000100";
 /// The bot scopes the app is configured with (the setup guide's six).
-pub const BOT_SCOPES: &[&str] = &[
-    "chat:write",
-    "channels:read",
-    "channels:history",
-    "channels:join",
-    "app_mentions:read",
-    "users:read",
-];
+pub use crate::auth::BOT_SCOPES;
 
 const CHANNEL_COUNT: usize = 250;
 const HISTORY_LEN: i64 = 300;
 const ALERT_COUNT: i64 = 120;
 const ALERT_TRACE_FRAMES: usize = 56;
-const REDACTED: &str = "[redacted]";
 const SECRET_PARAMS: &[&str] = &["token", "client_secret", "refresh_token", "code_verifier"];
 
 /// A request the fake received, without token values.
@@ -100,10 +95,7 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first value of a parameter.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        first_value(&self.params, name)
     }
 }
 
@@ -131,7 +123,9 @@ pub struct FakeSlack {
 
 struct Shared {
     data: Dataset,
-    mutable: Mutex<Mutable>,
+    requests: RequestLog<RecordedRequest>,
+    faults: FaultQueue<Fault>,
+    mutable: FakeState<Mutable>,
 }
 
 struct TokenState {
@@ -147,8 +141,6 @@ struct CodeGrant {
 }
 
 struct Mutable {
-    requests: Vec<RecordedRequest>,
-    faults: HashMap<String, VecDeque<Fault>>,
     tokens: HashMap<String, TokenState>,
     bot_token: String,
     granted_scopes: Vec<String>,
@@ -160,15 +152,6 @@ struct Mutable {
     issued: u64,
     members: Vec<String>,
     posted: Vec<(String, Value)>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Mutable> {
-        // A panicking test thread must not hide the recorded requests from others.
-        self.mutable
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 }
 
 impl FakeSlack {
@@ -187,9 +170,9 @@ impl FakeSlack {
         );
         let shared = Arc::new(Shared {
             data: Dataset::new(Utc::now().timestamp()),
-            mutable: Mutex::new(Mutable {
-                requests: Vec::new(),
-                faults: HashMap::new(),
+            requests: RequestLog::default(),
+            faults: FaultQueue::default(),
+            mutable: FakeState::new(Mutable {
                 tokens,
                 bot_token: bot_token.to_owned(),
                 granted_scopes,
@@ -212,58 +195,29 @@ impl FakeSlack {
         FakeSlack { shared, server }
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
-    }
-
-    /// `slack.com=http://127.0.0.1:PORT`, for `PATCHBAY_UPSTREAM_OVERRIDES`.
-    pub fn override_spec(&self) -> String {
-        format!("slack.com={}", self.base_url())
-    }
-
-    /// Every request received so far, in order.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.lock().requests.clone()
-    }
-
-    /// The requests received for one Slack method (`conversations.list`).
-    pub fn requests_to(&self, method: &str) -> Vec<RecordedRequest> {
-        self.requests()
-            .into_iter()
-            .filter(|request| request.method == method)
-            .collect()
-    }
-
-    /// Makes the next call of `method` (`conversations.history`) fail with `fault`; faults queue up.
-    pub fn inject(&self, method: &str, fault: Fault) {
-        self.shared
-            .lock()
-            .faults
-            .entry(method.to_owned())
-            .or_default()
-            .push_back(fault);
-    }
-
     /// How many `oauth.v2.access` calls were made (code exchanges and refreshes).
     pub fn token_requests(&self) -> usize {
-        self.shared.lock().token_requests
+        self.shared.mutable.lock().token_requests
     }
 
     /// Turns token rotation on: installs and refreshes issue `xoxe.xoxb-` tokens
     /// expiring in `expires_in` seconds and a `xoxe-` refresh token.
     pub fn enable_rotation(&self, expires_in: u64) {
-        self.shared.lock().rotation_expires_in = Some(expires_in);
+        self.shared.mutable.lock().rotation_expires_in = Some(expires_in);
     }
 
     /// Registers another redirect URL in the fake app's OAuth settings.
     pub fn register_redirect_uri(&self, uri: &str) {
-        self.shared.lock().redirect_uris.push(uri.to_owned());
+        self.shared
+            .mutable
+            .lock()
+            .redirect_uris
+            .push(uri.to_owned());
     }
 
     /// Sets the scopes granted to the bot token and to tokens issued from now on.
     pub fn set_granted_scopes(&self, scopes: &[&str]) {
-        let mut state = self.shared.lock();
+        let mut state = self.shared.mutable.lock();
         let scopes: Vec<String> = scopes.iter().map(|scope| (*scope).to_owned()).collect();
         let bot_token = state.bot_token.clone();
         if let Some(token) = state.tokens.get_mut(&bot_token) {
@@ -275,6 +229,7 @@ impl FakeSlack {
     /// Whether `token` has been revoked with `auth.revoke`.
     pub fn is_revoked(&self, token: &str) -> bool {
         self.shared
+            .mutable
             .lock()
             .tokens
             .get(token)
@@ -293,17 +248,11 @@ impl FakeSlack {
 
     /// Messages posted with `chat.postMessage`, as `(channel, message)`.
     pub fn posted(&self) -> Vec<(String, Value)> {
-        self.shared.lock().posted.clone()
+        self.shared.mutable.lock().posted.clone()
     }
 }
 
-impl std::fmt::Debug for FakeSlack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeSlack")
-            .field("address", &self.server.address())
-            .finish_non_exhaustive()
-    }
-}
+patchbay_testkit::provider_fake!(FakeSlack, hosts: ["slack.com"], request: RecordedRequest, keyed by: method, log: shared.requests, fault: Fault, queued in: shared.faults);
 
 /// Slack's request signature: `v0=<hex HMAC-SHA256(secret, "v0:" + timestamp + ":" + body)>`.
 pub fn sign(secret: &str, timestamp: &str, body: &str) -> String {
@@ -539,11 +488,7 @@ struct Params(Vec<(String, String)>);
 
 impl Params {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .filter(|value| !value.is_empty())
+        first_value(&self.0, name).filter(|value| !value.is_empty())
     }
 }
 
@@ -620,34 +565,22 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
                 .map(|(id, secret)| (id.to_owned(), secret.to_owned()))
         });
     let fault = {
-        let mut state = shared.lock();
         let mut header_names: Vec<String> = parts
             .headers
             .keys()
             .map(|name| name.as_str().to_ascii_lowercase())
             .collect();
         header_names.sort();
-        state.requests.push(RecordedRequest {
+        shared.requests.record(RecordedRequest {
             http_method: parts.method.to_string(),
             path: path.clone(),
             method: method.clone(),
-            params: params
-                .0
-                .iter()
-                .map(|(key, value)| {
-                    let value = if SECRET_PARAMS.contains(&key.as_str()) {
-                        REDACTED.to_owned()
-                    } else {
-                        value.clone()
-                    };
-                    (key.clone(), value)
-                })
-                .collect(),
+            params: redacted_pairs(&params.0, |name| SECRET_PARAMS.contains(&name)),
             header_names,
             bearer: bearer.is_some(),
             content_type: content_type.clone(),
         });
-        state.faults.get_mut(&method).and_then(VecDeque::pop_front)
+        shared.faults.take(&method)
     };
     if let Some(fault) = fault {
         return fault_response(fault);
@@ -667,7 +600,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return slack_error("not_authed");
     };
     let scopes = {
-        let state = shared.lock();
+        let state = shared.mutable.lock();
         match state.tokens.get(&token) {
             None => return slack_error("invalid_auth"),
             Some(state) if state.revoked => return slack_error("token_revoked"),
@@ -711,7 +644,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             response
         }
         "auth.revoke" => {
-            if let Some(state) = shared.lock().tokens.get_mut(&token) {
+            if let Some(state) = shared.mutable.lock().tokens.get_mut(&token) {
                 state.revoked =
                     params.get("test") != Some("true") && params.get("test") != Some("1");
             }
@@ -727,7 +660,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             if !shared.data.channels.iter().any(|known| known.id == channel) {
                 return slack_error("channel_not_found");
             }
-            let mut state = shared.lock();
+            let mut state = shared.mutable.lock();
             if !state.members.iter().any(|member| member == channel) {
                 state.members.push(channel.to_owned());
             }
@@ -805,7 +738,7 @@ fn conversations_list(shared: &Shared, params: &Params) -> Response {
     };
     let exclude_archived = matches!(params.get("exclude_archived"), Some("true" | "1"));
     let limit = limit_of(params, 100, 1000);
-    let members = shared.lock().members.clone();
+    let members = shared.mutable.lock().members.clone();
     let visible: Vec<&Channel> = shared
         .data
         .channels
@@ -858,7 +791,13 @@ fn channel_access(shared: &Shared, params: &Params) -> Result<String, &'static s
     if !shared.data.channels.iter().any(|known| known.id == channel) {
         return Err("channel_not_found");
     }
-    if !shared.lock().members.iter().any(|member| member == channel) {
+    if !shared
+        .mutable
+        .lock()
+        .members
+        .iter()
+        .any(|member| member == channel)
+    {
         return Err("not_in_channel");
     }
     Ok(channel.to_owned())
@@ -884,7 +823,7 @@ fn conversations_history(shared: &Shared, params: &Params) -> Response {
         return slack_error("invalid_cursor");
     };
     let limit = limit_of(params, 100, 999);
-    let state = shared.lock();
+    let state = shared.mutable.lock();
     let stored: &[Message] = match channel.as_str() {
         GENERAL_CHANNEL => &shared.data.general,
         ALERTS_CHANNEL => &shared.data.alerts,
@@ -965,7 +904,7 @@ fn chat_post_message(shared: &Shared, params: &Params) -> Response {
     let Some(text) = params.get("text") else {
         return slack_error("no_text");
     };
-    let mut state = shared.lock();
+    let mut state = shared.mutable.lock();
     let seconds = Utc::now().timestamp();
     let ts = format!("{seconds}.{:06}", state.posted.len() + 1);
     let mut message = json!({
@@ -997,7 +936,7 @@ fn authorize(shared: &Shared, params: &Params) -> Response {
     {
         return bad_request("invalid_scope");
     }
-    let mut state = shared.lock();
+    let mut state = shared.mutable.lock();
     let redirect_uri = params.get("redirect_uri").map(str::to_owned);
     let target = match &redirect_uri {
         Some(uri) if state.redirect_uris.contains(uri) => uri.clone(),
@@ -1033,7 +972,7 @@ fn authorize(shared: &Shared, params: &Params) -> Response {
 }
 
 fn token(shared: &Shared, params: &Params, basic: Option<(String, String)>) -> Response {
-    let mut state = shared.lock();
+    let mut state = shared.mutable.lock();
     state.token_requests += 1;
     let (client_id, client_secret) = match basic {
         Some(pair) => pair,

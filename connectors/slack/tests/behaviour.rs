@@ -13,6 +13,7 @@ use patchbay_core::{
     RevokeOutcome, SecretString, ValidationStatus, WebhookAuth,
 };
 use patchbay_http::HttpClient;
+use patchbay_testkit::fake_server::ProviderFake;
 use serde_json::{json, Value};
 use sha2::Digest as _;
 use support::{connector_for, credentials, ctx, grant_from_answer, http_for, BOT_TOKEN};

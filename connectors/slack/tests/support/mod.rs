@@ -11,6 +11,7 @@ use patchbay_core::{
     AuthRequest, ConnectorContext, DynConnector, DynCredentials, OAuthGrant, SecretString,
 };
 use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
+use patchbay_testkit::fake_server::ProviderFake;
 use serde_json::{json, Map, Value};
 
 pub const BOT_TOKEN: &str = "xoxb-canary-bot-token-4f1c9e2a";
