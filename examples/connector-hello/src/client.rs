@@ -10,14 +10,12 @@ use crate::auth::HelloSecrets;
 use crate::config::HelloConfig;
 use crate::CONNECTOR_ID;
 
-/// The Hello API base URL.
-///
-/// A placeholder: replace it with Hello's API base (https). Tests and local runs
-/// reach a fake instead through `PATCHBAY_UPSTREAM_OVERRIDES`
-/// (`api.example.invalid=http://127.0.0.1:PORT`).
-pub const API_BASE: &str = "https://api.example.invalid";
+/// The Hello API base URL. No server answers there: tests and local runs reach
+/// the fake in `src/fake.rs` through `PATCHBAY_UPSTREAM_OVERRIDES`
+/// (`api.hello.example=http://127.0.0.1:PORT`).
+pub const API_BASE: &str = "https://api.hello.example";
 
-/// The header carrying the API key; a placeholder for the header Hello documents.
+/// The header carrying the API key.
 pub const API_KEY_HEADER: &str = "X-Api-Key";
 
 /// How a request proves who it is.
@@ -79,11 +77,11 @@ impl<'a> HelloClient<'a> {
         self.get("validate", &self.path("/account"), &[]).await
     }
 
-    /// Proves items can be listed: `GET /v1/items?limit=1`.
-    pub async fn probe_items(&self) -> Result<()> {
+    /// Proves greetings can be listed: `GET /v1/greetings?limit=1`.
+    pub async fn probe_greetings(&self) -> Result<()> {
         self.get::<serde_json::Value>(
             "validate",
-            &self.path("/items"),
+            &self.path("/greetings"),
             &[("limit", "1".to_owned())],
         )
         .await

@@ -1,12 +1,10 @@
 //! A fake Hello API on `127.0.0.1`, behind the `fake` feature, for this crate's
 //! tests and for hosts that test with this connector.
 //!
-//! It answers the placeholder endpoints [`crate::client`] calls,
-//! `/v1/account` and `/v1/items`, and records every request without
-//! header values.
-//! It answers 401 to a request without the credential it was started with.
-//! It holds [`ITEM_COUNT`] items, so `list_items` with `limit` 10 has a second
-//! page of 5.
+//! It answers `GET /v1/account`, `GET /v1/greetings` (a page at a time) and
+//! `GET /v1/greetings/{language}`, answers 401 to a request without the API key
+//! it was started with, and records every request without header values. It
+//! holds [`GREETINGS`], so `list_greetings` with `limit` 10 has a second page.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,20 +17,34 @@ use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
-use crate::client::API_BASE;
+use crate::client::{API_BASE, API_KEY_HEADER};
 use crate::HelloConnector;
 
-/// How many items the fake holds.
-pub const ITEM_COUNT: usize = 15;
+/// The greetings the fake serves, as (language code, language, text), in order.
+pub const GREETINGS: &[(&str, &str, &str)] = &[
+    ("de", "German", "Hallo"),
+    ("en", "English", "Hello"),
+    ("es", "Spanish", "Hola"),
+    ("fi", "Finnish", "Hei"),
+    ("fr", "French", "Bonjour"),
+    ("hi", "Hindi", "Namaste"),
+    ("it", "Italian", "Ciao"),
+    ("ja", "Japanese", "Konnichiwa"),
+    ("nl", "Dutch", "Hallo"),
+    ("pl", "Polish", "Cześć"),
+    ("pt", "Portuguese", "Olá"),
+    ("sw", "Swahili", "Jambo"),
+];
+
 /// The account name the fake reports.
-pub const ACCOUNT_NAME: &str = "Example account";
+pub const ACCOUNT_NAME: &str = "Hello example account";
 
 /// A request the fake received, without header values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedRequest {
     /// `GET`, `POST`, ...
     pub method: String,
-    /// The path, e.g. `/v1/items`.
+    /// The path, e.g. `/v1/greetings`.
     pub path: String,
     /// Query pairs in order.
     pub query: Vec<(String, String)>,
@@ -63,17 +75,15 @@ pub struct FakeHello {
 }
 
 struct Shared {
-    /// The `(header, value)` pairs that authenticate a request.
-    accepted: Vec<(&'static str, String)>,
+    api_key: String,
     requests: Mutex<Vec<RecordedRequest>>,
 }
 
 impl FakeHello {
-    /// Starts the fake on `127.0.0.1:0`, accepting `credential` as the API key.
-    pub async fn start(credential: &str) -> Self {
-        let accepted = vec![("x-api-key", credential.to_owned())];
+    /// Starts the fake on `127.0.0.1:0`, accepting `api_key`.
+    pub async fn start(api_key: &str) -> Self {
         let shared = Arc::new(Shared {
-            accepted,
+            api_key: api_key.to_owned(),
             requests: Mutex::new(Vec::new()),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
@@ -99,7 +109,7 @@ impl FakeHello {
         format!("http://{}", self.address)
     }
 
-    /// `<API host>=http://127.0.0.1:PORT`, for `PATCHBAY_UPSTREAM_OVERRIDES`.
+    /// `api.hello.example=http://127.0.0.1:PORT`, for `PATCHBAY_UPSTREAM_OVERRIDES`.
     pub fn override_spec(&self) -> String {
         format!("{}={}", api_host(), self.base_url())
     }
@@ -143,18 +153,9 @@ impl Shared {
         // A panicking test thread must not hide the recorded requests from others.
         self.requests.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    fn is_authorized(&self, headers: &HeaderMap) -> bool {
-        self.accepted.iter().any(|(name, value)| {
-            headers
-                .get(*name)
-                .and_then(|sent| sent.to_str().ok())
-                .is_some_and(|sent| sent == value)
-        })
-    }
 }
 
-/// The host (and port, if any) of [`API_BASE`], which the fake stands in for.
+/// The host of [`API_BASE`], which the fake stands in for.
 fn api_host() -> &'static str {
     let rest = API_BASE
         .split_once("://")
@@ -186,18 +187,24 @@ async fn handle(
     if method != Method::GET {
         return error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     }
-    if !shared.is_authorized(&headers) {
-        return error(StatusCode::UNAUTHORIZED, "invalid credentials");
+    let sent_key = headers
+        .get(API_KEY_HEADER)
+        .and_then(|value| value.to_str().ok());
+    if sent_key != Some(shared.api_key.as_str()) {
+        return error(StatusCode::UNAUTHORIZED, "invalid API key");
     }
     match uri.path() {
-        "/v1/account" => Json(json!({"id": "acct-0001", "name": ACCOUNT_NAME})).into_response(),
-        "/v1/items" => list_items(&query),
-        _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
+        "/v1/account" => Json(json!({"id": "acct-hello", "name": ACCOUNT_NAME})).into_response(),
+        "/v1/greetings" => list_greetings(&query),
+        path => match path.strip_prefix("/v1/greetings/") {
+            Some(language) => get_greeting(language),
+            None => error(StatusCode::NOT_FOUND, "no such endpoint"),
+        },
     }
 }
 
-/// One page of items: `limit` (1 to 100, default 20) from the offset in `page_token`.
-fn list_items(query: &[(String, String)]) -> Response {
+/// One page of greetings: `limit` (1 to 100, default 20) from the offset in `page_token`.
+fn list_greetings(query: &[(String, String)]) -> Response {
     let number = |name: &str, default: usize| match query.iter().find(|(key, _)| key == name) {
         None => Some(default),
         Some((_, value)) => value.parse::<usize>().ok(),
@@ -211,20 +218,30 @@ fn list_items(query: &[(String, String)]) -> Response {
     if !(1..=100).contains(&limit) {
         return error(StatusCode::BAD_REQUEST, "limit must be from 1 to 100");
     }
-    let end = ITEM_COUNT.min(offset.saturating_add(limit));
-    let items: Vec<Value> = (offset..end).map(item).collect();
-    let next_page_token = (end < ITEM_COUNT).then(|| end.to_string());
-    Json(json!({"items": items, "next_page_token": next_page_token})).into_response()
+    let end = GREETINGS.len().min(offset.saturating_add(limit));
+    let greetings: Vec<Value> = GREETINGS
+        .get(offset..end)
+        .unwrap_or_default()
+        .iter()
+        .map(greeting)
+        .collect();
+    let next_page_token = (end < GREETINGS.len()).then(|| end.to_string());
+    Json(json!({"greetings": greetings, "next_page_token": next_page_token})).into_response()
 }
 
-/// The item at `index`, as Hello might describe it.
-fn item(index: usize) -> Value {
-    let number = index + 1;
-    json!({
-        "id": format!("item-{number:02}"),
-        "name": format!("Item {number}"),
-        "updated_at": format!("2024-05-01T12:{index:02}:00Z"),
-    })
+/// The greeting of `language`, or 404.
+fn get_greeting(language: &str) -> Response {
+    match GREETINGS.iter().find(|(code, _, _)| *code == language) {
+        Some(found) => Json(greeting(found)).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            &format!("no greeting for language `{language}`"),
+        ),
+    }
+}
+
+fn greeting((code, language, text): &(&str, &str, &str)) -> Value {
+    json!({"language": code, "language_name": language, "text": text})
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

@@ -1,11 +1,10 @@
-//! The Hello connector. It connects with an API key,
-//! proves the credentials with a read of the account and offers a paged
-//! read operation (`list_items`).
+//! The Hello connector, an example of a connector written outside Patchbay's
+//! workspace. It connects with an API key, proves the key with a read of the
+//! account, and offers two read operations: `list_greetings`, a page at a time,
+//! and `get_greeting` for one language.
 //!
-//! The provider's API base, paths and payload shapes are placeholders
-//! (`https://api.example.invalid`, `/v1/account`, `/v1/items`) that
-//! the fake in `src/fake.rs` answers; replace them with Hello's own. See the crate
-//! README for the connect fields, checks and operations.
+//! Hello is not a real service: its API (`https://api.hello.example`) exists only
+//! as the fake in `src/fake.rs`. See the crate README for how it was made.
 #![deny(missing_docs)]
 
 pub mod auth;
@@ -80,9 +79,9 @@ const ACCOUNT_CHECK: (&str, &str) = (
     "account",
     "Hello accepts the credentials and names their account (GET /v1/account)",
 );
-const ITEMS_CHECK: (&str, &str) = (
-    "items_read",
-    "The credentials can list items (GET /v1/items?limit=1)",
+const GREETINGS_CHECK: (&str, &str) = (
+    "greetings_read",
+    "The credentials can list greetings (GET /v1/greetings?limit=1)",
 );
 
 #[async_trait]
@@ -116,7 +115,7 @@ impl Connector for HelloConnector {
     }
 
     /// Proves the credentials by reading the account (mandatory), then checks that
-    /// items can be listed; fills the account name.
+    /// greetings can be listed; fills the account name.
     async fn validate(
         &self,
         ctx: &ConnectorContext,
@@ -125,7 +124,7 @@ impl Connector for HelloConnector {
         tracing::debug!(connection_id = ?ctx.connection_id, "validating Hello credentials");
         let client = HelloClient::new(&self.http, credentials)?;
         let (account_id, account_description) = ACCOUNT_CHECK;
-        let (items_id, items_description) = ITEMS_CHECK;
+        let (greetings_id, greetings_description) = GREETINGS_CHECK;
 
         let timer = CheckTimer::start();
         let account = client.account().await;
@@ -137,23 +136,23 @@ impl Connector for HelloConnector {
             account.map(|account| format!("account `{}`", account.name)),
         );
         if account_check.outcome != CheckOutcome::Ok {
-            let items_check = CheckTimer::skipped(items_id, items_description, false);
+            let greetings_check = CheckTimer::skipped(greetings_id, greetings_description, false);
             return Ok(ValidationReport::new(
                 CONNECTOR_ID,
-                vec![account_check, items_check],
+                vec![account_check, greetings_check],
             ));
         }
 
         let timer = CheckTimer::start();
-        let items = client
-            .probe_items()
+        let greetings = client
+            .probe_greetings()
             .await
-            .map(|()| "items are readable".to_owned());
-        let items_check = timer.finish(items_id, items_description, false, items);
+            .map(|()| "greetings are readable".to_owned());
+        let greetings_check = timer.finish(greetings_id, greetings_description, false, greetings);
         credentials.config.account_name = account_name;
         Ok(ValidationReport::new(
             CONNECTOR_ID,
-            vec![account_check, items_check],
+            vec![account_check, greetings_check],
         ))
     }
 

@@ -3,7 +3,7 @@
 //! dispatch come from the declaration; parameter checks, opaque cursors and output
 //! caps from the toolkit.
 
-use patchbay_core::{OperationOutput, Result};
+use patchbay_core::{Error, OperationOutput, Result};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -11,22 +11,24 @@ use serde_json::{json, Value};
 use crate::client::HelloClient;
 use crate::CONNECTOR_ID;
 
-/// The page size of `list_items` when the caller gives none.
+/// The page size of `list_greetings` when the caller gives none.
 pub const DEFAULT_LIMIT: u32 = 20;
 
 patchbay_core::operations! {
     connector: CONNECTOR_ID,
     handler: HelloClient<'_>,
-    /// List items with their id, name and update time, a page at a time
-    /// (GET /v1/items).
-    read list_items(ListItemsParams), paged;
+    /// List greetings with their language and text, a page at a time
+    /// (GET /v1/greetings).
+    read list_greetings(ListGreetingsParams), paged;
+    /// Get the greeting of one language (GET /v1/greetings/{language}).
+    read get_greeting(GetGreetingParams);
 }
 
-/// Parameters of `list_items`.
+/// Parameters of `list_greetings`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ListItemsParams {
-    /// How many items to return, 1 to 100 (default 20).
+pub struct ListGreetingsParams {
+    /// How many greetings to return, 1 to 100 (default 20).
     #[serde(default = "default_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub limit: u32,
@@ -36,28 +38,58 @@ fn default_limit() -> u32 {
     DEFAULT_LIMIT
 }
 
-/// One page of items as Hello returns it.
+/// Parameters of `get_greeting`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetGreetingParams {
+    /// The language's ISO 639 code, e.g. `en` or `fr`.
+    pub language: String,
+}
+
+/// One page of greetings as Hello returns it.
 #[derive(Debug, Deserialize)]
-struct ItemsPage {
+struct GreetingsPage {
     #[serde(default)]
-    items: Vec<Value>,
+    greetings: Vec<Value>,
     #[serde(default)]
     next_page_token: Option<String>,
 }
 
 impl HelloClient<'_> {
-    /// `list_items`: one page of items and Hello's token for the next page.
-    async fn list_items(
+    /// `list_greetings`: one page of greetings and Hello's token for the next page.
+    async fn list_greetings(
         &self,
-        params: ListItemsParams,
+        params: ListGreetingsParams,
         cursor: Option<String>,
     ) -> Result<OperationOutput> {
         let mut query = vec![("limit", params.limit.to_string())];
         if let Some(page_token) = cursor {
             query.push(("page_token", page_token));
         }
-        let page: ItemsPage = self.get("list_items", &self.path("/items"), &query).await?;
-        Ok(OperationOutput::new(json!({ "items": page.items }))
+        let page: GreetingsPage = self
+            .get("list_greetings", &self.path("/greetings"), &query)
+            .await?;
+        Ok(OperationOutput::new(json!({ "greetings": page.greetings }))
             .with_next_page(page.next_page_token))
+    }
+
+    /// `get_greeting`: the greeting of one language; an unknown language is Hello's 404.
+    async fn get_greeting(&self, params: GetGreetingParams) -> Result<OperationOutput> {
+        let language = params.language.trim().to_ascii_lowercase();
+        if language.is_empty() || !language.chars().all(|c| c.is_ascii_lowercase()) {
+            return Err(Error::invalid_input(
+                "language",
+                format!("`language` must be a language code such as `en`; got `{language}`"),
+            )
+            .with_connector(CONNECTOR_ID));
+        }
+        let greeting: Value = self
+            .get(
+                "get_greeting",
+                &self.path(&format!("/greetings/{language}")),
+                &[],
+            )
+            .await?;
+        Ok(OperationOutput::new(greeting))
     }
 }

@@ -19,11 +19,14 @@ async fn hello_meets_the_connector_contract() {
         good_form: json!({"api_key": API_KEY}),
         bad_form: json!({"api_key": WRONG_API_KEY}),
         invalid_form: json!({}),
-        operation_params: BTreeMap::from([("list_items".to_owned(), json!({"limit": 10}))]),
+        operation_params: BTreeMap::from([
+            ("list_greetings".to_owned(), json!({"limit": 10})),
+            ("get_greeting".to_owned(), json!({"language": "fr"})),
+        ]),
         webhook_samples: Vec::new(),
         webhook_signing: None,
         canaries: vec![API_KEY.to_owned(), WRONG_API_KEY.to_owned()],
-        paging: Some(OperationCall::new("list_items", json!({"limit": 10}))),
+        paging: Some(OperationCall::new("list_greetings", json!({"limit": 10}))),
         oversized: None,
     };
     run_contract_suite(case).await;
