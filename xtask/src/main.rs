@@ -1,15 +1,21 @@
 //! Project automation, run as `cargo xtask <command>`.
 
 mod bench;
+mod codegen;
+mod generator_test;
 mod groups;
+mod new_connector;
 mod services;
 mod test;
+mod workspace;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+
+use crate::workspace::Workspace;
 
 /// Patchbay's project tasks.
 #[derive(Parser)]
@@ -27,8 +33,19 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// What CI checks: formatting, clippy, then the test suite.
+    /// What CI checks: formatting, clippy, the derived tables, then the test suite.
     Ci,
+    /// Generate a connector crate that builds and passes its contract suite as is.
+    NewConnector(new_connector::NewConnector),
+    /// Regenerate what is derived from the connector descriptors: the README's
+    /// connector table and docs/connectors/README.md.
+    Codegen {
+        /// Only check that the derived files are up to date; fail naming those that are not.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run only the generator test (`cargo xtask test` runs it after the workspace tests).
+    TestGenerator,
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -57,8 +74,19 @@ fn main() -> Result<()> {
                 "-D",
                 "warnings",
             ])?;
+            codegen::run(&Workspace::current(), codegen::Mode::Check)?;
             test::run(&[])
         }
+        Task::NewConnector(options) => new_connector::run(&Workspace::current(), &options),
+        Task::Codegen { check } => codegen::run(
+            &Workspace::current(),
+            if check {
+                codegen::Mode::Check
+            } else {
+                codegen::Mode::Write
+            },
+        ),
+        Task::TestGenerator => generator_test::run(&Workspace::current()),
         Task::Bench { bench } => bench::run(bench),
         Task::BareServer { port } => bench::bare_server(port),
     }

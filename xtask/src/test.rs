@@ -2,6 +2,7 @@
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use anyhow::{bail, Result};
 use patchbay_testkit::services::{
@@ -10,12 +11,14 @@ use patchbay_testkit::services::{
 };
 
 use crate::groups::{self, Missing, REQUIRE_SERVICES_VAR};
-use crate::{cargo, services, target_dir};
+use crate::workspace::Workspace;
+use crate::{cargo, generator_test, services, target_dir};
 
 /// Builds the binary the end-to-end tests drive, provides the services tests need
 /// (a fresh PostgreSQL database, an OpenBao dev server, `oauth2-mock-server`), then
-/// runs every test in the workspace. The services stop and the database is dropped
-/// when this returns, whatever the outcome.
+/// runs every test in the workspace, and then, whatever their outcome, the generator
+/// test ([`generator_test`]) when no extra arguments narrow the run. The services stop
+/// and the database is dropped once the workspace tests end.
 ///
 /// A service that cannot be provided fails the run at once when
 /// `PATCHBAY_REQUIRE_SERVICES=1`; otherwise the tests needing it are left out and
@@ -63,7 +66,28 @@ pub fn run(extra: &[String]) -> Result<()> {
     if let Some(summary) = groups::summary(&missing) {
         eprintln!("\n{summary}");
     }
-    outcome
+    stop_if_interrupted()?;
+    let generator = if extra.is_empty() {
+        let started = Instant::now();
+        let result = generator_test::run(&Workspace::current());
+        eprintln!(
+            "the generator test added {:.1} s to `cargo xtask test`",
+            started.elapsed().as_secs_f64()
+        );
+        result
+    } else {
+        eprintln!(
+            "the generator test runs only without extra arguments (or alone: `cargo xtask test-generator`)"
+        );
+        Ok(())
+    };
+    match (outcome, generator) {
+        (Err(tests), Err(generator)) => {
+            eprintln!("the generator test failed too: {generator:#}");
+            Err(tests)
+        }
+        (outcome, generator) => outcome.and(generator),
+    }
 }
 
 /// Starts `service` with `start`. On failure: an error when every service is

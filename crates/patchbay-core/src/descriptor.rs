@@ -33,6 +33,8 @@ pub enum AuthKind {
     ApiKey,
     /// A personal access token typed into a form.
     Pat,
+    /// A user name and password typed into a form, sent as HTTP Basic.
+    Basic,
     /// Cross-account role assumption (AWS STS).
     AssumeRole,
     /// A token an in-cluster agent presents.

@@ -14,10 +14,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
+use patchbay_core::slots::{
+    with_webhook_secret as with_webhook_secret_slot, OAuthTokens, RESERVED_SECRET_KEYS,
+};
 use patchbay_core::{
-    token_hash, AuthRequest, CheckOutcome, ConnectorContext, DynConnector, DynCredentials, Error,
-    ErrorKind, FormFields, InboundWebhook, OAuthGrant, QueryOutput, VerifiedDelivery, WebhookAuth,
-    WebhookKey, WebhookRoute, MAX_OUTPUT_BYTES,
+    token_hash, AuthRequest, CheckOutcome, ConnectorContext, ConnectorDescriptor, DynConnector,
+    DynCredentials, Error, ErrorKind, FormFields, InboundWebhook, OAuthClientCredentials,
+    OAuthGrant, QueryOutput, RevokeOutcome, SecretString, ValidationReport, VerifiedDelivery,
+    WebhookAuth, WebhookKey, WebhookOutcome, WebhookRoute, MAX_OUTPUT_BYTES,
 };
 use serde_json::{json, Value};
 
@@ -40,7 +44,9 @@ pub struct ContractCase {
     /// How `Signature` and `App` webhooks are signed; `None` for `Token` webhooks
     /// and connectors without webhooks.
     pub webhook_signing: Option<WebhookSigning>,
-    /// The secret values inside `good_form` and `bad_form`.
+    /// The secret values inside `good_form` and `bad_form` (and the webhook secret,
+    /// if any). Empty only for a connector that declares no auth kinds: it takes no
+    /// credentials, and the suite checks that it stores no secret.
     pub canaries: Vec<String>,
     /// A paged operation and parameters for which the fake has a second page;
     /// required when any operation takes a `cursor`.
@@ -157,9 +163,11 @@ struct Suite {
 
 impl Suite {
     fn new(case: ContractCase, grants: Option<OAuthGrants>) -> Self {
-        let id = case.connector.descriptor().id;
+        let descriptor = case.connector.descriptor();
+        let id = descriptor.id;
         assert!(
-            !case.canaries.is_empty() && case.canaries.iter().all(|canary| canary.len() >= 8),
+            case.canaries.iter().all(|canary| canary.len() >= 8)
+                && (!case.canaries.is_empty() || takes_no_credentials(descriptor)),
             "contract[{id}]: give at least one canary of 8+ characters so leaks are detectable"
         );
         Self {
@@ -351,15 +359,32 @@ impl Suite {
         };
         self.assert_no_canary("the credentials' config", &credentials.config.to_string());
         self.assert_no_canary("the credentials' Debug output", &format!("{credentials:?}"));
-        let secrets = credentials.secrets.expose().to_string();
-        assert!(
-            self.case
-                .canaries
-                .iter()
-                .any(|canary| secrets.contains(canary.as_str())),
-            "contract[{}]: the credentials' secrets must hold the submitted keys",
-            self.id
-        );
+        if takes_no_credentials(self.case.connector.descriptor()) {
+            let own_secrets = credentials
+                .secrets
+                .expose()
+                .as_object()
+                .is_some_and(|fields| {
+                    fields
+                        .keys()
+                        .any(|key| !RESERVED_SECRET_KEYS.contains(&key.as_str()))
+                });
+            assert!(
+                !own_secrets && OAuthTokens::read(&credentials.secrets).is_none(),
+                "contract[{}]: a connector that declares no auth kinds must store no secret and no token",
+                self.id
+            );
+        } else {
+            let secrets = credentials.secrets.expose().to_string();
+            assert!(
+                self.case
+                    .canaries
+                    .iter()
+                    .any(|canary| secrets.contains(canary.as_str())),
+                "contract[{}]: the credentials' secrets must hold the submitted keys",
+                self.id
+            );
+        }
         self.pass("good_form authenticates; config and Debug output hold no secret");
         credentials
     }
@@ -996,6 +1021,102 @@ impl Suite {
             "contract[{}]: {what} contains the webhook token",
             self.id
         );
+    }
+}
+
+/// Whether a connector takes no credentials at all (it declares no auth kinds).
+fn takes_no_credentials(descriptor: &ConnectorDescriptor) -> bool {
+    descriptor.auth_kinds.is_empty()
+}
+
+/// `connector` with the host's part of connecting added: `authenticate` stores
+/// `webhook_secret` as the connection's webhook key, as the host does for
+/// `Signature` webhooks before it stores the credentials. Give the result to
+/// [`ContractCase::connector`] so the suite can verify signed samples.
+pub fn with_webhook_secret(
+    connector: Arc<dyn DynConnector>,
+    webhook_secret: &str,
+) -> Arc<dyn DynConnector> {
+    Arc::new(WithWebhookSecret {
+        connector,
+        webhook_secret: SecretString::from(webhook_secret),
+    })
+}
+
+/// See [`with_webhook_secret`].
+struct WithWebhookSecret {
+    connector: Arc<dyn DynConnector>,
+    webhook_secret: SecretString,
+}
+
+#[async_trait::async_trait]
+impl DynConnector for WithWebhookSecret {
+    fn descriptor(&self) -> &'static ConnectorDescriptor {
+        self.connector.descriptor()
+    }
+
+    async fn authenticate(&self, request: AuthRequest) -> patchbay_core::Result<DynCredentials> {
+        let mut credentials = self.connector.authenticate(request).await?;
+        credentials.secrets = with_webhook_secret_slot(&credentials.secrets, &self.webhook_secret);
+        Ok(credentials)
+    }
+
+    async fn validate(
+        &self,
+        ctx: &ConnectorContext,
+        credentials: &mut DynCredentials,
+    ) -> patchbay_core::Result<ValidationReport> {
+        self.connector.validate(ctx, credentials).await
+    }
+
+    async fn query(
+        &self,
+        ctx: &ConnectorContext,
+        credentials: &DynCredentials,
+        operation: &str,
+        params: Value,
+    ) -> patchbay_core::Result<QueryOutput> {
+        self.connector
+            .query(ctx, credentials, operation, params)
+            .await
+    }
+
+    async fn verify(
+        &self,
+        ctx: &ConnectorContext,
+        key: WebhookKey<'_>,
+        request: &InboundWebhook,
+    ) -> patchbay_core::Result<VerifiedDelivery> {
+        self.connector.verify(ctx, key, request).await
+    }
+
+    async fn route_webhook(
+        &self,
+        delivery: &VerifiedDelivery,
+    ) -> patchbay_core::Result<WebhookRoute> {
+        self.connector.route_webhook(delivery).await
+    }
+
+    async fn normalize(
+        &self,
+        ctx: &ConnectorContext,
+        config: &Value,
+        delivery: &VerifiedDelivery,
+    ) -> patchbay_core::Result<WebhookOutcome> {
+        self.connector.normalize(ctx, config, delivery).await
+    }
+
+    fn routing_key(&self, config: &Value) -> Option<String> {
+        self.connector.routing_key(config)
+    }
+
+    async fn revoke(
+        &self,
+        ctx: &ConnectorContext,
+        credentials: &DynCredentials,
+        client: Option<&OAuthClientCredentials>,
+    ) -> patchbay_core::Result<RevokeOutcome> {
+        self.connector.revoke(ctx, credentials, client).await
     }
 }
 

@@ -50,7 +50,13 @@ impl TeamService {
         }
     }
 
-    async fn call(&self, method: &str, path: &str, session: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        session: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.base));
@@ -85,7 +91,10 @@ impl TeamService {
 async fn the_team_service_serves_its_own_routes_and_patchbay_under_its_prefix() {
     let service = TeamService::start().await;
     let (status, body) = service.call("GET", "/whoami", Some(SESSION), None).await;
-    assert_eq!((status, body), (200, json!({"user": "alice", "team": "sre"})));
+    assert_eq!(
+        (status, body),
+        (200, json!({"user": "alice", "team": "sre"}))
+    );
 
     let (status, body) = service
         .call("GET", "/patchbay/api/connectors", Some(SESSION), None)
@@ -97,8 +106,14 @@ async fn the_team_service_serves_its_own_routes_and_patchbay_under_its_prefix() 
         .iter()
         .filter_map(|connector| connector["id"].as_str())
         .collect();
-    assert!(ids.contains(&"hello"), "the linked third-party connector is listed: {ids:?}");
-    assert!(ids.contains(&"datadog"), "the built-in connectors are listed: {ids:?}");
+    assert!(
+        ids.contains(&"hello"),
+        "the linked third-party connector is listed: {ids:?}"
+    );
+    assert!(
+        ids.contains(&"datadog"),
+        "the built-in connectors are listed: {ids:?}"
+    );
 }
 
 #[tokio::test]
@@ -113,7 +128,12 @@ async fn patchbay_knows_the_caller_only_through_the_team_sessions() {
     }
     // Patchbay's own API keys mean nothing to this service.
     let (status, _) = service
-        .call("GET", "/patchbay/api/connections", Some("pbk_abcdefgh12345678"), None)
+        .call(
+            "GET",
+            "/patchbay/api/connections",
+            Some("pbk_abcdefgh12345678"),
+            None,
+        )
         .await;
     assert_eq!(status, 401);
 }
@@ -122,7 +142,9 @@ async fn patchbay_knows_the_caller_only_through_the_team_sessions() {
 async fn a_third_party_and_a_built_in_connector_connect_and_answer_queries() {
     let service = TeamService::start().await;
 
-    let hello = service.connect("hello", json!({"api_key": HELLO_KEY})).await;
+    let hello = service
+        .connect("hello", json!({"api_key": HELLO_KEY}))
+        .await;
     let (status, body) = service
         .call(
             "POST",
@@ -135,7 +157,10 @@ async fn a_third_party_and_a_built_in_connector_connect_and_answer_queries() {
     assert!(body.to_string().contains("Bonjour"), "{body}");
 
     let datadog = service
-        .connect("datadog", json!({"api_key": DD_API_KEY, "app_key": DD_APP_KEY}))
+        .connect(
+            "datadog",
+            json!({"api_key": DD_API_KEY, "app_key": DD_APP_KEY}),
+        )
         .await;
     let (status, body) = service
         .call(
@@ -146,15 +171,24 @@ async fn a_third_party_and_a_built_in_connector_connect_and_answer_queries() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert!(!body["data"]["monitors"].as_array().unwrap().is_empty(), "{body}");
+    assert!(
+        !body["data"]["monitors"].as_array().unwrap().is_empty(),
+        "{body}"
+    );
 
     let (status, body) = service
         .call("GET", "/patchbay/api/connections", Some(SESSION), None)
         .await;
     assert_eq!(status, 200);
     let listed = body.to_string();
-    assert!(listed.contains(&hello) && listed.contains(&datadog), "{listed}");
+    assert!(
+        listed.contains(&hello) && listed.contains(&datadog),
+        "{listed}"
+    );
     for secret in [HELLO_KEY, DD_API_KEY, DD_APP_KEY] {
-        assert!(!listed.contains(secret), "a secret came back in the connection list");
+        assert!(
+            !listed.contains(secret),
+            "a secret came back in the connection list"
+        );
     }
 }
