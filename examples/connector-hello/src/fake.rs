@@ -6,19 +6,21 @@
 //! it was started with, and records every request without header values. It
 //! holds [`GREETINGS`], so `list_greetings` with `limit` 10 has a second page.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
+pub use patchbay_testkit::fake_server::ProviderFake;
+use patchbay_testkit::fake_server::{first_value, FakeServer, FaultQueue, RequestLog};
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
 
-use crate::client::{API_BASE, API_KEY_HEADER};
+use crate::client::API_KEY_HEADER;
 use crate::HelloConnector;
+
+/// A one-shot failure to inject for the next request to a path.
+pub use patchbay_testkit::fake_server::HttpFault as Fault;
 
 /// The greetings the fake serves, as (language code, language, text), in order.
 pub const GREETINGS: &[(&str, &str, &str)] = &[
@@ -55,10 +57,7 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first value of a query parameter.
     pub fn query_value(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        first_value(&self.query, name)
     }
 
     /// Whether a header was sent (case-insensitive).
@@ -69,14 +68,19 @@ impl RecordedRequest {
 
 /// A running fake Hello API; stops when dropped.
 pub struct FakeHello {
-    address: SocketAddr,
     shared: Arc<Shared>,
-    server: JoinHandle<()>,
+    server: FakeServer,
 }
+
+patchbay_testkit::provider_fake!(FakeHello,
+    hosts: ["api.hello.example"],
+    request: RecordedRequest, keyed by: path, log: shared.requests,
+    fault: Fault, queued in: shared.faults);
 
 struct Shared {
     api_key: String,
-    requests: Mutex<Vec<RecordedRequest>>,
+    requests: RequestLog<RecordedRequest>,
+    faults: FaultQueue<Fault>,
 }
 
 impl FakeHello {
@@ -84,83 +88,20 @@ impl FakeHello {
     pub async fn start(api_key: &str) -> Self {
         let shared = Arc::new(Shared {
             api_key: api_key.to_owned(),
-            requests: Mutex::new(Vec::new()),
+            requests: RequestLog::default(),
+            faults: FaultQueue::default(),
         });
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind the fake Hello to 127.0.0.1:0");
-        let address = listener
-            .local_addr()
-            .expect("the fake Hello's local address");
         let router = Router::new().fallback(handle).with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            // The server ends only when the task is aborted on drop.
-            let _ = axum::serve(listener, router).await;
-        });
-        Self {
-            address,
-            shared,
-            server,
-        }
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    /// `api.hello.example=http://127.0.0.1:PORT`, for `PATCHBAY_UPSTREAM_OVERRIDES`.
-    pub fn override_spec(&self) -> String {
-        format!("{}={}", api_host(), self.base_url())
+        let server = FakeServer::start("Hello", router).await;
+        Self { shared, server }
     }
 
     /// A connector whose HTTP client sends Hello requests to this fake.
     pub fn connector(&self) -> HelloConnector {
-        let overrides = UpstreamOverrides::parse(&self.override_spec())
-            .expect("the fake's override is well formed");
-        let http = HttpClient::new(HttpConfig {
-            overrides,
-            ..HttpConfig::default()
-        })
-        .expect("an HTTP client for the fake");
-        HelloConnector::new(http)
+        HelloConnector::new(patchbay_testkit::http::client_for_fake(
+            &self.override_spec(),
+        ))
     }
-
-    /// Every request received so far, in order.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.requests().clone()
-    }
-
-    /// The requests received for one path.
-    pub fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
-        self.shared
-            .requests()
-            .iter()
-            .filter(|request| request.path == path)
-            .cloned()
-            .collect()
-    }
-}
-
-impl Drop for FakeHello {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl Shared {
-    fn requests(&self) -> std::sync::MutexGuard<'_, Vec<RecordedRequest>> {
-        // A panicking test thread must not hide the recorded requests from others.
-        self.requests.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The host of [`API_BASE`], which the fake stands in for.
-fn api_host() -> &'static str {
-    let rest = API_BASE
-        .split_once("://")
-        .map_or(API_BASE, |(_, rest)| rest);
-    rest.split_once('/').map_or(rest, |(host, _)| host)
 }
 
 async fn handle(
@@ -178,12 +119,15 @@ async fn handle(
         .collect();
     header_names.sort();
     header_names.dedup();
-    shared.requests().push(RecordedRequest {
+    shared.requests.record(RecordedRequest {
         method: method.to_string(),
         path: uri.path().to_owned(),
         query: query.clone(),
         header_names,
     });
+    if let Some(fault) = shared.faults.take(uri.path()) {
+        return fault_response(fault);
+    }
     if method != Method::GET {
         return error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     }
@@ -242,6 +186,20 @@ fn get_greeting(language: &str) -> Response {
 
 fn greeting((code, language, text): &(&str, &str, &str)) -> Value {
     json!({"language": code, "language_name": language, "text": text})
+}
+
+fn fault_response(fault: Fault) -> Response {
+    match fault {
+        Fault::RateLimited { retry_after_secs } => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+        }
+        Fault::ServerError => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        Fault::Unavailable => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    }
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

@@ -1,6 +1,6 @@
 //! Behaviour users rely on, against the fake Hello.
 
-use patchbay_connector_hello::fake::{FakeHello, ACCOUNT_NAME, GREETINGS};
+use patchbay_connector_hello::fake::{FakeHello, ProviderFake, ACCOUNT_NAME, GREETINGS};
 use patchbay_connector_hello::HelloConnector;
 use patchbay_core::{
     AuthRequest, ConnectorContext, DynConnector, DynCredentials, ErrorKind, FormFields,
