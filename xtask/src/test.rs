@@ -12,12 +12,13 @@ use patchbay_testkit::services::{
 
 use crate::groups::{self, Missing, REQUIRE_SERVICES_VAR};
 use crate::workspace::Workspace;
-use crate::{cargo, generator_test, services, target_dir};
+use crate::{cargo, codegen, generator_test, services, target_dir};
 
 /// Builds the binary the end-to-end tests drive, provides the services tests need
 /// (a fresh PostgreSQL database, an OpenBao dev server, `oauth2-mock-server`), then
-/// runs every test in the workspace, and then, whatever their outcome, the generator
-/// test ([`generator_test`]) when no extra arguments narrow the run. The services stop
+/// runs every test in the workspace, and then, whatever their outcome, the check that
+/// the files derived from descriptors are up to date (`codegen --check`) and the
+/// generator test ([`generator_test`]) when no extra arguments narrow the run. The services stop
 /// and the database is dropped once the workspace tests end.
 ///
 /// A service that cannot be provided fails the run at once when
@@ -67,6 +68,13 @@ pub fn run(extra: &[String]) -> Result<()> {
         eprintln!("\n{summary}");
     }
     stop_if_interrupted()?;
+    // What is derived from the descriptors (the README's connector table, the
+    // index of docs/connectors/) must match them, as `cargo xtask ci` checks.
+    let derived = if extra.is_empty() {
+        codegen::run(&Workspace::current(), codegen::Mode::Check)
+    } else {
+        Ok(())
+    };
     let generator = if extra.is_empty() {
         let started = Instant::now();
         let result = generator_test::run(&Workspace::current());
@@ -81,7 +89,10 @@ pub fn run(extra: &[String]) -> Result<()> {
         );
         Ok(())
     };
-    match (outcome, generator) {
+    if let (Err(_), Err(derived)) = (&outcome, &derived) {
+        eprintln!("the derived files are out of date too: {derived:#}");
+    }
+    match (outcome.and(derived), generator) {
         (Err(tests), Err(generator)) => {
             eprintln!("the generator test failed too: {generator:#}");
             Err(tests)
