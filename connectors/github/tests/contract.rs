@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
@@ -11,9 +10,11 @@ use patchbay_connector_github::fake::{
 };
 use patchbay_connector_github::GitHubConnector;
 use patchbay_core::InboundWebhook;
-use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
-use patchbay_testkit::contract::{run_contract_suite, ContractCase, OperationCall, WebhookSigning};
+use patchbay_testkit::contract::{
+    run_contract_suite, with_webhook_secret, ContractCase, OperationCall, WebhookSigning,
+};
 use patchbay_testkit::fake_server::ProviderFake;
+use patchbay_testkit::http::client_for_fake;
 use serde_json::json;
 
 const TOKEN: &str = "github_pat_canary_11AAAA0000contract";
@@ -39,92 +40,16 @@ fn signed(event: &str, outcome: &str, secret: &str) -> InboundWebhook {
     }
 }
 
-/// A connector whose authenticate adds the host's generated webhook secret, as the
-/// host does for Signature webhooks before storing the credentials.
-struct WithWebhookSecret(Arc<GitHubConnector>, &'static str);
-
-#[async_trait::async_trait]
-impl patchbay_core::DynConnector for WithWebhookSecret {
-    fn descriptor(&self) -> &'static patchbay_core::ConnectorDescriptor {
-        patchbay_core::DynConnector::descriptor(&*self.0)
-    }
-    async fn authenticate(
-        &self,
-        request: patchbay_core::AuthRequest,
-    ) -> patchbay_core::Result<patchbay_core::DynCredentials> {
-        let mut credentials = patchbay_core::DynConnector::authenticate(&*self.0, request).await?;
-        let mut secrets = credentials.secrets.expose().clone();
-        secrets["webhook_secret"] = json!(self.1);
-        credentials.secrets = patchbay_core::RevealedJson::new(secrets);
-        Ok(credentials)
-    }
-    async fn validate(
-        &self,
-        ctx: &patchbay_core::ConnectorContext,
-        credentials: &mut patchbay_core::DynCredentials,
-    ) -> patchbay_core::Result<patchbay_core::ValidationReport> {
-        patchbay_core::DynConnector::validate(&*self.0, ctx, credentials).await
-    }
-    async fn query(
-        &self,
-        ctx: &patchbay_core::ConnectorContext,
-        credentials: &patchbay_core::DynCredentials,
-        operation: &str,
-        params: serde_json::Value,
-    ) -> patchbay_core::Result<patchbay_core::QueryOutput> {
-        patchbay_core::DynConnector::query(&*self.0, ctx, credentials, operation, params).await
-    }
-    async fn verify(
-        &self,
-        ctx: &patchbay_core::ConnectorContext,
-        key: patchbay_core::WebhookKey<'_>,
-        request: &InboundWebhook,
-    ) -> patchbay_core::Result<patchbay_core::VerifiedDelivery> {
-        patchbay_core::DynConnector::verify(&*self.0, ctx, key, request).await
-    }
-    async fn route_webhook(
-        &self,
-        delivery: &patchbay_core::VerifiedDelivery,
-    ) -> patchbay_core::Result<patchbay_core::WebhookRoute> {
-        patchbay_core::DynConnector::route_webhook(&*self.0, delivery).await
-    }
-    async fn normalize(
-        &self,
-        ctx: &patchbay_core::ConnectorContext,
-        config: &serde_json::Value,
-        delivery: &patchbay_core::VerifiedDelivery,
-    ) -> patchbay_core::Result<patchbay_core::WebhookOutcome> {
-        patchbay_core::DynConnector::normalize(&*self.0, ctx, config, delivery).await
-    }
-    fn routing_key(&self, config: &serde_json::Value) -> Option<String> {
-        patchbay_core::DynConnector::routing_key(&*self.0, config)
-    }
-    async fn revoke(
-        &self,
-        ctx: &patchbay_core::ConnectorContext,
-        credentials: &patchbay_core::DynCredentials,
-        client: Option<&patchbay_core::OAuthClientCredentials>,
-    ) -> patchbay_core::Result<patchbay_core::RevokeOutcome> {
-        patchbay_core::DynConnector::revoke(&*self.0, ctx, credentials, client).await
-    }
-}
-
 const WEBHOOK_SECRET: &str = "contract-webhook-secret-7f3a";
 
 #[tokio::test]
 async fn github_meets_the_connector_contract() {
     let fake = FakeGitHub::start(TOKEN).await;
-    let http = HttpClient::new(HttpConfig {
-        overrides: UpstreamOverrides::parse(&fake.override_spec()).unwrap(),
-        base_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(20),
-        ..HttpConfig::default()
-    })
-    .unwrap();
-    let connector = Arc::new(WithWebhookSecret(
-        Arc::new(GitHubConnector::new(http)),
+    // The host generates the secret of Signature webhooks at connect time.
+    let connector = with_webhook_secret(
+        Arc::new(GitHubConnector::new(client_for_fake(&fake.override_spec()))),
         WEBHOOK_SECRET,
-    ));
+    );
     let repo = json!({"owner": "octo-org", "repo": "checkout"});
     let with = |extra: serde_json::Value| {
         let mut params = repo.clone();
@@ -158,12 +83,7 @@ async fn github_meets_the_connector_contract() {
         ),
     ]);
     let sha = {
-        let http = HttpClient::new(HttpConfig {
-            overrides: UpstreamOverrides::parse(&fake.override_spec()).unwrap(),
-            ..HttpConfig::default()
-        })
-        .unwrap();
-        let connector = GitHubConnector::new(http);
+        let connector = GitHubConnector::new(client_for_fake(&fake.override_spec()));
         let credentials = patchbay_core::DynConnector::authenticate(
             &connector,
             patchbay_core::AuthRequest::Form(patchbay_core::FormFields(

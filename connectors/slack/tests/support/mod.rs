@@ -3,14 +3,14 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use patchbay_connector_slack::fake::{self as slack, FakeSlack};
 use patchbay_connector_slack::SlackConnector;
 use patchbay_core::{
     AuthRequest, ConnectorContext, DynConnector, DynCredentials, OAuthGrant, SecretString,
 };
-use patchbay_http::{HttpClient, HttpConfig, UpstreamOverrides};
+use patchbay_http::HttpClient;
 use patchbay_testkit::fake_server::ProviderFake;
 use serde_json::{json, Map, Value};
 
@@ -18,14 +18,7 @@ pub const BOT_TOKEN: &str = "xoxb-canary-bot-token-4f1c9e2a";
 pub const SIGNING_SECRET: &str = "canary-signing-secret-77ab31";
 
 pub fn http_for(fake: &FakeSlack) -> HttpClient {
-    HttpClient::new(HttpConfig {
-        overrides: UpstreamOverrides::parse(&fake.override_spec()).unwrap(),
-        base_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(20),
-        max_retries: 2,
-        ..HttpConfig::default()
-    })
-    .unwrap()
+    patchbay_testkit::http::client_for_fake(&fake.override_spec())
 }
 
 pub fn connector_for(fake: &FakeSlack) -> Arc<dyn DynConnector> {
