@@ -94,6 +94,7 @@ enum ProbeKind {
     Hosts,
     Timeseries,
     Logs,
+    Incidents,
     Org,
 }
 
@@ -132,6 +133,11 @@ const PROBES: &[Probe] = &[
         kind: ProbeKind::Logs,
         permission: "logs_read_data",
         description: "The application key can search logs (POST /api/v2/logs/events/search)",
+    },
+    Probe {
+        kind: ProbeKind::Incidents,
+        permission: "incident_read",
+        description: "The application key can read incidents (GET /api/v2/incidents)",
     },
     Probe {
         kind: ProbeKind::Org,
@@ -203,6 +209,16 @@ impl DatadogConnector {
                     .post_search("validate", "/api/v2/logs/events/search", &body)
                     .await?;
                 Ok("logs can be searched".to_owned())
+            }
+            ProbeKind::Incidents => {
+                client
+                    .get(
+                        "validate",
+                        "/api/v2/incidents",
+                        &[("page[size]", "1".to_owned())],
+                    )
+                    .await?;
+                Ok("incidents are readable".to_owned())
             }
             ProbeKind::Org => {
                 let orgs = client.get("validate", "/api/v1/org", &[]).await?;
@@ -381,5 +397,20 @@ fn app_key_error(provider_statuses: &[Option<u16>]) -> Error {
         )
         .with_connector(CONNECTOR_ID)
         .with_hint("see the other checks for the provider errors and try again")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_probes_every_permission_an_operation_needs() {
+        for (operation, permission) in query::REQUIRED_PERMISSIONS {
+            assert!(
+                PROBES.iter().any(|probe| probe.permission == *permission),
+                "`{operation}` needs `{permission}`, which validation does not probe"
+            );
+        }
     }
 }

@@ -42,7 +42,7 @@ patchbay_core::operations! {
 
 /// The application-key permission each operation needs, by operation name; when
 /// Datadog refuses the stored keys, the error's hint names it.
-const REQUIRED_PERMISSIONS: &[(&str, &str)] = &[
+pub(crate) const REQUIRED_PERMISSIONS: &[(&str, &str)] = &[
     ("search_logs", "logs_read_data"),
     ("query_metrics", "timeseries_query"),
     ("list_monitors", "monitors_read"),

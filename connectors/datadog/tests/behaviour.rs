@@ -202,6 +202,7 @@ async fn a_good_key_pair_validates_every_check_and_reads_the_org() {
             "hosts_read",
             "timeseries_query",
             "logs_read_data",
+            "incident_read",
             "org_management"
         ]
     );
@@ -270,7 +271,7 @@ async fn a_rejected_api_key_fails_and_skips_every_other_check() {
         "{}",
         api_key.detail
     );
-    assert_eq!(report.checks.len(), 8);
+    assert_eq!(report.checks.len(), 9);
     for check in &report.checks[1..] {
         assert_eq!(check.outcome, CheckOutcome::Skipped, "{}", check.id);
     }
