@@ -235,15 +235,7 @@ pub fn run(workspace: &Workspace, mode: Mode) -> Result<()> {
 /// The descriptors of the connectors the `patchbay` binary is built with, sorted by id.
 pub fn descriptors(workspace: &Workspace) -> Result<Vec<Connector>> {
     eprintln!("codegen: building the patchbay binary to read the connector descriptors");
-    workspace.cargo(&[
-        "build",
-        "--quiet",
-        "--package",
-        "patchbay-host",
-        "--bin",
-        "patchbay",
-    ])?;
-    let binary = workspace.target.join("debug/patchbay");
+    let binary = workspace.build_patchbay()?;
     // Run away from the checkout with a bare environment, so neither a `.env` file
     // nor the caller's variables can change what the registry builds.
     let output = Command::new(&binary)

@@ -31,14 +31,7 @@ pub fn run(source: &Workspace) -> Result<()> {
     let outcome = run_in(source, scratch.path());
     // The copy's builds leave its `patchbay` binary (with the generated connectors)
     // in the shared target directory; build the checkout's again so it is the one there.
-    let restored = source.cargo(&[
-        "build",
-        "--quiet",
-        "--package",
-        "patchbay-host",
-        "--bin",
-        "patchbay",
-    ]);
+    let restored = source.build_patchbay();
     let to_contract = outcome?;
     restored?;
     eprintln!(

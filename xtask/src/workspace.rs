@@ -46,6 +46,20 @@ impl Workspace {
             .env("CARGO_TARGET_DIR", &self.target);
         run_here(&mut command)
     }
+
+    /// Builds this workspace's `patchbay` binary into [`Workspace::target`] and
+    /// returns its path.
+    pub fn build_patchbay(&self) -> Result<PathBuf> {
+        self.cargo(&[
+            "build",
+            "--quiet",
+            "--package",
+            "patchbay-host",
+            "--bin",
+            "patchbay",
+        ])?;
+        Ok(self.target.join("debug/patchbay"))
+    }
 }
 
 /// The cargo binary: the one running xtask, else `cargo` on the `PATH`.
