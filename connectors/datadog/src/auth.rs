@@ -32,15 +32,17 @@ pub struct DatadogSecrets {
 impl ConnectForm {
     /// Reads the form from submitted fields, naming the field at fault.
     pub fn from_fields(fields: FormFields) -> Result<Self> {
-        let fields = fields.0;
+        // Each field also answers to its camelCase alias.
+        let text = |name: &str, alias: &str| -> Result<Option<String>> {
+            Ok(match fields.text(name)? {
+                Some(text) => Some(text.to_owned()),
+                None => fields.text(alias)?.map(str::to_owned),
+            })
+        };
         let form = Self {
-            api_key: text_field(&fields, "api_key", "apiKey")?
-                .unwrap_or_default()
-                .into(),
-            app_key: text_field(&fields, "app_key", "appKey")?
-                .unwrap_or_default()
-                .into(),
-            site: text_field(&fields, "site", "site")?,
+            api_key: text("api_key", "apiKey")?.unwrap_or_default().into(),
+            app_key: text("app_key", "appKey")?.unwrap_or_default().into(),
+            site: fields.text("site")?.map(str::to_owned),
         };
         if form.api_key.is_empty() {
             return Err(
@@ -65,25 +67,6 @@ impl ConnectForm {
             app_key: SecretString::new(self.app_key.expose().trim().to_owned()),
         };
         Ok((config, secrets))
-    }
-}
-
-/// A string field under its name or its camelCase alias; a value of another type
-/// is rejected without echoing it, since it may be a key.
-fn text_field(
-    fields: &serde_json::Map<String, serde_json::Value>,
-    name: &str,
-    alias: &str,
-) -> Result<Option<String>> {
-    let value = fields.get(name).or_else(|| fields.get(alias));
-    match value {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
-        Some(_) => Err(Error::invalid_config(
-            name,
-            format!("Datadog connect field `{name}` must be a string"),
-        )
-        .with_hint("send api_key, app_key and site as JSON strings")),
     }
 }
 

@@ -4,7 +4,6 @@ use patchbay_core::{Error, FormFields, OAuthGrant, OAuthTokens, Result, SecretSt
 use patchbay_http::HttpClient;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value};
 
 use crate::config::{normalize_api_url, GitHubConfig, TokenKind, DEFAULT_API_URL};
 
@@ -21,11 +20,10 @@ pub struct ConnectForm {
 impl ConnectForm {
     /// Reads the form from submitted fields, naming the field at fault.
     pub fn from_fields(fields: FormFields) -> Result<Self> {
-        let fields = fields.0;
-        let token = text_field(&fields, "token")?.unwrap_or_default();
+        let token = fields.text("token")?.unwrap_or_default();
         let form = Self {
             token: SecretString::new(token.trim().to_owned()),
-            api_url: text_field(&fields, "api_url")?,
+            api_url: fields.text("api_url")?.map(str::to_owned),
         };
         if form.token.is_empty() {
             return Err(
@@ -107,24 +105,12 @@ pub fn split_scopes<S: AsRef<str>>(scopes: &[S]) -> Vec<String> {
     split
 }
 
-/// A string field; a value of another type is rejected without echoing it.
-fn text_field(fields: &Map<String, Value>, name: &str) -> Result<Option<String>> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(_) => Err(Error::invalid_config(
-            name,
-            format!("GitHub connect field `{name}` must be a string"),
-        )
-        .with_hint("send token and api_url as JSON strings")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use patchbay_core::ErrorKind;
     use serde_json::json;
+    use serde_json::Value;
 
     fn fields(value: Value) -> FormFields {
         match value {

@@ -31,6 +31,32 @@ pub enum AuthRequest {
 #[derive(Clone, Default)]
 pub struct FormFields(pub serde_json::Map<String, serde_json::Value>);
 
+impl FormFields {
+    /// A string field as sent, `None` when absent or null. A value of another type
+    /// is refused naming the field, without echoing it, since it may be a secret.
+    pub fn text(&self, name: &str) -> Result<Option<&str>> {
+        match self.0.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(text)) => Ok(Some(text)),
+            Some(_) => Err(Error::invalid_config(
+                name,
+                format!("connect field `{name}` must be a string"),
+            )
+            .with_hint("send every connect field as a JSON string")),
+        }
+    }
+
+    /// A string field trimmed, `None` when absent, null or blank; other types are
+    /// refused as by [`FormFields::text`].
+    pub fn filled(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .text(name)?
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned))
+    }
+}
+
 impl std::fmt::Debug for FormFields {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_set().entries(self.0.keys()).finish()
@@ -509,6 +535,23 @@ mod tests {
             .field()
             .unwrap()
             .to_owned()
+    }
+
+    #[test]
+    fn form_text_refuses_other_types_without_echoing_them() {
+        let form = FormFields(
+            serde_json::json!({"key": " k ", "blank": " ", "number": 123456789})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        assert_eq!(form.text("key").unwrap(), Some(" k "));
+        assert_eq!(form.filled("key").unwrap().as_deref(), Some("k"));
+        assert_eq!(form.filled("blank").unwrap(), None);
+        assert_eq!(form.text("missing").unwrap(), None);
+        let error = form.text("number").unwrap_err();
+        assert_eq!(error.field(), Some("number"));
+        assert!(!error.to_string().contains("123456789"), "{error}");
     }
 
     #[test]

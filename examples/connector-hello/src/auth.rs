@@ -3,7 +3,6 @@
 use patchbay_core::{Error, FormFields, Result, SecretString};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::config::HelloConfig;
 
@@ -24,10 +23,10 @@ pub struct HelloSecrets {
 impl ConnectForm {
     /// Reads the form from submitted fields, naming the field at fault.
     pub fn from_fields(fields: FormFields) -> Result<Self> {
-        let fields = fields.0;
         Ok(Self {
             api_key: SecretString::new(
-                text_field(&fields, "api_key")?
+                fields
+                    .filled("api_key")?
                     .ok_or_else(|| required("api_key", "Hello API key is required"))?,
             ),
         })
@@ -49,28 +48,12 @@ fn required(field: &str, message: &str) -> Error {
         .with_hint("fill in every required field of the connect form")
 }
 
-/// A string field, trimmed; empty counts as absent. A value of another type is
-/// rejected without echoing it, since it may be a secret.
-fn text_field(fields: &Map<String, Value>, name: &str) -> Result<Option<String>> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => {
-            let text = text.trim();
-            Ok((!text.is_empty()).then(|| text.to_owned()))
-        }
-        Some(_) => Err(Error::invalid_config(
-            name,
-            format!("Hello connect field `{name}` must be a string"),
-        )
-        .with_hint("send every connect field as a JSON string")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use patchbay_core::ErrorKind;
     use serde_json::json;
+    use serde_json::Value;
 
     fn fields(value: Value) -> FormFields {
         match value {
