@@ -65,10 +65,13 @@ struct StartBody {
     options: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The descriptor of a connector whose OAuth flow is open: it has one, and the
+/// flow's own feature flag (if any) is on.
 fn oauth_descriptor(
+    state: &AppState,
     descriptor: &'static ConnectorDescriptor,
 ) -> Result<&'static ConnectorDescriptor, ApiError> {
-    if descriptor.oauth.is_none() {
+    let Some(spec) = &descriptor.oauth else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             Error::unsupported(format!(
@@ -78,6 +81,17 @@ fn oauth_descriptor(
             .with_connector(descriptor.id)
             .with_hint("connect it with POST /api/connections instead"),
         ));
+    };
+    if !spec.is_enabled(&state.env) {
+        let message = spec
+            .disabled_message
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{} OAuth is not enabled", descriptor.display_name));
+        let mut error = Error::new(ErrorKind::Unsupported, message).with_connector(descriptor.id);
+        if let Some(flag) = spec.feature_flag {
+            error = error.with_hint(format!("set {flag}=true and restart Patchbay"));
+        }
+        return Err(ApiError::new(StatusCode::FORBIDDEN, error));
     }
     Ok(descriptor)
 }
@@ -90,7 +104,7 @@ async fn start(
 ) -> Result<impl IntoResponse, ApiError> {
     let body: StartBody = parse_body(&body)?;
     let connector = connector_for(&state, &connector)?;
-    let descriptor = oauth_descriptor(connector.descriptor())?;
+    let descriptor = oauth_descriptor(&state, connector.descriptor())?;
     let started = state
         .oauth
         .start(
@@ -136,7 +150,9 @@ async fn begin(State(state): State<AppState>, Path(flow_state): Path<String>) ->
             );
         }
     };
-    if let Err(error) = connector_for(&state, begun.connector.id) {
+    let open = connector_for(&state, begun.connector.id)
+        .and_then(|connector| oauth_descriptor(&state, connector.descriptor()));
+    if let Err(error) = open {
         let error = copy_error(error.error());
         return page(
             &state,
@@ -274,7 +290,7 @@ async fn finish(
     binding: Option<&str>,
 ) -> Result<String, ApiError> {
     let instance = connector_for(state, connector)?;
-    let descriptor = oauth_descriptor(instance.descriptor())?;
+    let descriptor = oauth_descriptor(state, instance.descriptor())?;
     let completed = state
         .oauth
         .complete(descriptor, params, binding)

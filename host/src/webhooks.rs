@@ -10,12 +10,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use patchbay_core::connector::ConnectorContext;
 use patchbay_core::{
-    Error, ErrorKind, InboundWebhook, WebhookAuth, WebhookKey, WebhookOutcome, WebhookReply,
-    WebhookRoute,
+    Error, ErrorKind, InboundWebhook, WebhookAuth, WebhookKey, WebhookMethod, WebhookOutcome,
+    WebhookReply, WebhookRoute,
 };
 use patchbay_store::{ConnectionRecord, NewAlert};
 use serde_json::json;
@@ -33,23 +33,32 @@ pub fn router(state: &AppState) -> Router<AppState> {
             continue;
         };
         let connector = descriptor.id;
-        let handler = match webhook.auth {
-            WebhookAuth::App => post(
-                move |state: State<AppState>,
-                      headers: HeaderMap,
-                      body: Result<Bytes, BytesRejection>| async move {
-                    receive_app(state, connector, headers, body).await
-                },
-            ),
-            WebhookAuth::Token { .. } | WebhookAuth::Signature => post(
-                move |state: State<AppState>,
-                      Path(user_id): Path<String>,
-                      headers: HeaderMap,
-                      body: Result<Bytes, BytesRejection>| async move {
-                    receive(state, connector, user_id, headers, body).await
-                },
-            ),
-        };
+        let mut handler = MethodRouter::new();
+        for method in webhook.methods {
+            let filter = match method {
+                WebhookMethod::Post => MethodFilter::POST,
+                WebhookMethod::Put => MethodFilter::PUT,
+            };
+            handler = match webhook.auth {
+                WebhookAuth::App => handler.on(
+                    filter,
+                    move |state: State<AppState>,
+                          headers: HeaderMap,
+                          body: Result<Bytes, BytesRejection>| async move {
+                        receive_app(state, connector, headers, body).await
+                    },
+                ),
+                WebhookAuth::Token { .. } | WebhookAuth::Signature => handler.on(
+                    filter,
+                    move |state: State<AppState>,
+                          Path(user_id): Path<String>,
+                          headers: HeaderMap,
+                          body: Result<Bytes, BytesRejection>| async move {
+                        receive(state, connector, user_id, headers, body).await
+                    },
+                ),
+            };
+        }
         router = router.route(webhook.path, handler);
     }
     router.layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))

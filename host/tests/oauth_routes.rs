@@ -102,6 +102,8 @@ fn descriptor() -> &'static ConnectorDescriptor {
             client_id_env: &["TOY_CLIENT_ID"],
             client_secret_env: &["TOY_CLIENT_SECRET"],
             callback_path: "/toy/callback",
+            feature_flag: None,
+            disabled_message: None,
         }),
         connect_schema: schemars::Schema::default,
         operations: toy_operations,

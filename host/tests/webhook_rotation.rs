@@ -10,7 +10,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use patchbay_core::{
     AuthKind, Category, ConnectorDescriptor, ConnectorEnv, Registry, Result, RevealedJson, Tenant,
-    WebhookAuth, WebhookDescriptor,
+    WebhookAuth, WebhookDescriptor, WebhookMethod,
 };
 use patchbay_host::{HostBuilder, HostConfig};
 use patchbay_store::{
@@ -36,6 +36,7 @@ static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
     disabled_message: None,
     webhook: Some(WebhookDescriptor {
         path: "/signer/webhook/{user_id}",
+        methods: &[WebhookMethod::Post],
         auth: WebhookAuth::Signature,
     }),
     oauth: None,

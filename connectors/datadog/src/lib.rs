@@ -19,7 +19,7 @@ use patchbay_core::{
     build_from_env, schema_of, AuthKind, AuthRequest, Category, CheckTimer, Connector,
     ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials, Error, FromEnv, QueryOutput,
     Result, ValidationCheck, ValidationReport, VerifiedDelivery, WebhookAuth, WebhookDescriptor,
-    WebhookOutcome,
+    WebhookMethod, WebhookOutcome,
 };
 use patchbay_http::HttpClient;
 use serde_json::{json, Value};
@@ -46,6 +46,7 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
     disabled_message: None,
     webhook: Some(WebhookDescriptor {
         path: "/datadog/webhook/{user_id}",
+        methods: &[WebhookMethod::Post],
         auth: WebhookAuth::Token {
             header: WEBHOOK_TOKEN_HEADER,
         },

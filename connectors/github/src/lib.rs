@@ -22,7 +22,7 @@ use patchbay_core::{
     ClientAuthStyle, Connector, ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials,
     EnvVar, Error, ErrorKind, FromEnv, NoSecrets, OAuthClientCredentials, OAuthSpec, QueryOutput,
     Result, RevokeOutcome, UnverifiedDelivery, ValidationReport, VerifiedDelivery, WebhookAuth,
-    WebhookDescriptor, WebhookOutcome,
+    WebhookDescriptor, WebhookMethod, WebhookOutcome,
 };
 use patchbay_http::{HttpClient, Method};
 use serde_json::{json, Value};
@@ -72,6 +72,7 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
     disabled_message: None,
     webhook: Some(WebhookDescriptor {
         path: "/github/webhook/{user_id}",
+        methods: &[WebhookMethod::Post],
         auth: WebhookAuth::Signature,
     }),
     oauth: Some(OAuthSpec {
@@ -90,6 +91,8 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
         client_id_env: &["GH_OAUTH_CLIENT_ID"],
         client_secret_env: &["GH_OAUTH_CLIENT_SECRET"],
         callback_path: "/github/callback",
+        feature_flag: None,
+        disabled_message: None,
     }),
     connect_schema: schema_of::<ConnectForm>,
     operations: query::descriptors,

@@ -26,7 +26,7 @@ use patchbay_core::{
     ClientAuthStyle, Connector, ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials,
     EnvVar, Error, ErrorKind, FromEnv, NoSecrets, OAuthClientCredentials, OAuthSpec, QueryOutput,
     Result, RevokeOutcome, SecretString, UnverifiedDelivery, ValidationReport, VerifiedDelivery,
-    WebhookAuth, WebhookDescriptor, WebhookOutcome, WebhookRoute,
+    WebhookAuth, WebhookDescriptor, WebhookMethod, WebhookOutcome, WebhookRoute,
 };
 use patchbay_http::HttpClient;
 use serde_json::Value;
@@ -88,6 +88,7 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
     disabled_message: Some("Slack connector not enabled"),
     webhook: Some(WebhookDescriptor {
         path: EVENTS_PATH,
+        methods: &[WebhookMethod::Post],
         auth: WebhookAuth::App,
     }),
     oauth: Some(OAuthSpec {
@@ -104,6 +105,8 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
         client_id_env: &[CLIENT_ID_VAR],
         client_secret_env: &[CLIENT_SECRET_VAR],
         callback_path: "/slack/callback",
+        feature_flag: None,
+        disabled_message: None,
     }),
     connect_schema: schema_of::<ConnectOptions>,
     operations: query::descriptors,

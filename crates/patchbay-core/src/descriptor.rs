@@ -73,12 +73,24 @@ pub enum WebhookAuth {
     App,
 }
 
+/// An HTTP method a provider delivers webhooks with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum WebhookMethod {
+    /// `POST`, what nearly every provider sends.
+    Post,
+    /// `PUT`, which some senders (a Grafana contact point) can be set to use.
+    Put,
+}
+
 /// Where a connector receives webhooks and how they are authenticated.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct WebhookDescriptor {
     /// The route: with `{user_id}` as an opaque routing key for `Token` and
     /// `Signature` webhooks, a fixed path for `App` webhooks.
     pub path: &'static str,
+    /// The methods the route accepts (usually `&[WebhookMethod::Post]`).
+    pub methods: &'static [WebhookMethod],
     /// How deliveries are authenticated.
     pub auth: WebhookAuth,
 }
@@ -182,6 +194,7 @@ impl ConnectorDescriptor {
         if let Some(spec) = &self.oauth {
             names.extend(spec.client_id_env.iter().copied());
             names.extend(spec.client_secret_env.iter().copied());
+            names.extend(spec.feature_flag);
         }
         names
     }

@@ -28,7 +28,7 @@ pub use connector::{
 };
 pub use descriptor::{
     build_from_env, schema_of, AuthKind, Category, ConnectorDescriptor, EnvVar, FromEnv,
-    OperationDescriptor, WebhookAuth, WebhookDescriptor,
+    OperationDescriptor, WebhookAuth, WebhookDescriptor, WebhookMethod,
 };
 pub use env::ConnectorEnv;
 pub use error::{Error, ErrorKind, Result};

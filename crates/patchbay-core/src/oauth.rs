@@ -58,9 +58,19 @@ pub struct OAuthSpec {
     /// The callback route, e.g. `/github/callback`; the redirect URI is the
     /// public URL plus this path.
     pub callback_path: &'static str,
+    /// The `NEXT_PUBLIC_ENABLE_*` flag gating the OAuth flow alone, when the
+    /// connector has other ways to connect that stay open while it is off.
+    pub feature_flag: Option<&'static str>,
+    /// What OAuth start and callback answer while that flag is off.
+    pub disabled_message: Option<&'static str>,
 }
 
 impl OAuthSpec {
+    /// Whether the OAuth flow's own feature flag (if any) is on.
+    pub fn is_enabled(&self, env: &crate::env::ConnectorEnv) -> bool {
+        self.feature_flag.is_none_or(|flag| env.flag(flag))
+    }
+
     /// The scopes joined the way the provider wants them.
     pub fn scope_parameter(&self) -> String {
         self.scopes.join(self.scope_separator)
@@ -227,6 +237,8 @@ mod tests {
         client_id_env: &["PROVIDER_CLIENT_ID"],
         client_secret_env: &["PROVIDER_CLIENT_SECRET"],
         callback_path: "/provider/callback",
+        feature_flag: None,
+        disabled_message: None,
     };
 
     fn url(text: &str) -> Url {

@@ -10,7 +10,7 @@ use patchbay_core::{
     ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials, DynConnector, Error,
     ErrorKind, EventKind, InboundWebhook, NormalizedAlert, QueryOutput, Result, RevealedJson,
     SecretString, UnverifiedDelivery, ValidationReport, VerifiedDelivery, WebhookAuth,
-    WebhookDescriptor, WebhookKey, WebhookOutcome,
+    WebhookDescriptor, WebhookKey, WebhookMethod, WebhookOutcome,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -35,6 +35,7 @@ const fn descriptor(id: &'static str, auth: Option<WebhookAuth>) -> ConnectorDes
         webhook: match auth {
             Some(auth) => Some(WebhookDescriptor {
                 path: "/toy/webhook/{user_id}",
+                methods: &[WebhookMethod::Post],
                 auth,
             }),
             None => None,

@@ -120,6 +120,8 @@ fn leak_descriptor(id: &'static str, base: &str) -> &'static ConnectorDescriptor
         client_id_env: &["TOY_CLIENT_ID", "TOY_LEGACY_CLIENT_ID"],
         client_secret_env: &["TOY_CLIENT_SECRET"],
         callback_path: Box::leak(format!("/{id}/callback").into_boxed_str()),
+        feature_flag: None,
+        disabled_message: None,
     };
     Box::leak(Box::new(ConnectorDescriptor {
         id,

@@ -67,6 +67,8 @@ fn leak_descriptor(authorize_url: &str, token_url: &str) -> &'static ConnectorDe
         client_id_env: &["MOCK_OAUTH_CLIENT_ID"],
         client_secret_env: &["MOCK_OAUTH_CLIENT_SECRET"],
         callback_path: CALLBACK_PATH,
+        feature_flag: None,
+        disabled_message: None,
     };
     Box::leak(Box::new(ConnectorDescriptor {
         id: CONNECTOR_ID,

@@ -15,7 +15,7 @@ use patchbay_core::{
     ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials, DynConnector, Error,
     ErrorKind, EventKind, InboundWebhook, NormalizedAlert, OperationDescriptor, QueryOutput,
     Result, SecretString, UnverifiedDelivery, ValidationReport, VerifiedDelivery, WebhookAuth,
-    WebhookDescriptor, WebhookOutcome,
+    WebhookDescriptor, WebhookMethod, WebhookOutcome,
 };
 use patchbay_core::{OperationOutput, MAX_OUTPUT_BYTES};
 use patchbay_testkit::contract::{run_contract_suite, ContractCase, OperationCall, WebhookSigning};
@@ -126,6 +126,7 @@ const fn toy_descriptor(auth: WebhookAuth) -> ConnectorDescriptor {
         disabled_message: None,
         webhook: Some(WebhookDescriptor {
             path: "/toy/webhook/{user_id}",
+            methods: &[WebhookMethod::Post],
             auth,
         }),
         oauth: None,

@@ -22,6 +22,8 @@ const SPEC: OAuthSpec = OAuthSpec {
     client_id_env: &["PROVIDER_CLIENT_ID"],
     client_secret_env: &["PROVIDER_CLIENT_SECRET"],
     callback_path: "/provider/callback",
+    feature_flag: None,
+    disabled_message: None,
 };
 
 fn credentials() -> OAuthClientCredentials {
