@@ -3,27 +3,26 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use patchbay_connector_pagerduty::fake::{sample_payload, FakePagerduty};
-use patchbay_connector_pagerduty::webhook::{sign, SIGNATURE_HEADER};
+use patchbay_connector_pagerduty::fake::{sample_payload, FakePagerduty, INCIDENT_ID, SERVICE_ID};
+use patchbay_connector_pagerduty::webhook::{sign, SIGNATURE_HEADER, WEBHOOK_ID_HEADER};
 use patchbay_core::InboundWebhook;
 use patchbay_http::{Bytes, HeaderMap};
-use patchbay_testkit::contract::{
-    run_contract_suite, with_webhook_secret, ContractCase, OperationCall, WebhookSigning,
-};
+use patchbay_testkit::contract::{run_contract_suite, ContractCase, OperationCall, WebhookSigning};
 use serde_json::json;
 
-const API_KEY: &str = "canary-api-key-3e8b1f07";
-const WRONG_API_KEY: &str = "canary-wrong-api-key-9c2d4a";
-const WEBHOOK_SECRET: &str = "canary-webhook-secret-4b9e0c27";
+const API_TOKEN: &str = "canary-pd-token-3e8b1f07";
+const WRONG_API_TOKEN: &str = "canary-pd-wrong-9c2d4a";
+const WEBHOOK_SECRET: &str = "canary-pd-whsec-4b9e0c27";
 
-/// A JSON delivery of the sample payload for `alert_id` at `status`, signed with `secret`.
-fn delivery(alert_id: &str, status: &str, secret: &str) -> InboundWebhook {
-    let body = sample_payload(alert_id, status).to_string();
+/// A signed delivery of `event_type` for the sample incident.
+fn delivery(webhook_id: &str, event_type: &str) -> InboundWebhook {
+    let body = sample_payload(&format!("evt-{webhook_id}"), event_type, INCIDENT_ID).to_string();
     let mut headers = HeaderMap::new();
     headers.insert("content-type", "application/json".parse().unwrap());
+    headers.insert(WEBHOOK_ID_HEADER, webhook_id.parse().unwrap());
     headers.insert(
         SIGNATURE_HEADER,
-        sign(secret.as_bytes(), body.as_bytes()).parse().unwrap(),
+        sign(WEBHOOK_SECRET, body.as_bytes()).parse().unwrap(),
     );
     InboundWebhook {
         headers,
@@ -33,31 +32,43 @@ fn delivery(alert_id: &str, status: &str, secret: &str) -> InboundWebhook {
 
 #[tokio::test]
 async fn pagerduty_meets_the_connector_contract() {
-    let fake = FakePagerduty::start(API_KEY).await;
-    let connector = with_webhook_secret(Arc::new(fake.connector()), WEBHOOK_SECRET);
+    let fake = FakePagerduty::start(API_TOKEN).await;
+    let incident = json!({"incident_id": INCIDENT_ID});
+    let operation_params = BTreeMap::from([
+        ("list_incidents".to_owned(), json!({"limit": 5})),
+        ("get_incident".to_owned(), incident.clone()),
+        ("list_incident_alerts".to_owned(), incident.clone()),
+        ("list_incident_log_entries".to_owned(), incident.clone()),
+        ("list_incident_notes".to_owned(), incident.clone()),
+        ("list_related_change_events".to_owned(), incident),
+        ("list_services".to_owned(), json!({})),
+        ("get_service".to_owned(), json!({"service_id": SERVICE_ID})),
+        ("list_oncalls".to_owned(), json!({})),
+        ("list_change_events".to_owned(), json!({})),
+        ("list_schedules".to_owned(), json!({})),
+        ("list_escalation_policies".to_owned(), json!({})),
+    ]);
     let case = ContractCase {
-        connector,
-        good_form: json!({"api_key": API_KEY}),
-        bad_form: json!({"api_key": WRONG_API_KEY}),
+        connector: Arc::new(fake.connector()),
+        good_form: json!({"api_token": API_TOKEN, "webhook_secret": WEBHOOK_SECRET}),
+        bad_form: json!({"api_token": WRONG_API_TOKEN}),
         invalid_form: json!({}),
-        operation_params: BTreeMap::from([("list_items".to_owned(), json!({"limit": 10}))]),
+        operation_params,
         webhook_samples: vec![
-            delivery("alert-1", "firing", WEBHOOK_SECRET),
-            delivery("alert-1", "resolved", WEBHOOK_SECRET),
+            delivery("wh-1", "incident.triggered"),
+            delivery("wh-2", "incident.resolved"),
         ],
         webhook_signing: Some(WebhookSigning {
             signature_header: SIGNATURE_HEADER,
             timestamp_header: None,
-            sign: Box::new(|request: &InboundWebhook| {
-                sign(WEBHOOK_SECRET.as_bytes(), &request.body)
-            }),
+            sign: Box::new(|request: &InboundWebhook| sign(WEBHOOK_SECRET, &request.body)),
         }),
         canaries: vec![
-            API_KEY.to_owned(),
-            WRONG_API_KEY.to_owned(),
+            API_TOKEN.to_owned(),
+            WRONG_API_TOKEN.to_owned(),
             WEBHOOK_SECRET.to_owned(),
         ],
-        paging: Some(OperationCall::new("list_items", json!({"limit": 10}))),
+        paging: Some(OperationCall::new("list_incidents", json!({"limit": 5}))),
         oversized: None,
     };
     run_contract_suite(case).await;
