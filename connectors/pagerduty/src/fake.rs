@@ -44,6 +44,8 @@ pub const INCIDENT_ID: &str = "PGR0VU2";
 pub const SERVICE_ID: &str = "PF9KMXH";
 /// The OAuth client id the fake accepts.
 pub const CLIENT_ID: &str = "pd-fake-client-id";
+/// The OAuth client secret the fake accepts unless [`FakePagerduty::set_client_secret`] changes it.
+pub const CLIENT_SECRET: &str = "pd-fake-client-secret-9a7c";
 /// The message PagerDuty gives `/users/me` for account-level keys.
 pub const ACCOUNT_LEVEL_MESSAGE: &str = "Because this request was made using an account-level access token, we were unable to determine the user's identity. Please use a user-level token.";
 
@@ -127,7 +129,7 @@ impl FakePagerduty {
                 account_level_tokens: HashSet::new(),
                 access_tokens: HashSet::new(),
                 refresh_token: None,
-                client_secret: "pd-fake-client-secret".to_owned(),
+                client_secret: CLIENT_SECRET.to_owned(),
                 codes: HashMap::new(),
                 issued: 0,
                 granted_scope: None,
