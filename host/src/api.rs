@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use patchbay_core::connector::FormFields;
@@ -40,6 +40,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/connections/{id}/webhook/rotate",
             post(rotate_webhook_credential),
+        )
+        .route(
+            "/api/connections/{id}/webhook/secrets",
+            get(list_webhook_secrets).post(add_webhook_secret),
+        )
+        .route(
+            "/api/connections/{id}/webhook/secrets/{secret_id}",
+            delete(remove_webhook_secret),
         )
         .route("/api/connections/{id}/query/{operation}", post(query))
         .route("/api/alerts", get(list_alerts))
@@ -154,7 +162,7 @@ fn webhook_view(state: &AppState, record: &ConnectionRecord) -> Option<WebhookVi
         url: format!("{}{path}", state.public_url),
         header: match webhook.auth {
             WebhookAuth::Token { header } => Some(header),
-            WebhookAuth::Signature | WebhookAuth::App => None,
+            WebhookAuth::Signature | WebhookAuth::App | WebhookAuth::ProviderSignature => None,
         },
     })
 }
@@ -305,6 +313,13 @@ async fn connect(
             shown["secret"] = json!(secret.expose());
             shown["note"] = json!("the secret is shown once; paste it as the webhook secret in the provider's webhook settings");
         }
+        if descriptor.webhook.map(|webhook| webhook.auth) == Some(WebhookAuth::ProviderSignature) {
+            shown["secrets"] = json!(format!("/api/connections/{}/webhook/secrets", view.id));
+            shown["note"] = json!(format!(
+                "{} issues the signing secret when the webhook subscription is created; add it with POST to `secrets` ({{\"secret\": \"...\"}}), and remove an old one with DELETE to `secrets`/<id> once the provider stops using it",
+                descriptor.display_name
+            ));
+        }
         body["webhook"] = shown;
     }
     Ok((StatusCode::CREATED, Json(body)))
@@ -360,6 +375,69 @@ async fn rotate_webhook_credential(
         RotatedCredential::Secret(secret) => json!({ "url": url, "secret": secret.expose() }),
     };
     Ok(Json(json!({ "webhook": shown })))
+}
+
+/// The provider-issued webhook signing secrets of a connection: ids and dates only.
+async fn list_webhook_secrets(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let record = load(&state, &tenant, &id).await?;
+    let connector = connector_for(&state, &record.connector)?;
+    let secrets = state
+        .connections()
+        .webhook_secrets(&record, connector.descriptor())
+        .await?;
+    Ok(Json(json!({ "webhook_secrets": secrets })))
+}
+
+/// Adds a provider-issued webhook signing secret; answers its id, never the secret.
+async fn add_webhook_secret(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    // Read by hand so that no parse error can echo the secret.
+    let body: serde_json::Map<String, serde_json::Value> = parse_body(&body)?;
+    let secret = match (body.get("secret"), body.len()) {
+        (Some(serde_json::Value::String(secret)), 1) => {
+            patchbay_core::SecretString::new(secret.clone())
+        }
+        _ => {
+            return Err(Error::invalid_input(
+                "secret",
+                "send {\"secret\": \"<signing secret>\"} and nothing else",
+            )
+            .into())
+        }
+    };
+    let record = load(&state, &tenant, &id).await?;
+    let connector = connector_for(&state, &record.connector)?;
+    let added = state
+        .connections()
+        .add_webhook_secret(&record, connector.descriptor(), secret)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "webhook_secret": added })),
+    ))
+}
+
+/// Removes a provider-issued webhook signing secret by id.
+async fn remove_webhook_secret(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    Path((id, secret_id)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let record = load(&state, &tenant, &id).await?;
+    let connector = connector_for(&state, &record.connector)?;
+    state
+        .connections()
+        .remove_webhook_secret(&record, connector.descriptor(), &secret_id)
+        .await?;
+    Ok(Json(json!({ "deleted": { "webhook_secret": secret_id } })))
 }
 
 async fn revalidate(

@@ -7,7 +7,7 @@
 
 use chrono::Utc;
 use patchbay_core::connector::ConnectorContext;
-use patchbay_core::slots;
+use patchbay_core::slots::{self, ProviderWebhookSecret};
 use patchbay_core::{
     AuthRequest, ConnectorDescriptor, DynConnector, DynCredentials, Error, ErrorKind, QueryOutput,
     RevokeOutcome, SecretString, Tenant, ValidationReport, ValidationStatus, WebhookAuth,
@@ -88,6 +88,25 @@ pub enum RotatedCredential {
     },
     /// A secret the provider signs deliveries with.
     Secret(SecretString),
+}
+
+/// A provider-issued webhook signing secret as the API shows it: its id and when it
+/// was added, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WebhookSecretView {
+    /// The id to remove it by (`whs_…`).
+    pub id: String,
+    /// When it was added.
+    pub added_at: chrono::DateTime<Utc>,
+}
+
+impl From<&ProviderWebhookSecret> for WebhookSecretView {
+    fn from(secret: &ProviderWebhookSecret) -> Self {
+        Self {
+            id: secret.id.clone(),
+            added_at: secret.added_at,
+        }
+    }
 }
 
 /// What disconnecting did at the provider.
@@ -391,9 +410,90 @@ impl Connections<'_> {
                     "app-level webhooks are signed with the app's signing secret; there is nothing to rotate per connection",
                 ))
             }
+            WebhookAuth::ProviderSignature => {
+                return Err(unsupported(&format!(
+                    "{} issues the webhook signing secrets itself; Patchbay cannot generate one",
+                    descriptor.display_name
+                ))
+                .with_hint(format!(
+                    "add the new secret with POST /api/connections/{}/webhook/secrets, then remove the old one with DELETE /api/connections/{}/webhook/secrets/{{secret_id}}",
+                    record.id, record.id
+                )))
+            }
         };
         tracing::info!(connection = %record.id, connector = descriptor.id, "rotated webhook credential");
         Ok(rotated)
+    }
+
+    /// The provider-issued webhook signing secrets of a connection, oldest first.
+    pub async fn webhook_secrets(
+        &self,
+        record: &ConnectionRecord,
+        descriptor: &'static ConnectorDescriptor,
+    ) -> Result<Vec<WebhookSecretView>, Error> {
+        provider_signed(descriptor)?;
+        let secrets = self.credentials(record).await?.secrets;
+        Ok(slots::webhook_secrets(&secrets)
+            .iter()
+            .map(WebhookSecretView::from)
+            .collect())
+    }
+
+    /// Adds a provider-issued webhook signing secret to a connection, beside the ones
+    /// it has: deliveries signed with any of them are accepted, so a provider's new
+    /// secret can be added before the old one is removed. Only the list changes,
+    /// merged into the latest secrets under check-and-set.
+    pub async fn add_webhook_secret(
+        &self,
+        record: &ConnectionRecord,
+        descriptor: &'static ConnectorDescriptor,
+        secret: SecretString,
+    ) -> Result<WebhookSecretView, Error> {
+        provider_signed(descriptor)?;
+        if secret.expose().trim().is_empty() {
+            return Err(
+                Error::invalid_input("secret", "the signing secret is empty")
+                    .with_connector(descriptor.id)
+                    .with_hint(format!(
+                        "paste the signing secret {} showed for the webhook subscription",
+                        descriptor.display_name
+                    )),
+            );
+        }
+        let entry = ProviderWebhookSecret::new(secret, Utc::now());
+        modify(self.state.secrets.as_ref(), &record.secret_ref, |latest| {
+            slots::with_added_webhook_secret(latest, &entry)
+                .map_err(|error| error.with_connector(descriptor.id))
+        })
+        .await?;
+        tracing::info!(connection = %record.id, connector = descriptor.id, secret_id = %entry.id, "added a webhook signing secret");
+        Ok(WebhookSecretView::from(&entry))
+    }
+
+    /// Removes a provider-issued webhook signing secret by id; deliveries signed with
+    /// it are refused from then on. Only the list changes, under check-and-set.
+    pub async fn remove_webhook_secret(
+        &self,
+        record: &ConnectionRecord,
+        descriptor: &'static ConnectorDescriptor,
+        secret_id: &str,
+    ) -> Result<(), Error> {
+        provider_signed(descriptor)?;
+        modify(self.state.secrets.as_ref(), &record.secret_ref, |latest| {
+            slots::without_webhook_secret(latest, secret_id).ok_or_else(|| {
+                Error::not_found(format!(
+                    "this connection has no webhook signing secret `{secret_id}`"
+                ))
+                .with_connector(descriptor.id)
+                .with_field("secret_id")
+                .with_hint(
+                    "list the connection's secrets with GET /api/connections/{id}/webhook/secrets",
+                )
+            })
+        })
+        .await?;
+        tracing::info!(connection = %record.id, connector = descriptor.id, %secret_id, "removed a webhook signing secret");
+        Ok(())
     }
 
     /// Revokes the grant at the provider, then deletes the secret and the record.
@@ -453,6 +553,21 @@ impl Connections<'_> {
                 RevokeReport::Failed(error.message().to_owned())
             }
         }
+    }
+}
+
+/// Refuses connectors whose webhooks are not signed with provider-issued secrets.
+fn provider_signed(descriptor: &ConnectorDescriptor) -> Result<(), Error> {
+    match descriptor.webhook.map(|webhook| webhook.auth) {
+        Some(WebhookAuth::ProviderSignature) => Ok(()),
+        _ => Err(Error::unsupported(format!(
+            "{} webhooks are not signed with secrets the provider issues",
+            descriptor.display_name
+        ))
+        .with_connector(descriptor.id)
+        .with_hint(
+            "use POST /api/connections/{id}/webhook/rotate to get a new webhook credential",
+        )),
     }
 }
 

@@ -48,7 +48,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
                         receive_app(state, connector, headers, body).await
                     },
                 ),
-                WebhookAuth::Token { .. } | WebhookAuth::Signature => handler.on(
+                WebhookAuth::Token { .. }
+                | WebhookAuth::Signature
+                | WebhookAuth::ProviderSignature => handler.on(
                     filter,
                     move |state: State<AppState>,
                           Path(user_id): Path<String>,
@@ -73,6 +75,9 @@ fn unauthorized(auth: WebhookAuth) -> ApiError {
         }
         WebhookAuth::Signature => "check the webhook secret configured at the provider".to_owned(),
         WebhookAuth::App => "check the app's signing secret and this host's clock".to_owned(),
+        WebhookAuth::ProviderSignature => {
+            "add the provider's signing secret to the connection (POST /api/connections/{id}/webhook/secrets)".to_owned()
+        }
     };
     ApiError::unauthenticated("webhook authentication failed", hint)
 }
@@ -172,7 +177,7 @@ async fn receive(
                     .verify(&ctx, WebhookKey::TokenHash(hash), &request)
                     .await
             }
-            WebhookAuth::Signature => {
+            WebhookAuth::Signature | WebhookAuth::ProviderSignature => {
                 let secrets = state.secrets.get(&record.secret_ref).await?;
                 let key = WebhookKey::Connection {
                     config: &record.metadata,

@@ -188,7 +188,7 @@ impl Connector {
         }];
         match self.webhook.as_deref() {
             Some("token") => parts.push("token-authenticated webhooks".to_owned()),
-            Some("signature") => parts.push("signed webhooks".to_owned()),
+            Some("signature" | "provider_signature") => parts.push("signed webhooks".to_owned()),
             Some("app") => parts.push("signed app events".to_owned()),
             Some(other) => parts.push(format!("{other} webhooks")),
             None => {}

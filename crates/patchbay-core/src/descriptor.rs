@@ -71,6 +71,11 @@ pub enum WebhookAuth {
     /// One endpoint for the whole app, signed with an app-wide secret: the connector
     /// verifies the delivery and names the connection by a routing key (Slack's team id).
     App,
+    /// The connector verifies a provider signature with signing secrets the provider
+    /// issued (PagerDuty shows one when a subscription is created). They are kept as
+    /// a list ([`crate::Credentials::webhook_secrets`]), added and removed through the
+    /// host's API, so a new secret can be added before the old one is removed.
+    ProviderSignature,
 }
 
 /// An HTTP method a provider delivers webhooks with.

@@ -36,7 +36,7 @@ pub use oauth::{ClientAuthStyle, OAuthClientCredentials, OAuthGrant, OAuthSpec, 
 pub use operation::{OperationOutput, OperationSpec, MAX_OUTPUT_BYTES};
 pub use registry::Registry;
 pub use secret::{RevealedJson, Secret, SecretString};
-pub use slots::OAuthTokens;
+pub use slots::{OAuthTokens, ProviderWebhookSecret};
 pub use tenant::Tenant;
 pub use validation::{
     CheckOutcome, CheckTimer, ValidationCheck, ValidationReport, ValidationStatus,

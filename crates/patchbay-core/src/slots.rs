@@ -4,12 +4,14 @@
 //! token under a name the refresh engine does not read.
 //!
 //! In a stored secret they sit at the top level (`access_token`, `refresh_token`,
-//! `expires_at`, `token_type`, `webhook_secret`) beside the connector's own
+//! `expires_at`, `token_type`, `webhook_secret`, `webhook_secrets`) beside the connector's own
 //! secret fields, which may not use these names.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 
+use crate::error::{Error, ErrorKind};
 use crate::oauth::OAuthGrant;
 use crate::secret::{RevealedJson, SecretString};
 
@@ -18,6 +20,10 @@ const REFRESH_TOKEN: &str = "refresh_token";
 const EXPIRES_AT: &str = "expires_at";
 const TOKEN_TYPE: &str = "token_type";
 const WEBHOOK_SECRET: &str = "webhook_secret";
+const WEBHOOK_SECRETS: &str = "webhook_secrets";
+
+/// The most provider-issued signing secrets one connection keeps.
+pub const MAX_WEBHOOK_SECRETS: usize = 5;
 
 /// The keys the shared slots take in a stored secret.
 pub const RESERVED_SECRET_KEYS: &[&str] = &[
@@ -26,6 +32,7 @@ pub const RESERVED_SECRET_KEYS: &[&str] = &[
     EXPIRES_AT,
     TOKEN_TYPE,
     WEBHOOK_SECRET,
+    WEBHOOK_SECRETS,
 ];
 
 /// The tokens a connection authenticates with: an OAuth grant's, or a personal
@@ -161,17 +168,153 @@ pub fn with_webhook_secret(secrets: &RevealedJson, secret: &SecretString) -> Rev
     RevealedJson::new(value)
 }
 
+/// A webhook signing secret the provider issued (PagerDuty's subscription secret),
+/// one entry of the `webhook_secrets` list. `Debug` shows the id and date only.
+#[derive(Debug, Clone)]
+pub struct ProviderWebhookSecret {
+    /// A stable id naming the secret in the API without revealing it (`whs_…`).
+    pub id: String,
+    /// The secret, used as the provider gave it.
+    pub secret: SecretString,
+    /// When it was added.
+    pub added_at: DateTime<Utc>,
+}
+
+impl ProviderWebhookSecret {
+    /// An entry for `secret` added at `added_at`, with its id derived from it.
+    pub fn new(secret: SecretString, added_at: DateTime<Utc>) -> Self {
+        Self {
+            id: webhook_secret_id(&secret),
+            secret,
+            added_at,
+        }
+    }
+
+    /// The entry as stored: `{id, secret, added_at}`.
+    fn stored(&self) -> Value {
+        json!({
+            "id": self.id,
+            "secret": self.secret.expose(),
+            "added_at": self.added_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        })
+    }
+
+    fn read(value: &Value) -> Option<Self> {
+        let secret = value
+            .get("secret")?
+            .as_str()
+            .filter(|text| !text.is_empty())?;
+        let secret = SecretString::from(secret);
+        Some(Self {
+            id: value
+                .get("id")
+                .and_then(Value::as_str)
+                .map_or_else(|| webhook_secret_id(&secret), str::to_owned),
+            added_at: value
+                .get("added_at")
+                .and_then(Value::as_str)
+                .and_then(|time| DateTime::parse_from_rfc3339(time).ok())
+                .map_or(DateTime::UNIX_EPOCH, |time| time.with_timezone(&Utc)),
+            secret,
+        })
+    }
+}
+
+/// The id of a provider-issued signing secret: `whs_` and 64 bits of a domain-separated
+/// SHA-256 of it, so the same secret added twice is recognised without storing or
+/// showing anything that would let it be recovered.
+pub fn webhook_secret_id(secret: &SecretString) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"patchbay webhook secret id\0")
+        .chain_update(secret.expose().as_bytes())
+        .finalize();
+    format!("whs_{}", hex::encode(&digest[..8]))
+}
+
+/// The provider-issued signing secrets in a stored secret, oldest first.
+pub fn webhook_secrets(secrets: &RevealedJson) -> Vec<ProviderWebhookSecret> {
+    secrets
+        .expose()
+        .get(WEBHOOK_SECRETS)
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(ProviderWebhookSecret::read)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn with_webhook_secret_list(
+    secrets: &RevealedJson,
+    list: &[ProviderWebhookSecret],
+) -> RevealedJson {
+    let mut value = secrets.expose().clone();
+    if !value.is_object() {
+        value = Value::Object(Map::new());
+    }
+    if let Some(fields) = value.as_object_mut() {
+        if list.is_empty() {
+            fields.remove(WEBHOOK_SECRETS);
+        } else {
+            fields.insert(
+                WEBHOOK_SECRETS.into(),
+                Value::Array(list.iter().map(ProviderWebhookSecret::stored).collect()),
+            );
+        }
+    }
+    RevealedJson::new(value)
+}
+
+/// `secrets` with `secret` appended to the provider-issued signing secrets and every
+/// other field kept. A secret already there is a `Conflict` naming its id; more than
+/// [`MAX_WEBHOOK_SECRETS`] is `InvalidInput`.
+pub fn with_added_webhook_secret(
+    secrets: &RevealedJson,
+    secret: &ProviderWebhookSecret,
+) -> Result<RevealedJson, Error> {
+    let mut list = webhook_secrets(secrets);
+    if list.iter().any(|existing| existing.id == secret.id) {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!("this signing secret was already added as {}", secret.id),
+        )
+        .with_field("secret")
+        .with_hint("nothing to do: deliveries signed with it are accepted"));
+    }
+    if list.len() >= MAX_WEBHOOK_SECRETS {
+        return Err(Error::invalid_input(
+            "secret",
+            format!("a connection keeps at most {MAX_WEBHOOK_SECRETS} webhook signing secrets"),
+        )
+        .with_hint("remove a secret the provider no longer signs with, then add the new one"));
+    }
+    list.push(secret.clone());
+    Ok(with_webhook_secret_list(secrets, &list))
+}
+
+/// `secrets` without the provider-issued signing secret `id`, every other field kept;
+/// `None` when there is no such secret.
+pub fn without_webhook_secret(secrets: &RevealedJson, id: &str) -> Option<RevealedJson> {
+    let mut list = webhook_secrets(secrets);
+    let before = list.len();
+    list.retain(|existing| existing.id != id);
+    (list.len() != before).then(|| with_webhook_secret_list(secrets, &list))
+}
+
 /// A stored secret split into the connector's own fields and the shared slots.
 pub(crate) struct SplitSecrets {
     pub(crate) own: RevealedJson,
     pub(crate) tokens: Option<OAuthTokens>,
     pub(crate) webhook_secret: Option<SecretString>,
+    pub(crate) webhook_secrets: Vec<ProviderWebhookSecret>,
 }
 
 /// Splits a stored secret into the connector's own fields and the shared slots.
 pub(crate) fn split(secrets: &RevealedJson) -> SplitSecrets {
     let tokens = OAuthTokens::read(secrets);
     let webhook_secret = webhook_secret(secrets);
+    let webhook_secrets = webhook_secrets(secrets);
     let mut own = secrets.expose().clone();
     if let Some(fields) = own.as_object_mut() {
         for key in RESERVED_SECRET_KEYS {
@@ -182,6 +325,7 @@ pub(crate) fn split(secrets: &RevealedJson) -> SplitSecrets {
         own: RevealedJson::new(own),
         tokens,
         webhook_secret,
+        webhook_secrets,
     }
 }
 
@@ -191,6 +335,7 @@ pub(crate) fn join(
     own: RevealedJson,
     tokens: Option<&OAuthTokens>,
     webhook_secret: Option<&SecretString>,
+    webhook_secrets: &[ProviderWebhookSecret],
 ) -> std::result::Result<RevealedJson, &'static str> {
     let mut value = own.into_exposed();
     if value.is_null() {
@@ -214,6 +359,17 @@ pub(crate) fn join(
             Value::String(secret.expose().clone()),
         );
     }
+    if !webhook_secrets.is_empty() {
+        fields.insert(
+            WEBHOOK_SECRETS.into(),
+            Value::Array(
+                webhook_secrets
+                    .iter()
+                    .map(ProviderWebhookSecret::stored)
+                    .collect(),
+            ),
+        );
+    }
     Ok(RevealedJson::new(value))
 }
 
@@ -234,6 +390,7 @@ mod tests {
             RevealedJson::new(json!({"api_key": "k"})),
             Some(&tokens),
             Some(&"whsec".into()),
+            &[],
         )
         .unwrap();
         assert_eq!(
@@ -258,7 +415,12 @@ mod tests {
 
     #[test]
     fn a_connector_field_may_not_take_a_reserved_key() {
-        let refused = join(RevealedJson::new(json!({"access_token": "x"})), None, None);
+        let refused = join(
+            RevealedJson::new(json!({"access_token": "x"})),
+            None,
+            None,
+            &[],
+        );
         assert_eq!(refused.err(), Some("access_token"));
     }
 
@@ -277,5 +439,49 @@ mod tests {
         let secret = with_webhook_secret(&written, &"w2".into());
         assert_eq!(webhook_secret(&secret).unwrap().expose(), "w2");
         assert_eq!(secret.expose()["access_token"], "new");
+    }
+
+    #[test]
+    fn provider_secrets_are_a_list_added_and_removed_by_id() {
+        let at: DateTime<Utc> = "2026-01-02T03:04:05Z".parse().unwrap();
+        let first = ProviderWebhookSecret::new("secret-one".into(), at);
+        let second = ProviderWebhookSecret::new("secret-two".into(), at);
+        assert!(
+            first.id.starts_with("whs_") && first.id.len() == 20,
+            "{}",
+            first.id
+        );
+        assert!(!first.id.contains("secret-one"));
+        assert!(!format!("{first:?}").contains("secret-one"));
+        let stored = RevealedJson::new(json!({"access_token": "at"}));
+        let stored = with_added_webhook_secret(&stored, &first).unwrap();
+        let stored = with_added_webhook_secret(&stored, &second).unwrap();
+        let again = with_added_webhook_secret(&stored, &first).unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::Conflict);
+        assert!(!again.to_string().contains("secret-one"));
+        let ids: Vec<String> = webhook_secrets(&stored).into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, [first.id.clone(), second.id.clone()]);
+        assert_eq!(stored.expose()["access_token"], "at");
+
+        let parts = split(&stored);
+        assert_eq!(parts.webhook_secrets.len(), 2);
+        assert_eq!(parts.own.expose(), &json!({}));
+        let joined = join(
+            parts.own,
+            parts.tokens.as_ref(),
+            None,
+            &parts.webhook_secrets,
+        )
+        .unwrap();
+        assert_eq!(joined.expose(), stored.expose());
+
+        let removed = without_webhook_secret(&stored, &first.id).unwrap();
+        let left = webhook_secrets(&removed);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].secret.expose(), "secret-two");
+        assert_eq!(left[0].added_at, at);
+        assert!(without_webhook_secret(&removed, &first.id).is_none());
+        let empty = without_webhook_secret(&removed, &second.id).unwrap();
+        assert!(empty.expose().get("webhook_secrets").is_none());
     }
 }

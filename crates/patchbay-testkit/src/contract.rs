@@ -730,7 +730,7 @@ impl Suite {
                 );
                 self.token_webhooks(&ctx, header, credentials).await;
             }
-            WebhookAuth::Signature | WebhookAuth::App => {
+            WebhookAuth::Signature | WebhookAuth::App | WebhookAuth::ProviderSignature => {
                 let signing = self.case.webhook_signing.as_ref().unwrap_or_else(|| {
                     panic!(
                         "contract[{}]: signed webhooks need webhook_signing so forged deliveries can be made",

@@ -14,7 +14,7 @@ pub mod services;
 use std::path::{Path, PathBuf};
 
 /// The path of `relative` under this crate's `fixtures/` directory, e.g.
-/// `fixture_path("vectors/pagerduty.json")`.
+/// `fixture_path("vectors/aws_sts.json")`.
 pub fn fixture_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
@@ -35,15 +35,15 @@ mod tests {
 
     #[test]
     fn fixtures_are_read_from_inside_the_crate() {
-        let path = fixture_path("vectors/pagerduty.json");
+        let path = fixture_path("vectors/aws_sts.json");
         assert!(
             path.starts_with(env!("CARGO_MANIFEST_DIR")),
             "{}",
             path.display()
         );
-        let vectors: serde_json::Value = serde_json::from_str(&fixture("vectors/pagerduty.json"))
-            .expect("the PagerDuty vectors are JSON");
-        assert!(vectors["webhook_signature"]["vectors"][0]["expect"].is_string());
+        let vectors: serde_json::Value = serde_json::from_str(&fixture("vectors/aws_sts.json"))
+            .expect("the AWS STS vectors are JSON");
+        assert!(vectors["_sources"].is_array());
     }
 
     #[test]
