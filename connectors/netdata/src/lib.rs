@@ -1,11 +1,11 @@
-//! The Netdata connector. It connects with an API key,
-//! proves the credentials with a read of the account, offers a paged read
-//! operation (`list_items`) and normalises token-authenticated webhooks into alerts.
+//! The Netdata connector. It connects with a Netdata Cloud API token (and
+//! optionally a space URL and space name), proves the token by listing its spaces
+//! and the chosen space's rooms, offers read operations over spaces, rooms, nodes
+//! and alerts, and normalises Netdata's webhook deliveries (payload versions 1 and
+//! 2) into alerts, authenticated by the connection's bearer token.
 //!
-//! The provider's API base, paths and payload shapes are placeholders
-//! (`https://api.example.invalid`, `/v1/account`, `/v1/items`, the webhook payload) that
-//! the fake in `src/fake.rs` answers; replace them with Netdata's own. See the crate
-//! README for the connect fields, checks and operations.
+//! See the crate README for the connect fields, checks, operations and which of
+//! Netdata's endpoints are not yet verified against Netdata Cloud.
 #![deny(missing_docs)]
 
 pub mod auth;
@@ -20,21 +20,25 @@ use async_trait::async_trait;
 use patchbay_core::{
     build_from_env, schema_of, AuthKind, AuthRequest, Category, CheckOutcome, CheckTimer,
     Connector, ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials, Error, FromEnv,
-    QueryOutput, Result, ValidationReport, VerifiedDelivery, WebhookAuth, WebhookDescriptor,
-    WebhookMethod, WebhookOutcome,
+    QueryOutput, Result, ValidationCheck, ValidationReport, VerifiedDelivery, WebhookAuth,
+    WebhookDescriptor, WebhookMethod, WebhookOutcome,
 };
 use patchbay_http::HttpClient;
 use serde_json::Value;
 
 pub use auth::{ConnectForm, NetdataSecrets};
-use client::NetdataClient;
+use client::{NetdataClient, Space};
 pub use config::NetdataConfig;
 
 /// The connector id used in routes, records and errors.
 pub const CONNECTOR_ID: &str = "netdata";
 
-/// The header Netdata is told to send with the per-connection webhook token.
-pub const WEBHOOK_TOKEN_HEADER: &str = "X-Patchbay-Token";
+/// The header Netdata sends the per-connection webhook token in, as
+/// `Authorization: Bearer <token>` (its webhook integration's bearer option).
+pub const WEBHOOK_TOKEN_HEADER: &str = "Authorization";
+
+/// The route Netdata's webhook integration posts alerts to.
+pub const WEBHOOK_PATH: &str = "/netdata/alerts/webhook/{user_id}";
 
 /// What the registry knows about the Netdata connector.
 pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
@@ -46,7 +50,7 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
     feature_flag: None,
     disabled_message: None,
     webhook: Some(WebhookDescriptor {
-        path: "/netdata/webhook/{user_id}",
+        path: WEBHOOK_PATH,
         methods: &[WebhookMethod::Post],
         auth: WebhookAuth::Token {
             header: WEBHOOK_TOKEN_HEADER,
@@ -81,14 +85,78 @@ impl FromEnv for NetdataConnector {
     }
 }
 
-const ACCOUNT_CHECK: (&str, &str) = (
-    "account",
-    "Netdata accepts the credentials and names their account (GET /v1/account)",
+const SPACES_CHECK: (&str, &str) = (
+    "spaces",
+    "Netdata Cloud accepts the API token and lists its spaces (GET /api/v3/spaces)",
 );
-const ITEMS_CHECK: (&str, &str) = (
-    "items_read",
-    "The credentials can list items (GET /v1/items?limit=1)",
+const SPACE_CHECK: (&str, &str) = ("space", "The space to use exists among the token's spaces");
+const ROOMS_CHECK: (&str, &str) = (
+    "rooms",
+    "The token can list the space's rooms (GET /api/v2/spaces/{spaceID}/rooms)",
 );
+
+/// A failed check with `detail`, for failures found without a provider error.
+fn failed(timer: CheckTimer, (id, description): (&str, &str), detail: String) -> ValidationCheck {
+    let mut check = timer.finish(id, description, true, Ok(String::new()));
+    check.outcome = CheckOutcome::Failed;
+    check.detail = detail;
+    check
+}
+
+/// The spaces' names, for messages.
+fn names(spaces: &[Space]) -> String {
+    if spaces.is_empty() {
+        return "none".to_owned();
+    }
+    spaces
+        .iter()
+        .map(|space| format!("`{}`", space.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The space `wanted` names (its id, slug or name, case-insensitively), or the only
+/// space when none is named; otherwise why none can be chosen.
+pub fn choose_space<'a>(
+    spaces: &'a [Space],
+    wanted: Option<&str>,
+) -> std::result::Result<&'a Space, String> {
+    match wanted.map(str::trim).filter(|wanted| !wanted.is_empty()) {
+        Some(wanted) => spaces
+            .iter()
+            .find(|space| space.id == wanted)
+            .or_else(|| {
+                spaces
+                    .iter()
+                    .find(|space| space.slug.as_deref() == Some(wanted))
+            })
+            .or_else(|| spaces.iter().find(|space| space.name == wanted))
+            .or_else(|| {
+                spaces
+                    .iter()
+                    .find(|space| space.name.eq_ignore_ascii_case(wanted))
+            })
+            .ok_or_else(|| {
+                format!(
+                    "Netdata space `{wanted}` was not found; the token can see: {} \
+                     (set space_name to one of them)",
+                    names(spaces)
+                )
+            }),
+        None => match spaces {
+            [only] => Ok(only),
+            [] => Err(
+                "the token can see no Netdata space; create the token in the space \
+                       to connect (Space settings > API tokens)"
+                    .to_owned(),
+            ),
+            several => Err(format!(
+                "the token can see several Netdata spaces: {}; set space_name to the one to use",
+                names(several)
+            )),
+        },
+    }
+}
 
 #[async_trait]
 impl Connector for NetdataConnector {
@@ -106,60 +174,95 @@ impl Connector for NetdataConnector {
         match request {
             AuthRequest::Form(fields) => {
                 let (config, secrets) = ConnectForm::from_fields(fields)
-                    .map(ConnectForm::into_parts)
+                    .and_then(|form| form.into_parts(&self.http))
                     .map_err(|error| error.with_connector(CONNECTOR_ID))?;
                 Ok(Credentials::new(config, secrets))
             }
             _ => Err(
-                Error::unsupported("Netdata connects with a form, not through OAuth")
+                Error::unsupported("Netdata connects with an API token, not through OAuth")
                     .with_connector(CONNECTOR_ID)
                     .with_hint(
-                        "send the connect form's fields (see the connector's connect schema)",
+                        "send the connect form's fields: api_token, and optionally space_url and space_name",
                     ),
             ),
         }
     }
 
-    /// Proves the credentials by reading the account (mandatory), then checks that
-    /// items can be listed; fills the account name.
+    /// Proves the token by listing its spaces (mandatory), finds the named space
+    /// (mandatory; a missing one names the spaces the token sees), then lists that
+    /// space's rooms; fills the space and room ids.
     async fn validate(
         &self,
         ctx: &ConnectorContext,
         credentials: &mut Credentials<NetdataConfig, NetdataSecrets>,
     ) -> Result<ValidationReport> {
         tracing::debug!(connection_id = ?ctx.connection_id, "validating Netdata credentials");
-        let client = NetdataClient::new(&self.http, credentials)?;
-        let (account_id, account_description) = ACCOUNT_CHECK;
-        let (items_id, items_description) = ITEMS_CHECK;
+        let config = credentials.config.clone();
+        let client = NetdataClient::new(&self.http, &config, &credentials.secrets);
+        let report = |checks| ValidationReport::new(CONNECTOR_ID, checks);
 
         let timer = CheckTimer::start();
-        let account = client.account().await;
-        let account_name = account.as_ref().ok().map(|account| account.name.clone());
-        let account_check = timer.finish(
-            account_id,
-            account_description,
+        let (spaces_id, spaces_description) = SPACES_CHECK;
+        let spaces = match client.spaces("validate").await {
+            Ok(spaces) => spaces,
+            Err(error) => {
+                return Ok(report(vec![
+                    timer.finish(spaces_id, spaces_description, true, Err(error)),
+                    CheckTimer::skipped(SPACE_CHECK.0, SPACE_CHECK.1, true),
+                    CheckTimer::skipped(ROOMS_CHECK.0, ROOMS_CHECK.1, false),
+                ]));
+            }
+        };
+        let spaces_check = timer.finish(
+            spaces_id,
+            spaces_description,
             true,
-            account.map(|account| format!("account `{}`", account.name)),
+            Ok(format!("the token can see {} space(s)", spaces.len())),
         );
-        if account_check.outcome != CheckOutcome::Ok {
-            let items_check = CheckTimer::skipped(items_id, items_description, false);
-            return Ok(ValidationReport::new(
-                CONNECTOR_ID,
-                vec![account_check, items_check],
-            ));
-        }
 
         let timer = CheckTimer::start();
-        let items = client
-            .probe_items()
-            .await
-            .map(|()| "items are readable".to_owned());
-        let items_check = timer.finish(items_id, items_description, false, items);
-        credentials.config.account_name = account_name;
-        Ok(ValidationReport::new(
-            CONNECTOR_ID,
-            vec![account_check, items_check],
-        ))
+        let space = match choose_space(&spaces, config.space.as_deref()) {
+            Ok(space) => space.clone(),
+            Err(detail) => {
+                return Ok(report(vec![
+                    spaces_check,
+                    failed(timer, SPACE_CHECK, detail),
+                    CheckTimer::skipped(ROOMS_CHECK.0, ROOMS_CHECK.1, false),
+                ]));
+            }
+        };
+        let space_check = timer.finish(
+            SPACE_CHECK.0,
+            SPACE_CHECK.1,
+            true,
+            Ok(format!("using space `{}` ({})", space.name, space.id)),
+        );
+
+        let timer = CheckTimer::start();
+        let rooms = client.rooms("validate", &space.id).await;
+        let room_ids: Vec<String> = rooms
+            .as_ref()
+            .map(|rooms| rooms.iter().map(|room| room.id.clone()).collect())
+            .unwrap_or_default();
+        let rooms_check = timer.finish(
+            ROOMS_CHECK.0,
+            ROOMS_CHECK.1,
+            false,
+            rooms.map(|rooms| {
+                let names: Vec<String> = rooms
+                    .iter()
+                    .take(10)
+                    .map(|room| format!("`{}`", room.name))
+                    .collect();
+                format!("{} room(s): {}", rooms.len(), names.join(", "))
+            }),
+        );
+
+        credentials.config.space_id = Some(space.id.clone());
+        credentials.config.space_name = Some(space.name.clone());
+        credentials.config.space_slug = space.slug.clone();
+        credentials.config.room_ids = room_ids;
+        Ok(report(vec![spaces_check, space_check, rooms_check]))
     }
 
     async fn query(
@@ -170,20 +273,17 @@ impl Connector for NetdataConnector {
         params: Value,
     ) -> Result<QueryOutput> {
         tracing::debug!(connection_id = ?ctx.connection_id, operation, "Netdata query");
-        let client = NetdataClient::new(&self.http, credentials)?;
+        let client = NetdataClient::new(&self.http, &credentials.config, &credentials.secrets);
         query::run(&client, ctx, operation, params).await
     }
 
-    /// Normalises a delivery whose token the host verified.
+    /// Normalises a delivery whose bearer token the host verified.
     async fn normalize(
         &self,
         _ctx: &ConnectorContext,
         _config: &NetdataConfig,
         delivery: &VerifiedDelivery,
     ) -> Result<WebhookOutcome> {
-        Ok(WebhookOutcome {
-            events: vec![webhook::normalize(delivery)?],
-            reply: None,
-        })
+        webhook::normalize(delivery)
     }
 }
