@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use patchbay_core::connector::FormFields;
 use patchbay_core::{
-    AuthRequest, ConnectorDescriptor, DynConnector, Error, ErrorKind, Tenant, ValidationReport,
-    WebhookAuth,
+    is_bearer_header, AuthRequest, ConnectorDescriptor, DynConnector, Error, ErrorKind, Tenant,
+    ValidationReport, WebhookAuth,
 };
 use patchbay_store::{ConnectionRecord, ConnectionStatus};
 use serde::de::DeserializeOwned;
@@ -307,7 +307,10 @@ async fn connect(
         let mut shown = json!({ "url": webhook.url, "header": webhook.header });
         if let Some(token) = &stored.webhook_token {
             shown["token"] = json!(token.expose());
-            shown["note"] = json!("the token is shown once; paste it as the header's value in the provider's webhook settings");
+            shown["note"] = match webhook.header {
+                Some(header) if is_bearer_header(header) => json!("the token is shown once; paste it as the bearer token in the provider's webhook settings (it is sent as `Authorization: Bearer <token>`)"),
+                _ => json!("the token is shown once; paste it as the header's value in the provider's webhook settings"),
+            };
         }
         if let Some(secret) = &stored.webhook_secret {
             shown["secret"] = json!(secret.expose());

@@ -36,6 +36,7 @@ macro_rules! connectors {
 connectors! {
     "datadog": "connector-datadog" => patchbay_connector_datadog,
     "github": "connector-github" => patchbay_connector_github,
+    "netdata": "connector-netdata" => patchbay_connector_netdata,
     "pagerduty": "connector-pagerduty" => patchbay_connector_pagerduty,
     "slack": "connector-slack" => patchbay_connector_slack,
 }

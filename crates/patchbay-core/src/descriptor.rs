@@ -62,7 +62,9 @@ pub struct EnvVar {
 pub enum WebhookAuth {
     /// A per-connection random token in a custom header; the host keeps only its hash.
     Token {
-        /// The header the provider is told to send.
+        /// The header the provider is told to send. `Authorization` means the token
+        /// is sent as `Authorization: Bearer <token>`, for providers whose webhook
+        /// settings offer a bearer token rather than a custom header.
         header: &'static str,
     },
     /// The connector verifies a provider signature with the connection's secrets

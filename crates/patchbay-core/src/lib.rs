@@ -42,8 +42,8 @@ pub use validation::{
     CheckOutcome, CheckTimer, ValidationCheck, ValidationReport, ValidationStatus,
 };
 pub use webhook::{
-    token_hash, InboundWebhook, UnverifiedDelivery, VerifiedDelivery, WebhookEvent, WebhookKey,
-    WebhookOutcome, WebhookReply, WebhookRoute,
+    is_bearer_header, token_hash, token_header_value, InboundWebhook, UnverifiedDelivery,
+    VerifiedDelivery, WebhookEvent, WebhookKey, WebhookOutcome, WebhookReply, WebhookRoute,
 };
 
 #[doc(hidden)]

@@ -207,18 +207,42 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Whether a `Token` webhook's header is `Authorization`, which then carries the
+/// token with the `Bearer` scheme (for providers whose webhook settings offer a
+/// bearer token rather than a custom header).
+pub fn is_bearer_header(header: &str) -> bool {
+    header.eq_ignore_ascii_case("authorization")
+}
+
+/// The value a provider sends in `header` to present `token`: `Bearer <token>` for
+/// the `Authorization` header, the bare token for any other header.
+pub fn token_header_value(header: &str, token: &str) -> String {
+    if is_bearer_header(header) {
+        format!("Bearer {token}")
+    } else {
+        token.to_owned()
+    }
+}
+
+/// The credential of an `Authorization` header that uses the `Bearer` scheme.
+fn bearer_credential(request: &InboundWebhook) -> Option<&str> {
+    let value = request.header("authorization")?;
+    let (scheme, credential) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(credential)
+}
+
 /// The token a delivery presents: the `header` the provider was told to send, or
-/// `Authorization: Bearer`.
+/// `Authorization: Bearer`. When `header` is `Authorization` itself, only a
+/// `Bearer` credential counts.
 fn presented_token<'a>(request: &'a InboundWebhook, header: &str) -> Option<&'a str> {
-    request
-        .header(header)
-        .or_else(|| {
-            request
-                .header("authorization")
-                .and_then(|auth| auth.strip_prefix("Bearer "))
-        })
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
+    let presented = if is_bearer_header(header) {
+        bearer_credential(request)
+    } else {
+        request
+            .header(header)
+            .or_else(|| bearer_credential(request))
+    };
+    presented.map(str::trim).filter(|token| !token.is_empty())
 }
 
 /// Verifies a `Token` webhook: the presented token must hash to `stored_hash`,
@@ -244,9 +268,12 @@ pub(crate) fn verify_token(
         )
         .with_connector(delivery.connector)
         .with_field(header)
-        .with_hint(format!(
-            "send the {header} header with the token shown when the connection was made"
-        )))
+        .with_hint(if is_bearer_header(header) {
+            "send `Authorization: Bearer <token>` with the token shown when the connection was made"
+                .to_owned()
+        } else {
+            format!("send the {header} header with the token shown when the connection was made")
+        }))
     }
 }
 
@@ -331,6 +358,40 @@ mod tests {
         assert_eq!(verified.body().as_ref(), b"{\"debug-canary-body\": 1}");
         check(&[("authorization", "Bearer pbw_good-token")], &stored).unwrap();
         check(&[("x-patchbay-token", " pbw_good-token ")], &stored).unwrap();
+    }
+
+    #[test]
+    fn an_authorization_token_header_takes_only_a_bearer_credential() {
+        let stored = token_hash("pbw_good-token");
+        let check = |headers: &[(&'static str, &str)]| {
+            let delivery =
+                UnverifiedDelivery::new("toy", Some("conn-1".to_owned()), request(headers));
+            verify_token("Authorization", &stored, delivery)
+        };
+        check(&[("authorization", "Bearer pbw_good-token")]).unwrap();
+        check(&[("authorization", "bearer pbw_good-token")]).unwrap();
+        assert_eq!(
+            token_header_value("Authorization", "pbw_good-token"),
+            "Bearer pbw_good-token"
+        );
+        assert_eq!(
+            token_header_value("X-Patchbay-Token", "pbw_good-token"),
+            "pbw_good-token"
+        );
+        for refused in [
+            check(&[]),
+            check(&[("authorization", "pbw_good-token")]),
+            check(&[("authorization", "Basic pbw_good-token")]),
+            check(&[("authorization", "Bearer ")]),
+            check(&[("authorization", "Bearer pbw_good-tokeN")]),
+            check(&[("x-patchbay-token", "pbw_good-token")]),
+        ] {
+            let error = refused.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::AuthFailed, "{error}");
+            assert_eq!(error.field(), Some("Authorization"));
+            assert!(error.hint().unwrap().contains("Bearer"));
+            assert!(!format!("{error:?}").contains("good-tok"), "{error:?}");
+        }
     }
 
     #[test]

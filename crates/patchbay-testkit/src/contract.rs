@@ -18,10 +18,11 @@ use patchbay_core::slots::{
     with_webhook_secret as with_webhook_secret_slot, OAuthTokens, RESERVED_SECRET_KEYS,
 };
 use patchbay_core::{
-    token_hash, AuthRequest, CheckOutcome, ConnectorContext, ConnectorDescriptor, DynConnector,
-    DynCredentials, Error, ErrorKind, FormFields, InboundWebhook, OAuthClientCredentials,
-    OAuthGrant, QueryOutput, RevokeOutcome, SecretString, ValidationReport, VerifiedDelivery,
-    WebhookAuth, WebhookKey, WebhookOutcome, WebhookRoute, MAX_OUTPUT_BYTES,
+    token_hash, token_header_value, AuthRequest, CheckOutcome, ConnectorContext,
+    ConnectorDescriptor, DynConnector, DynCredentials, Error, ErrorKind, FormFields,
+    InboundWebhook, OAuthClientCredentials, OAuthGrant, QueryOutput, RevokeOutcome, SecretString,
+    ValidationReport, VerifiedDelivery, WebhookAuth, WebhookKey, WebhookOutcome, WebhookRoute,
+    MAX_OUTPUT_BYTES,
 };
 use serde_json::{json, Value};
 
@@ -767,7 +768,11 @@ impl Suite {
             let mut unsigned = sample.clone();
             unsigned.headers.remove(header);
             unsigned.headers.remove(http::header::AUTHORIZATION);
-            let good = with_header(&unsigned, header, CONTRACT_WEBHOOK_TOKEN);
+            let good = with_header(
+                &unsigned,
+                header,
+                &token_header_value(header, CONTRACT_WEBHOOK_TOKEN),
+            );
             let delivery = self
                 .verified(
                     ctx,
@@ -777,7 +782,11 @@ impl Suite {
                 )
                 .await;
             self.normalises(ctx, credentials, &delivery, index).await;
-            let wrong = with_header(&unsigned, header, &format!("{CONTRACT_WEBHOOK_TOKEN}x"));
+            let wrong = with_header(
+                &unsigned,
+                header,
+                &token_header_value(header, &format!("{CONTRACT_WEBHOOK_TOKEN}x")),
+            );
             self.refused(ctx, key, &unsigned, index, "a missing token")
                 .await;
             self.refused(ctx, key, &wrong, index, "a wrong token").await;
