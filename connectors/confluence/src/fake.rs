@@ -53,6 +53,8 @@ pub const POSTMORTEM_PAGE_ID: &str = "102";
 pub const RUNBOOK_TITLE: &str = "Checkout service runbook";
 /// How many `incident`-labelled review pages the fake holds besides the named pages.
 pub const REVIEW_PAGE_COUNT: usize = 25;
+/// A page id the user may not view: 403 on Cloud and Data Center.
+pub const RESTRICTED_PAGE_ID: &str = "666";
 /// A Data Center short link code that redirects (relatively) to the runbook.
 pub const SHORT_LINK: &str = "AbC1";
 /// A short link code that redirects (absolutely) to the runbook's `/display/` URL.
@@ -688,6 +690,7 @@ fn rest_v1(shared: &Shared, path: &str, query: &[(String, String)], cloud: bool)
             Json(json!({"results": results, "start": 0, "limit": 25, "size": results.len()})).into_response()
         }
         other => match other.strip_prefix("content/") {
+            Some(RESTRICTED_PAGE_ID) => (StatusCode::FORBIDDEN, Json(json!({"statusCode": 403, "message": "User not permitted to view page"}))).into_response(),
             Some(id) => match shared.pages.iter().find(|page| page.id == id) {
                 Some(page) => {
                     let expand = first_value(query, "expand").unwrap_or_default();
@@ -746,6 +749,11 @@ fn rest_v2(shared: &Shared, path: &str, query: &[(String, String)]) -> Response 
             Json(json!({"results": results, "_links": links})).into_response()
         }
         other => match other.strip_prefix("pages/") {
+            Some(RESTRICTED_PAGE_ID) => v2_error(
+                StatusCode::FORBIDDEN,
+                "PERMISSION_DENIED",
+                "User not permitted to view page",
+            ),
             Some(id) => match shared.pages.iter().find(|page| page.id == id) {
                 Some(page) => {
                     let mut answer = json!({
