@@ -1079,3 +1079,54 @@ async fn the_allowlist_admits_exactly_what_it_names() {
         "{error}"
     );
 }
+
+// ---- Atlassian's published OAuth facts ----
+
+/// Atlassian's 3LO facts (see `fixtures/README.md`).
+fn vectors() -> Value {
+    let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/atlassian_confluence.json"));
+    serde_json::from_str(text).unwrap()
+}
+
+#[test]
+fn the_oauth_description_follows_atlassians_documented_flow() {
+    let vectors = vectors();
+    let oauth = &vectors["oauth_3lo"];
+    let spec = DESCRIPTOR.oauth.unwrap();
+    let authorize = oauth["authorize"].as_str().unwrap();
+    assert!(authorize.starts_with(&format!("GET {}?", spec.authorize_url)), "{authorize}");
+    for (name, value) in spec.extra_authorize_params {
+        assert!(authorize.contains(&format!("{name}={value}")), "{name} in {authorize}");
+    }
+    let token = oauth["token"].as_str().unwrap();
+    assert!(token.starts_with(&format!("POST {}", spec.token_url)), "{token}");
+    assert!(token.contains("Content-Type: application/json"));
+    assert_eq!(spec.client_auth, ClientAuthStyle::JsonBody);
+    assert!(oauth["refresh"].as_str().unwrap().contains("offline_access"));
+    assert!(spec.scopes.contains(&"offline_access"));
+    assert!(oauth["accessible_resources"]
+        .as_str()
+        .unwrap()
+        .contains(patchbay_connector_confluence::client::ACCESSIBLE_RESOURCES_URL));
+    assert!(oauth["api_base_with_oauth"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://api.atlassian.com/ex/confluence/{cloudid}/wiki/"));
+    for scope in oauth["scopes"]["granular_v2_examples"].as_array().unwrap() {
+        let scope = scope.as_str().unwrap();
+        if spec.scopes.contains(&scope) {
+            assert!(scope.starts_with("read:"), "only read scopes are requested: {scope}");
+        }
+    }
+}
+
+#[test]
+fn the_documented_accessible_resources_example_parses_with_escaped_slashes() {
+    let example = vectors()["oauth_3lo"]["accessible_resources_example_jira"].to_string();
+    let escaped = example.replace('/', "\\/");
+    let sites: Vec<patchbay_connector_confluence::client::Site> = serde_json::from_str(&escaped).unwrap();
+    assert_eq!(sites[0].id, "1324a887-45db-1bf4-1e99-ef0ff456d421");
+    assert_eq!(sites[0].url, "https://your-domain.atlassian.net");
+    // A Jira-only site is not a Confluence site.
+    assert!(!sites[0].has_confluence());
+}
