@@ -745,7 +745,6 @@ fn rest_v2(shared: &Shared, path: &str, query: &[(String, String)]) -> Response 
                     "/wiki/api/v2/spaces?cursor=spaces-after-{end}&limit={limit}"
                 ));
             }
-            let _ = shared;
             Json(json!({"results": results, "_links": links})).into_response()
         }
         other => match other.strip_prefix("pages/") {
@@ -907,7 +906,7 @@ fn parse_cql(cql: &str) -> Option<Vec<Clause>> {
                 Clause::Labels(labels)
             }
             ("created" | "lastmodified", Token::Symbol(">=")) => {
-                if value(tokens.get(index))?.to_ascii_lowercase() != "now"
+                if !value(tokens.get(index))?.eq_ignore_ascii_case("now")
                     || tokens.get(index + 1) != Some(&Token::Symbol("("))
                 {
                     return None;

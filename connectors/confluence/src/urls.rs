@@ -38,9 +38,9 @@ pub enum PageRef {
     ShortLink(String),
 }
 
-/// How the URL was recognised, for the answer of `resolve_page_url`.
 impl PageRef {
-    /// `page_url`, `viewpage`, `display` or `short_link`.
+    /// How the URL was recognised, for the answer of `resolve_page_url`:
+    /// `page_url` (an id in the path or `pageId`), `display` or `short_link`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Id(_) => "page_url",
@@ -50,8 +50,8 @@ impl PageRef {
     }
 }
 
-fn invalid(url: &str) -> Error {
-    let _ = url;
+/// A URL that does not parse; its text is not echoed (it may carry a token).
+fn invalid() -> Error {
     Error::invalid_input("url", "Invalid Confluence page URL").with_hint(
         "give the page's full address, such as https://company.atlassian.net/wiki/spaces/SPACE/pages/123456/Page+Title",
     )
@@ -122,9 +122,9 @@ fn relative_path(url: &Url, config: &ConfluenceConfig) -> Result<String> {
 /// Reads a page URL against the connection's site.
 pub fn parse_page_url(input: &str, config: &ConfluenceConfig) -> Result<PageRef> {
     let text = input.trim();
-    let url = Url::parse(text).map_err(|_| invalid(text))?;
+    let url = Url::parse(text).map_err(|_| invalid())?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(invalid(text));
+        return Err(invalid());
     }
     let mut path = relative_path(&url, config)?;
     if config.is_cloud() {
@@ -176,7 +176,7 @@ pub fn parse_page_url(input: &str, config: &ConfluenceConfig) -> Result<PageRef>
 pub fn redirect_url(short_link: &Url, location: &str) -> Result<Url> {
     short_link
         .join(location.trim())
-        .map_err(|_| invalid(location))
+        .map_err(|_| invalid())
 }
 
 #[cfg(test)]

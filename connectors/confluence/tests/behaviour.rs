@@ -1084,7 +1084,10 @@ async fn the_allowlist_admits_exactly_what_it_names() {
 
 /// Atlassian's 3LO facts (see `fixtures/README.md`).
 fn vectors() -> Value {
-    let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/atlassian_confluence.json"));
+    let text = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/atlassian_confluence.json"
+    ));
     serde_json::from_str(text).unwrap()
 }
 
@@ -1094,15 +1097,27 @@ fn the_oauth_description_follows_atlassians_documented_flow() {
     let oauth = &vectors["oauth_3lo"];
     let spec = DESCRIPTOR.oauth.unwrap();
     let authorize = oauth["authorize"].as_str().unwrap();
-    assert!(authorize.starts_with(&format!("GET {}?", spec.authorize_url)), "{authorize}");
+    assert!(
+        authorize.starts_with(&format!("GET {}?", spec.authorize_url)),
+        "{authorize}"
+    );
     for (name, value) in spec.extra_authorize_params {
-        assert!(authorize.contains(&format!("{name}={value}")), "{name} in {authorize}");
+        assert!(
+            authorize.contains(&format!("{name}={value}")),
+            "{name} in {authorize}"
+        );
     }
     let token = oauth["token"].as_str().unwrap();
-    assert!(token.starts_with(&format!("POST {}", spec.token_url)), "{token}");
+    assert!(
+        token.starts_with(&format!("POST {}", spec.token_url)),
+        "{token}"
+    );
     assert!(token.contains("Content-Type: application/json"));
     assert_eq!(spec.client_auth, ClientAuthStyle::JsonBody);
-    assert!(oauth["refresh"].as_str().unwrap().contains("offline_access"));
+    assert!(oauth["refresh"]
+        .as_str()
+        .unwrap()
+        .contains("offline_access"));
     assert!(spec.scopes.contains(&"offline_access"));
     assert!(oauth["accessible_resources"]
         .as_str()
@@ -1115,7 +1130,10 @@ fn the_oauth_description_follows_atlassians_documented_flow() {
     for scope in oauth["scopes"]["granular_v2_examples"].as_array().unwrap() {
         let scope = scope.as_str().unwrap();
         if spec.scopes.contains(&scope) {
-            assert!(scope.starts_with("read:"), "only read scopes are requested: {scope}");
+            assert!(
+                scope.starts_with("read:"),
+                "only read scopes are requested: {scope}"
+            );
         }
     }
 }
@@ -1124,7 +1142,8 @@ fn the_oauth_description_follows_atlassians_documented_flow() {
 fn the_documented_accessible_resources_example_parses_with_escaped_slashes() {
     let example = vectors()["oauth_3lo"]["accessible_resources_example_jira"].to_string();
     let escaped = example.replace('/', "\\/");
-    let sites: Vec<patchbay_connector_confluence::client::Site> = serde_json::from_str(&escaped).unwrap();
+    let sites: Vec<patchbay_connector_confluence::client::Site> =
+        serde_json::from_str(&escaped).unwrap();
     assert_eq!(sites[0].id, "1324a887-45db-1bf4-1e99-ef0ff456d421");
     assert_eq!(sites[0].url, "https://your-domain.atlassian.net");
     // A Jira-only site is not a Confluence site.
