@@ -414,6 +414,38 @@ async fn confluence_data_center_and_cloud_connect_query_and_disconnect_without_l
         .iter()
         .all(|request| request.content_type.as_deref() == Some("application/json")));
 
+    // A refresh token Atlassian refuses: the guide's message, and the connection
+    // needs a person to reconnect.
+    cloud.revoke_refresh_token();
+    cloud.expire_tokens();
+    let refused = patchbay
+        .api(
+            "POST",
+            &format!("/api/connections/{cloud_id}/query/list_spaces"),
+            &alice,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    let refused = refused.json();
+    assert_eq!(refused["error"]["kind"], "needs_reauth");
+    assert_eq!(
+        refused["error"]["message"],
+        "Confluence credentials expired"
+    );
+    assert!(
+        refused["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("reconnect Confluence"),
+        "{refused}"
+    );
+    let record = patchbay
+        .api("GET", &format!("/api/connections/{cloud_id}"), &alice, None)
+        .await
+        .json();
+    assert!(record.to_string().contains("needs_reauth"), "{record}");
+
     // An expired personal access token: the guide's message, nothing to refresh.
     dc.expire_tokens();
     let expired = patchbay

@@ -303,6 +303,11 @@ impl FakeConfluence {
         self.lock().accepted.clear();
     }
 
+    /// Stops accepting the current refresh token (unused too long, or the app removed).
+    pub fn revoke_refresh_token(&self) {
+        self.lock().refresh_token = None;
+    }
+
     /// The refresh token the fake would accept now (it rotates on every use).
     pub fn current_refresh_token(&self) -> Option<String> {
         self.lock().refresh_token.clone()

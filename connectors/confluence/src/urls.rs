@@ -174,9 +174,7 @@ pub fn parse_page_url(input: &str, config: &ConfluenceConfig) -> Result<PageRef>
 /// Where a Data Center short link's redirect `location` leads, resolved against
 /// the short link's own URL.
 pub fn redirect_url(short_link: &Url, location: &str) -> Result<Url> {
-    short_link
-        .join(location.trim())
-        .map_err(|_| invalid())
+    short_link.join(location.trim()).map_err(|_| invalid())
 }
 
 #[cfg(test)]
