@@ -130,6 +130,25 @@ pub fn status_of(report: &ValidationReport) -> ConnectionStatus {
     }
 }
 
+/// The error for a token the provider rejected and whose refresh was refused: the
+/// connector's own words for the rejection (where a setup guide names the message,
+/// such as "Confluence credentials expired"), as `needs_reauth`, with the OAuth
+/// engine's explanation as the hint. Other refresh failures pass through unchanged.
+fn refresh_refused(rejection: &Error, refused: Error) -> Error {
+    if refused.kind() != ErrorKind::NeedsReauth {
+        return refused;
+    }
+    let mut error = Error::new(ErrorKind::NeedsReauth, rejection.message())
+        .with_hint(refused.message().to_owned());
+    if let Some(connector) = refused.connector().or(rejection.connector()) {
+        error = error.with_connector(connector.to_owned());
+    }
+    if let Some(status) = rejection.provider_status() {
+        error = error.with_provider_status(status);
+    }
+    error
+}
+
 fn context(tenant: &Tenant, connection_id: Option<&str>) -> ConnectorContext {
     ConnectorContext {
         connection_id: connection_id.map(str::to_owned),
@@ -330,7 +349,8 @@ impl Connections<'_> {
                     .state
                     .refresher
                     .refresh_after_rejection(descriptor, record, &credentials.secrets)
-                    .await?;
+                    .await
+                    .map_err(|refused| refresh_refused(&error, refused))?;
                 connector.query(&ctx, &credentials, operation, params).await
             }
             outcome => outcome,
@@ -354,7 +374,8 @@ impl Connections<'_> {
                     .state
                     .refresher
                     .refresh_after_rejection(descriptor, record, &credentials.secrets)
-                    .await?;
+                    .await
+                    .map_err(|refused| refresh_refused(&error, refused))?;
                 connector.validate(&ctx, &mut credentials).await?
             }
             outcome => outcome?,
@@ -684,6 +705,32 @@ fn partial_disconnect(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_refused_refresh_keeps_the_connectors_words_for_the_rejection() {
+        let rejection = Error::new(ErrorKind::AuthFailed, "Confluence credentials expired")
+            .with_connector("confluence")
+            .with_provider_status(401);
+        let refused = Error::new(
+            ErrorKind::NeedsReauth,
+            "the Confluence authorization expired or was revoked; reconnect Confluence",
+        )
+        .with_connector("confluence");
+        let error = refresh_refused(&rejection, refused);
+        assert_eq!(error.kind(), ErrorKind::NeedsReauth);
+        assert_eq!(error.message(), "Confluence credentials expired");
+        assert_eq!(
+            error.hint(),
+            Some("the Confluence authorization expired or was revoked; reconnect Confluence")
+        );
+        assert_eq!(error.connector(), Some("confluence"));
+        assert_eq!(error.provider_status(), Some(401));
+        let unavailable = Error::unavailable("the token endpoint did not answer in time");
+        assert_eq!(
+            refresh_refused(&rejection, unavailable).kind(),
+            ErrorKind::Unavailable
+        );
+    }
 
     #[test]
     fn a_partial_disconnect_says_what_happened_at_the_provider_and_here() {

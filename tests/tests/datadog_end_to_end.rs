@@ -411,10 +411,13 @@ async fn cli_lists_datadog_with_auth_kinds_env_vars_and_operation_schemas() {
         .collect();
     assert_eq!(
         ids,
-        ["datadog", "github", "netdata", "pagerduty", "slack"],
+        ["confluence", "datadog", "github", "netdata", "pagerduty", "slack"],
         "the default build's connectors, by id"
     );
-    let datadog = &connectors[0];
+    let datadog = connectors
+        .iter()
+        .find(|c| c["id"] == "datadog")
+        .expect("datadog is listed");
     assert_eq!(datadog["auth_kinds"], json!(["api_key"]));
     assert!(datadog["env_vars"].is_array());
     assert_eq!(datadog["webhook"]["path"], "/datadog/webhook/{user_id}");

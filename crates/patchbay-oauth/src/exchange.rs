@@ -433,7 +433,8 @@ async fn send(
         };
     }
     match (status.as_u16(), refusal, body) {
-        (400 | 401, Some(code), Some(body)) => Ok(json_response(
+        // Atlassian answers a refused refresh token with 403 `invalid_grant`.
+        (400 | 401 | 403, Some(code), Some(body)) => Ok(json_response(
             StatusCode::BAD_REQUEST,
             &standard_error(&code, &body),
         )),

@@ -30,6 +30,8 @@ use serde_json::{json, Value};
 enum Mode {
     Issue,
     InvalidGrant,
+    /// `invalid_grant` with HTTP 403, as Atlassian refuses a refresh token.
+    InvalidGrantForbidden,
     ErrorAt200,
     /// Issues tokens on receipt, but answers the first request only after this long.
     StallFirstAnswer(Duration),
@@ -58,6 +60,12 @@ async fn token(
         Mode::InvalidGrant => (
             StatusCode::BAD_REQUEST,
             Json(json!({ "error": "invalid_grant", "error_description": "revoked" })),
+        ),
+        Mode::InvalidGrantForbidden => (
+            StatusCode::FORBIDDEN,
+            Json(
+                json!({ "error": "invalid_grant", "error_description": "Unknown or invalid refresh token." }),
+            ),
         ),
         Mode::ErrorAt200 => (
             StatusCode::OK,
@@ -889,6 +897,30 @@ async fn invalid_grant_marks_the_connection_needs_reauth() {
         1,
         "no retry of a refusal"
     );
+}
+
+#[tokio::test]
+async fn invalid_grant_at_403_is_a_refusal_too() {
+    let fixture = fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let records = memory_records().await;
+    let secrets = local_secrets(dir.path());
+    let record = expired_connection(&records, &secrets).await;
+    let current = secrets.get(&record.secret_ref).await.unwrap();
+    *fixture.provider.mode.lock().unwrap() = Mode::InvalidGrantForbidden;
+    let replica = replica(&fixture, &records, &secrets);
+    let error = replica
+        .refresher
+        .fresh_secrets(fixture.descriptor, &record, current)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NeedsReauth, "{error}");
+    let stored = records
+        .get_connection(&alice(), &record.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, ConnectionStatus::NeedsReauth);
 }
 
 #[tokio::test]
