@@ -411,7 +411,14 @@ async fn cli_lists_datadog_with_auth_kinds_env_vars_and_operation_schemas() {
         .collect();
     assert_eq!(
         ids,
-        ["confluence", "datadog", "github", "netdata", "pagerduty", "slack"],
+        [
+            "confluence",
+            "datadog",
+            "github",
+            "netdata",
+            "pagerduty",
+            "slack"
+        ],
         "the default build's connectors, by id"
     );
     let datadog = connectors
