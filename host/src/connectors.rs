@@ -36,6 +36,7 @@ macro_rules! connectors {
 connectors! {
     "datadog": "connector-datadog" => patchbay_connector_datadog,
     "github": "connector-github" => patchbay_connector_github,
+    "grafana": "connector-grafana" => patchbay_connector_grafana,
     "slack": "connector-slack" => patchbay_connector_slack,
 }
 
