@@ -42,8 +42,8 @@ pub use validation::{
     CheckOutcome, CheckTimer, ValidationCheck, ValidationReport, ValidationStatus,
 };
 pub use webhook::{
-    token_hash, InboundWebhook, UnverifiedDelivery, VerifiedDelivery, WebhookEvent, WebhookKey,
-    WebhookOutcome, WebhookReply, WebhookRoute,
+    token_hash, InboundWebhook, SetupValue, UnverifiedDelivery, VerifiedDelivery, WebhookEvent,
+    WebhookKey, WebhookOutcome, WebhookReply, WebhookRoute, WebhookSetup, WebhookSetupField,
 };
 
 #[doc(hidden)]
