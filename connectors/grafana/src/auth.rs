@@ -194,7 +194,10 @@ mod tests {
     fn bad_webhook_settings_name_their_field() {
         for (form, field) in [
             (json!({"webhook_auth": "basic"}), "webhook_auth"),
-            (json!({"signature_header": "Authorization"}), "signature_header"),
+            (
+                json!({"signature_header": "Authorization"}),
+                "signature_header",
+            ),
             (
                 json!({"timestamp_header": "x-grafana-alerting-signature"}),
                 "timestamp_header",

@@ -12,7 +12,8 @@ use url::Url;
 use crate::CONNECTOR_ID;
 
 /// What to do about a rejected token.
-pub const TOKEN_HINT: &str = "Failed to validate Grafana credentials: create a new service account \
+pub const TOKEN_HINT: &str =
+    "Failed to validate Grafana credentials: create a new service account \
      token in Grafana (Administration > Service accounts) and reconnect";
 
 /// Talks to one Grafana with one service account token.
@@ -35,9 +36,12 @@ impl<'a> GrafanaClient<'a> {
     /// `base_url` followed by percent-encoded `segments`.
     pub fn url(&self, segments: &[&str]) -> Result<Url> {
         let mut url = Url::parse(self.base_url).map_err(|error| {
-            Error::invalid_config("base_url", format!("stored Grafana URL is invalid: {error}"))
-                .with_connector(CONNECTOR_ID)
-                .with_hint("reconnect Grafana with a valid base_url")
+            Error::invalid_config(
+                "base_url",
+                format!("stored Grafana URL is invalid: {error}"),
+            )
+            .with_connector(CONNECTOR_ID)
+            .with_hint("reconnect Grafana with a valid base_url")
         })?;
         url.path_segments_mut()
             .map_err(|()| {
@@ -123,7 +127,11 @@ fn display_path(segments: &[&str]) -> String {
 /// Maps a Grafana answer: 401 is a rejected token, 403 names the permission the
 /// call needs and the role that grants it, 404 names the path; 429 (with
 /// `Retry-After`) and 5xx keep the HTTP client's mapping and Grafana's message.
-pub fn map_status(response: Response, segments: &[&str], permission: Option<&str>) -> Result<Response> {
+pub fn map_status(
+    response: Response,
+    segments: &[&str],
+    permission: Option<&str>,
+) -> Result<Response> {
     if response.status.is_success() {
         return Ok(response);
     }
@@ -136,7 +144,10 @@ pub fn map_status(response: Response, segments: &[&str], permission: Option<&str
     let error = match status {
         401 => Error::new(
             ErrorKind::AuthFailed,
-            format!("Grafana rejected the service account token ({})", mapped.message()),
+            format!(
+                "Grafana rejected the service account token ({})",
+                mapped.message()
+            ),
         )
         .with_hint(TOKEN_HINT),
         403 => {
@@ -153,11 +164,16 @@ pub fn map_status(response: Response, segments: &[&str], permission: Option<&str
             )
             .with_hint(hint)
         }
-        404 => Error::not_found(format!("Grafana has nothing at {path}: {}", mapped.message()))
-            .with_hint("check the uid or name, and that the service account can see it"),
+        404 => Error::not_found(format!(
+            "Grafana has nothing at {path}: {}",
+            mapped.message()
+        ))
+        .with_hint("check the uid or name, and that the service account can see it"),
         _ => return Err(mapped),
     };
-    let mut error = error.with_connector(CONNECTOR_ID).with_provider_status(status);
+    let mut error = error
+        .with_connector(CONNECTOR_ID)
+        .with_provider_status(status);
     if let Some(wait) = mapped.retry_after() {
         error = error.with_retry_after(wait);
     }
@@ -186,9 +202,7 @@ mod tests {
         let http = HttpClient::new(HttpConfig::default()).unwrap();
         let token = SecretString::from("t");
         let client = GrafanaClient::new(&http, "https://ops.example.com/grafana/", &token);
-        let url = client
-            .url(&["api", "dashboards", "uid", "a b/c"])
-            .unwrap();
+        let url = client.url(&["api", "dashboards", "uid", "a b/c"]).unwrap();
         assert_eq!(
             url.as_str(),
             "https://ops.example.com/grafana/api/dashboards/uid/a%20b%2Fc"

@@ -117,7 +117,8 @@ pub fn normalize_base_url(input: &str, allow_http: bool, http: &HttpClient) -> R
     if input.is_empty() {
         return Err(invalid("is required"));
     }
-    let url = Url::parse(input).map_err(|error| invalid(&format!("is not a valid URL: {error}")))?;
+    let url =
+        Url::parse(input).map_err(|error| invalid(&format!("is not a valid URL: {error}")))?;
     if url.scheme() == "http" && !allow_http {
         return Err(Error::invalid_config(
             "base_url",

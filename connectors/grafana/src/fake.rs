@@ -173,12 +173,20 @@ impl FakeGrafana {
     /// Takes `permission` away from the token (it leaves the permission list and
     /// the endpoints needing it answer 403).
     pub fn revoke_permission(&self, permission: &str) {
-        self.shared.controls.lock().revoked.insert(permission.to_owned());
+        self.shared
+            .controls
+            .lock()
+            .revoked
+            .insert(permission.to_owned());
     }
 
     /// Makes every request to `path` answer 403.
     pub fn forbid(&self, path: &str) {
-        self.shared.controls.lock().forbidden.insert(path.to_owned());
+        self.shared
+            .controls
+            .lock()
+            .forbidden
+            .insert(path.to_owned());
     }
 
     /// Makes every request to `path` answer 404 (an older Grafana without it).
@@ -239,7 +247,10 @@ async fn handle(
     {
         let controls = shared.controls.lock();
         if controls.forbidden.contains(&path) {
-            return message(StatusCode::FORBIDDEN, "You'll need additional permissions to perform this action.");
+            return message(
+                StatusCode::FORBIDDEN,
+                "You'll need additional permissions to perform this action.",
+            );
         }
         if controls.hidden.contains(&path) {
             return message(StatusCode::NOT_FOUND, "Not found");
@@ -263,27 +274,35 @@ async fn handle(
         (Method::GET, ["api", "org"]) => Json(json!({"id": 1, "name": ORG_NAME})).into_response(),
         (Method::GET, ["api", "access-control", "user", "permissions"]) => {
             let mut listed = serde_json::Map::new();
-            for permission in ALL_PERMISSIONS.iter().filter(|permission| shared.has(permission)) {
+            for permission in ALL_PERMISSIONS
+                .iter()
+                .filter(|permission| shared.has(permission))
+            {
                 listed.insert((*permission).to_owned(), json!(["*"]));
             }
             Json(Value::Object(listed)).into_response()
         }
         (Method::GET, ["api", "datasources"]) => needs("datasources:read")
             .unwrap_or_else(|| Json(Value::Array(datasources())).into_response()),
-        (Method::GET, ["api", "datasources", "uid", uid]) => needs("datasources:read").unwrap_or_else(|| {
-            match datasources().into_iter().find(|source| source["uid"] == *uid) {
-                Some(source) => Json(source).into_response(),
-                None => message(StatusCode::NOT_FOUND, "Data source not found"),
-            }
-        }),
+        (Method::GET, ["api", "datasources", "uid", uid]) => needs("datasources:read")
+            .unwrap_or_else(|| {
+                match datasources()
+                    .into_iter()
+                    .find(|source| source["uid"] == *uid)
+                {
+                    Some(source) => Json(source).into_response(),
+                    None => message(StatusCode::NOT_FOUND, "Data source not found"),
+                }
+            }),
         (Method::GET, ["api", "search"]) => {
             needs("dashboards:read").unwrap_or_else(|| search(&query))
         }
         (Method::GET, ["api", "dashboards", "uid", uid]) => {
             needs("dashboards:read").unwrap_or_else(|| dashboard(uid))
         }
-        (Method::POST, ["api", "ds", "query"]) => needs("datasources:query")
-            .unwrap_or_else(|| ds_query(json_body.as_ref(), shared.now)),
+        (Method::POST, ["api", "ds", "query"]) => {
+            needs("datasources:query").unwrap_or_else(|| ds_query(json_body.as_ref(), shared.now))
+        }
         (Method::GET, ["api", "prometheus", "grafana", "api", "v1", "rules"]) => {
             needs("alert.rules:read").unwrap_or_else(|| rules(&query))
         }
@@ -324,7 +343,9 @@ fn search(query: &[(String, String)]) -> Response {
     if !(1..=5000).contains(&limit) || page < 1 {
         return message(StatusCode::BAD_REQUEST, "invalid limit or page");
     }
-    let text = first_value(query, "query").unwrap_or_default().to_lowercase();
+    let text = first_value(query, "query")
+        .unwrap_or_default()
+        .to_lowercase();
     let tags: Vec<&str> = query
         .iter()
         .filter(|(key, _)| key == "tag")
@@ -332,7 +353,13 @@ fn search(query: &[(String, String)]) -> Response {
         .collect();
     let matching: Vec<Value> = (1..=DASHBOARD_COUNT)
         .map(dashboard_hit)
-        .filter(|hit| hit["title"].as_str().unwrap_or_default().to_lowercase().contains(&text))
+        .filter(|hit| {
+            hit["title"]
+                .as_str()
+                .unwrap_or_default()
+                .to_lowercase()
+                .contains(&text)
+        })
         .filter(|hit| {
             tags.iter().all(|tag| {
                 hit["tags"]
@@ -405,11 +432,27 @@ fn ds_query(body: Option<&Value>, now: DateTime<Utc>) -> Response {
     let Some(query) = body.and_then(|body| body.pointer("/queries/0")) else {
         return message(StatusCode::BAD_REQUEST, "no queries found");
     };
-    let uid = query.pointer("/datasource/uid").and_then(Value::as_str).unwrap_or_default();
-    let expr = query.get("expr").and_then(Value::as_str).unwrap_or_default();
-    let ms = |value: Option<&Value>| value.and_then(Value::as_str).and_then(|text| text.parse::<i64>().ok());
-    let (Some(from), Some(to)) = (ms(body.and_then(|body| body.get("from"))), ms(body.and_then(|body| body.get("to")))) else {
-        return message(StatusCode::BAD_REQUEST, "from and to must be epoch milliseconds");
+    let uid = query
+        .pointer("/datasource/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let expr = query
+        .get("expr")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let ms = |value: Option<&Value>| {
+        value
+            .and_then(Value::as_str)
+            .and_then(|text| text.parse::<i64>().ok())
+    };
+    let (Some(from), Some(to)) = (
+        ms(body.and_then(|body| body.get("from"))),
+        ms(body.and_then(|body| body.get("to"))),
+    ) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "from and to must be epoch milliseconds",
+        );
     };
     if expr.contains("bad(") {
         return (
@@ -422,8 +465,19 @@ fn ds_query(body: Option<&Value>, now: DateTime<Utc>) -> Response {
     }
     let frames = match uid {
         PROMETHEUS_UID => {
-            let count = if expr.contains("many_series") { MANY_SERIES } else { 3 };
-            let points = usize::try_from(query.get("maxDataPoints").and_then(Value::as_u64).unwrap_or(100)).unwrap_or(100).min(1000);
+            let count = if expr.contains("many_series") {
+                MANY_SERIES
+            } else {
+                3
+            };
+            let points = usize::try_from(
+                query
+                    .get("maxDataPoints")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(100),
+            )
+            .unwrap_or(100)
+            .min(1000);
             let step = ((to - from) / i64::try_from(points.max(1)).unwrap_or(1)).max(1);
             (0..count)
                 .map(|series| {
@@ -444,7 +498,10 @@ fn ds_query(body: Option<&Value>, now: DateTime<Utc>) -> Response {
                 .collect::<Vec<_>>()
         }
         LOKI_UID => {
-            let lines = usize::try_from(query.get("maxLines").and_then(Value::as_u64).unwrap_or(100)).unwrap_or(100).min(5000);
+            let lines =
+                usize::try_from(query.get("maxLines").and_then(Value::as_u64).unwrap_or(100))
+                    .unwrap_or(100)
+                    .min(5000);
             let count = lines.min(30);
             let base = now.timestamp_millis();
             vec![json!({
@@ -479,14 +536,23 @@ fn rules(query: &[(String, String)]) -> Response {
     };
     let start = match first_value(query, "group_next_token") {
         None => 0,
-        Some(token) => match token.strip_prefix("g").and_then(|index| index.parse::<usize>().ok()) {
+        Some(token) => match token
+            .strip_prefix("g")
+            .and_then(|index| index.parse::<usize>().ok())
+        {
             Some(index) => index,
             None => return message(StatusCode::BAD_REQUEST, "invalid group_next_token"),
         },
     };
     let state_filter = first_value(query, "state");
-    let all: Vec<Value> = (0..RULE_GROUP_COUNT).map(|group| rule_group(group, state_filter)).collect();
-    let take = if limit > 0 { usize::try_from(limit).unwrap_or(usize::MAX) } else { usize::MAX };
+    let all: Vec<Value> = (0..RULE_GROUP_COUNT)
+        .map(|group| rule_group(group, state_filter))
+        .collect();
+    let take = if limit > 0 {
+        usize::try_from(limit).unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    };
     let groups: Vec<Value> = all.iter().skip(start).take(take).cloned().collect();
     let end = start.saturating_add(groups.len());
     let mut data = json!({"groups": groups, "totals": {"firing": 5, "inactive": 10}});
@@ -527,7 +593,10 @@ fn alerts(query: &[(String, String)], now: DateTime<Utc>) -> Response {
         .filter(|(key, _)| key == "filter")
         .filter_map(|(_, matcher)| {
             let (name, value) = matcher.split_once('=')?;
-            Some((name.trim().to_owned(), value.trim().trim_matches('"').to_owned()))
+            Some((
+                name.trim().to_owned(),
+                value.trim().trim_matches('"').to_owned(),
+            ))
         })
         .collect();
     let alerts: Vec<Value> = (0..ACTIVE_ALERT_COUNT)
@@ -564,9 +633,16 @@ fn annotations(query: &[(String, String)], now: DateTime<Utc>) -> Response {
         number(query, "to", now_ms),
         number(query, "limit", 100),
     ) else {
-        return message(StatusCode::BAD_REQUEST, "from, to and limit must be numbers");
+        return message(
+            StatusCode::BAD_REQUEST,
+            "from, to and limit must be numbers",
+        );
     };
-    let tags: Vec<&str> = query.iter().filter(|(key, _)| key == "tags").map(|(_, value)| value.as_str()).collect();
+    let tags: Vec<&str> = query
+        .iter()
+        .filter(|(key, _)| key == "tags")
+        .map(|(_, value)| value.as_str())
+        .collect();
     let items: Vec<Value> = (0..ANNOTATION_COUNT)
         .map(|index| {
             let time = now_ms - i64::try_from(index).unwrap_or(0) * 300_000;
@@ -579,7 +655,13 @@ fn annotations(query: &[(String, String)], now: DateTime<Utc>) -> Response {
             let time = item["time"].as_i64().unwrap_or_default();
             time >= from && time <= to
         })
-        .filter(|item| tags.iter().all(|tag| item["tags"].as_array().is_some_and(|have| have.iter().any(|have| have == tag))))
+        .filter(|item| {
+            tags.iter().all(|tag| {
+                item["tags"]
+                    .as_array()
+                    .is_some_and(|have| have.iter().any(|have| have == tag))
+            })
+        })
         .take(usize::try_from(limit).unwrap_or(0))
         .collect();
     Json(Value::Array(items)).into_response()

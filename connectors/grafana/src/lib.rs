@@ -108,10 +108,7 @@ const USER_CHECK: (&str, &str) = (
     "user",
     "Grafana accepts the service account token (GET /api/user)",
 );
-const ORG_CHECK: (&str, &str) = (
-    "org",
-    "The token belongs to an organisation (GET /api/org)",
-);
+const ORG_CHECK: (&str, &str) = ("org", "The token belongs to an organisation (GET /api/org)");
 const DATASOURCES_CHECK: (&str, &str) = (
     "datasources",
     "The token can list data sources (GET /api/datasources; needs datasources:read, which a Viewer may lack)",
@@ -134,7 +131,10 @@ fn permission_description(permission: &str) -> String {
 }
 
 fn text_of<'v>(value: &'v Value, key: &str) -> Option<&'v str> {
-    value.get(key).and_then(Value::as_str).filter(|text| !text.is_empty())
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|text| !text.is_empty())
 }
 
 impl GrafanaConnector {
@@ -172,10 +172,10 @@ impl GrafanaConnector {
                             .with_hint(role_granting(permission)))
                         }
                     }
-                    Ok(_) => Err(Error::internal(
-                        "Grafana's permission list is not a JSON object",
-                    )
-                    .with_connector(CONNECTOR_ID)),
+                    Ok(_) => Err(
+                        Error::internal("Grafana's permission list is not a JSON object")
+                            .with_connector(CONNECTOR_ID),
+                    ),
                     Err(error) if error.kind() == ErrorKind::NotFound => Ok(
                         "not checked: this Grafana has no access-control permissions API; \
                          an operation lacking a permission names it"
@@ -296,7 +296,12 @@ impl Connector for GrafanaConnector {
 
         let timer = CheckTimer::start();
         let datasources = client
-            .get("validate", &["api", "datasources"], &[], Some("datasources:read"))
+            .get(
+                "validate",
+                &["api", "datasources"],
+                &[],
+                Some("datasources:read"),
+            )
             .await
             .map(|body| {
                 let sources = body.as_array().cloned().unwrap_or_default();
@@ -449,7 +454,8 @@ mod tests {
     fn the_setup_names_the_hmac_header_or_the_bearer_scheme() {
         let mut config = GrafanaConfig::new("https://acme.grafana.net".into());
         config.timestamp_header = Some("X-Grafana-Alerting-Timestamp".into());
-        let shown = webhook_setup(&config).render("https://pb/grafana/alerts/webhook/u", Some("s3"));
+        let shown =
+            webhook_setup(&config).render("https://pb/grafana/alerts/webhook/u", Some("s3"));
         let text = shown.to_string();
         assert!(text.contains("X-Grafana-Alerting-Signature"), "{text}");
         assert!(text.contains("X-Grafana-Alerting-Timestamp"), "{text}");

@@ -325,7 +325,11 @@ impl<'a> Api<'a> {
             ("limit", params.limit.to_string()),
             ("page", page.to_string()),
         ];
-        if let Some(text) = params.query.as_deref().filter(|text| !text.trim().is_empty()) {
+        if let Some(text) = params
+            .query
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())
+        {
             query.push(("query", text.trim().to_owned()));
         }
         for tag in &params.tags {
@@ -337,7 +341,9 @@ impl<'a> Api<'a> {
         if params.starred {
             query.push(("starred", "true".to_owned()));
         }
-        let body = self.get("search_dashboards", &["api", "search"], &query).await?;
+        let body = self
+            .get("search_dashboards", &["api", "search"], &query)
+            .await?;
         let hits = body.as_array().cloned().unwrap_or_default();
         let full_page = hits.len() >= params.limit as usize;
         let dashboards: Vec<Value> = hits
@@ -399,9 +405,10 @@ impl<'a> Api<'a> {
             .unwrap_or_default()
             .iter()
             .filter(|source| {
-                params.kind.as_deref().is_none_or(|kind| {
-                    source.get("type").and_then(Value::as_str) == Some(kind)
-                })
+                params
+                    .kind
+                    .as_deref()
+                    .is_none_or(|kind| source.get("type").and_then(Value::as_str) == Some(kind))
             })
             .map(|source| pick(source, &["uid", "name", "type", "isDefault", "access"]))
             .collect();
@@ -442,7 +449,11 @@ impl<'a> Api<'a> {
     async fn query_datasource(&self, params: QueryDatasourceParams) -> Result<OperationOutput> {
         let uid = required_text("datasource_uid", &params.datasource_uid)?;
         let expr = required_text("expr", &params.expr)?;
-        let range = self.window(params.from.as_ref(), params.to.as_ref(), TimeDelta::hours(1))?;
+        let range = self.window(
+            params.from.as_ref(),
+            params.to.as_ref(),
+            TimeDelta::hours(1),
+        )?;
         let kind = match params.datasource_type {
             Some(kind) => kind,
             None => self.datasource_type(uid).await?.ok_or_else(|| {
@@ -451,7 +462,9 @@ impl<'a> Api<'a> {
                     format!("data source `{uid}` is neither Prometheus nor Loki"),
                 )
                 .with_connector(CONNECTOR_ID)
-                .with_hint("query_datasource runs PromQL and LogQL; pick a Prometheus or Loki data source")
+                .with_hint(
+                    "query_datasource runs PromQL and LogQL; pick a Prometheus or Loki data source",
+                )
             })?,
         };
         let span_ms = (range.to - range.from).num_milliseconds().max(1000);
@@ -649,7 +662,11 @@ impl<'a> Api<'a> {
         params: ListAnnotationsParams,
         cursor: Option<String>,
     ) -> Result<OperationOutput> {
-        let range = self.window(params.from.as_ref(), params.to.as_ref(), TimeDelta::hours(24))?;
+        let range = self.window(
+            params.from.as_ref(),
+            params.to.as_ref(),
+            TimeDelta::hours(24),
+        )?;
         let from_ms = range.from.timestamp_millis();
         // Grafana has no offset for annotations: a page ends at the oldest one the
         // previous page returned, so the cursor carries that time (exclusive).
@@ -667,7 +684,11 @@ impl<'a> Api<'a> {
         for tag in &params.tags {
             query.push(("tags", tag.clone()));
         }
-        if let Some(uid) = params.dashboard_uid.as_deref().filter(|uid| !uid.trim().is_empty()) {
+        if let Some(uid) = params
+            .dashboard_uid
+            .as_deref()
+            .filter(|uid| !uid.trim().is_empty())
+        {
             query.push(("dashboardUID", uid.trim().to_owned()));
         }
         if let Some(kind) = params.kind {
@@ -727,8 +748,10 @@ fn page_number(cursor: Option<&str>) -> Result<u32> {
 fn required_text<'p>(field: &str, value: &'p str) -> Result<&'p str> {
     let value = value.trim();
     if value.is_empty() {
-        return Err(Error::invalid_input(field, format!("`{field}` must not be empty"))
-            .with_connector(CONNECTOR_ID));
+        return Err(
+            Error::invalid_input(field, format!("`{field}` must not be empty"))
+                .with_connector(CONNECTOR_ID),
+        );
     }
     Ok(value)
 }
@@ -757,7 +780,11 @@ fn cut(text: &str, limit: usize) -> String {
 
 /// Panels with their queries, flattening rows (which nest their panels).
 fn collect_panels(panels: Option<&Value>, row: Option<&str>, out: &mut Vec<Value>) {
-    for panel in panels.and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+    for panel in panels
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
         if panel.get("type").and_then(Value::as_str) == Some("row") {
             let title = panel.get("title").and_then(Value::as_str);
             collect_panels(panel.get("panels"), title, out);
@@ -865,7 +892,10 @@ fn shape_frames(frames: &[Value], kind: DatasourceType, max_series: u32, max_lin
             let points: Vec<Value> = (skip..count)
                 .map(|row| {
                     json!([
-                        times.and_then(|times| times.get(row)).and_then(Value::as_i64).and_then(rfc3339_ms),
+                        times
+                            .and_then(|times| times.get(row))
+                            .and_then(Value::as_i64)
+                            .and_then(rfc3339_ms),
                         column.and_then(|column| column.get(row)),
                     ])
                 })

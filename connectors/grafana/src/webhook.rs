@@ -143,7 +143,10 @@ fn verify_hmac(
 
 fn verify_bearer(secret: &SecretString, delivery: UnverifiedDelivery) -> Result<VerifiedDelivery> {
     let Some(value) = delivery.header("authorization") else {
-        return Err(rejected("the delivery has no Authorization header", BEARER_HINT));
+        return Err(rejected(
+            "the delivery has no Authorization header",
+            BEARER_HINT,
+        ));
     };
     let value = value.trim();
     let presented = match value.split_once(' ') {
@@ -291,7 +294,11 @@ fn normalize_alert(index: usize, alert: &Value, envelope: &Value) -> Result<Norm
     let mut labels = BTreeMap::new();
     add_all(&mut labels, "", labels_in);
     add_all(&mut labels, "annotation.", annotations);
-    add_all(&mut labels, "value.", alert.get("values").and_then(Value::as_object));
+    add_all(
+        &mut labels,
+        "value.",
+        alert.get("values").and_then(Value::as_object),
+    );
     for (key, name) in [
         ("panelURL", "panel_url"),
         ("dashboardURL", "dashboard_url"),
@@ -307,7 +314,12 @@ fn normalize_alert(index: usize, alert: &Value, envelope: &Value) -> Result<Norm
         source: CONNECTOR_ID.to_owned(),
         kind: EventKind::Alert,
         external_id: fingerprint.to_owned(),
-        dedup_key: dedup_key(fingerprint, status_text, key_part("startsAt"), key_part("endsAt")),
+        dedup_key: dedup_key(
+            fingerprint,
+            status_text,
+            key_part("startsAt"),
+            key_part("endsAt"),
+        ),
         title,
         status,
         severity,
@@ -322,7 +334,11 @@ fn normalize_alert(index: usize, alert: &Value, envelope: &Value) -> Result<Norm
 }
 
 /// Adds string forms of `values` under `prefix`.
-fn add_all(labels: &mut BTreeMap<String, String>, prefix: &str, values: Option<&Map<String, Value>>) {
+fn add_all(
+    labels: &mut BTreeMap<String, String>,
+    prefix: &str,
+    values: Option<&Map<String, Value>>,
+) {
     for (key, value) in values.into_iter().flatten() {
         let value = match value {
             Value::String(text) => text.clone(),

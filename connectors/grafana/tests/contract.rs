@@ -3,9 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use patchbay_connector_grafana::fake::{
-    sample_payload, FakeGrafana, ProviderFake, PROMETHEUS_UID,
-};
+use patchbay_connector_grafana::fake::{sample_payload, FakeGrafana, ProviderFake, PROMETHEUS_UID};
 use patchbay_connector_grafana::webhook::sign;
 use patchbay_connector_grafana::DEFAULT_SIGNATURE_HEADER;
 use patchbay_core::InboundWebhook;
@@ -82,7 +80,10 @@ async fn grafana_meets_the_connector_contract() {
             WRONG_API_TOKEN.to_owned(),
             WEBHOOK_SECRET.to_owned(),
         ],
-        paging: Some(OperationCall::new("search_dashboards", json!({"limit": 20}))),
+        paging: Some(OperationCall::new(
+            "search_dashboards",
+            json!({"limit": 20}),
+        )),
         oversized: Some(OperationCall::new(
             "query_datasource",
             json!({"datasource_uid": PROMETHEUS_UID, "expr": "many_series", "max_data_points": 500, "from": "now-7d"}),
