@@ -411,7 +411,7 @@ async fn cli_lists_datadog_with_auth_kinds_env_vars_and_operation_schemas() {
         .collect();
     assert_eq!(
         ids,
-        ["datadog", "github", "slack"],
+        ["datadog", "github", "grafana", "slack"],
         "the default build's connectors, by id"
     );
     let datadog = &connectors[0];
