@@ -860,7 +860,7 @@ fn shape_frames(frames: &[Value], kind: DatasourceType, max_series: u32, max_lin
                 let entry = json!({
                     "time": column(time).and_then(|times| times.get(row)).and_then(Value::as_i64).and_then(rfc3339_ms),
                     "line": column(line).and_then(|lines| lines.get(row)).and_then(Value::as_str).map(|text| cut(text, 4000)),
-                    "labels": labels.and_then(|index| column(index)).and_then(|labels| labels.get(row)),
+                    "labels": labels.and_then(&column).and_then(|labels| labels.get(row)),
                 });
                 bytes += entry.to_string().len();
                 shaped.lines.push(entry);
