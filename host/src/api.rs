@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use patchbay_core::connector::FormFields;
 use patchbay_core::{
-    is_bearer_header, AuthRequest, ConnectorDescriptor, DynConnector, Error, ErrorKind, Tenant,
-    ValidationReport, WebhookAuth,
+    is_bearer_header, AuthRequest, ConnectorDescriptor, DynConnector, Error, ErrorKind,
+    SecretString, Tenant, ValidationReport, WebhookAuth,
 };
 use patchbay_store::{ConnectionRecord, ConnectionStatus};
 use serde::de::DeserializeOwned;
@@ -138,6 +138,10 @@ pub struct ConnectionView {
 pub struct WebhookView {
     url: String,
     header: Option<&'static str>,
+    /// The connector's field-by-field settings for the provider, without the
+    /// credential (shown only at connect and on rotation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    setup: Option<serde_json::Value>,
 }
 
 /// Percent-encodes one path segment (RFC 3986 unreserved characters pass through).
@@ -158,13 +162,31 @@ fn webhook_view(state: &AppState, record: &ConnectionRecord) -> Option<WebhookVi
     let path = webhook
         .path
         .replace("{user_id}", &encode_segment(&record.tenant.user_id));
+    let url = format!("{}{path}", state.public_url);
+    let setup = webhook_setup(state, record, &url, None);
     Some(WebhookView {
-        url: format!("{}{path}", state.public_url),
+        url,
         header: match webhook.auth {
             WebhookAuth::Token { header } => Some(header),
             WebhookAuth::Signature | WebhookAuth::App | WebhookAuth::ProviderSignature => None,
         },
+        setup,
     })
+}
+
+/// The connector's webhook settings for `record`, with the URL and, where given,
+/// the credential filled in.
+fn webhook_setup(
+    state: &AppState,
+    record: &ConnectionRecord,
+    url: &str,
+    credential: Option<&SecretString>,
+) -> Option<serde_json::Value> {
+    let setup = state
+        .registry
+        .get(&record.connector)?
+        .webhook_setup(&record.metadata)?;
+    Some(setup.render(url, credential.map(|secret| secret.expose().as_str())))
 }
 
 fn view(state: &AppState, record: ConnectionRecord) -> ConnectionView {
@@ -301,10 +323,20 @@ async fn connect(
             return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error).with_report(report));
         }
     };
-    let view = view(&state, stored.record);
+    let view = view(&state, stored.record.clone());
+    let setup = view.webhook.as_ref().and_then(|webhook| {
+        let credential = stored
+            .webhook_token
+            .as_ref()
+            .or(stored.webhook_secret.as_ref());
+        webhook_setup(&state, &stored.record, &webhook.url, credential)
+    });
     let mut body = json!({ "connection": view, "report": stored.report });
     if let Some(webhook) = &view.webhook {
         let mut shown = json!({ "url": webhook.url, "header": webhook.header });
+        if let Some(setup) = setup {
+            shown["setup"] = setup;
+        }
         if let Some(token) = &stored.webhook_token {
             shown["token"] = json!(token.expose());
             shown["note"] = match webhook.header {
@@ -367,16 +399,26 @@ async fn rotate_webhook_credential(
     let record = load(&state, &tenant, &id).await?;
     let connector = connector_for(&state, &record.connector)?;
     let url = webhook_view(&state, &record).map(|view| view.url);
-    let shown = match state
+    let rotated = state
         .connections()
         .rotate_webhook_credential(&tenant, &record, connector.descriptor())
-        .await?
-    {
+        .await?;
+    let credential = match &rotated {
+        RotatedCredential::Token { token, .. } => token,
+        RotatedCredential::Secret(secret) => secret,
+    };
+    let setup = url
+        .as_deref()
+        .and_then(|url| webhook_setup(&state, &record, url, Some(credential)));
+    let mut shown = match &rotated {
         RotatedCredential::Token { header, token } => {
             json!({ "url": url, "header": header, "token": token.expose() })
         }
         RotatedCredential::Secret(secret) => json!({ "url": url, "secret": secret.expose() }),
     };
+    if let Some(setup) = setup {
+        shown["setup"] = setup;
+    }
     Ok(Json(json!({ "webhook": shown })))
 }
 

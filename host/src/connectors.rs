@@ -37,6 +37,7 @@ connectors! {
     "confluence": "connector-confluence" => patchbay_connector_confluence,
     "datadog": "connector-datadog" => patchbay_connector_datadog,
     "github": "connector-github" => patchbay_connector_github,
+    "grafana": "connector-grafana" => patchbay_connector_grafana,
     "netdata": "connector-netdata" => patchbay_connector_netdata,
     "pagerduty": "connector-pagerduty" => patchbay_connector_pagerduty,
     "slack": "connector-slack" => patchbay_connector_slack,

@@ -415,6 +415,7 @@ async fn cli_lists_datadog_with_auth_kinds_env_vars_and_operation_schemas() {
             "confluence",
             "datadog",
             "github",
+            "grafana",
             "netdata",
             "pagerduty",
             "slack"

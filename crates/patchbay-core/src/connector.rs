@@ -13,7 +13,7 @@ use crate::tenant::Tenant;
 use crate::validation::ValidationReport;
 use crate::webhook::{
     verify_token, InboundWebhook, UnverifiedDelivery, VerifiedDelivery, WebhookKey, WebhookOutcome,
-    WebhookRoute,
+    WebhookRoute, WebhookSetup,
 };
 
 /// A request to turn user input into credentials.
@@ -244,6 +244,13 @@ pub trait Connector: Send + Sync + 'static {
     ) -> Result<RevokeOutcome> {
         Ok(RevokeOutcome::NotOffered)
     }
+
+    /// What to enter in the provider's webhook settings for a connection with
+    /// `config`, when that is more than the URL and the credential (an HTTP method,
+    /// a header name, a scheme); the host shows it with the connect answer.
+    fn webhook_setup(&self, _config: &Self::Config) -> Option<WebhookSetup> {
+        None
+    }
 }
 
 /// The object-safe twin of [`Connector`], over JSON.
@@ -304,6 +311,11 @@ pub trait DynConnector: Send + Sync + 'static {
         credentials: &DynCredentials,
         client: Option<&OAuthClientCredentials>,
     ) -> Result<RevokeOutcome>;
+
+    /// See [`Connector::webhook_setup`]; `None` also for settings of another shape.
+    fn webhook_setup(&self, _config: &serde_json::Value) -> Option<WebhookSetup> {
+        None
+    }
 }
 
 fn stored_shape_error(id: &str, what: &str, error: serde_json::Error) -> Error {
@@ -477,6 +489,11 @@ impl<C: Connector> DynConnector for C {
     ) -> Result<RevokeOutcome> {
         let typed_credentials = typed(self, credentials)?;
         Connector::revoke(self, ctx, &typed_credentials, client).await
+    }
+
+    fn webhook_setup(&self, config: &serde_json::Value) -> Option<WebhookSetup> {
+        let config = C::Config::deserialize(config).ok()?;
+        Connector::webhook_setup(self, &config)
     }
 }
 

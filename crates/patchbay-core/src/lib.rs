@@ -42,8 +42,9 @@ pub use validation::{
     CheckOutcome, CheckTimer, ValidationCheck, ValidationReport, ValidationStatus,
 };
 pub use webhook::{
-    is_bearer_header, token_hash, token_header_value, InboundWebhook, UnverifiedDelivery,
-    VerifiedDelivery, WebhookEvent, WebhookKey, WebhookOutcome, WebhookReply, WebhookRoute,
+    is_bearer_header, token_hash, token_header_value, InboundWebhook, SetupValue,
+    UnverifiedDelivery, VerifiedDelivery, WebhookEvent, WebhookKey, WebhookOutcome, WebhookReply,
+    WebhookRoute, WebhookSetup, WebhookSetupField,
 };
 
 #[doc(hidden)]

@@ -309,9 +309,130 @@ pub enum WebhookRoute {
     Connection(String),
 }
 
+/// What a person enters in the provider's webhook settings for one connection,
+/// field by field, shown with the connect answer beside the URL and the credential.
+///
+/// A connector gives it through [`crate::Connector::webhook_setup`] when its
+/// provider's settings hold more than a URL and a secret (an HTTP method, a header
+/// name, an authorization scheme). The connector never sees the credential: it
+/// names where it goes with [`SetupValue::Credential`] and the host fills it in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WebhookSetup {
+    /// Where the settings are in the provider's UI, e.g.
+    /// "Grafana: Alerting > Contact points > + Add contact point, Integration: Webhook".
+    pub location: String,
+    /// The settings, in the order the provider's form shows them.
+    pub fields: Vec<WebhookSetupField>,
+    /// What else to do once the settings are saved.
+    pub steps: Vec<String>,
+}
+
+/// One setting of the provider's webhook form and the value to enter.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WebhookSetupField {
+    /// The setting's name as the provider's form labels it ("HTTP Method").
+    pub name: String,
+    /// What to enter.
+    pub value: SetupValue,
+}
+
+impl WebhookSetupField {
+    /// A setting whose value is `text`.
+    pub fn text(name: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            value: SetupValue::Text(text.into()),
+        }
+    }
+
+    /// A setting whose value is the connection's webhook URL.
+    pub fn url(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            value: SetupValue::WebhookUrl,
+        }
+    }
+
+    /// A setting whose value is the connection's webhook token or secret.
+    pub fn credential(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            value: SetupValue::Credential,
+        }
+    }
+}
+
+/// The value of a [`WebhookSetupField`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", content = "text", rename_all = "snake_case")]
+pub enum SetupValue {
+    /// Literal text, such as `POST` or a header name.
+    Text(String),
+    /// The connection's webhook URL, filled in by the host.
+    WebhookUrl,
+    /// The connection's webhook token or signing secret, filled in by the host
+    /// where it is shown (once, at connect and on rotation).
+    Credential,
+}
+
+impl WebhookSetup {
+    /// The setup as a person reads it: `{location, fields: [{name, value}], steps}`,
+    /// with the webhook URL filled in and the credential filled in where `credential`
+    /// is given (otherwise `null`).
+    pub fn render(&self, url: &str, credential: Option<&str>) -> serde_json::Value {
+        let fields: Vec<serde_json::Value> = self
+            .fields
+            .iter()
+            .map(|field| {
+                let value = match &field.value {
+                    SetupValue::Text(text) => serde_json::Value::String(text.clone()),
+                    SetupValue::WebhookUrl => serde_json::Value::String(url.to_owned()),
+                    SetupValue::Credential => credential
+                        .map(|credential| serde_json::Value::String(credential.to_owned()))
+                        .unwrap_or(serde_json::Value::Null),
+                };
+                serde_json::json!({ "name": field.name, "value": value })
+            })
+            .collect();
+        serde_json::json!({
+            "location": self.location,
+            "fields": fields,
+            "steps": self.steps,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_webhook_setup_renders_the_url_and_fills_the_credential_only_where_given() {
+        let setup = WebhookSetup {
+            location: "Acme > Webhooks".to_owned(),
+            fields: vec![
+                WebhookSetupField::url("URL"),
+                WebhookSetupField::text("HTTP Method", "PUT"),
+                WebhookSetupField::credential("Secret"),
+            ],
+            steps: vec!["route alerts to it".to_owned()],
+        };
+        let shown = setup.render("https://patchbay.example/acme/u1", Some("pbs_secret"));
+        assert_eq!(
+            shown,
+            serde_json::json!({
+                "location": "Acme > Webhooks",
+                "fields": [
+                    {"name": "URL", "value": "https://patchbay.example/acme/u1"},
+                    {"name": "HTTP Method", "value": "PUT"},
+                    {"name": "Secret", "value": "pbs_secret"},
+                ],
+                "steps": ["route alerts to it"],
+            })
+        );
+        let hidden = setup.render("https://patchbay.example/acme/u1", None);
+        assert_eq!(hidden["fields"][2]["value"], serde_json::Value::Null);
+    }
 
     fn request(headers: &[(&'static str, &str)]) -> InboundWebhook {
         let mut map = HeaderMap::new();

@@ -1133,6 +1133,10 @@ impl DynConnector for WithWebhookSecret {
     ) -> patchbay_core::Result<RevokeOutcome> {
         self.connector.revoke(ctx, credentials, client).await
     }
+
+    fn webhook_setup(&self, config: &Value) -> Option<patchbay_core::WebhookSetup> {
+        self.connector.webhook_setup(config)
+    }
 }
 
 /// The connection id webhooks are verified and normalised for.
