@@ -10,151 +10,44 @@ use patchbay_connector_pagerduty::fake::{
     grant, FakePagerduty, ProviderFake, RecordedRequest, INCIDENT_ID, SERVICE_ID,
 };
 use patchbay_core::{AuthRequest, ConnectorContext, DynConnector, FormFields};
+use patchbay_testkit::openapi::{OpenApi, SpecRequest};
 use serde_json::{json, Value};
 
 const API_TOKEN: &str = "spec-token-4b1e9c2d";
 
-fn load_spec() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/pagerduty-rest-openapiv3.json"
+fn load_spec() -> OpenApi {
+    let spec = OpenApi::load(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/pagerduty-rest-openapiv3.json"
+        ),
+        "PagerDuty's description",
     );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    serde_json::from_str(&text).expect("the PagerDuty OpenAPI description is JSON")
-}
-
-/// Follows a local `$ref` such as `#/components/parameters/offset_limit`.
-fn resolve<'a>(spec: &'a Value, node: &'a Value) -> &'a Value {
-    let Some(reference) = node.get("$ref").and_then(Value::as_str) else {
-        return node;
-    };
-    let pointer = reference.trim_start_matches('#');
-    resolve(
-        spec,
-        spec.pointer(pointer)
-            .unwrap_or_else(|| panic!("dangling $ref {reference}")),
-    )
-}
-
-fn template_matches(template: &str, path: &str) -> bool {
-    let template: Vec<&str> = template.split('/').collect();
-    let path: Vec<&str> = path.split('/').collect();
-    template.len() == path.len()
-        && template.iter().zip(&path).all(|(expected, actual)| {
-            (expected.starts_with('{') && expected.ends_with('}') && !actual.is_empty())
-                || expected == actual
-        })
-}
-
-struct Parameter {
-    name: String,
-    location: String,
-    required: bool,
-    schema: Value,
-}
-
-fn parameters(spec: &Value, path_item: &Value, operation: &Value) -> Vec<Parameter> {
-    let mut found = Vec::new();
-    for list in [path_item.get("parameters"), operation.get("parameters")]
-        .into_iter()
-        .flatten()
-    {
-        for parameter in list.as_array().into_iter().flatten() {
-            let parameter = resolve(spec, parameter);
-            found.push(Parameter {
-                name: parameter["name"].as_str().unwrap_or_default().to_owned(),
-                location: parameter["in"].as_str().unwrap_or_default().to_owned(),
-                required: parameter["required"].as_bool().unwrap_or(false),
-                schema: resolve(spec, parameter.get("schema").unwrap_or(&Value::Null)).clone(),
-            });
-        }
-    }
-    found
-}
-
-fn check_value(spec: &Value, context: &str, parameter: &Parameter, value: &str) {
-    let mut schema = resolve(spec, &parameter.schema);
-    if schema["type"] == "array" {
-        schema = resolve(spec, &schema["items"]);
-    }
-    match schema["type"].as_str() {
-        Some("integer") => assert!(
-            value.parse::<i64>().is_ok(),
-            "{context}: `{}` must be an integer, got `{value}`",
-            parameter.name
-        ),
-        Some("boolean") => assert!(
-            value == "true" || value == "false",
-            "{context}: `{}` must be true or false, got `{value}`",
-            parameter.name
-        ),
-        _ => {}
-    }
-    if let Some(allowed) = schema["enum"].as_array() {
-        assert!(
-            allowed.iter().any(|option| option.as_str() == Some(value)),
-            "{context}: `{}` must be one of {allowed:?}, got `{value}`",
-            parameter.name
-        );
-    }
-}
-
-fn check_request(spec: &Value, request: &RecordedRequest) -> String {
-    let context = format!("{} {}", request.method, request.path);
-    let paths = spec["paths"].as_object().expect("spec has paths");
-    let (template, path_item) = paths
-        .iter()
-        .filter(|(template, _)| template_matches(template, &request.path))
-        // A literal segment (`/users/me`) wins over a parameter (`/users/{id}`).
-        .min_by_key(|(template, _)| template.matches('{').count())
-        .unwrap_or_else(|| panic!("{context}: no path in PagerDuty's description matches"));
-    let method = request.method.to_ascii_lowercase();
-    let operation = path_item
-        .get(method.as_str())
-        .unwrap_or_else(|| panic!("{context}: {template} does not declare {}", request.method));
-    let declared = parameters(spec, path_item, operation);
-    for (name, value) in &request.query {
-        let parameter = declared
-            .iter()
-            .find(|parameter| parameter.location == "query" && &parameter.name == name)
-            .unwrap_or_else(|| {
-                panic!("{context}: query parameter `{name}` is not declared for {template}")
-            });
-        check_value(spec, &context, parameter, value);
-    }
-    for parameter in declared.iter().filter(|parameter| parameter.required) {
-        match parameter.location.as_str() {
-            "query" => assert!(
-                request.query_value(&parameter.name).is_some(),
-                "{context}: required query parameter `{}` is missing",
-                parameter.name
-            ),
-            "header" => assert!(
-                request.has_header(&parameter.name),
-                "{context}: required header `{}` is missing",
-                parameter.name
-            ),
-            _ => {}
-        }
-    }
-    if let Some(accept) = declared
-        .iter()
-        .find(|parameter| parameter.location == "header" && parameter.name == "Accept")
-    {
-        assert_eq!(
-            request.accept.as_deref(),
-            accept.schema["default"].as_str(),
-            "{context}: the Accept media type"
-        );
-    }
-    let scheme = &spec["components"]["securitySchemes"]["api_key"];
+    // Every operation is under the `api_key` scheme, sent in `Authorization`.
+    let document = spec.document();
+    assert_eq!(document["security"], json!([{"api_key": []}]));
+    let scheme = &document["components"]["securitySchemes"]["api_key"];
     assert_eq!(scheme["in"], "header");
-    let header = scheme["name"].as_str().unwrap();
-    assert!(
-        request.has_header(header),
-        "{context}: the security scheme requires header `{header}`"
-    );
-    format!("{} {template}", request.method)
+    assert_eq!(scheme["name"], "Authorization");
+    for (template, item) in document["paths"].as_object().expect("spec has paths") {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            assert!(
+                operation.get("security").is_none(),
+                "{method} {template} overrides the `api_key` scheme"
+            );
+        }
+    }
+    spec
+}
+
+fn check_request(spec: &OpenApi, request: &RecordedRequest) -> String {
+    spec.check(&SpecRequest {
+        method: &request.method,
+        path: &request.path,
+        query: &request.query,
+        header_names: &request.header_names,
+        accept: request.accept.as_deref(),
+    })
 }
 
 fn form(value: Value) -> AuthRequest {

@@ -1,6 +1,7 @@
 //! Test support shared by connector, host and end-to-end tests: the contract suite
 //! every connector must pass (ours and third parties'), an HTTP client pointed at a
-//! provider fake, log capture, the published specs and test vectors of providers
+//! provider fake, log capture, a checker of recorded requests against a provider's
+//! OpenAPI description, the published specs and test vectors of providers
 //! not yet built kept in `fixtures/`, and access to the local services some tests
 //! need. Each connector's fake lives in its own crate, behind its `fake` feature.
 #![deny(missing_docs)]
@@ -9,6 +10,7 @@ pub mod contract;
 pub mod fake_server;
 pub mod http;
 pub mod logs;
+pub mod openapi;
 pub mod services;
 
 use std::path::{Path, PathBuf};
