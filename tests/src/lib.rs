@@ -317,6 +317,36 @@ impl Patchbay {
         &self.data_dir
     }
 
+    /// Fails the test when any of `canaries` appears in the logs, in a response read
+    /// through this harness, or in any file of the data directory.
+    pub fn assert_nowhere(&self, canaries: &[&str]) {
+        self.assert_not_logged_or_stored(canaries);
+        let transcript = self.transcript();
+        for canary in canaries {
+            assert!(
+                !transcript.contains(canary),
+                "{canary} leaked into a response"
+            );
+        }
+    }
+
+    /// Fails the test when any of `secrets` appears in the logs or, in clear, in any
+    /// file of the data directory: for credentials a response shows once by design.
+    pub fn assert_not_logged_or_stored(&self, secrets: &[&str]) {
+        let logs = self.logs();
+        let files = files_under(self.data_dir());
+        for secret in secrets {
+            assert!(!logs.contains(secret), "{secret} leaked into the logs");
+            for (path, bytes) in &files {
+                assert!(
+                    !contains_bytes(bytes, secret.as_bytes()),
+                    "{secret} is stored in clear in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+
     /// Stops the process (SIGKILL is enough: acknowledged writes are already durable).
     pub fn stop(&mut self) {
         let _ = self.child.kill();

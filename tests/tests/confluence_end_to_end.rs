@@ -7,7 +7,7 @@
 use patchbay_connector_confluence::fake::{
     FakeConfluence, FakeSite, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, RUNBOOK_PAGE_ID, SHORT_LINK,
 };
-use patchbay_e2e::{contains_bytes, files_under, Answer, Patchbay};
+use patchbay_e2e::{Answer, Patchbay};
 use patchbay_testkit::fake_server::ProviderFake;
 use serde_json::{json, Value};
 
@@ -484,25 +484,7 @@ async fn confluence_data_center_and_cloud_connect_query_and_disconnect_without_l
 
     // Canary scan: logs, every response, every file in the data directory. Access and
     // refresh tokens the fake issued all start with CANARY_ACCESS.
-    let logs = patchbay.logs();
-    let transcript = patchbay.transcript();
-    for canary in [CANARY_PAT, CANARY_ACCESS, FAKE_CLIENT_SECRET] {
-        assert!(
-            !logs.contains(canary),
-            "canary {canary} leaked into the logs"
-        );
-        assert!(
-            !transcript.contains(canary),
-            "canary {canary} leaked into a response"
-        );
-        for (path, bytes) in files_under(patchbay.data_dir()) {
-            assert!(
-                !contains_bytes(&bytes, canary.as_bytes()),
-                "canary {canary} found in {}",
-                path.display()
-            );
-        }
-    }
+    patchbay.assert_nowhere(&[CANARY_PAT, CANARY_ACCESS, FAKE_CLIENT_SECRET]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -559,5 +541,5 @@ async fn confluence_with_its_flag_off_answers_the_disabled_message() {
         "Confluence connector not enabled"
     );
     assert!(dc.requests().is_empty(), "nothing reached Confluence");
-    assert!(!patchbay.logs().contains(CANARY_PAT));
+    patchbay.assert_nowhere(&[CANARY_PAT]);
 }
