@@ -152,6 +152,7 @@ struct Shared {
     project_ids: FakeState<Vec<String>>,
     tokens: FakeState<Tokens>,
     detail_delay: FakeState<Duration>,
+    forbidden: FakeState<Vec<String>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     requests: RequestLog<RecordedRequest>,
@@ -184,6 +185,7 @@ impl FakeOvh {
             project_ids: FakeState::new(vec![PROJECT_ID.to_owned()]),
             tokens: FakeState::new(Tokens::default()),
             detail_delay: FakeState::new(Duration::ZERO),
+            forbidden: FakeState::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             requests: RequestLog::default(),
@@ -283,6 +285,12 @@ impl FakeOvh {
     /// concurrent reads overlap.
     pub fn set_detail_delay(&self, delay: Duration) {
         *self.shared.detail_delay.lock() = delay;
+    }
+
+    /// Answers 403 `NOT_GRANTED_CALL` to authenticated reads of `path` from now on,
+    /// as OVHcloud does when IAM (or the consumer key's rules) does not allow a call.
+    pub fn forbid(&self, path: &str) {
+        self.shared.forbidden.lock().push(path.to_owned());
     }
 
     /// The most object reads that were in flight at once.
@@ -487,6 +495,14 @@ async fn handle(
     );
     if let Some(refusal) = authenticate(&shared, &region, &method, &sent_url, &headers) {
         return refusal;
+    }
+    if shared.forbidden.lock().contains(&path) {
+        return ovh_error(
+            StatusCode::FORBIDDEN,
+            "Client::Forbidden",
+            "This call has not been granted",
+            Some("NOT_GRANTED_CALL"),
+        );
     }
     api(&shared, &path).await
 }
