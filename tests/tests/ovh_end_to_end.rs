@@ -285,6 +285,13 @@ async fn ovh_oauth_and_application_key_connections_without_leaking_secrets() {
         answer.text
     );
     assert!(answer.json()["data"].is_null());
+    assert!(
+        answer
+            .text
+            .contains("OVH authentication expired. Please reconnect your account."),
+        "{}",
+        answer.text
+    );
     let again = query(&patchbay, &alice, &oauth_id, "list_projects").await;
     assert_ne!(again.status, 200, "{}", again.text);
 

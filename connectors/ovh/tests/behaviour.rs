@@ -1202,3 +1202,32 @@ async fn a_refresh_goes_to_the_connection_s_region_and_a_refused_one_never_retur
     assert_ne!(error.kind(), ErrorKind::Internal);
     assert!(error.message().contains("`region`"), "{error}");
 }
+
+#[test]
+fn the_set_up_page_lists_the_messages_the_code_gives() {
+    let page = include_str!("../../../docs/connectors/ovh.md");
+    for message in [
+        DISABLED_MESSAGE.to_owned(),
+        patchbay_connector_ovh::NOT_CONFIGURED_MESSAGE.replace("{region}", "[region]"),
+        "Missing region. Must be one of: ovh-eu, ovh-ca, ovh-us".to_owned(),
+        "Invalid region. Must be one of: ovh-eu, ovh-ca, ovh-us".to_owned(),
+        "Application key is required".to_owned(),
+        "Application key is malformed: OVHcloud keys are 8 to 128 letters and digits".to_owned(),
+        "No access_token received from OVH".to_owned(),
+        "OVH authentication expired. Please reconnect your account.".to_owned(),
+        "IAM permissions required for".to_owned(),
+        "Rate limited by OVHcloud".to_owned(),
+        "OVH API request failed".to_owned(),
+        "Not authenticated with OVH".to_owned(),
+        "OVHcloud OAuth needs the option `region`; configured regions:".to_owned(),
+        "OVHcloud OAuth has no such `region`; it takes one of:".to_owned(),
+        "the OVHcloud authorization expired or was revoked; reconnect OVHcloud".to_owned(),
+        "/ovh_api/ovh/oauth2/callback".to_owned(),
+        FEATURE_FLAG.to_owned(),
+    ] {
+        assert!(
+            page.contains(&format!("\"{message}")) || page.contains(&message),
+            "{message}"
+        );
+    }
+}
