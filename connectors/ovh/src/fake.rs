@@ -342,11 +342,33 @@ fn issue(tokens: &mut Tokens, region: &str) -> (String, String) {
     (access, refresh)
 }
 
+/// The `errorCode`s the fake answers with.
+#[derive(Clone, Copy)]
+enum ErrorCode {
+    InvalidKey,
+    InvalidCredential,
+    InvalidSignature,
+    NotGrantedCall,
+    QueryTimeOut,
+}
+
+impl ErrorCode {
+    fn text(self) -> &'static str {
+        match self {
+            Self::InvalidKey => "INVALID_KEY",
+            Self::InvalidCredential => "INVALID_CREDENTIAL",
+            Self::InvalidSignature => "INVALID_SIGNATURE",
+            Self::NotGrantedCall => "NOT_GRANTED_CALL",
+            Self::QueryTimeOut => "QUERY_TIME_OUT",
+        }
+    }
+}
+
 /// An OVHcloud API error body.
-fn ovh_error(status: StatusCode, class: &str, message: &str, code: Option<&str>) -> Response {
+fn ovh_error(status: StatusCode, class: &str, message: &str, code: Option<ErrorCode>) -> Response {
     let mut body = json!({"class": class, "message": message});
     if let Some(code) = code {
-        body["errorCode"] = json!(code);
+        body["errorCode"] = json!(code.text());
         body["httpCode"] = json!(format!(
             "{} {}",
             status.as_u16(),
@@ -501,7 +523,7 @@ async fn handle(
             StatusCode::FORBIDDEN,
             "Client::Forbidden",
             "This call has not been granted",
-            Some("NOT_GRANTED_CALL"),
+            Some(ErrorCode::NotGrantedCall),
         );
     }
     api(&shared, &path).await
@@ -548,7 +570,7 @@ fn authenticate(
             StatusCode::FORBIDDEN,
             "Client::Forbidden",
             "This application key is invalid",
-            Some("INVALID_KEY"),
+            Some(ErrorCode::InvalidKey),
         ));
     };
     if application != keys.application_key {
@@ -556,7 +578,7 @@ fn authenticate(
             StatusCode::FORBIDDEN,
             "Client::Forbidden",
             "This application key is invalid",
-            Some("INVALID_KEY"),
+            Some(ErrorCode::InvalidKey),
         ));
     }
     if consumer != keys.consumer_key {
@@ -564,7 +586,7 @@ fn authenticate(
             StatusCode::FORBIDDEN,
             "Client::Forbidden",
             "This credential does not exist",
-            Some("INVALID_CREDENTIAL"),
+            Some(ErrorCode::InvalidCredential),
         ));
     }
     let Ok(timestamp) = timestamp.parse::<i64>() else {
@@ -581,7 +603,7 @@ fn authenticate(
             StatusCode::BAD_REQUEST,
             "Client::BadRequest",
             "Query out of time",
-            Some("QUERY_TIME_OUT"),
+            Some(ErrorCode::QueryTimeOut),
         ));
     }
     let expected = signature(
@@ -597,7 +619,7 @@ fn authenticate(
             StatusCode::BAD_REQUEST,
             "Client::BadRequest",
             "Invalid signature",
-            Some("INVALID_SIGNATURE"),
+            Some(ErrorCode::InvalidSignature),
         ));
     }
     None
