@@ -39,6 +39,7 @@ connectors! {
     "github": "connector-github" => patchbay_connector_github,
     "grafana": "connector-grafana" => patchbay_connector_grafana,
     "netdata": "connector-netdata" => patchbay_connector_netdata,
+    "ovh": "connector-ovh" => patchbay_connector_ovh,
     "pagerduty": "connector-pagerduty" => patchbay_connector_pagerduty,
     "slack": "connector-slack" => patchbay_connector_slack,
 }

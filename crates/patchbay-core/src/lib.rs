@@ -32,7 +32,10 @@ pub use descriptor::{
 };
 pub use env::ConnectorEnv;
 pub use error::{Error, ErrorKind, Result};
-pub use oauth::{ClientAuthStyle, OAuthClientCredentials, OAuthGrant, OAuthSpec, RevokeOutcome};
+pub use oauth::{
+    ClientAuthStyle, OAuthClientCredentials, OAuthGrant, OAuthRegion, OAuthSpec, RegionalOAuth,
+    RevokeOutcome,
+};
 pub use operation::{OperationOutput, OperationSpec, MAX_OUTPUT_BYTES};
 pub use registry::Registry;
 pub use secret::{RevealedJson, Secret, SecretString};

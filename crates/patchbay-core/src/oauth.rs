@@ -97,6 +97,65 @@ impl OAuthSpec {
     }
 }
 
+/// One region of a connector that has a separate OAuth client in each region
+/// (OVHcloud: EU, CA, US), with that region's own endpoints and client variables.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct OAuthRegion {
+    /// The region's name, as the start option and the connection's settings give it (`ovh-eu`).
+    pub name: &'static str,
+    /// The region's endpoints and client variables; its callback path is the connector's.
+    pub spec: OAuthSpec,
+    /// The variable holding the exact redirect URI registered for this region's client;
+    /// when set, it is sent unchanged instead of the public URL plus the callback path.
+    pub redirect_uri_env: Option<&'static str>,
+}
+
+/// A connector's OAuth clients per region, registered with [`register_regional_oauth!`].
+///
+/// The region is chosen with the start option `option` and kept in the connection's
+/// settings under the same name, so a refresh goes to the region that issued the token.
+/// Each region's client credentials are only ever sent to that region's own endpoints.
+#[derive(Debug)]
+pub struct RegionalOAuth {
+    /// The connector id.
+    pub connector: &'static str,
+    /// The start option (and settings field) naming the region (`region`).
+    pub option: &'static str,
+    /// The regions, in the order they are offered.
+    pub regions: &'static [OAuthRegion],
+    /// The message for a region whose client id or secret is unset; `{region}` is
+    /// replaced by the region's name.
+    pub not_configured_message: &'static str,
+}
+
+inventory::collect!(RegionalOAuth);
+
+impl RegionalOAuth {
+    /// The regional OAuth clients registered for `connector`, if it has any.
+    pub fn of(connector: &str) -> Option<&'static RegionalOAuth> {
+        inventory::iter::<RegionalOAuth>
+            .into_iter()
+            .find(|regional| regional.connector == connector)
+    }
+
+    /// The region named `name`.
+    pub fn region(&self, name: &str) -> Option<&'static OAuthRegion> {
+        self.regions.iter().find(|region| region.name == name)
+    }
+}
+
+/// Registers a connector's per-region OAuth clients (a `const` [`RegionalOAuth`]).
+///
+/// ```ignore
+/// patchbay_core::register_regional_oauth!(REGIONAL_OAUTH);
+/// ```
+#[macro_export]
+macro_rules! register_regional_oauth {
+    ($regional:path) => {
+        $crate::__inventory::submit! { $regional }
+    };
+}
+
 /// The OAuth client's own credentials (for token calls and revocation), pinned to
 /// the origins of the provider's own endpoints.
 ///

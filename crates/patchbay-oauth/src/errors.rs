@@ -1,7 +1,7 @@
 //! The user-facing messages of the OAuth flow, one function per failure so the
 //! callback page, the API and the tests agree on the wording.
 
-use patchbay_core::{ConnectorDescriptor, Error, ErrorKind, OAuthSpec};
+use patchbay_core::{ConnectorDescriptor, Error, ErrorKind, OAuthRegion, OAuthSpec, RegionalOAuth};
 
 /// The callback arrived without `state`.
 pub fn missing_state() -> Error {
@@ -153,6 +153,86 @@ pub fn credentials_not_configured(
     )
     .with_connector(descriptor.id)
     .with_hint("copy the client id and secret from the provider's OAuth app settings, then restart Patchbay")
+}
+
+/// A regional connector's start came without its region option.
+pub fn region_required(
+    descriptor: &ConnectorDescriptor,
+    regional: &RegionalOAuth,
+    configured: &[&str],
+) -> Error {
+    let offered = if configured.is_empty() {
+        "no region is configured".to_owned()
+    } else {
+        format!("configured regions: {}", configured.join(", "))
+    };
+    Error::invalid_input(
+        format!("options.{}", regional.option),
+        format!(
+            "{} OAuth needs the option `{}`; {offered}",
+            descriptor.display_name, regional.option
+        ),
+    )
+    .with_connector(descriptor.id)
+    .with_hint(format!(
+        "start again with options {{\"{}\": \"<region>\"}}",
+        regional.option
+    ))
+}
+
+/// A regional connector's start named a region it does not have.
+pub fn unknown_region(
+    descriptor: &ConnectorDescriptor,
+    regional: &RegionalOAuth,
+    configured: &[&str],
+) -> Error {
+    let offered = if configured.is_empty() {
+        "no region is configured".to_owned()
+    } else {
+        format!("it takes one of: {}", configured.join(", "))
+    };
+    Error::invalid_input(
+        format!("options.{}", regional.option),
+        format!(
+            "{} OAuth has no such `{}`; {offered}",
+            descriptor.display_name, regional.option
+        ),
+    )
+    .with_connector(descriptor.id)
+}
+
+/// The chosen region's client id or secret is unset.
+pub fn region_not_configured(
+    descriptor: &ConnectorDescriptor,
+    regional: &RegionalOAuth,
+    region: &OAuthRegion,
+) -> Error {
+    let first = |vars: &[&str]| vars.first().copied().unwrap_or_default().to_owned();
+    let id_var = first(region.spec.client_id_env);
+    let secret_var = first(region.spec.client_secret_env);
+    Error::invalid_config(
+        id_var.clone(),
+        regional
+            .not_configured_message
+            .replace("{region}", region.name),
+    )
+    .with_connector(descriptor.id)
+    .with_hint(format!(
+        "set {id_var} and {secret_var}, then restart Patchbay"
+    ))
+}
+
+/// A stored connection of a regional connector names no region its tokens can be refreshed in.
+pub fn connection_without_region(descriptor: &ConnectorDescriptor, option: &str) -> Error {
+    Error::new(
+        ErrorKind::NeedsReauth,
+        format!(
+            "this {} connection does not say which `{option}` issued its tokens",
+            descriptor.display_name
+        ),
+    )
+    .with_connector(descriptor.id)
+    .with_hint(format!("reconnect {}", descriptor.display_name))
 }
 
 /// A refresh was refused for good (`invalid_grant`): a person must reconnect.

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use patchbay_core::{
-    ConnectorDescriptor, ConnectorEnv, Error, OAuthClientCredentials, OAuthGrant, OAuthSpec,
-    Result, SecretString, Tenant,
+    ConnectorDescriptor, ConnectorEnv, Error, OAuthClientCredentials, OAuthGrant, OAuthRegion,
+    OAuthSpec, RegionalOAuth, Result, SecretString, Tenant,
 };
 use patchbay_http::HttpClient;
 use patchbay_store::{BegunState, ConsumedState, PendingAuthorization, RecordStore};
@@ -197,6 +197,88 @@ impl OAuthEngine {
         format!("{}{}", self.public_url, spec.callback_path)
     }
 
+    /// The regions of a regional connector whose client id and secret are both set.
+    pub fn configured_regions(&self, regional: &RegionalOAuth) -> Vec<&'static str> {
+        regional
+            .regions
+            .iter()
+            .filter(|region| self.region_is_configured(region))
+            .map(|region| region.name)
+            .collect()
+    }
+
+    fn region_is_configured(&self, region: &OAuthRegion) -> bool {
+        let set = |vars: &[&str]| vars.iter().any(|var| self.env.get(var).is_some());
+        set(region.spec.client_id_env) && set(region.spec.client_secret_env)
+    }
+
+    /// For a connector with one OAuth client per region, the region `options` choose
+    /// (refused when missing, unknown or not configured); `None` for other connectors.
+    pub fn region_for(
+        &self,
+        descriptor: &ConnectorDescriptor,
+        options: &Map<String, Value>,
+    ) -> Result<Option<&'static OAuthRegion>> {
+        let Some(regional) = RegionalOAuth::of(descriptor.id) else {
+            return Ok(None);
+        };
+        let configured = self.configured_regions(regional);
+        let region = match options.get(regional.option) {
+            None | Some(Value::Null) => {
+                return Err(errors::region_required(descriptor, regional, &configured))
+            }
+            Some(Value::String(name)) => regional
+                .region(name.trim())
+                .ok_or_else(|| errors::unknown_region(descriptor, regional, &configured))?,
+            Some(_) => return Err(errors::unknown_region(descriptor, regional, &configured)),
+        };
+        if !self.region_is_configured(region) {
+            return Err(errors::region_not_configured(descriptor, regional, region));
+        }
+        Ok(Some(region))
+    }
+
+    /// The spec and client credentials of the region (or of the connector when it has
+    /// no regions): a region's secret is pinned to that region's own endpoints.
+    fn spec_and_credentials<'d>(
+        &self,
+        descriptor: &'d ConnectorDescriptor,
+        region: Option<&'static OAuthRegion>,
+    ) -> Result<(&'d OAuthSpec, OAuthClientCredentials)> {
+        let Some(region) = region else {
+            return Ok((spec_of(descriptor)?, self.client_credentials(descriptor)?));
+        };
+        let first_set = |vars: &[&str]| vars.iter().find_map(|var| self.env.get(var));
+        match (
+            first_set(region.spec.client_id_env),
+            first_set(region.spec.client_secret_env),
+        ) {
+            (Some(id), Some(secret)) => Ok((
+                &region.spec,
+                OAuthClientCredentials::for_spec(
+                    id.trim(),
+                    SecretString::from(secret.trim()),
+                    &region.spec,
+                ),
+            )),
+            _ => {
+                let regional =
+                    RegionalOAuth::of(descriptor.id).ok_or_else(|| not_oauth(descriptor))?;
+                Err(errors::region_not_configured(descriptor, regional, region))
+            }
+        }
+    }
+
+    /// The redirect URI of a flow: the region's configured URI exactly as the operator
+    /// wrote it, else the public URL plus the callback path.
+    fn redirect_uri_in(&self, spec: &OAuthSpec, region: Option<&OAuthRegion>) -> String {
+        region
+            .and_then(|region| region.redirect_uri_env)
+            .and_then(|var| self.env.get(var))
+            .map(|uri| uri.trim().to_owned())
+            .unwrap_or_else(|| self.redirect_uri(spec))
+    }
+
     /// Starts a flow for `tenant`: stores the state's hash with a random PKCE
     /// verifier and returns the one-time begin URL.
     pub async fn start(
@@ -214,7 +296,8 @@ impl OAuthEngine {
             return Err(errors::unknown_start_option(descriptor, spec, unknown));
         }
         // Fail early, before a person is sent anywhere, when the client is unset.
-        self.client_credentials(descriptor)?;
+        let region = self.region_for(descriptor, &request.options)?;
+        let (spec, _) = self.spec_and_credentials(descriptor, region)?;
         let state = state::generate_state();
         let created_at = Utc::now();
         let expires_at = created_at + STATE_LIFETIME;
@@ -223,7 +306,7 @@ impl OAuthEngine {
                 state_hash: state::hash_state(&state),
                 tenant: tenant.clone(),
                 connector: descriptor.id.to_owned(),
-                redirect_uri: self.redirect_uri(spec),
+                redirect_uri: self.redirect_uri_in(spec, region),
                 label: request.label.filter(|label| !label.trim().is_empty()),
                 options: request.options,
                 allow_writes: request.allow_writes,
@@ -265,8 +348,9 @@ impl OAuthEngine {
             BegunState::Unknown => return Err(errors::unknown_state()),
         };
         let descriptor = descriptor_of(&pending.connector).ok_or_else(errors::unknown_state)?;
-        let spec = spec_of(descriptor)?;
-        let credentials = self.client_credentials(descriptor)?;
+        let callback_path = spec_of(descriptor)?.callback_path;
+        let region = self.region_for(descriptor, &pending.options)?;
+        let (spec, credentials) = self.spec_and_credentials(descriptor, region)?;
         let authorize_url = exchange::authorize_url(
             descriptor,
             spec,
@@ -283,7 +367,7 @@ impl OAuthEngine {
             cookie: BindingCookie {
                 name: state::binding_cookie_name(state),
                 value: SecretString::new(binding),
-                path: spec.callback_path,
+                path: callback_path,
                 expires_at: pending.expires_at,
             },
             connector: descriptor,
@@ -300,7 +384,7 @@ impl OAuthEngine {
         params: CallbackParams,
         binding_cookie: Option<&str>,
     ) -> Result<CompletedAuthorization> {
-        let spec = spec_of(descriptor)?;
+        spec_of(descriptor)?;
         let state = params
             .state
             .as_deref()
@@ -341,7 +425,8 @@ impl OAuthEngine {
             .as_deref()
             .filter(|code| !code.is_empty())
             .ok_or_else(|| errors::missing_code(descriptor, &pending.redirect_uri))?;
-        let credentials = self.client_credentials(descriptor)?;
+        let region = self.region_for(descriptor, &pending.options)?;
+        let (spec, credentials) = self.spec_and_credentials(descriptor, region)?;
         let tokens = exchange::exchange_code(
             &self.http,
             descriptor,
@@ -389,6 +474,46 @@ impl OAuthEngine {
                     provider_code: None,
                     error,
                 })?;
+        exchange::refresh_token(
+            &self.http,
+            descriptor,
+            spec,
+            &credentials,
+            refresh_token,
+            Utc::now(),
+        )
+        .await
+    }
+
+    /// Trades a refresh token for new tokens for a stored connection whose settings
+    /// are `settings`: a connector with one OAuth client per region refreshes with the
+    /// client of the region named in them, at that region's token endpoint.
+    pub async fn refresh_connection(
+        &self,
+        descriptor: &'static ConnectorDescriptor,
+        settings: &Value,
+        refresh_token: &SecretString,
+    ) -> std::result::Result<TokenSet, TokenRequestFailure> {
+        let Some(regional) = RegionalOAuth::of(descriptor.id) else {
+            return self.refresh(descriptor, refresh_token).await;
+        };
+        let failure = |error| TokenRequestFailure {
+            provider_code: None,
+            error,
+        };
+        let region = settings
+            .get(regional.option)
+            .and_then(Value::as_str)
+            .and_then(|name| regional.region(name))
+            .ok_or_else(|| {
+                failure(errors::connection_without_region(
+                    descriptor,
+                    regional.option,
+                ))
+            })?;
+        let (spec, credentials) = self
+            .spec_and_credentials(descriptor, Some(region))
+            .map_err(failure)?;
         exchange::refresh_token(
             &self.http,
             descriptor,

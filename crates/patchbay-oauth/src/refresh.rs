@@ -270,10 +270,13 @@ impl TokenRefresher {
             self.token_requests.fetch_add(1, Ordering::SeqCst);
             // Bounded below the lease: an answer that comes later is not waited for,
             // so no token is ever written by a replica whose lease lapsed.
-            let answer =
-                tokio::time::timeout_at(deadline, self.engine.refresh(descriptor, &refresh_token))
-                    .await
-                    .map_err(|_| too_slow())?;
+            let answer = tokio::time::timeout_at(
+                deadline,
+                self.engine
+                    .refresh_connection(descriptor, &record.metadata, &refresh_token),
+            )
+            .await
+            .map_err(|_| too_slow())?;
             match answer {
                 Ok(tokens) => break tokens,
                 Err(failure) if failure.provider_code.as_deref() == Some("invalid_grant") => {
