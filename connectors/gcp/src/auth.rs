@@ -33,8 +33,7 @@ pub const ASSERTION_LIFETIME_SECS: i64 = 3600;
 /// The reference's messages for a refused upload, word for word.
 pub mod messages {
     /// The key field is absent or not a string.
-    pub const KEY_MISSING: &str =
-        "Missing 'service_account_json' field or value is not a string";
+    pub const KEY_MISSING: &str = "Missing 'service_account_json' field or value is not a string";
     /// The key is not JSON; the parser's reason follows.
     pub const NOT_JSON: &str = "Uploaded file is not valid JSON";
     /// The key is JSON but not a service-account key.
@@ -370,9 +369,12 @@ mod tests {
 
     #[test]
     fn a_missing_or_non_string_key_gets_the_reference_message() {
-        for form in [json!({}), json!({"service_account_json": {"type": "service_account"}})] {
-            let error =
-                ConnectForm::from_fields(FormFields(form.as_object().cloned().unwrap())).unwrap_err();
+        for form in [
+            json!({}),
+            json!({"service_account_json": {"type": "service_account"}}),
+        ] {
+            let error = ConnectForm::from_fields(FormFields(form.as_object().cloned().unwrap()))
+                .unwrap_err();
             assert_eq!(error.field(), Some(KEY_FIELD));
             assert_eq!(error.message(), messages::KEY_MISSING);
         }

@@ -103,7 +103,8 @@ pub async fn mint_token(http: &HttpClient, key: &ServiceAccountKey) -> Result<Mi
     }
     Ok(MintedToken {
         access_token: answer.access_token,
-        expires_at: Utc::now() + Duration::seconds(answer.expires_in.unwrap_or(3600).clamp(60, 3600)),
+        expires_at: Utc::now()
+            + Duration::seconds(answer.expires_in.unwrap_or(3600).clamp(60, 3600)),
     })
 }
 
@@ -130,7 +131,10 @@ fn refresh_failed(error: &Error) -> Error {
 /// `error` and `error_description` of an OAuth error answer (never a token).
 fn oauth_error_text(response: &Response) -> String {
     let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-    let code = body.get("error").and_then(Value::as_str).unwrap_or("an error");
+    let code = body
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("an error");
     match body.get("error_description").and_then(Value::as_str) {
         Some(description) => format!("`{code}`: {description}"),
         None => format!("`{code}`"),
@@ -224,7 +228,10 @@ pub fn google_error(response: Response, service: &str, project: Option<&str>) ->
     };
     let status = base.provider_status().unwrap_or(0);
     if google.reason.as_deref() == Some("SERVICE_DISABLED")
-        || (status == 403 && google.message.as_deref().is_some_and(|m| m.contains("has not been used in project") || m.contains("is disabled")))
+        || (status == 403
+            && google.message.as_deref().is_some_and(|m| {
+                m.contains("has not been used in project") || m.contains("is disabled")
+            }))
     {
         let service = google.service.clone().unwrap_or_else(|| service.to_owned());
         let title = google
@@ -245,7 +252,9 @@ pub fn google_error(response: Response, service: &str, project: Option<&str>) ->
     }
     if status == 403 {
         let permission = google.permission.clone();
-        let on = project.map(|p| format!(" on project {p}")).unwrap_or_default();
+        let on = project
+            .map(|p| format!(" on project {p}"))
+            .unwrap_or_default();
         let message = match &permission {
             Some(permission) => format!(
                 "Permission denied: the credentials lack `{permission}`{on} ({})",
@@ -404,7 +413,9 @@ mod tests {
         assert_eq!(parsed.service.as_deref(), Some("compute.googleapis.com"));
         let denied = json!({"error": {"code": 403, "message": "Permission 'logging.logEntries.list' denied on resource (or it may not exist).", "status": "PERMISSION_DENIED"}});
         assert_eq!(
-            GoogleError::parse(denied.to_string().as_bytes()).permission.as_deref(),
+            GoogleError::parse(denied.to_string().as_bytes())
+                .permission
+                .as_deref(),
             Some("logging.logEntries.list")
         );
     }

@@ -114,7 +114,14 @@ mod tests {
         for good in ["tokyo-rain-123", "acme-prod", "example.com:legacy-1"] {
             assert!(is_project_id(good), "{good}");
         }
-        for bad in ["short", "1starts-with-digit", "UPPER-case-1", "has space 1", "a/b-cdef", ""] {
+        for bad in [
+            "short",
+            "1starts-with-digit",
+            "UPPER-case-1",
+            "has space 1",
+            "a/b-cdef",
+            "",
+        ] {
             assert!(!is_project_id(bad), "{bad}");
         }
     }

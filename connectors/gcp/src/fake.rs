@@ -125,8 +125,8 @@ impl TestServiceAccount {
     /// A new key for `client_email` in `project_id`, with Google's `token_uri`.
     /// Generating an RSA key takes a moment; reuse it within a test.
     pub fn generate(client_email: &str, project_id: &str) -> Self {
-        let private_key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
-            .expect("an RSA test key generates");
+        let private_key =
+            RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("an RSA test key generates");
         let pem = private_key
             .to_pkcs8_pem(LineEnding::LF)
             .expect("the RSA test key encodes")
@@ -261,9 +261,7 @@ impl FakeGcp {
             },
         );
         mutable.access.insert(credential.to_owned(), 0);
-        mutable
-            .refresh
-            .insert(format!("{credential}-refresh-0"), 0);
+        mutable.refresh.insert(format!("{credential}-refresh-0"), 0);
         let shared = Arc::new(Shared {
             credential: credential.to_owned(),
             mutable: Mutex::new(mutable),
@@ -281,7 +279,10 @@ impl FakeGcp {
     pub fn connector(&self) -> GcpConnector {
         let env = patchbay_core::ConnectorEnv::from_pairs([
             ("PATCHBAY_UPSTREAM_OVERRIDES", self.override_spec()),
-            ("PATCHBAY_ALLOWED_PRIVATE_NETWORKS", "127.0.0.1/32".to_owned()),
+            (
+                "PATCHBAY_ALLOWED_PRIVATE_NETWORKS",
+                "127.0.0.1/32".to_owned(),
+            ),
             ("PATCHBAY_HTTP_MAX_RETRIES", "1".to_owned()),
         ]);
         <GcpConnector as patchbay_core::FromEnv>::from_env(&env)
@@ -420,7 +421,10 @@ fn service_title(service: &str) -> &'static str {
 
 fn project_number(project: &str) -> u64 {
     let digest = Sha256::digest(project.as_bytes());
-    100_000_000_000 + u64::from(u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]))
+    100_000_000_000
+        + u64::from(u32::from_be_bytes([
+            digest[0], digest[1], digest[2], digest[3],
+        ]))
 }
 
 fn service_disabled(service: &str, project: &str) -> Response {
@@ -499,7 +503,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         method: parts.method.to_string(),
         path: path.clone(),
         query: if secret_query {
-            query.iter().map(|(k, _)| (k.clone(), "[redacted]".to_owned())).collect()
+            query
+                .iter()
+                .map(|(k, _)| (k.clone(), "[redacted]".to_owned()))
+                .collect()
         } else {
             query.clone()
         },
@@ -526,7 +533,14 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let Some(email) = principal(&shared, &parts.headers) else {
         return unauthenticated();
     };
-    api(&shared, &parts.method, &path, &query, json_body.as_ref(), &email)
+    api(
+        &shared,
+        &parts.method,
+        &path,
+        &query,
+        json_body.as_ref(),
+        &email,
+    )
 }
 
 fn principal(shared: &Shared, headers: &HeaderMap) -> Option<String> {
@@ -543,12 +557,21 @@ fn authorize(shared: &Shared, query: &[(String, String)]) -> Response {
     let value = |name: &str| first_value(query, name);
     let mut state = shared.lock();
     if value("client_id") != Some(state.client_id.as_str()) {
-        return (StatusCode::UNAUTHORIZED, "Error 401: invalid_client. The OAuth client was not found.").into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            "Error 401: invalid_client. The OAuth client was not found.",
+        )
+            .into_response();
     }
     let Some(redirect_uri) = value("redirect_uri") else {
-        return (StatusCode::BAD_REQUEST, "Error 400: invalid_request. Missing required parameter: redirect_uri").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "Error 400: invalid_request. Missing required parameter: redirect_uri",
+        )
+            .into_response();
     };
-    if !state.redirect_uris.is_empty() && !state.redirect_uris.iter().any(|uri| uri == redirect_uri) {
+    if !state.redirect_uris.is_empty() && !state.redirect_uris.iter().any(|uri| uri == redirect_uri)
+    {
         return (StatusCode::BAD_REQUEST, "Error 400: redirect_uri_mismatch").into_response();
     }
     for (name, expected) in [
@@ -560,7 +583,9 @@ fn authorize(shared: &Shared, query: &[(String, String)]) -> Response {
         if value(name) != Some(expected) {
             return (
                 StatusCode::BAD_REQUEST,
-                format!("Error 400: invalid_request. {name} must be {expected} for this test client"),
+                format!(
+                    "Error 400: invalid_request. {name} must be {expected} for this test client"
+                ),
             )
                 .into_response();
         }
@@ -570,7 +595,11 @@ fn authorize(shared: &Shared, query: &[(String, String)]) -> Response {
         return (StatusCode::BAD_REQUEST, "Error 400: invalid_scope").into_response();
     }
     let (Some(challenge), Some(oauth_state)) = (value("code_challenge"), value("state")) else {
-        return (StatusCode::BAD_REQUEST, "Error 400: invalid_request. code_challenge and state are required").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "Error 400: invalid_request. code_challenge and state are required",
+        )
+            .into_response();
     };
     let mut target = url::form_urlencoded::Serializer::new(String::new());
     if std::mem::take(&mut state.deny_consent) {
@@ -578,9 +607,10 @@ fn authorize(shared: &Shared, query: &[(String, String)]) -> Response {
     } else {
         state.issued += 1;
         let code = format!("4/fake-google-code-{:06}", state.issued);
-        state
-            .codes
-            .insert(code.clone(), (redirect_uri.to_owned(), challenge.to_owned()));
+        state.codes.insert(
+            code.clone(),
+            (redirect_uri.to_owned(), challenge.to_owned()),
+        );
         target.append_pair("code", &code);
         target.append_pair("scope", &crate::OAUTH_SCOPES.join(" "));
     }
@@ -611,33 +641,76 @@ fn token(shared: &Shared, headers: &HeaderMap, form: &HashMap<String, String>) -
         || field("client_id") != Some(state.client_id.as_str())
         || field("client_secret") != Some(state.client_secret.as_str())
     {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "The OAuth client was not found.");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "The OAuth client was not found.",
+        );
     }
     let grant = match field("grant_type") {
         Some("authorization_code") => {
-            let Some((redirect, challenge)) = field("code").and_then(|code| state.codes.remove(code)) else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Malformed auth code.");
+            let Some((redirect, challenge)) =
+                field("code").and_then(|code| state.codes.remove(code))
+            else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "Malformed auth code.",
+                );
             };
             if field("redirect_uri") != Some(redirect.as_str()) {
-                return oauth_error(StatusCode::BAD_REQUEST, "redirect_uri_mismatch", "Bad Request");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "redirect_uri_mismatch",
+                    "Bad Request",
+                );
             }
             match field("code_verifier") {
                 Some(verifier) if s256(verifier) == challenge => {}
-                Some(_) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid code verifier."),
-                None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "code_verifier or verifier is not needed."),
+                Some(_) => {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_grant",
+                        "Invalid code verifier.",
+                    )
+                }
+                None => {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "code_verifier or verifier is not needed.",
+                    )
+                }
             }
             state.issued += 1;
             let grant = state.issued;
-            state.grants.insert(grant, Grant { email: USER_EMAIL.to_owned() });
+            state.grants.insert(
+                grant,
+                Grant {
+                    email: USER_EMAIL.to_owned(),
+                },
+            );
             grant
         }
         Some("refresh_token") => {
             match field("refresh_token").and_then(|token| state.refresh.get(token)) {
                 Some(grant) => *grant,
-                None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Token has been expired or revoked."),
+                None => {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_grant",
+                        "Token has been expired or revoked.",
+                    )
+                }
             }
         }
-        _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Invalid grant_type"),
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "Invalid grant_type",
+            )
+        }
     };
     state.issued += 1;
     let access = format!("{}-access-{}", shared.credential, state.issued);
@@ -665,15 +738,21 @@ fn decode_part(part: &str) -> Option<Value> {
 
 /// JWT-bearer: the RS256 signature is checked against the registered key of `iss`.
 fn jwt_bearer(shared: &Shared, assertion: Option<&str>) -> Response {
-    let invalid = |description: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description);
+    let invalid =
+        |description: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description);
     let Some(assertion) = assertion else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Missing required parameter: assertion");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Missing required parameter: assertion",
+        );
     };
     let parts: Vec<&str> = assertion.split('.').collect();
     let [header_part, claims_part, signature_part] = parts.as_slice() else {
         return invalid("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.");
     };
-    let (Some(jwt_header), Some(claims)) = (decode_part(header_part), decode_part(claims_part)) else {
+    let (Some(jwt_header), Some(claims)) = (decode_part(header_part), decode_part(claims_part))
+    else {
         return invalid("Invalid JWT.");
     };
     if jwt_header["alg"] != "RS256" {
@@ -705,7 +784,10 @@ fn jwt_bearer(shared: &Shared, assertion: Option<&str>) -> Response {
         .and_then(|bytes| Signature::try_from(bytes.as_slice()).ok())
         .is_some_and(|signature| {
             VerifyingKey::<Sha256>::new(public_key)
-                .verify(format!("{header_part}.{claims_part}").as_bytes(), &signature)
+                .verify(
+                    format!("{header_part}.{claims_part}").as_bytes(),
+                    &signature,
+                )
                 .is_ok()
         });
     if !verified {
@@ -713,10 +795,16 @@ fn jwt_bearer(shared: &Shared, assertion: Option<&str>) -> Response {
     }
     state.issued += 1;
     let grant = state.issued;
-    state.grants.insert(grant, Grant { email: email.to_owned() });
+    state.grants.insert(
+        grant,
+        Grant {
+            email: email.to_owned(),
+        },
+    );
     let access = format!("{}-sa-{}", shared.credential, state.issued);
     state.access.insert(access.clone(), grant);
-    Json(json!({"access_token": access, "expires_in": 3599, "token_type": "Bearer"})).into_response()
+    Json(json!({"access_token": access, "expires_in": 3599, "token_type": "Bearer"}))
+        .into_response()
 }
 
 fn revoke(shared: &Shared, token: Option<&str>) -> Response {
@@ -729,7 +817,11 @@ fn revoke(shared: &Shared, token: Option<&str>) -> Response {
             .copied()
     });
     let Some(grant) = grant else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_token", "Token expired or revoked");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_token",
+            "Token expired or revoked",
+        );
     };
     state.refresh.retain(|_, g| *g != grant);
     state.access.retain(|_, g| *g != grant);
@@ -737,7 +829,12 @@ fn revoke(shared: &Shared, token: Option<&str>) -> Response {
     StatusCode::OK.into_response()
 }
 
-fn number(query: &[(String, String)], name: &str, default: usize, max: usize) -> std::result::Result<usize, Response> {
+fn number(
+    query: &[(String, String)],
+    name: &str,
+    default: usize,
+    max: usize,
+) -> std::result::Result<usize, Response> {
     match first_value(query, name) {
         None => Ok(default),
         Some(text) => match text.parse::<usize>() {
@@ -753,17 +850,35 @@ fn number(query: &[(String, String)], name: &str, default: usize, max: usize) ->
 }
 
 /// One page of `items` from the offset in `pageToken`, with `nextPageToken`.
-fn page(items: Vec<Value>, size: usize, token: Option<&str>) -> std::result::Result<(Vec<Value>, Option<String>), Response> {
+fn page(
+    items: Vec<Value>,
+    size: usize,
+    token: Option<&str>,
+) -> std::result::Result<(Vec<Value>, Option<String>), Response> {
     let offset = match token {
         None | Some("") => 0,
         Some(token) => token
             .strip_prefix("page-")
             .and_then(|offset| offset.parse::<usize>().ok())
-            .ok_or_else(|| google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "Invalid page token.", json!([])))?,
+            .ok_or_else(|| {
+                google_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ARGUMENT",
+                    "Invalid page token.",
+                    json!([]),
+                )
+            })?,
     };
     let end = items.len().min(offset.saturating_add(size));
     let next = (end < items.len()).then(|| format!("page-{end}"));
-    Ok((items.into_iter().skip(offset).take(end.saturating_sub(offset)).collect(), next))
+    Ok((
+        items
+            .into_iter()
+            .skip(offset)
+            .take(end.saturating_sub(offset))
+            .collect(),
+        next,
+    ))
 }
 
 fn time(at: DateTime<Utc>) -> String {
@@ -790,7 +905,10 @@ fn api(
     let projects = shared.lock().projects.clone();
     let result = (|| -> std::result::Result<Response, Response> {
         if method == Method::GET && path == "/oauth2/v2/userinfo" {
-            return Ok(Json(json!({"id": "100000000000000000002", "email": email, "verified_email": true})).into_response());
+            return Ok(Json(
+                json!({"id": "100000000000000000002", "email": email, "verified_email": true}),
+            )
+            .into_response());
         }
         if method == Method::GET && path == "/v3/projects:search" {
             let size = number(query, "pageSize", 50, 500)?;
@@ -800,20 +918,46 @@ fn api(
         }
         if method == Method::POST && path == "/v2/entries:list" {
             let body = body.cloned().unwrap_or(Value::Null);
-            let Some(project) = body["resourceNames"][0].as_str().and_then(|r| r.strip_prefix("projects/")) else {
-                return Err(google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "resourceNames is required", json!([])));
+            let Some(project) = body["resourceNames"][0]
+                .as_str()
+                .and_then(|r| r.strip_prefix("projects/"))
+            else {
+                return Err(google_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ARGUMENT",
+                    "resourceNames is required",
+                    json!([]),
+                ));
             };
-            gate(shared, &projects, project, "logging.googleapis.com", "logging.logEntries.list")?;
+            gate(
+                shared,
+                &projects,
+                project,
+                "logging.googleapis.com",
+                "logging.logEntries.list",
+            )?;
             return log_entries(project, &body);
         }
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (method, segments.as_slice()) {
             (&Method::GET, ["v3", "projects", project]) => {
-                gate(shared, &projects, project, "cloudresourcemanager.googleapis.com", "resourcemanager.projects.get")?;
+                gate(
+                    shared,
+                    &projects,
+                    project,
+                    "cloudresourcemanager.googleapis.com",
+                    "resourcemanager.projects.get",
+                )?;
                 Ok(Json(project_json(project)).into_response())
             }
             (&Method::GET, ["compute", "v1", "projects", project, "zones"]) => {
-                gate(shared, &projects, project, "compute.googleapis.com", "compute.zones.list")?;
+                gate(
+                    shared,
+                    &projects,
+                    project,
+                    "compute.googleapis.com",
+                    "compute.zones.list",
+                )?;
                 let size = number(query, "maxResults", 500, 500)?;
                 let zones: Vec<Value> = ["us-central1-a", "us-central1-b", "europe-west1-b"]
                     .iter()
@@ -823,13 +967,25 @@ fn api(
                 Ok(paged_answer("items", items, next))
             }
             (&Method::GET, ["compute", "v1", "projects", project, "aggregated", "instances"]) => {
-                gate(shared, &projects, project, "compute.googleapis.com", "compute.instances.list")?;
+                gate(
+                    shared,
+                    &projects,
+                    project,
+                    "compute.googleapis.com",
+                    "compute.instances.list",
+                )?;
                 let size = number(query, "maxResults", 500, 500)?;
-                let all: Vec<Value> = (0..INSTANCE_COUNT).map(|i| instance_json(project, i)).collect();
+                let all: Vec<Value> = (0..INSTANCE_COUNT)
+                    .map(|i| instance_json(project, i))
+                    .collect();
                 let (items, next) = page(all, size, first_value(query, "pageToken"))?;
                 let mut scopes = serde_json::Map::new();
                 for instance in items {
-                    let zone = instance["zone"].as_str().and_then(|z| z.rsplit('/').next()).unwrap_or("?").to_owned();
+                    let zone = instance["zone"]
+                        .as_str()
+                        .and_then(|z| z.rsplit('/').next())
+                        .unwrap_or("?")
+                        .to_owned();
                     scopes
                         .entry(format!("zones/{zone}"))
                         .or_insert_with(|| json!({"instances": []}))["instances"]
@@ -847,20 +1003,42 @@ fn api(
                 Ok(Json(answer).into_response())
             }
             (&Method::GET, ["v3", "projects", project, "metricDescriptors"]) => {
-                gate(shared, &projects, project, "monitoring.googleapis.com", "monitoring.metricDescriptors.list")?;
+                gate(
+                    shared,
+                    &projects,
+                    project,
+                    "monitoring.googleapis.com",
+                    "monitoring.metricDescriptors.list",
+                )?;
                 let size = number(query, "pageSize", 100, 100)?;
-                let all = vec![json!({"type": "compute.googleapis.com/instance/cpu/utilization", "metricKind": "GAUGE", "valueType": "DOUBLE"})];
+                let all = vec![
+                    json!({"type": "compute.googleapis.com/instance/cpu/utilization", "metricKind": "GAUGE", "valueType": "DOUBLE"}),
+                ];
                 let (items, next) = page(all, size, first_value(query, "pageToken"))?;
                 Ok(paged_answer("metricDescriptors", items, next))
             }
             (&Method::GET, ["v3", "projects", project, "timeSeries"]) => {
-                gate(shared, &projects, project, "monitoring.googleapis.com", "monitoring.timeSeries.list")?;
+                gate(
+                    shared,
+                    &projects,
+                    project,
+                    "monitoring.googleapis.com",
+                    "monitoring.timeSeries.list",
+                )?;
                 time_series(project, query)
             }
             (&Method::GET, ["v3", "projects", project, "alertPolicies"]) => {
-                gate(shared, &projects, project, "monitoring.googleapis.com", "monitoring.alertPolicies.list")?;
+                gate(
+                    shared,
+                    &projects,
+                    project,
+                    "monitoring.googleapis.com",
+                    "monitoring.alertPolicies.list",
+                )?;
                 let size = number(query, "pageSize", 100, 1000)?;
-                let all: Vec<Value> = (0..ALERT_POLICY_COUNT).map(|i| alert_policy_json(project, i)).collect();
+                let all: Vec<Value> = (0..ALERT_POLICY_COUNT)
+                    .map(|i| alert_policy_json(project, i))
+                    .collect();
                 let (items, next) = page(all, size, first_value(query, "pageToken"))?;
                 let mut answer = json!({"alertPolicies": items, "totalSize": ALERT_POLICY_COUNT});
                 if let Some(next) = next {
@@ -869,7 +1047,13 @@ fn api(
                 Ok(Json(answer).into_response())
             }
             (&Method::GET, ["v1", "projects", project, "locations", location, "clusters"]) => {
-                gate(shared, &projects, project, "container.googleapis.com", "container.clusters.list")?;
+                gate(
+                    shared,
+                    &projects,
+                    project,
+                    "container.googleapis.com",
+                    "container.clusters.list",
+                )?;
                 let clusters: Vec<Value> = (0..CLUSTER_COUNT)
                     .map(|i| cluster_json(project, i))
                     .filter(|cluster| *location == "-" || cluster["location"] == *location)
@@ -878,36 +1062,67 @@ fn api(
             }
             (&Method::GET, ["v1", "projects", scope]) if scope.ends_with(":searchAllResources") => {
                 let project = scope.trim_end_matches(":searchAllResources");
-                gate(shared, &projects, project, "cloudasset.googleapis.com", "cloudasset.assets.searchAllResources")?;
+                gate(
+                    shared,
+                    &projects,
+                    project,
+                    "cloudasset.googleapis.com",
+                    "cloudasset.assets.searchAllResources",
+                )?;
                 let size = number(query, "pageSize", 100, 500)?;
-                let types: Vec<&str> = query.iter().filter(|(k, _)| k == "assetTypes").map(|(_, v)| v.as_str()).collect();
+                let types: Vec<&str> = query
+                    .iter()
+                    .filter(|(k, _)| k == "assetTypes")
+                    .map(|(_, v)| v.as_str())
+                    .collect();
                 let text = first_value(query, "query").unwrap_or("");
                 let all: Vec<Value> = (0..ASSET_COUNT)
                     .map(|i| asset_json(project, i))
-                    .filter(|asset| types.is_empty() || types.iter().any(|t| asset["assetType"] == *t))
                     .filter(|asset| {
-                        text.strip_prefix("name:").is_none_or(|name| asset["name"].as_str().is_some_and(|n| n.contains(name)))
+                        types.is_empty() || types.iter().any(|t| asset["assetType"] == *t)
+                    })
+                    .filter(|asset| {
+                        text.strip_prefix("name:").is_none_or(|name| {
+                            asset["name"].as_str().is_some_and(|n| n.contains(name))
+                        })
                     })
                     .collect();
                 let (items, next) = page(all, size, first_value(query, "pageToken"))?;
                 Ok(paged_answer("results", items, next))
             }
-            _ => Err(google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested URL was not found on this server.", json!([]))),
+            _ => Err(google_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "The requested URL was not found on this server.",
+                json!([]),
+            )),
         }
     })();
     result.unwrap_or_else(|response| response)
 }
 
 /// Refuses a call on an unknown project, a disabled service or a denied permission.
-fn gate(shared: &Shared, projects: &[String], project: &str, service: &str, permission: &str) -> std::result::Result<(), Response> {
+fn gate(
+    shared: &Shared,
+    projects: &[String],
+    project: &str,
+    service: &str,
+    permission: &str,
+) -> std::result::Result<(), Response> {
     if !projects.iter().any(|p| p == project) {
         return Err(permission_denied(permission, project));
     }
     let state = shared.lock();
-    if state.disabled.contains(&(project.to_owned(), service.to_owned())) {
+    if state
+        .disabled
+        .contains(&(project.to_owned(), service.to_owned()))
+    {
         return Err(service_disabled(service, project));
     }
-    if state.denied.contains(&(project.to_owned(), permission.to_owned())) {
+    if state
+        .denied
+        .contains(&(project.to_owned(), permission.to_owned()))
+    {
         return Err(permission_denied(permission, project));
     }
     Ok(())
@@ -927,7 +1142,11 @@ fn project_json(project: &str) -> Value {
 }
 
 fn instance_json(project: &str, index: usize) -> Value {
-    let zone = if index % 2 == 0 { "us-central1-a" } else { "us-central1-b" };
+    let zone = if index % 2 == 0 {
+        "us-central1-a"
+    } else {
+        "us-central1-b"
+    };
     json!({
         "kind": "compute#instance",
         "id": format!("{}", 7_000_000_000_000_000_000u64 + index as u64),
@@ -944,9 +1163,12 @@ fn instance_json(project: &str, index: usize) -> Value {
 }
 
 fn filter_bound(filter: &str, operator: &str) -> Option<DateTime<Utc>> {
-    let start = filter.find(&format!("timestamp{operator}\""))? + "timestamp".len() + operator.len() + 1;
+    let start =
+        filter.find(&format!("timestamp{operator}\""))? + "timestamp".len() + operator.len() + 1;
     let end = filter[start..].find('"')? + start;
-    DateTime::parse_from_rfc3339(&filter[start..end]).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(&filter[start..end])
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn log_entries(project: &str, body: &Value) -> std::result::Result<Response, Response> {
@@ -984,15 +1206,37 @@ fn log_entries(project: &str, body: &Value) -> std::result::Result<Response, Res
     Ok(paged_answer("entries", items, next))
 }
 
-fn time_series(project: &str, query: &[(String, String)]) -> std::result::Result<Response, Response> {
+fn time_series(
+    project: &str,
+    query: &[(String, String)],
+) -> std::result::Result<Response, Response> {
     let Some(filter) = first_value(query, "filter") else {
-        return Err(google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "Field filter had an invalid value: a filter is required.", json!([])));
+        return Err(google_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "Field filter had an invalid value: a filter is required.",
+            json!([]),
+        ));
     };
     if !filter.contains("metric.type") {
-        return Err(google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &format!("Field filter had an invalid value of \"{filter}\": must specify a metric type."), json!([])));
+        return Err(google_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            &format!(
+                "Field filter had an invalid value of \"{filter}\": must specify a metric type."
+            ),
+            json!([]),
+        ));
     }
-    let Some(end) = first_value(query, "interval.endTime").and_then(|t| DateTime::parse_from_rfc3339(t).ok()) else {
-        return Err(google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "Field interval.endTime had an invalid value.", json!([])));
+    let Some(end) =
+        first_value(query, "interval.endTime").and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    else {
+        return Err(google_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "Field interval.endTime had an invalid value.",
+            json!([]),
+        ));
     };
     let size = number(query, "pageSize", 100, 100_000)?;
     let end = end.with_timezone(&Utc);
@@ -1037,7 +1281,11 @@ fn alert_policy_json(project: &str, index: usize) -> Value {
 }
 
 fn cluster_json(project: &str, index: usize) -> Value {
-    let location = if index == 0 { "us-central1" } else { "europe-west1-b" };
+    let location = if index == 0 {
+        "us-central1"
+    } else {
+        "europe-west1-b"
+    };
     json!({
         "name": format!("{project}-gke-{index}"),
         "location": location,
@@ -1057,7 +1305,10 @@ fn cluster_json(project: &str, index: usize) -> Value {
 
 fn asset_json(project: &str, index: usize) -> Value {
     let (kind, name) = if index % 3 == 0 {
-        ("storage.googleapis.com/Bucket", format!("//storage.googleapis.com/{project}-bucket-{index}"))
+        (
+            "storage.googleapis.com/Bucket",
+            format!("//storage.googleapis.com/{project}-bucket-{index}"),
+        )
     } else {
         ("compute.googleapis.com/Instance", format!("//compute.googleapis.com/projects/{project}/zones/us-central1-a/instances/checkout-{index:02}"))
     };
@@ -1087,8 +1338,18 @@ fn fault_response(fault: Fault) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             response
         }
-        Fault::ServerError => google_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error encountered.", json!([])),
-        Fault::Unavailable => google_error(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "The service is currently unavailable.", json!([])),
+        Fault::ServerError => google_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "Internal error encountered.",
+            json!([]),
+        ),
+        Fault::Unavailable => google_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "The service is currently unavailable.",
+            json!([]),
+        ),
     }
 }
 

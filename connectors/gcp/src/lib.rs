@@ -212,7 +212,12 @@ fn choose_projects(config: &GcpConfig, accessible: &[ProjectSummary]) -> Result<
         return Ok(config.requested_projects.clone());
     }
     if !config.projects.is_empty() {
-        return Ok(config.projects.iter().filter(|id| reachable(id)).cloned().collect());
+        return Ok(config
+            .projects
+            .iter()
+            .filter(|id| reachable(id))
+            .cloned()
+            .collect());
     }
     if accessible.len() <= config::AUTO_SELECT_LIMIT {
         return Ok(accessible.iter().map(|p| p.project_id.clone()).collect());
@@ -243,7 +248,11 @@ async fn accessible_projects(client: &GcpClient<'_>) -> Result<Vec<ProjectSummar
         .map(Vec::as_slice)
         .unwrap_or_default()
         .iter()
-        .filter(|project| project["state"].as_str().is_none_or(|state| state == "ACTIVE"))
+        .filter(|project| {
+            project["state"]
+                .as_str()
+                .is_none_or(|state| state == "ACTIVE")
+        })
         .filter_map(|project| {
             Some(ProjectSummary {
                 project_id: project["projectId"].as_str()?.to_owned(),
@@ -256,7 +265,12 @@ async fn accessible_projects(client: &GcpClient<'_>) -> Result<Vec<ProjectSummar
 }
 
 /// One guide API's probe for `project`.
-async fn probe_api(client: &GcpClient<'_>, api: &str, service: &str, project: &str) -> Result<String> {
+async fn probe_api(
+    client: &GcpClient<'_>,
+    api: &str,
+    service: &str,
+    project: &str,
+) -> Result<String> {
     match api {
         "resource_manager" => {
             let body = client
@@ -301,7 +315,10 @@ async fn probe_api(client: &GcpClient<'_>, api: &str, service: &str, project: &s
             client
                 .get(
                     "validate",
-                    &format!("{}/v3/projects/{project}/metricDescriptors", client::MONITORING),
+                    &format!(
+                        "{}/v3/projects/{project}/metricDescriptors",
+                        client::MONITORING
+                    ),
                     &[("pageSize", "1".to_owned())],
                     service,
                     Some(project),
@@ -321,7 +338,11 @@ fn skipped_after(checks: &mut Vec<ValidationCheck>, rest: &[(&str, &str)]) {
 impl GcpConnector {
     /// A fresh token for a service-account key: from the cache unless `force` or it
     /// expires within five minutes.
-    async fn service_account_token(&self, json: &SecretString, force: bool) -> Result<SecretString> {
+    async fn service_account_token(
+        &self,
+        json: &SecretString,
+        force: bool,
+    ) -> Result<SecretString> {
         let id = key_of(json);
         if !force {
             let cached = self
@@ -383,7 +404,11 @@ impl GcpConnector {
                         token,
                         format!(
                             "Google issued an access token for `{}` at the key's token_uri",
-                            credentials.config.email.as_deref().unwrap_or("the service account")
+                            credentials
+                                .config
+                                .email
+                                .as_deref()
+                                .unwrap_or("the service account")
                         ),
                     )
                 }),
@@ -396,13 +421,21 @@ impl GcpConnector {
                     .is_some_and(|token| !token.is_empty());
                 match credentials.access_token(CONNECTOR_ID) {
                     Err(_) => Err(no_credentials()),
-                    Ok(_) if !has_refresh => Err(Error::new(ErrorKind::AuthFailed, messages::NO_REFRESH_TOKEN)
-                        .with_connector(CONNECTOR_ID)
-                        .with_hint("connect again: Patchbay asks for offline access with prompt=consent")),
+                    Ok(_) if !has_refresh => Err(Error::new(
+                        ErrorKind::AuthFailed,
+                        messages::NO_REFRESH_TOKEN,
+                    )
+                    .with_connector(CONNECTOR_ID)
+                    .with_hint(
+                        "connect again: Patchbay asks for offline access with prompt=consent",
+                    )),
                     Ok(token) => Ok((
                         token.clone(),
                         match credentials.tokens.as_ref().and_then(|t| t.expires_at) {
-                            Some(expiry) => format!("OAuth access token with a refresh token, valid until {}", expiry.to_rfc3339()),
+                            Some(expiry) => format!(
+                                "OAuth access token with a refresh token, valid until {}",
+                                expiry.to_rfc3339()
+                            ),
                             None => "OAuth access token with a refresh token".to_owned(),
                         },
                     )),
@@ -413,7 +446,10 @@ impl GcpConnector {
             Ok((token, detail)) => (Some(token), Ok(detail)),
             Err(error) => (None, Err(error)),
         };
-        (timer.finish(TOKEN_CHECK.0, TOKEN_CHECK.1, true, result), token)
+        (
+            timer.finish(TOKEN_CHECK.0, TOKEN_CHECK.1, true, result),
+            token,
+        )
     }
 }
 
@@ -527,7 +563,8 @@ impl Connector for GcpConnector {
                 }
             }
         };
-        let projects_check = timer.finish(PROJECTS_CHECK.0, PROJECTS_CHECK.1, true, projects_result);
+        let projects_check =
+            timer.finish(PROJECTS_CHECK.0, PROJECTS_CHECK.1, true, projects_result);
         let passed = projects_check.outcome == CheckOutcome::Ok;
         checks.push(projects_check);
         if !passed {
@@ -616,13 +653,19 @@ mod tests {
     fn projects_are_chosen_by_request_or_when_few_never_silently_among_many() {
         let few: Vec<ProjectSummary> = ["acme-prod", "acme-stage"].map(project).to_vec();
         let mut config = GcpConfig::oauth(Vec::new(), Vec::new());
-        assert_eq!(choose_projects(&config, &few).unwrap(), ["acme-prod", "acme-stage"]);
+        assert_eq!(
+            choose_projects(&config, &few).unwrap(),
+            ["acme-prod", "acme-stage"]
+        );
         config.requested_projects = vec!["acme-stage".to_owned()];
         assert_eq!(choose_projects(&config, &few).unwrap(), ["acme-stage"]);
         config.requested_projects = vec!["acme-other".to_owned()];
         let error = choose_projects(&config, &few).unwrap_err();
         assert_eq!(error.field(), Some(PROJECTS_OPTION));
-        assert!(error.message().contains("acme-prod (acme-prod name)"), "{error}");
+        assert!(
+            error.message().contains("acme-prod (acme-prod name)"),
+            "{error}"
+        );
         let many: Vec<ProjectSummary> = (0..6).map(|n| project(&format!("acme-p{n:04}"))).collect();
         config.requested_projects.clear();
         let error = choose_projects(&config, &many).unwrap_err();

@@ -300,7 +300,9 @@ impl<'a> Api<'a> {
                     "project",
                     "this connection has no selected project",
                 )
-                .with_hint("validate the connection again, or connect again with the `projects` option")),
+                .with_hint(
+                    "validate the connection again, or connect again with the `projects` option",
+                )),
                 _ => Err(Error::invalid_input(
                     "project",
                     format!("`project` is required; use one of: {}", listed()),
@@ -339,7 +341,15 @@ impl<'a> Api<'a> {
             .map(|project| {
                 let mut picked = pick(
                     project,
-                    &["projectId", "displayName", "name", "state", "parent", "labels", "createTime"],
+                    &[
+                        "projectId",
+                        "displayName",
+                        "name",
+                        "state",
+                        "parent",
+                        "labels",
+                        "createTime",
+                    ],
                 );
                 let selected = project["projectId"]
                     .as_str()
@@ -441,7 +451,9 @@ impl<'a> Api<'a> {
             (Some(period), aligner) => {
                 let aligner = aligner.unwrap_or_else(|| "ALIGN_MEAN".to_owned());
                 if !aligner.starts_with("ALIGN_")
-                    || !aligner.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+                    || !aligner
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
                 {
                     return Err(Error::invalid_input(
                         "per_series_aligner",
@@ -480,7 +492,10 @@ impl<'a> Api<'a> {
             .unwrap_or_default()
             .iter()
             .map(|series| {
-                let mut picked = pick(series, &["metric", "resource", "metricKind", "valueType", "unit"]);
+                let mut picked = pick(
+                    series,
+                    &["metric", "resource", "metricKind", "valueType", "unit"],
+                );
                 let points = series["points"].as_array().cloned().unwrap_or_default();
                 if points.len() > max_points {
                     points_cut = true;
@@ -525,18 +540,30 @@ impl<'a> Api<'a> {
         let mut instances = Vec::new();
         if let Some(scopes) = answer["items"].as_object() {
             for (scope, listing) in scopes {
-                for instance in listing["instances"].as_array().map(Vec::as_slice).unwrap_or_default() {
-                    let interfaces = instance["networkInterfaces"].as_array().cloned().unwrap_or_default();
+                for instance in listing["instances"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    let interfaces = instance["networkInterfaces"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
                     let internal: Vec<Value> = interfaces
                         .iter()
                         .filter_map(|nic| nic.get("networkIP").cloned())
                         .collect();
                     let external: Vec<Value> = interfaces
                         .iter()
-                        .flat_map(|nic| nic["accessConfigs"].as_array().cloned().unwrap_or_default())
+                        .flat_map(|nic| {
+                            nic["accessConfigs"].as_array().cloned().unwrap_or_default()
+                        })
                         .filter_map(|access| access.get("natIP").cloned())
                         .collect();
-                    let mut picked = pick(instance, &["id", "name", "status", "labels", "creationTimestamp"]);
+                    let mut picked = pick(
+                        instance,
+                        &["id", "name", "status", "labels", "creationTimestamp"],
+                    );
                     picked["zone"] = json!(last_segment(instance.get("zone"))
                         .unwrap_or_else(|| scope.trim_start_matches("zones/").to_owned()));
                     picked["machine_type"] = json!(last_segment(instance.get("machineType")));
@@ -546,8 +573,10 @@ impl<'a> Api<'a> {
                 }
             }
         }
-        Ok(OperationOutput::new(json!({ "project": project, "instances": instances }))
-            .with_next_page(page_token(&answer)))
+        Ok(
+            OperationOutput::new(json!({ "project": project, "instances": instances }))
+                .with_next_page(page_token(&answer)),
+        )
     }
 
     async fn list_alert_policies(
@@ -595,8 +624,10 @@ impl<'a> Api<'a> {
                 )
             })
             .collect();
-        Ok(OperationOutput::new(json!({ "project": project, "alert_policies": policies }))
-            .with_next_page(page_token(&answer)))
+        Ok(
+            OperationOutput::new(json!({ "project": project, "alert_policies": policies }))
+                .with_next_page(page_token(&answer)),
+        )
     }
 
     async fn list_gke_clusters(&self, params: ListGkeClustersParams) -> Result<OperationOutput> {
@@ -656,7 +687,16 @@ impl<'a> Api<'a> {
                     .unwrap_or_default()
                     .iter()
                     .map(|pool| {
-                        let mut picked = pick(pool, &["name", "status", "version", "initialNodeCount", "autoscaling"]);
+                        let mut picked = pick(
+                            pool,
+                            &[
+                                "name",
+                                "status",
+                                "version",
+                                "initialNodeCount",
+                                "autoscaling",
+                            ],
+                        );
                         if let Some(machine) = pool["config"].get("machineType") {
                             picked["machineType"] = machine.clone();
                         }
@@ -668,7 +708,10 @@ impl<'a> Api<'a> {
             })
             .collect();
         let mut data = json!({ "project": project, "location": location, "clusters": clusters, "total": all.len() });
-        if let Some(missing) = answer.get("missingZones").filter(|zones| zones.as_array().is_some_and(|z| !z.is_empty())) {
+        if let Some(missing) = answer
+            .get("missingZones")
+            .filter(|zones| zones.as_array().is_some_and(|z| !z.is_empty()))
+        {
             data["missing_zones"] = missing.clone();
         }
         Ok(OperationOutput::new(data).truncated(all.len() > limit))
@@ -729,7 +772,9 @@ impl<'a> Api<'a> {
                 )
             })
             .collect();
-        Ok(OperationOutput::new(json!({ "project": project, "results": results }))
-            .with_next_page(page_token(&answer)))
+        Ok(
+            OperationOutput::new(json!({ "project": project, "results": results }))
+                .with_next_page(page_token(&answer)),
+        )
     }
 }

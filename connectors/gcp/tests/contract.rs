@@ -23,9 +23,18 @@ fn operation_params() -> BTreeMap<String, Value> {
             "query_metrics".to_owned(),
             json!({"project": "acme-prod", "filter": "metric.type=\"compute.googleapis.com/instance/cpu/utilization\"", "limit": 2}),
         ),
-        ("list_instances".to_owned(), json!({"project": "acme-prod", "limit": 5})),
-        ("list_alert_policies".to_owned(), json!({"project": "acme-prod"})),
-        ("list_gke_clusters".to_owned(), json!({"project": "acme-prod"})),
+        (
+            "list_instances".to_owned(),
+            json!({"project": "acme-prod", "limit": 5}),
+        ),
+        (
+            "list_alert_policies".to_owned(),
+            json!({"project": "acme-prod"}),
+        ),
+        (
+            "list_gke_clusters".to_owned(),
+            json!({"project": "acme-prod"}),
+        ),
         (
             "search_assets".to_owned(),
             json!({"project": "acme-prod", "asset_types": ["compute.googleapis.com/Instance"]}),
@@ -36,8 +45,10 @@ fn operation_params() -> BTreeMap<String, Value> {
 #[tokio::test]
 async fn gcp_with_a_service_account_key_meets_the_connector_contract() {
     let fake = FakeGcp::start(CANARY).await;
-    let good = TestServiceAccount::generate("reader@acme-prod.iam.gserviceaccount.com", "acme-prod");
-    let unknown = TestServiceAccount::generate("gone@acme-prod.iam.gserviceaccount.com", "acme-prod");
+    let good =
+        TestServiceAccount::generate("reader@acme-prod.iam.gserviceaccount.com", "acme-prod");
+    let unknown =
+        TestServiceAccount::generate("gone@acme-prod.iam.gserviceaccount.com", "acme-prod");
     fake.register_service_account(&good);
     let case = ContractCase {
         connector: Arc::new(fake.connector()),
@@ -75,7 +86,10 @@ async fn gcp_with_oauth_meets_the_connector_contract() {
         operation_params: operation_params(),
         webhook_samples: Vec::new(),
         webhook_signing: None,
-        canaries: vec![CANARY.to_owned(), "canary-gcp-revoked-access-0b5f".to_owned()],
+        canaries: vec![
+            CANARY.to_owned(),
+            "canary-gcp-revoked-access-0b5f".to_owned(),
+        ],
         paging: Some(OperationCall::new(
             "query_logs",
             json!({"project": "acme-staging", "limit": 10}),
