@@ -391,6 +391,13 @@ fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A handler's early answer (an error in Google's shape), boxed to keep results small.
+type Reply<T> = std::result::Result<T, Box<Response>>;
+
+fn refuse(response: Response) -> Box<Response> {
+    Box::new(response)
+}
+
 /// Google's error body: `{"error": {"code", "message", "status", "details"}}`.
 fn google_error(status: StatusCode, code: &str, message: &str, details: Value) -> Response {
     let mut error = json!({"code": status.as_u16(), "message": message, "status": code});
@@ -829,22 +836,17 @@ fn revoke(shared: &Shared, token: Option<&str>) -> Response {
     StatusCode::OK.into_response()
 }
 
-fn number(
-    query: &[(String, String)],
-    name: &str,
-    default: usize,
-    max: usize,
-) -> std::result::Result<usize, Response> {
+fn number(query: &[(String, String)], name: &str, default: usize, max: usize) -> Reply<usize> {
     match first_value(query, name) {
         None => Ok(default),
         Some(text) => match text.parse::<usize>() {
             Ok(value) if value >= 1 => Ok(value.min(max)),
-            _ => Err(google_error(
+            _ => Err(refuse(google_error(
                 StatusCode::BAD_REQUEST,
                 "INVALID_ARGUMENT",
                 &format!("Invalid value for {name}: {text}"),
                 json!([]),
-            )),
+            ))),
         },
     }
 }
@@ -854,19 +856,19 @@ fn page(
     items: Vec<Value>,
     size: usize,
     token: Option<&str>,
-) -> std::result::Result<(Vec<Value>, Option<String>), Response> {
+) -> Reply<(Vec<Value>, Option<String>)> {
     let offset = match token {
         None | Some("") => 0,
         Some(token) => token
             .strip_prefix("page-")
             .and_then(|offset| offset.parse::<usize>().ok())
             .ok_or_else(|| {
-                google_error(
+                refuse(google_error(
                     StatusCode::BAD_REQUEST,
                     "INVALID_ARGUMENT",
                     "Invalid page token.",
                     json!([]),
-                )
+                ))
             })?,
     };
     let end = items.len().min(offset.saturating_add(size));
@@ -903,7 +905,7 @@ fn api(
     email: &str,
 ) -> Response {
     let projects = shared.lock().projects.clone();
-    let result = (|| -> std::result::Result<Response, Response> {
+    let result = (|| -> Reply<Response> {
         if method == Method::GET && path == "/oauth2/v2/userinfo" {
             return Ok(Json(
                 json!({"id": "100000000000000000002", "email": email, "verified_email": true}),
@@ -922,12 +924,12 @@ fn api(
                 .as_str()
                 .and_then(|r| r.strip_prefix("projects/"))
             else {
-                return Err(google_error(
+                return Err(refuse(google_error(
                     StatusCode::BAD_REQUEST,
                     "INVALID_ARGUMENT",
                     "resourceNames is required",
                     json!([]),
-                ));
+                )));
             };
             gate(
                 shared,
@@ -986,11 +988,13 @@ fn api(
                         .and_then(|z| z.rsplit('/').next())
                         .unwrap_or("?")
                         .to_owned();
-                    scopes
+                    if let Some(list) = scopes
                         .entry(format!("zones/{zone}"))
                         .or_insert_with(|| json!({"instances": []}))["instances"]
                         .as_array_mut()
-                        .map(|list| list.push(instance.clone()));
+                    {
+                        list.push(instance.clone());
+                    }
                 }
                 scopes.insert(
                     "zones/europe-west1-b".to_owned(),
@@ -1090,15 +1094,15 @@ fn api(
                 let (items, next) = page(all, size, first_value(query, "pageToken"))?;
                 Ok(paged_answer("results", items, next))
             }
-            _ => Err(google_error(
+            _ => Err(refuse(google_error(
                 StatusCode::NOT_FOUND,
                 "NOT_FOUND",
                 "The requested URL was not found on this server.",
                 json!([]),
-            )),
+            ))),
         }
     })();
-    result.unwrap_or_else(|response| response)
+    result.unwrap_or_else(|response| *response)
 }
 
 /// Refuses a call on an unknown project, a disabled service or a denied permission.
@@ -1108,22 +1112,22 @@ fn gate(
     project: &str,
     service: &str,
     permission: &str,
-) -> std::result::Result<(), Response> {
+) -> Reply<()> {
     if !projects.iter().any(|p| p == project) {
-        return Err(permission_denied(permission, project));
+        return Err(refuse(permission_denied(permission, project)));
     }
     let state = shared.lock();
     if state
         .disabled
         .contains(&(project.to_owned(), service.to_owned()))
     {
-        return Err(service_disabled(service, project));
+        return Err(refuse(service_disabled(service, project)));
     }
     if state
         .denied
         .contains(&(project.to_owned(), permission.to_owned()))
     {
-        return Err(permission_denied(permission, project));
+        return Err(refuse(permission_denied(permission, project)));
     }
     Ok(())
 }
@@ -1171,7 +1175,7 @@ fn filter_bound(filter: &str, operator: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn log_entries(project: &str, body: &Value) -> std::result::Result<Response, Response> {
+fn log_entries(project: &str, body: &Value) -> Reply<Response> {
     let size = body["pageSize"].as_u64().unwrap_or(50).clamp(1, 1000) as usize;
     let filter = body["filter"].as_str().unwrap_or("");
     let from = filter_bound(filter, ">=");
@@ -1206,37 +1210,34 @@ fn log_entries(project: &str, body: &Value) -> std::result::Result<Response, Res
     Ok(paged_answer("entries", items, next))
 }
 
-fn time_series(
-    project: &str,
-    query: &[(String, String)],
-) -> std::result::Result<Response, Response> {
+fn time_series(project: &str, query: &[(String, String)]) -> Reply<Response> {
     let Some(filter) = first_value(query, "filter") else {
-        return Err(google_error(
+        return Err(refuse(google_error(
             StatusCode::BAD_REQUEST,
             "INVALID_ARGUMENT",
             "Field filter had an invalid value: a filter is required.",
             json!([]),
-        ));
+        )));
     };
     if !filter.contains("metric.type") {
-        return Err(google_error(
+        return Err(refuse(google_error(
             StatusCode::BAD_REQUEST,
             "INVALID_ARGUMENT",
             &format!(
                 "Field filter had an invalid value of \"{filter}\": must specify a metric type."
             ),
             json!([]),
-        ));
+        )));
     }
     let Some(end) =
         first_value(query, "interval.endTime").and_then(|t| DateTime::parse_from_rfc3339(t).ok())
     else {
-        return Err(google_error(
+        return Err(refuse(google_error(
             StatusCode::BAD_REQUEST,
             "INVALID_ARGUMENT",
             "Field interval.endTime had an invalid value.",
             json!([]),
-        ));
+        )));
     };
     let size = number(query, "pageSize", 100, 100_000)?;
     let end = end.with_timezone(&Utc);
