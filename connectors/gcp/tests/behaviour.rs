@@ -996,3 +996,91 @@ async fn disconnect_revokes_the_oauth_grant_and_not_a_key() {
     let outcome = connector.revoke(&ctx(), &key, None).await.unwrap();
     assert_eq!(outcome, patchbay_core::RevokeOutcome::NotOffered);
 }
+
+#[test]
+fn the_oauth_description_follows_google_s_published_flow() {
+    let facts: Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/google_cloud.json"
+    )))
+    .unwrap();
+    let spec = patchbay_connector_gcp::DESCRIPTOR.oauth.unwrap();
+    let oauth = &facts["oauth"];
+    let authorize = oauth["authorize"].as_str().unwrap();
+    assert!(
+        authorize.starts_with(&format!("GET {}?", spec.authorize_url)),
+        "{authorize}"
+    );
+    for (name, value) in [("access_type", "offline"), ("prompt", "consent")] {
+        assert!(authorize.contains(&format!("{name}={value}")));
+        assert!(
+            spec.extra_authorize_params.contains(&(name, value)),
+            "{name}"
+        );
+    }
+    assert!(authorize.contains("code_challenge_method=S256"));
+    assert!(spec.pkce, "S256 PKCE: Google's default method is plain");
+    assert_eq!(
+        oauth["token"].as_str().unwrap().split(' ').nth(1),
+        Some(spec.token_url)
+    );
+    assert_eq!(
+        oauth["revoke"].as_str().unwrap(),
+        format!("POST {}?token=...", spec.revoke_url.unwrap())
+    );
+    assert_eq!(spec.client_id_env, ["CLIENT_ID"]);
+    assert_eq!(spec.client_secret_env, ["CLIENT_SECRET"]);
+    assert_eq!(spec.callback_path, "/callback");
+    let read_only = "https://www.googleapis.com/auth/cloud-platform.read-only";
+    assert!(spec.scopes.contains(&read_only));
+    assert!(!spec
+        .scopes
+        .contains(&"https://www.googleapis.com/auth/cloud-platform"));
+    let search = &facts["cloudresourcemanager_v3"]["methods"]["projects.search"];
+    assert_eq!(search["path"], "v3/projects:search");
+    assert_eq!(search["query"], json!(["query", "pageSize", "pageToken"]));
+    assert!(search["scopes"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(read_only)));
+}
+
+#[test]
+fn the_set_up_page_shows_the_messages_the_code_produces() {
+    let page = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/connectors/gcp.md"
+    ));
+    // The guide's troubleshooting rows, word for word.
+    for row in [
+        "| \"Redirect URI mismatch\" | Ensure redirect URI in GCP Console exactly matches `http://localhost:5080/callback` |",
+        "| \"Access blocked: App has not been verified\" | Add your email as a test user in OAuth consent screen |",
+        "| \"API not enabled\" | Enable required APIs in GCP Console |",
+        "CLIENT_ID=",
+        "CLIENT_SECRET=",
+        "Authorized redirect URIs: `http://localhost:5080/callback`",
+    ] {
+        assert!(page.contains(row), "the page lacks {row}");
+    }
+    for message in [
+        messages::KEY_MISSING,
+        messages::NOT_JSON,
+        messages::WRONG_TYPE,
+        messages::MALFORMED,
+        messages::REJECTED,
+        messages::SA_NO_PROJECTS,
+        messages::USER_NO_PROJECTS,
+        messages::NO_REFRESH_TOKEN,
+        messages::NO_CREDENTIALS,
+        messages::REFRESH_FAILED,
+        &messages::missing_field("client_email"),
+        patchbay_connector_gcp::client::API_NOT_ENABLED,
+        "API not enabled: Compute Engine API (compute.googleapis.com) is not enabled in project acme-prod",
+        "Google rejected the access token",
+    ] {
+        assert!(page.contains(&format!("\"{message}")), "the page lacks \"{message}\"");
+    }
+    for operation in patchbay_connector_gcp::query::OPERATION_NAMES {
+        assert!(page.contains(&format!("| `{operation}` |")), "{operation}");
+    }
+}
