@@ -1084,3 +1084,274 @@ fn the_set_up_page_shows_the_messages_the_code_produces() {
         assert!(page.contains(&format!("| `{operation}` |")), "{operation}");
     }
 }
+
+mod oauth_flow {
+    //! The OAuth engine runs the Google flow with this connector's descriptor: against
+    //! the fake (PKCE, consent, projects option), and against `oauth2-mock-server`.
+
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use patchbay_connector_gcp::fake::{FakeGcp, ProviderFake, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET};
+    use patchbay_connector_gcp::{GcpConnector, DESCRIPTOR};
+    use patchbay_core::{
+        AuthRequest, ConnectorDescriptor, ConnectorEnv, DynConnector, ErrorKind, OAuthSpec, Tenant,
+    };
+    use patchbay_oauth::{CallbackParams, OAuthEngine, StartRequest};
+    use patchbay_store::{RecordStore, SqliteRecordStore};
+    use serde_json::{json, Value};
+
+    const PUBLIC_URL: &str = "http://patchbay.test";
+
+    fn alice() -> Tenant {
+        Tenant {
+            user_id: "alice".into(),
+            org_id: Some("acme".into()),
+        }
+    }
+
+    async fn engine(dir: &std::path::Path, override_spec: &str) -> OAuthEngine {
+        let records: Arc<dyn RecordStore> = Arc::new(
+            SqliteRecordStore::open(dir.join("records.db").to_str().unwrap())
+                .await
+                .unwrap(),
+        );
+        OAuthEngine::new(
+            patchbay_testkit::http::client_for_fake(override_spec),
+            records,
+            ConnectorEnv::from_pairs([
+                ("CLIENT_ID", FAKE_CLIENT_ID),
+                ("CLIENT_SECRET", FAKE_CLIENT_SECRET),
+            ]),
+            format!("{PUBLIC_URL}/"),
+        )
+    }
+
+    fn query_of(url: &str) -> HashMap<String, String> {
+        reqwest::Url::parse(url)
+            .unwrap()
+            .query_pairs()
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect()
+    }
+
+    /// Starts a flow, opens its begin URL, and plays the browser at `authorize_base`
+    /// (standing in for `https://accounts.google.com`): the authorize URL, the
+    /// callback parameters Google sent back, and the binding cookie.
+    async fn browse(
+        engine: &OAuthEngine,
+        descriptor: &'static ConnectorDescriptor,
+        options: Value,
+        provider_origin: &str,
+        authorize_base: &str,
+    ) -> (String, CallbackParams, String) {
+        let start = engine
+            .start(
+                &alice(),
+                descriptor,
+                StartRequest {
+                    label: Some("Google Cloud".into()),
+                    options: options.as_object().cloned().unwrap_or_default(),
+                    allow_writes: false,
+                },
+            )
+            .await
+            .unwrap();
+        let state = start.begin_url.rsplit('/').next().unwrap();
+        let begun = engine
+            .begin(state, |id| (id == descriptor.id).then_some(descriptor))
+            .await
+            .unwrap();
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let at_provider = begun
+            .authorize_url
+            .replacen(provider_origin, authorize_base, 1);
+        let answer = browser.get(&at_provider).send().await.unwrap();
+        assert!(
+            answer.status().is_redirection(),
+            "{}: {}",
+            answer.status(),
+            answer.text().await.unwrap_or_default()
+        );
+        let location = answer.headers()["location"].to_str().unwrap().to_owned();
+        let callback = location
+            .strip_prefix(&format!("{PUBLIC_URL}/callback?"))
+            .unwrap_or_else(|| panic!("redirected to {location}"));
+        let params: HashMap<String, String> = reqwest::Url::parse(&format!("http://x/?{callback}"))
+            .unwrap()
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let callback = CallbackParams {
+            code: params.get("code").cloned(),
+            state: params.get("state").cloned(),
+            error: params.get("error").cloned(),
+            error_description: params.get("error_description").cloned(),
+        };
+        (
+            begun.authorize_url,
+            callback,
+            begun.cookie.value.expose().clone(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_google_flow_runs_against_the_fake_with_pkce_and_the_projects_option() {
+        let fake = FakeGcp::start("canary-flow-token-5e2b").await;
+        fake.register_redirect_uri(&format!("{PUBLIC_URL}/callback"));
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path(), &fake.override_spec()).await;
+        let (authorize_url, callback, cookie) = browse(
+            &engine,
+            &DESCRIPTOR,
+            json!({"projects": ["acme-staging"]}),
+            "https://accounts.google.com",
+            &fake.base_url(),
+        )
+        .await;
+        let query = query_of(&authorize_url);
+        assert!(authorize_url.starts_with("https://accounts.google.com/o/oauth2/v2/auth?"));
+        assert_eq!(query["access_type"], "offline");
+        assert_eq!(query["prompt"], "consent");
+        assert_eq!(query["include_granted_scopes"], "true");
+        assert_eq!(query["code_challenge_method"], "S256");
+        assert_eq!(query["redirect_uri"], format!("{PUBLIC_URL}/callback"));
+        let done = engine
+            .complete(&DESCRIPTOR, callback, Some(&cookie))
+            .await
+            .unwrap();
+        assert!(done.grant.refresh_token.is_some());
+        assert!(!done.grant.extra.contains_key("id_token"));
+        let exchange = fake.requests_to("/token").pop().unwrap();
+        assert!(exchange.body_fields.contains(&"code_verifier".to_owned()));
+        assert!(
+            !exchange.has_header("authorization"),
+            "client credentials go in the body"
+        );
+
+        let connector: GcpConnector = fake.connector();
+        let mut credentials = connector
+            .authenticate(AuthRequest::OAuth(done.grant))
+            .await
+            .unwrap();
+        let report = connector
+            .validate(&super::ctx(), &mut credentials)
+            .await
+            .unwrap();
+        assert!(report.passed(), "{report:?}");
+        assert_eq!(credentials.config["projects"], json!(["acme-staging"]));
+
+        // The fake checks PKCE: a code redeemed with another verifier is refused.
+        let (_, callback, _) = browse(
+            &engine,
+            &DESCRIPTOR,
+            json!({}),
+            "https://accounts.google.com",
+            &fake.base_url(),
+        )
+        .await;
+        let refused = reqwest::Client::new()
+            .post(format!("{}/token", fake.base_url()))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", callback.code.as_deref().unwrap()),
+                ("redirect_uri", &format!("{PUBLIC_URL}/callback")),
+                ("client_id", FAKE_CLIENT_ID),
+                ("client_secret", FAKE_CLIENT_SECRET),
+                (
+                    "code_verifier",
+                    "a-verifier-that-was-never-challenged-0000000000",
+                ),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 400);
+        assert_eq!(
+            refused.json::<Value>().await.unwrap()["error"],
+            "invalid_grant"
+        );
+
+        // A denied consent comes back as access_denied and stores nothing.
+        fake.deny_next_consent();
+        let (_, callback, cookie) = browse(
+            &engine,
+            &DESCRIPTOR,
+            json!({}),
+            "https://accounts.google.com",
+            &fake.base_url(),
+        )
+        .await;
+        assert_eq!(callback.error.as_deref(), Some("access_denied"));
+        let error = engine
+            .complete(&DESCRIPTOR, callback, Some(&cookie))
+            .await
+            .unwrap_err();
+        assert_ne!(error.kind(), ErrorKind::Internal, "{error}");
+    }
+
+    /// This connector's OAuth settings with the mock's endpoints.
+    fn descriptor_at(authorize_url: &str, token_url: &str) -> &'static ConnectorDescriptor {
+        let google = DESCRIPTOR.oauth.unwrap();
+        let spec = OAuthSpec {
+            authorize_url: Box::leak(authorize_url.to_owned().into_boxed_str()),
+            token_url: Box::leak(token_url.to_owned().into_boxed_str()),
+            revoke_url: None,
+            ..google
+        };
+        Box::leak(Box::new(ConnectorDescriptor {
+            oauth: Some(spec),
+            ..DESCRIPTOR
+        }))
+    }
+
+    #[tokio::test]
+    async fn needs_oauth_mock_google_s_offline_consent_and_pkce_parameters_yield_a_refresh_token() {
+        let issuer = patchbay_testkit::services::oauth_issuer();
+        let discovery: Value = reqwest::get(format!("{issuer}/.well-known/openid-configuration"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let descriptor = descriptor_at(
+            discovery["authorization_endpoint"].as_str().unwrap(),
+            discovery["token_endpoint"].as_str().unwrap(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path(), "").await;
+        let (authorize_url, callback, cookie) = browse(
+            &engine,
+            descriptor,
+            json!({"projects": "acme-prod"}),
+            &issuer,
+            &issuer,
+        )
+        .await;
+        let query = query_of(&authorize_url);
+        assert_eq!(query["access_type"], "offline");
+        assert_eq!(query["prompt"], "consent");
+        assert_eq!(query["code_challenge_method"], "S256");
+        let done = engine
+            .complete(descriptor, callback, Some(&cookie))
+            .await
+            .unwrap();
+        assert!(
+            done.grant.refresh_token.is_some(),
+            "the mock issued a refresh token"
+        );
+        let connector = GcpConnector::new(patchbay_testkit::http::client_for_fake(""));
+        let credentials = connector
+            .authenticate(AuthRequest::OAuth(done.grant))
+            .await
+            .unwrap();
+        assert_eq!(
+            credentials.config["requested_projects"],
+            json!(["acme-prod"])
+        );
+        assert_eq!(credentials.config["auth_type"], "oauth");
+    }
+}
