@@ -37,6 +37,26 @@ pub const READ_ONLY_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platfor
 /// The scope that lets userinfo name the account.
 pub const EMAIL_SCOPE: &str = "https://www.googleapis.com/auth/userinfo.email";
 
+/// Which Google API a call reaches and the IAM permission it needs, so a refusal
+/// names them even when Google's answer does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// The service name, e.g. `compute.googleapis.com`.
+    pub service: &'static str,
+    /// The permission the call needs, e.g. `compute.instances.list`.
+    pub permission: Option<&'static str>,
+}
+
+impl Needs {
+    /// `service`, needing `permission`.
+    pub const fn new(service: &'static str, permission: &'static str) -> Self {
+        Self {
+            service,
+            permission: Some(permission),
+        }
+    }
+}
+
 /// The guide's words for a disabled API.
 pub const API_NOT_ENABLED: &str = "API not enabled";
 
@@ -220,7 +240,8 @@ fn service_title(service: &str) -> &'static str {
 /// Maps a failed Google answer to an error: `SERVICE_DISABLED` is the guide's "API
 /// not enabled" naming the API and the console link, a `PERMISSION_DENIED` names
 /// the permission, and other statuses map by kind with Google's text.
-pub fn google_error(response: Response, service: &str, project: Option<&str>) -> Error {
+pub fn google_error(response: Response, needs: Needs, project: Option<&str>) -> Error {
+    let service = needs.service;
     let google = GoogleError::parse(&response.body);
     let base = match response.error_for_status() {
         Ok(_) => return Error::internal("a successful answer is not an error"),
@@ -251,7 +272,10 @@ pub fn google_error(response: Response, service: &str, project: Option<&str>) ->
         ));
     }
     if status == 403 {
-        let permission = google.permission.clone();
+        let permission = google
+            .permission
+            .clone()
+            .or_else(|| needs.permission.map(str::to_owned));
         let on = project
             .map(|p| format!(" on project {p}"))
             .unwrap_or_default();
@@ -298,7 +322,7 @@ impl<'a> GcpClient<'a> {
         operation: &'static str,
         url: &str,
         query: &[(&str, String)],
-        service: &str,
+        needs: Needs,
         project: Option<&str>,
     ) -> Result<Value> {
         let mut request = self
@@ -312,7 +336,7 @@ impl<'a> GcpClient<'a> {
             request = request.query(query);
         }
         let response = request.send().await?;
-        answer(response, service, project)
+        answer(response, needs, project)
     }
 
     /// A read-only `POST url` with a JSON body (Logging's `entries:list`).
@@ -321,7 +345,7 @@ impl<'a> GcpClient<'a> {
         operation: &'static str,
         url: &str,
         body: &Value,
-        service: &str,
+        needs: Needs,
         project: Option<&str>,
     ) -> Result<Value> {
         let response = self
@@ -335,13 +359,22 @@ impl<'a> GcpClient<'a> {
             .json(body)
             .send()
             .await?;
-        answer(response, service, project)
+        answer(response, needs, project)
     }
 
     /// The Google account's email from userinfo.
     pub async fn userinfo_email(&self) -> Result<String> {
         let body = self
-            .get("validate", USERINFO_URL, &[], "www.googleapis.com", None)
+            .get(
+                "validate",
+                USERINFO_URL,
+                &[],
+                Needs {
+                    service: "www.googleapis.com",
+                    permission: None,
+                },
+                None,
+            )
             .await?;
         body.get("email")
             .and_then(Value::as_str)
@@ -354,11 +387,11 @@ impl<'a> GcpClient<'a> {
     }
 }
 
-fn answer(response: Response, service: &str, project: Option<&str>) -> Result<Value> {
+fn answer(response: Response, needs: Needs, project: Option<&str>) -> Result<Value> {
     if response.status.is_success() {
         return response.json();
     }
-    Err(google_error(response, service, project))
+    Err(google_error(response, needs, project))
 }
 
 /// Revokes `token` at Google's revocation endpoint (form body, never the URL).

@@ -202,6 +202,7 @@ struct Mutable {
     projects: Vec<String>,
     disabled: BTreeSet<(String, String)>,
     denied: BTreeSet<(String, String)>,
+    quiet: BTreeSet<(String, String)>,
     issued: u64,
 }
 
@@ -252,6 +253,7 @@ impl FakeGcp {
             projects: PROJECTS.iter().map(|p| (*p).to_owned()).collect(),
             disabled: BTreeSet::new(),
             denied: BTreeSet::new(),
+            quiet: BTreeSet::new(),
             issued: 0,
         };
         mutable.grants.insert(
@@ -350,6 +352,14 @@ impl FakeGcp {
     pub fn deny_permission(&self, project: &str, permission: &str) {
         self.lock()
             .denied
+            .insert((project.to_owned(), permission.to_owned()));
+    }
+
+    /// Denies `permission` on `project` with Google's bare "The caller does not have
+    /// permission", which names no permission.
+    pub fn deny_quietly(&self, project: &str, permission: &str) {
+        self.lock()
+            .quiet
             .insert((project.to_owned(), permission.to_owned()));
     }
 
@@ -1122,6 +1132,17 @@ fn gate(
         .contains(&(project.to_owned(), service.to_owned()))
     {
         return Err(refuse(service_disabled(service, project)));
+    }
+    if state
+        .quiet
+        .contains(&(project.to_owned(), permission.to_owned()))
+    {
+        return Err(refuse(google_error(
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            "The caller does not have permission",
+            json!([]),
+        )));
     }
     if state
         .denied

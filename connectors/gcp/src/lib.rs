@@ -30,7 +30,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use auth::{messages, ConnectForm, GcpSecrets, ServiceAccountKey, PROJECTS_OPTION};
-use client::{mint_token, GcpClient, MintedToken, RESOURCE_MANAGER};
+use client::{mint_token, GcpClient, MintedToken, Needs, RESOURCE_MANAGER};
 pub use config::{AuthType, GcpConfig, ProjectSummary};
 
 /// The connector id used in routes, records and errors.
@@ -77,11 +77,7 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
         scopes: OAUTH_SCOPES,
         scope_separator: " ",
         // Without both, a returning user's consent yields no refresh token.
-        extra_authorize_params: &[
-            ("access_type", "offline"),
-            ("prompt", "consent"),
-            ("include_granted_scopes", "true"),
-        ],
+        extra_authorize_params: &[("access_type", "offline"), ("prompt", "consent")],
         client_auth: ClientAuthStyle::RequestBody,
         pkce: true,
         client_id_env: &[CLIENT_ID_VAR],
@@ -142,26 +138,26 @@ const PROJECTS_CHECK: (&str, &str) = (
 );
 
 /// One validation line per guide API, per selected project.
-const API_CHECKS: &[(&str, &str, &str)] = &[
+const API_CHECKS: &[(&str, &str, Needs)] = &[
     (
         "resource_manager",
         "Cloud Resource Manager API reads the project (GET /v3/projects/{project})",
-        "cloudresourcemanager.googleapis.com",
+        Needs::new("cloudresourcemanager.googleapis.com", "resourcemanager.projects.get"),
     ),
     (
         "compute",
         "Compute Engine API lists zones (GET /compute/v1/projects/{project}/zones?maxResults=1); used by list_instances",
-        "compute.googleapis.com",
+        Needs::new("compute.googleapis.com", "compute.zones.list"),
     ),
     (
         "logging",
         "Cloud Logging API reads entries (POST /v2/entries:list, pageSize 1); used by query_logs",
-        "logging.googleapis.com",
+        Needs::new("logging.googleapis.com", "logging.logEntries.list"),
     ),
     (
         "monitoring",
         "Cloud Monitoring API lists metric descriptors (GET /v3/projects/{project}/metricDescriptors?pageSize=1); used by query_metrics and list_alert_policies",
-        "monitoring.googleapis.com",
+        Needs::new("monitoring.googleapis.com", "monitoring.metricDescriptors.list"),
     ),
 ];
 
@@ -239,7 +235,10 @@ async fn accessible_projects(client: &GcpClient<'_>) -> Result<Vec<ProjectSummar
             "validate",
             &format!("{RESOURCE_MANAGER}/v3/projects:search"),
             &[("pageSize", config::MAX_LISTED_PROJECTS.to_string())],
-            "cloudresourcemanager.googleapis.com",
+            Needs::new(
+                "cloudresourcemanager.googleapis.com",
+                "resourcemanager.projects.get",
+            ),
             None,
         )
         .await?;
@@ -268,7 +267,7 @@ async fn accessible_projects(client: &GcpClient<'_>) -> Result<Vec<ProjectSummar
 async fn probe_api(
     client: &GcpClient<'_>,
     api: &str,
-    service: &str,
+    service: Needs,
     project: &str,
 ) -> Result<String> {
     match api {
@@ -574,7 +573,7 @@ impl Connector for GcpConnector {
         for project in &config.projects {
             for (api, description, service) in API_CHECKS {
                 let timer = CheckTimer::start();
-                let result = probe_api(&client, api, service, project).await;
+                let result = probe_api(&client, api, *service, project).await;
                 checks.push(timer.finish(
                     &format!("{api}:{project}"),
                     &description.replace("{project}", project),

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::client::{
-    GcpClient, CLOUD_ASSET, COMPUTE, CONTAINER, LOGGING, MONITORING, RESOURCE_MANAGER,
+    GcpClient, Needs, CLOUD_ASSET, COMPUTE, CONTAINER, LOGGING, MONITORING, RESOURCE_MANAGER,
 };
 use crate::config::GcpConfig;
 use crate::CONNECTOR_ID;
@@ -329,7 +329,10 @@ impl<'a> Api<'a> {
                 "list_projects",
                 &format!("{RESOURCE_MANAGER}/v3/projects:search"),
                 &query,
-                "cloudresourcemanager.googleapis.com",
+                Needs::new(
+                    "cloudresourcemanager.googleapis.com",
+                    "resourcemanager.projects.get",
+                ),
                 None,
             )
             .await?;
@@ -391,7 +394,7 @@ impl<'a> Api<'a> {
                 "query_logs",
                 &format!("{LOGGING}/v2/entries:list"),
                 &body,
-                "logging.googleapis.com",
+                Needs::new("logging.googleapis.com", "logging.logEntries.list"),
                 Some(&project),
             )
             .await?;
@@ -480,7 +483,7 @@ impl<'a> Api<'a> {
                 "query_metrics",
                 &format!("{MONITORING}/v3/projects/{project}/timeSeries"),
                 &query,
-                "monitoring.googleapis.com",
+                Needs::new("monitoring.googleapis.com", "monitoring.timeSeries.list"),
                 Some(&project),
             )
             .await?;
@@ -533,7 +536,7 @@ impl<'a> Api<'a> {
                 "list_instances",
                 &format!("{COMPUTE}/compute/v1/projects/{project}/aggregated/instances"),
                 &query,
-                "compute.googleapis.com",
+                Needs::new("compute.googleapis.com", "compute.instances.list"),
                 Some(&project),
             )
             .await?;
@@ -598,7 +601,7 @@ impl<'a> Api<'a> {
                 "list_alert_policies",
                 &format!("{MONITORING}/v3/projects/{project}/alertPolicies"),
                 &query,
-                "monitoring.googleapis.com",
+                Needs::new("monitoring.googleapis.com", "monitoring.alertPolicies.list"),
                 Some(&project),
             )
             .await?;
@@ -655,7 +658,7 @@ impl<'a> Api<'a> {
                 "list_gke_clusters",
                 &format!("{CONTAINER}/v1/projects/{project}/locations/{location}/clusters"),
                 &[],
-                "container.googleapis.com",
+                Needs::new("container.googleapis.com", "container.clusters.list"),
                 Some(&project),
             )
             .await?;
@@ -745,7 +748,10 @@ impl<'a> Api<'a> {
                 "search_assets",
                 &format!("{CLOUD_ASSET}/v1/projects/{project}:searchAllResources"),
                 &query,
-                "cloudasset.googleapis.com",
+                Needs::new(
+                    "cloudasset.googleapis.com",
+                    "cloudasset.assets.searchAllResources",
+                ),
                 Some(&project),
             )
             .await?;

@@ -249,6 +249,34 @@ async fn a_missing_permission_fails_its_line_naming_the_permission() {
 }
 
 #[tokio::test]
+async fn a_denial_that_names_no_permission_names_the_one_the_probe_needs() {
+    let fake = FakeGcp::start(TOKEN).await;
+    fake.deny_quietly("acme-prod", "logging.logEntries.list");
+    let (connector, credentials, report) = validated(&fake, json!({})).await;
+    let line = check(&report, "logging:acme-prod");
+    assert_eq!(line.outcome, CheckOutcome::Failed, "{line:?}");
+    assert!(
+        line.detail.starts_with(
+            "Permission denied: the credentials lack `logging.logEntries.list` on project acme-prod (The caller does not have permission)"
+        ),
+        "{line:?}"
+    );
+    let error = query(
+        &connector,
+        &credentials,
+        "query_logs",
+        json!({"project": "acme-prod"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PermissionDenied);
+    assert!(
+        error.message().contains("`logging.logEntries.list`"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn the_token_line_needs_a_refresh_token_or_a_key_google_accepts() {
     let fake = FakeGcp::start(TOKEN).await;
     let connector = fake.connector();
@@ -1216,7 +1244,10 @@ mod oauth_flow {
         assert!(authorize_url.starts_with("https://accounts.google.com/o/oauth2/v2/auth?"));
         assert_eq!(query["access_type"], "offline");
         assert_eq!(query["prompt"], "consent");
-        assert_eq!(query["include_granted_scopes"], "true");
+        assert!(
+            !query.contains_key("include_granted_scopes"),
+            "only the read-only scopes, never earlier grants"
+        );
         assert_eq!(query["code_challenge_method"], "S256");
         assert_eq!(query["redirect_uri"], format!("{PUBLIC_URL}/callback"));
         let done = engine
