@@ -106,6 +106,17 @@ async fn gcp_connects_by_oauth_and_by_key_queries_and_disconnects_without_leakin
         .clone();
     assert_eq!(gcp["category"], "cloud");
 
+    // Only the `projects` start option is accepted.
+    let refused = patchbay
+        .api(
+            "POST",
+            "/api/connections/oauth/gcp/start",
+            &alice,
+            Some(json!({ "options": { "token_uri": "https://evil.example/token" } })),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+
     // ---- OAuth: the flow against the fake Google, choosing one project ----
     let started = patchbay
         .api(
@@ -321,6 +332,10 @@ async fn gcp_connects_by_oauth_and_by_key_queries_and_disconnects_without_leakin
     assert_eq!(
         connected["connection"]["metadata"]["projects"],
         json!(["acme-staging"])
+    );
+    assert_eq!(
+        connected["connection"]["metadata"]["accessible_projects"][1]["project_id"], "acme-staging",
+        "the connect result lists the accessible projects"
     );
     let jwt = fake
         .requests_to("/token")
