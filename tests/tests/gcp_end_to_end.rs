@@ -361,6 +361,7 @@ async fn gcp_connects_by_oauth_and_by_key_queries_and_disconnects_without_leakin
     assert_eq!(deleted.json()["revoke"], "revoked", "{}", deleted.text);
     assert_eq!(fake.revoked_grants(), 1);
     assert_eq!(fake.requests_to("/revoke")[0].body_fields, ["token"]);
+    assert!(fake.requests_to("/revoke")[0].query.is_empty());
     let deleted = patchbay
         .api(
             "DELETE",
@@ -381,6 +382,73 @@ async fn gcp_connects_by_oauth_and_by_key_queries_and_disconnects_without_leakin
         serde_json::from_slice(&std::fs::read(patchbay.data_dir().join("secrets.json")).unwrap())
             .unwrap();
     assert_eq!(secrets, json!({}), "no secret is left after disconnect");
+
+    // Many projects and no choice: nothing is stored and the page lists them; the
+    // person starts again naming the projects.
+    let many = [
+        "acme-prod",
+        "acme-staging",
+        "acme-dev-001",
+        "acme-dev-002",
+        "acme-dev-003",
+        "acme-dev-004",
+    ];
+    fake.set_projects(&many);
+    let started = patchbay
+        .api(
+            "POST",
+            "/api/connections/oauth/gcp/start",
+            &alice,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(started.status, 200, "{}", started.text);
+    let begin_url = started.json()["begin_url"].as_str().unwrap().to_owned();
+    let (page, _) = patchbay
+        .authorize_in_browser(&begin_url, "https://accounts.google.com", &fake.base_url())
+        .await;
+    assert!(
+        page.text.contains("reach 6 projects") && page.text.contains("acme-dev-004"),
+        "{}",
+        page.text
+    );
+    let listed = patchbay
+        .api("GET", "/api/connections", &alice, None)
+        .await
+        .json();
+    assert_eq!(listed["connections"], json!([]), "nothing was stored");
+    let started = patchbay
+        .api(
+            "POST",
+            "/api/connections/oauth/gcp/start",
+            &alice,
+            Some(json!({ "options": { "projects": "acme-dev-002, acme-dev-003" } })),
+        )
+        .await;
+    let begin_url = started.json()["begin_url"].as_str().unwrap().to_owned();
+    let (page, _) = patchbay
+        .authorize_in_browser(&begin_url, "https://accounts.google.com", &fake.base_url())
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let listed = patchbay
+        .api("GET", "/api/connections", &alice, None)
+        .await
+        .json();
+    let picked = connection(&listed, "oauth");
+    assert_eq!(
+        picked["metadata"]["projects"],
+        json!(["acme-dev-002", "acme-dev-003"])
+    );
+    let picked_id = picked["id"].as_str().unwrap().to_owned();
+    let deleted = patchbay
+        .api(
+            "DELETE",
+            &format!("/api/connections/{picked_id}"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.json()["revoke"], "revoked", "{}", deleted.text);
 
     // Canary scan: logs, every response, every file in the data directory.
     patchbay.assert_nowhere(&[

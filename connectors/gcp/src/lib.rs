@@ -328,10 +328,19 @@ async fn probe_api(
     }
 }
 
-fn skipped_after(checks: &mut Vec<ValidationCheck>, rest: &[(&str, &str)]) {
-    for (id, description) in rest {
-        checks.push(CheckTimer::skipped(id, description, true));
-    }
+/// The identity (informational) and projects (mandatory) lines, not run because
+/// no token was issued.
+fn skipped_after_token(checks: &mut Vec<ValidationCheck>) {
+    checks.push(CheckTimer::skipped(
+        IDENTITY_CHECK.0,
+        IDENTITY_CHECK.1,
+        false,
+    ));
+    checks.push(CheckTimer::skipped(
+        PROJECTS_CHECK.0,
+        PROJECTS_CHECK.1,
+        true,
+    ));
 }
 
 impl GcpConnector {
@@ -496,7 +505,7 @@ impl Connector for GcpConnector {
         let (token_check, token) = self.token_check(credentials).await;
         let mut checks = vec![token_check];
         let Some(token) = token else {
-            skipped_after(&mut checks, &[IDENTITY_CHECK, PROJECTS_CHECK]);
+            skipped_after_token(&mut checks);
             return Ok(ValidationReport::new(CONNECTOR_ID, checks));
         };
         let client = GcpClient::new(&self.http, token);

@@ -303,6 +303,8 @@ async fn the_token_line_needs_a_refresh_token_or_a_key_google_accepts() {
     assert!(token.detail.starts_with(messages::REJECTED), "{token:?}");
     assert!(token.detail.contains("account not found"), "{token:?}");
     assert_eq!(check(&report, "projects").outcome, CheckOutcome::Skipped);
+    assert!(check(&report, "projects").mandatory);
+    assert!(!check(&report, "identity").mandatory);
     let exchange = fake.requests_to("/token");
     assert_eq!(
         exchange[0].grant_type.as_deref(),
