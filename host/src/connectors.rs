@@ -36,6 +36,7 @@ macro_rules! connectors {
 connectors! {
     "confluence": "connector-confluence" => patchbay_connector_confluence,
     "datadog": "connector-datadog" => patchbay_connector_datadog,
+    "gcp": "connector-gcp" => patchbay_connector_gcp,
     "github": "connector-github" => patchbay_connector_github,
     "grafana": "connector-grafana" => patchbay_connector_grafana,
     "netdata": "connector-netdata" => patchbay_connector_netdata,
