@@ -248,7 +248,7 @@ pub fn google_error(response: Response, needs: Needs, project: Option<&str>) -> 
         Err(error) => error,
     };
     let status = base.provider_status().unwrap_or(0);
-    if google.reason.as_deref() == Some("SERVICE_DISABLED")
+    if matches!(google.reason.as_deref(), Some("SERVICE_DISABLED"))
         || (status == 403
             && google.message.as_deref().is_some_and(|m| {
                 m.contains("has not been used in project") || m.contains("is disabled")
