@@ -255,6 +255,34 @@ pub fn aadsts_error(
         .with_hint(hint)
 }
 
+/// The OAuth engine's hook (delegated flow): AADSTS codes the guide names get its
+/// message and fix; any other code keeps the engine's wording.
+pub fn explain_oauth_error(
+    error: &str,
+    description: Option<&str>,
+    redirect_uri: Option<&str>,
+) -> Option<Error> {
+    let first_line = description?.lines().next()?.trim();
+    let digits: String = first_line
+        .strip_prefix("AADSTS")?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let code: u64 = digits.parse().ok()?;
+    match code {
+        50011 | 65001 | 90094 | 90008 | 500011 | 50105 => {
+            Some(aadsts_error(Some(code), error, first_line, redirect_uri))
+        }
+        7000215 | 7000222 | 700016 => Some(
+            aadsts_error(Some(code), error, first_line, redirect_uri).with_hint(
+                "the delegated flow uses Patchbay's own app registration: check AZURE_CLIENT_ID \
+                 and AZURE_CLIENT_SECRET (a current secret's Value), then restart Patchbay",
+            ),
+        ),
+        _ => None,
+    }
+}
+
 /// The `{"error": {"code", "message"}}` of an ARM, Graph or Log Analytics answer.
 fn api_error(body: &[u8]) -> Option<(String, String)> {
     let json: Value = serde_json::from_slice(body).ok()?;

@@ -131,6 +131,7 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
 };
 
 patchbay_core::register_connector!(DESCRIPTOR);
+patchbay_core::register_oauth_errors!(CONNECTOR_ID, client::explain_oauth_error);
 
 /// The Azure connector: the HTTP client, the endpoints and the in-process token
 /// cache (one token per principal and audience); never stored credentials.
