@@ -292,11 +292,27 @@ fn api_error(body: &[u8]) -> Option<(String, String)> {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let message = error
+    let mut message = error
         .get("message")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    // Resource Graph and Log Analytics put the useful part in details or innererror.
+    for pointer in ["/details/0", "/innererror"] {
+        if let Some(inner) = error.pointer(pointer) {
+            let inner_code = inner
+                .get("code")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let inner_message = inner
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !inner_message.is_empty() {
+                message = format!("{message} {inner_code}: {inner_message}");
+            }
+        }
+    }
     Some((code, message))
 }
 

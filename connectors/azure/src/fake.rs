@@ -84,6 +84,8 @@ pub enum Role {
     Reader,
     /// `*` (without authorization writes).
     Contributor,
+    /// Sees the subscription but may only start virtual machines (no `*/read`).
+    ActionsOnly,
 }
 
 /// A request the fake received, without header values and with secrets redacted.
@@ -266,13 +268,21 @@ impl FakeAzure {
         ]
     }
 
-    /// A connector built from [`FakeAzure::env_vars`], as a host builds it.
+    /// A connector whose HTTP client retries fast (as in every connector test)
+    /// and whose endpoints are all this fake.
     pub fn connector(&self) -> AzureConnector {
+        AzureConnector::new(
+            patchbay_testkit::http::client_for_fake(""),
+            self.endpoints(),
+        )
+    }
+
+    /// A connector built from [`FakeAzure::env_vars`], as a host builds it.
+    pub fn connector_from_env(&self) -> AzureConnector {
         let mut env = patchbay_core::ConnectorEnv::default();
         for (name, value) in self.env_vars() {
             env.set(name, value);
         }
-        env.set("PATCHBAY_HTTP_MAX_RETRIES", "1");
         <AzureConnector as patchbay_core::FromEnv>::from_env(&env)
             .expect("the connector builds from the fake's variables")
     }
@@ -955,6 +965,9 @@ fn arm(
             let permissions = match role {
                 Role::Contributor => {
                     json!({"actions": ["*"], "notActions": ["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write", "Microsoft.Authorization/elevateAccess/Action"], "dataActions": [], "notDataActions": []})
+                }
+                Role::ActionsOnly => {
+                    json!({"actions": ["Microsoft.Compute/virtualMachines/start/action"], "notActions": [], "dataActions": [], "notDataActions": []})
                 }
                 _ => {
                     json!({"actions": ["*/read"], "notActions": [], "dataActions": [], "notDataActions": []})

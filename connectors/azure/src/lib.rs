@@ -556,9 +556,13 @@ impl AzureConnector {
             return result;
         }
 
-        // Subscriptions, following nextLink.
+        // Subscriptions, following nextLink (the read-only principal is checked
+        // against the main principal's subscription only).
         let timer = CheckTimer::start();
-        let listed = Self::subscriptions(&client).await;
+        let listed = match lines.subscriptions {
+            Some(_) => Self::subscriptions(&client).await,
+            None => Ok(Vec::new()),
+        };
         let enabled: Vec<Subscription> = listed
             .as_ref()
             .map(|all| {
