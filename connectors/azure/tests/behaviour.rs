@@ -1333,3 +1333,130 @@ async fn the_fake_answers_in_the_shapes_microsoft_documents() {
         "the first page links to the next"
     );
 }
+
+// ---- The same flow settings against the standard OAuth server ----
+
+/// The Azure descriptor with its authorize and token URLs moved to `oauth2-mock-server`.
+fn azure_at_mock(
+    authorize_url: &str,
+    token_url: &str,
+) -> &'static patchbay_core::ConnectorDescriptor {
+    let spec = patchbay_core::OAuthSpec {
+        authorize_url: Box::leak(authorize_url.to_owned().into_boxed_str()),
+        token_url: Box::leak(token_url.to_owned().into_boxed_str()),
+        ..DESCRIPTOR.oauth.expect("Azure declares OAuth")
+    };
+    Box::leak(Box::new(patchbay_core::ConnectorDescriptor {
+        id: DESCRIPTOR.id,
+        display_name: DESCRIPTOR.display_name,
+        category: DESCRIPTOR.category,
+        auth_kinds: DESCRIPTOR.auth_kinds,
+        env_vars: DESCRIPTOR.env_vars,
+        feature_flag: DESCRIPTOR.feature_flag,
+        disabled_message: DESCRIPTOR.disabled_message,
+        webhook: DESCRIPTOR.webhook,
+        oauth: Some(spec),
+        connect_schema: DESCRIPTOR.connect_schema,
+        operations: DESCRIPTOR.operations,
+        build: DESCRIPTOR.build,
+    }))
+}
+
+#[tokio::test]
+async fn needs_oauth_mock_the_azure_flow_settings_work_with_a_standard_provider() {
+    let issuer = patchbay_testkit::services::oauth_issuer();
+    let http = patchbay_testkit::http::client_for_fake("");
+    let discovery: Value = http
+        .get(&format!("{issuer}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    let descriptor = azure_at_mock(
+        discovery["authorization_endpoint"].as_str().unwrap(),
+        discovery["token_endpoint"].as_str().unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let records: Arc<dyn patchbay_store::RecordStore> = Arc::new(
+        patchbay_store::SqliteRecordStore::open(dir.path().join("records.db").to_str().unwrap())
+            .await
+            .unwrap(),
+    );
+    let env = ConnectorEnv::from_pairs([
+        ("AZURE_CLIENT_ID", "patchbay-azure-client"),
+        ("AZURE_CLIENT_SECRET", "patchbay-azure-client-secret"),
+    ]);
+    let engine = OAuthEngine::new(
+        patchbay_http::HttpClient::new(patchbay_http::HttpConfig::default()).unwrap(),
+        records,
+        env,
+        "http://localhost:5080".to_owned(),
+    );
+    let mut options = Map::new();
+    options.insert("subscription_id".to_owned(), json!(SUBSCRIPTION_ID));
+    let started = engine
+        .start(
+            &Tenant::user("alice"),
+            descriptor,
+            StartRequest {
+                options,
+                ..StartRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let state = started.begin_url.rsplit('/').next().unwrap().to_owned();
+    let begun = engine.begin(&state, |_| Some(descriptor)).await.unwrap();
+    assert!(begun.authorize_url.contains("code_challenge_method=S256"));
+    assert!(begun.authorize_url.contains("offline_access"));
+    let answer = http.get(&begun.authorize_url).send().await.unwrap();
+    let location = answer
+        .header("location")
+        .expect("the mock redirects back")
+        .to_owned();
+    assert!(
+        location.starts_with("http://localhost:5080/azure/callback?"),
+        "{location}"
+    );
+    let query: Vec<(String, String)> = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    let value = |name: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let completed = engine
+        .complete(
+            descriptor,
+            CallbackParams {
+                code: value("code"),
+                state: value("state"),
+                error: None,
+                error_description: None,
+            },
+            Some(begun.cookie.value.expose()),
+        )
+        .await
+        .expect("the mock accepts the code, the PKCE verifier and the client secret in the body");
+    let refresh = completed.grant.refresh_token.clone();
+    let connector =
+        AzureConnector::new(http.clone(), patchbay_connector_azure::Endpoints::default());
+    let credentials = connector
+        .authenticate(AuthRequest::OAuth(completed.grant))
+        .await
+        .unwrap();
+    assert_eq!(credentials.config.auth_type, AuthType::Oauth);
+    assert_eq!(
+        credentials.config.subscription_id.as_deref(),
+        Some(SUBSCRIPTION_ID)
+    );
+    assert!(credentials.tokens.is_some());
+    let refresh = refresh.expect("offline_access yields a refresh token");
+    let refreshed = engine.refresh(descriptor, &refresh).await.unwrap();
+    assert!(!refreshed.access_token.expose().is_empty());
+}
