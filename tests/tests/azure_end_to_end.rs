@@ -275,17 +275,26 @@ async fn azure_service_principal_oauth_operations_and_disconnect_without_leaking
     );
     assert_eq!(oauth_connection["metadata"]["tenant_id"], TENANT_ID);
     let oauth_id = oauth_connection["id"].as_str().unwrap().to_owned();
-    for operation in ["list_alerts", "list_aks_clusters", "list_activity_log"] {
+    for (operation, params) in operations() {
         let answer = patchbay
             .api(
                 "POST",
                 &format!("/api/connections/{oauth_id}/query/{operation}"),
                 &alice,
-                Some(json!({})),
+                Some(params),
             )
             .await;
         assert_eq!(answer.status, 200, "{operation}: {}", answer.text);
     }
+    let traded = fake
+        .token_requests()
+        .into_iter()
+        .filter(|request| request.form_value("grant_type") == Some("refresh_token"))
+        .count();
+    assert_eq!(
+        traded, 1,
+        "one Log Analytics token traded from the refresh token"
+    );
     // Azure refuses the delegated token: the engine refreshes it once and retries.
     fake.expire_tokens();
     let before = fake.token_requests().len();

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use patchbay_core::{Error, ErrorKind, Result, SecretString};
+use patchbay_core::{Error, ErrorKind, OAuthClientCredentials, Result, SecretString};
 use patchbay_http::{parse_retry_after, HttpClient, Response};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -146,6 +146,9 @@ pub struct AzureClient<'a> {
     endpoints: &'a Endpoints,
     cache: &'a TokenCache,
     auth: Auth,
+    /// Delegated connections: the refresh token and Patchbay's app, to get tokens
+    /// for APIs other than Resource Manager.
+    delegated_refresh: Option<(SecretString, &'a OAuthClientCredentials)>,
 }
 
 /// The parts of an Entra token error body.
@@ -411,7 +414,19 @@ impl<'a> AzureClient<'a> {
             endpoints,
             cache,
             auth,
+            delegated_refresh: None,
         }
+    }
+
+    /// Lets a delegated client trade its refresh token for tokens of other APIs
+    /// (Log Analytics) at the sign-in's token endpoint, with Patchbay's own app.
+    pub fn with_delegated_refresh(
+        mut self,
+        refresh_token: SecretString,
+        app: &'a OAuthClientCredentials,
+    ) -> Self {
+        self.delegated_refresh = Some((refresh_token, app));
+        self
     }
 
     /// The endpoints in use.
@@ -441,6 +456,9 @@ impl<'a> AzureClient<'a> {
     pub async fn token(&self, audience: Audience) -> Result<SecretString> {
         let principal = match &self.auth {
             Auth::Delegated(token) if audience == Audience::Arm => return Ok(token.clone()),
+            Auth::Delegated(_) if self.delegated_refresh.is_some() => {
+                return self.delegated_token(audience).await
+            }
             Auth::Delegated(_) => {
                 return Err(Error::unsupported(format!(
                     "a delegated (OAuth) Azure connection holds a token for Azure Resource \
@@ -464,25 +482,31 @@ impl<'a> AzureClient<'a> {
         Ok(token)
     }
 
-    fn forget_token(&self, audience: Audience) {
-        if let Auth::Principal(principal) = &self.auth {
-            self.cache
-                .evict(&Self::cache_key(principal, self.endpoints, audience));
+    /// A delegated token for `audience`: the refresh token traded at the sign-in's
+    /// token endpoint (the only place Patchbay's client secret goes), cached per
+    /// refresh token and audience. Microsoft keeps the old refresh token valid, so
+    /// the rotated one it returns is not needed here.
+    async fn delegated_token(&self, audience: Audience) -> Result<SecretString> {
+        let Some((refresh, app)) = &self.delegated_refresh else {
+            return Err(Error::internal("no refresh token for a delegated token"));
+        };
+        let key = format!(
+            "delegated|{}|{}",
+            hex::encode(Sha256::digest(refresh.expose().as_bytes())),
+            audience.scope()
+        );
+        let now = Utc::now();
+        if let Some(token) = self.cache.get(&key, now) {
+            return Ok(token);
         }
-    }
-
-    /// `POST <authority>/<tenant>/oauth2/v2.0/token` with `grant_type=client_credentials`.
-    async fn client_credentials(
-        &self,
-        principal: &Principal,
-        audience: Audience,
-        now: DateTime<Utc>,
-    ) -> Result<(SecretString, DateTime<Utc>)> {
-        let url = self.endpoints.token_url(&principal.tenant)?;
+        let url = Url::parse(crate::TOKEN_URL)
+            .map_err(|error| Error::internal(format!("bad Azure token URL: {error}")))?;
+        let secret = app.secret_for(&url)?;
         let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", principal.client_id.as_str()),
-            ("client_secret", principal.secret.expose().as_str()),
+            ("grant_type", "refresh_token"),
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", secret.expose().as_str()),
+            ("refresh_token", refresh.expose().as_str()),
             ("scope", audience.scope()),
         ];
         let response = self
@@ -490,16 +514,31 @@ impl<'a> AzureClient<'a> {
             .post(url.as_str())
             .connector(CONNECTOR_ID)
             .operation("token")
-            // A client-credentials request changes nothing: retrying it is safe.
-            .idempotent(true)
+            .idempotent(false)
+            .carries_client_credentials(app)
             .header("Accept", "application/json")
             .form(&form)
             .send()
             .await?;
+        let (token, expires_at) = Self::token_answer(response, &[secret, refresh], now)?;
+        self.cache.put(key, token.clone(), expires_at);
+        Ok(token)
+    }
+
+    /// Reads a token endpoint's answer: the token and its expiry, or the mapped
+    /// AADSTS error with `secrets` removed from Microsoft's text.
+    fn token_answer(
+        response: Response,
+        secrets: &[&SecretString],
+        now: DateTime<Utc>,
+    ) -> Result<(SecretString, DateTime<Utc>)> {
         let status = response.status.as_u16();
         if !response.status.is_success() {
-            let redact =
-                |text: &str| text.replace(principal.secret.expose().as_str(), "[redacted]");
+            let redact = |text: &str| {
+                secrets.iter().fold(text.to_owned(), |text, secret| {
+                    text.replace(secret.expose().as_str(), "[redacted]")
+                })
+            };
             if status == 429 || status >= 500 {
                 let kind = if status == 429 {
                     ErrorKind::RateLimited
@@ -548,6 +587,41 @@ impl<'a> AzureClient<'a> {
             SecretString::from(token),
             now + TimeDelta::seconds(lifetime.clamp(0, 86_400)),
         ))
+    }
+
+    fn forget_token(&self, audience: Audience) {
+        if let Auth::Principal(principal) = &self.auth {
+            self.cache
+                .evict(&Self::cache_key(principal, self.endpoints, audience));
+        }
+    }
+
+    /// `POST <authority>/<tenant>/oauth2/v2.0/token` with `grant_type=client_credentials`.
+    async fn client_credentials(
+        &self,
+        principal: &Principal,
+        audience: Audience,
+        now: DateTime<Utc>,
+    ) -> Result<(SecretString, DateTime<Utc>)> {
+        let url = self.endpoints.token_url(&principal.tenant)?;
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", principal.client_id.as_str()),
+            ("client_secret", principal.secret.expose().as_str()),
+            ("scope", audience.scope()),
+        ];
+        let response = self
+            .http
+            .post(url.as_str())
+            .connector(CONNECTOR_ID)
+            .operation("token")
+            // A client-credentials request changes nothing: retrying it is safe.
+            .idempotent(true)
+            .header("Accept", "application/json")
+            .form(&form)
+            .send()
+            .await?;
+        Self::token_answer(response, &[&principal.secret], now)
     }
 
     /// A request to `url` with a token for `audience`; a refused cached token is

@@ -270,11 +270,16 @@ impl FakeAzure {
 
     /// A connector whose HTTP client retries fast (as in every connector test)
     /// and whose endpoints are all this fake.
+    /// Delegated Log Analytics tokens go to the fixed sign-in host, which is sent
+    /// here through the upstream override.
     pub fn connector(&self) -> AzureConnector {
         AzureConnector::new(
-            patchbay_testkit::http::client_for_fake(""),
+            patchbay_testkit::http::client_for_fake(
+                &self.server.override_for("login.microsoftonline.com"),
+            ),
             self.endpoints(),
         )
+        .with_oauth_client(OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET.into())
     }
 
     /// A connector built from [`FakeAzure::env_vars`], as a host builds it.
@@ -331,6 +336,11 @@ impl FakeAzure {
     /// How long issued access tokens live, in seconds.
     pub fn set_token_lifetime(&self, seconds: i64) {
         self.world().token_lifetime = seconds;
+    }
+
+    /// Revokes every refresh token (as signing the user out everywhere does).
+    pub fn revoke_refresh_tokens(&self) {
+        self.world().refresh_tokens.clear();
     }
 
     /// Makes every issued access token expired (Azure answers 401 to them).
@@ -681,7 +691,8 @@ fn token(shared: &Shared, tenant: &str, form: &[(String, String)]) -> Response {
                 Aud::Arm
             } else {
                 let presented = field("refresh_token").to_owned();
-                if !world.refresh_tokens.remove(&presented) {
+                // Microsoft keeps a refresh token valid after it is used.
+                if !world.refresh_tokens.contains(&presented) {
                     return aadsts(
                         StatusCode::BAD_REQUEST,
                         "invalid_grant",

@@ -20,8 +20,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use patchbay_core::{
     build_from_env, schema_of, AuthKind, AuthRequest, Category, CheckOutcome, CheckTimer,
     ClientAuthStyle, Connector, ConnectorContext, ConnectorDescriptor, ConnectorEnv, Credentials,
-    EnvVar, Error, ErrorKind, FromEnv, OAuthSpec, QueryOutput, Result, SecretString,
-    ValidationCheck, ValidationReport,
+    EnvVar, Error, ErrorKind, FromEnv, OAuthClientCredentials, OAuthSpec, QueryOutput, Result,
+    SecretString, ValidationCheck, ValidationReport,
 };
 use patchbay_http::HttpClient;
 use serde_json::Value;
@@ -140,6 +140,9 @@ pub struct AzureConnector {
     http: HttpClient,
     endpoints: Endpoints,
     cache: TokenCache,
+    /// Patchbay's own app (`AZURE_CLIENT_ID`/`AZURE_CLIENT_SECRET`), pinned to the
+    /// sign-in's endpoints, for delegated tokens of APIs other than Resource Manager.
+    oauth_client: Option<OAuthClientCredentials>,
 }
 
 impl AzureConnector {
@@ -149,7 +152,21 @@ impl AzureConnector {
             http,
             endpoints,
             cache: TokenCache::default(),
+            oauth_client: None,
         }
+    }
+
+    /// The same connector with Patchbay's own app registration, so delegated
+    /// connections can get Log Analytics tokens with their refresh token.
+    pub fn with_oauth_client(mut self, client_id: &str, client_secret: SecretString) -> Self {
+        if let Some(spec) = &DESCRIPTOR.oauth {
+            self.oauth_client = Some(OAuthClientCredentials::for_spec(
+                client_id,
+                client_secret,
+                spec,
+            ));
+        }
+        self
     }
 
     /// The token cache, for tests.
@@ -166,7 +183,13 @@ impl FromEnv for AzureConnector {
     fn from_env(env: &ConnectorEnv) -> Result<Self> {
         let http = HttpClient::from_env(env)?;
         let endpoints = Endpoints::from_env(env, &http)?;
-        Ok(Self::new(http, endpoints))
+        let connector = Self::new(http, endpoints);
+        Ok(match (env.get(CLIENT_ID_VAR), env.get(CLIENT_SECRET_VAR)) {
+            (Some(id), Some(secret)) => {
+                connector.with_oauth_client(id.trim(), SecretString::from(secret.trim()))
+            }
+            _ => connector,
+        })
     }
 }
 
@@ -357,6 +380,26 @@ const READ_ONLY_LINES: Lines = Lines {
 impl AzureConnector {
     fn client(&self, auth: Auth) -> AzureClient<'_> {
         AzureClient::new(&self.http, &self.endpoints, &self.cache, auth)
+    }
+
+    /// A client for `auth`; a delegated one also gets the refresh token and
+    /// Patchbay's app, when both exist, for Log Analytics tokens.
+    fn client_for(
+        &self,
+        auth: Auth,
+        credentials: &Credentials<AzureConfig, AzureSecrets>,
+    ) -> AzureClient<'_> {
+        let client = self.client(auth.clone());
+        let refresh = credentials
+            .tokens
+            .as_ref()
+            .and_then(|tokens| tokens.refresh_token.clone());
+        match (&auth, refresh, &self.oauth_client) {
+            (Auth::Delegated(_), Some(refresh), Some(app)) => {
+                client.with_delegated_refresh(refresh, app)
+            }
+            _ => client,
+        }
     }
 
     /// The auth of the main principal, or of the delegated user.
@@ -874,7 +917,11 @@ impl Connector for AzureConnector {
             Some(read_only) => read_only,
             None => Self::main_auth(credentials)?,
         };
-        let api = query::Api::new(self.client(auth), &credentials.config, Utc::now());
+        let api = query::Api::new(
+            self.client_for(auth, credentials),
+            &credentials.config,
+            Utc::now(),
+        );
         query::run(&api, ctx, operation, params).await
     }
 }

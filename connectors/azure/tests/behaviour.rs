@@ -1144,17 +1144,61 @@ async fn the_delegated_flow_runs_against_the_fake_with_pkce_and_refresh() {
     assert!(query(&connector, &credentials, "list_alerts", json!({}))
         .await
         .is_ok());
-    // Refresh rotates the refresh token; the old one is then refused.
+    // Log Analytics needs its own audience: the refresh token is traded for it
+    // with Patchbay's app, once, then cached.
+    fake.clear_requests();
+    for _ in 0..2 {
+        let output = query(
+            &connector,
+            &credentials,
+            "query_log_analytics",
+            json!({"workspace_id": WORKSPACE_ID, "query": "T | take 3"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            output.data["tables"][0]["rows"].as_array().unwrap().len(),
+            3
+        );
+    }
+    let traded = fake.token_requests();
+    assert_eq!(traded.len(), 1);
+    assert_eq!(traded[0].path, "/organizations/oauth2/v2.0/token");
+    assert_eq!(traded[0].form_value("grant_type"), Some("refresh_token"));
+    assert_eq!(
+        traded[0].form_value("scope"),
+        Some("https://api.loganalytics.io/.default")
+    );
+    assert_eq!(traded[0].form_value("client_secret"), Some("[redacted]"));
+    // Refresh rotates the refresh token; once revoked, it is refused.
     let refreshed = engine.refresh(&DESCRIPTOR, &refresh_token).await.unwrap();
     assert_ne!(
         refreshed.refresh_token.as_ref().unwrap().expose(),
         refresh_token.expose()
     );
+    fake.revoke_refresh_tokens();
     let refused = engine
         .refresh(&DESCRIPTOR, &refresh_token)
         .await
         .unwrap_err();
     assert_eq!(refused.provider_code.as_deref(), Some("invalid_grant"));
+    let other = fake.connector();
+    let error = query(
+        &other,
+        &credentials,
+        "query_log_analytics",
+        json!({"workspace_id": WORKSPACE_ID, "query": "T"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::AuthFailed);
+    assert!(
+        error
+            .message()
+            .starts_with("Failed to get Azure token (AADSTS700082"),
+        "{}",
+        error.message()
+    );
 }
 
 #[tokio::test]
