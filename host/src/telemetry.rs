@@ -1,7 +1,7 @@
 //! Logging set-up and the request trace layer; nothing here records headers or bodies.
 
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use tracing_subscriber::EnvFilter;
 
@@ -35,15 +35,25 @@ pub fn init(format: LogFormat) {
     drop(result);
 }
 
-/// One span per request with method, path and status; headers are never recorded.
-pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>> {
+/// How request spans are made: [`request_span`].
+pub type MakeRequestSpan = fn(&axum::http::Request<axum::body::Body>) -> tracing::Span;
+
+/// One span per request with method, path and status; headers and the query string
+/// are never recorded (an OAuth callback's query carries the authorization code).
+pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeRequestSpan> {
     TraceLayer::new_for_http()
-        .make_span_with(
-            DefaultMakeSpan::new()
-                .level(Level::INFO)
-                .include_headers(false),
-        )
+        .make_span_with(request_span as MakeRequestSpan)
         .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+}
+
+/// The request span: method, path without the query, and HTTP version.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        version = ?request.version(),
+    )
 }
 
 #[cfg(test)]

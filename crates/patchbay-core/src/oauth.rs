@@ -268,6 +268,47 @@ pub struct OAuthGrant {
     pub options: serde_json::Map<String, serde_json::Value>,
 }
 
+/// How a connector words its provider's OAuth errors (Entra's `AADSTSnnnnn`
+/// codes), where the engine's generic wording would hide the provider's fix.
+/// Submitted with [`register_oauth_errors!`](crate::register_oauth_errors); the
+/// OAuth engine asks it before wording a refused authorization or token request.
+pub struct OAuthErrorWording {
+    /// The connector id.
+    pub connector: &'static str,
+    /// `(error code, error description, redirect URI used)` to an error for people;
+    /// `None` keeps the engine's wording.
+    pub explain: fn(&str, Option<&str>, Option<&str>) -> Option<Error>,
+}
+
+inventory::collect!(OAuthErrorWording);
+
+/// Submits a connector's [`OAuthErrorWording`].
+///
+/// ```ignore
+/// patchbay_core::register_oauth_errors!(CONNECTOR_ID, explain_oauth_error);
+/// ```
+#[macro_export]
+macro_rules! register_oauth_errors {
+    ($connector:expr, $explain:path) => {
+        $crate::__inventory::submit! {
+            $crate::oauth::OAuthErrorWording { connector: $connector, explain: $explain }
+        }
+    };
+}
+
+/// The connector's own wording of an OAuth error, when it registered one.
+pub fn connector_oauth_error(
+    connector: &str,
+    code: &str,
+    description: Option<&str>,
+    redirect_uri: Option<&str>,
+) -> Option<Error> {
+    inventory::iter::<OAuthErrorWording>
+        .into_iter()
+        .filter(|wording| wording.connector == connector)
+        .find_map(|wording| (wording.explain)(code, description, redirect_uri))
+}
+
 /// What disconnecting did at the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -355,6 +396,31 @@ mod tests {
             );
             assert!(!error.to_string().contains("canary-5150"));
         }
+    }
+
+    fn explain_for_test(code: &str, description: Option<&str>, uri: Option<&str>) -> Option<Error> {
+        (code == "special").then(|| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "worded: {} {}",
+                    description.unwrap_or("-"),
+                    uri.unwrap_or("-")
+                ),
+            )
+        })
+    }
+
+    crate::register_oauth_errors!("wording-test", explain_for_test);
+
+    #[test]
+    fn a_connector_words_only_its_own_oauth_errors() {
+        let error =
+            connector_oauth_error("wording-test", "special", Some("why"), Some("https://cb"))
+                .unwrap();
+        assert_eq!(error.message(), "worded: why https://cb");
+        assert!(connector_oauth_error("wording-test", "other", None, None).is_none());
+        assert!(connector_oauth_error("another-connector", "special", None, None).is_none());
     }
 
     #[test]

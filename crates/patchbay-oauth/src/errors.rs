@@ -103,6 +103,11 @@ pub fn provider_refused(
     code: &str,
     description: Option<&str>,
 ) -> Error {
+    if let Some(error) =
+        patchbay_core::oauth::connector_oauth_error(descriptor.id, code, description, None)
+    {
+        return error.with_connector(descriptor.id);
+    }
     let name = descriptor.display_name;
     let (kind, message) = if code == "access_denied" {
         (
@@ -252,6 +257,11 @@ pub fn token_endpoint_refused(
     description: Option<&str>,
     redirect_uri: Option<&str>,
 ) -> Error {
+    if let Some(error) =
+        patchbay_core::oauth::connector_oauth_error(descriptor.id, code, description, redirect_uri)
+    {
+        return error.with_connector(descriptor.id);
+    }
     let name = descriptor.display_name;
     let mut message = format!("{name} refused the token request: {code}");
     if let Some(text) = description.filter(|text| !text.trim().is_empty()) {
