@@ -170,6 +170,7 @@ impl Connector {
                 "assume_role" => "STS AssumeRole",
                 "agent_token" => "agent token",
                 "service_principal" => "service principal",
+                "service_account_key" => "service account key",
                 other => other,
             })
             .collect();

@@ -50,7 +50,7 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
     id: CONNECTOR_ID,
     display_name: "Google Cloud",
     category: Category::Cloud,
-    auth_kinds: &[AuthKind::Oauth2, AuthKind::ApiKey],
+    auth_kinds: &[AuthKind::Oauth2, AuthKind::ServiceAccountKey],
     env_vars: &[
         EnvVar {
             name: CLIENT_ID_VAR,

@@ -41,6 +41,8 @@ pub enum AuthKind {
     AgentToken,
     /// A service principal's client credentials.
     ServicePrincipal,
+    /// A service account's key file, uploaded through a form (Google Cloud).
+    ServiceAccountKey,
 }
 
 /// An environment variable a connector reads.
