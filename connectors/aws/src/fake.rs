@@ -79,6 +79,8 @@ struct State_ {
     requests: Vec<FrontRequest>,
     stopped: Vec<String>,
     hold_queries: bool,
+    refuse_unconditional_with: Option<(u16, String)>,
+    session_lifetime: Option<Duration>,
 }
 
 struct Shared {
@@ -188,6 +190,18 @@ impl AwsFront {
             .entry(account.to_owned())
             .or_default()
             .push(event);
+    }
+
+    /// Answers every `AssumeRole` without an ExternalId with HTTP `status` and AWS
+    /// error `code` (an outage while the enforcement check runs).
+    pub fn fail_assume_without_external_id(&self, status: u16, code: &str) {
+        self.shared.state().refuse_unconditional_with = Some((status, code.to_owned()));
+    }
+
+    /// Makes the sessions `AssumeRole` gives out expire `lifetime` from now (moto's
+    /// own `Expiration` follows `DurationSeconds`); `None` restores moto's.
+    pub fn set_session_lifetime(&self, lifetime: Option<Duration>) {
+        self.shared.state().session_lifetime = lifetime;
     }
 
     /// Makes Logs Insights queries report `Running` until stopped.
@@ -466,6 +480,10 @@ async fn assume_role(
     let role_arn = form_value(body, "RoleArn").unwrap_or_default();
     let external_id = form_value(body, "ExternalId");
     let trust = shared.state().roles.get(&role_arn).cloned();
+    let outage = shared.state().refuse_unconditional_with.clone();
+    if let (None, Some((status, code))) = (&external_id, outage) {
+        return aws_error(service, headers, status, &code, "injected failure");
+    }
     let allowed = match (&trust, &external_id) {
         (Some(Trust::Anyone), _) => true,
         (Some(Trust::ExternalId(expected)), Some(given)) => expected == given,
@@ -490,7 +508,21 @@ async fn assume_role(
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
         .unwrap_or_default();
-    let text = String::from_utf8_lossy(&bytes);
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    let lifetime = shared.state().session_lifetime;
+    if let (Some(lifetime), Some(start), Some(end)) = (
+        lifetime,
+        text.find("<Expiration>"),
+        text.find("</Expiration>"),
+    ) {
+        let expiration =
+            chrono::Utc::now() + chrono::TimeDelta::from_std(lifetime).unwrap_or_default();
+        text.replace_range(
+            start + "<Expiration>".len()..end,
+            &expiration.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        );
+    }
+    let bytes = Bytes::from(text.clone());
     if let Some(key) = text
         .split("<AccessKeyId>")
         .nth(1)
@@ -502,6 +534,8 @@ async fn assume_role(
             .keys
             .insert(key.to_owned(), (account, role_arn.clone()));
     }
+    let mut parts = parts;
+    parts.headers.remove("content-length");
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 

@@ -639,6 +639,12 @@ impl Connector for AwsConnector {
         Ok(ValidationReport::new(CONNECTOR_ID, checks))
     }
 
+    /// Patchbay's account id, the tenant's ExternalId, the trust policy and the
+    /// CloudFormation link, for the onboarding screen.
+    async fn onboarding(&self, ctx: &ConnectorContext) -> Result<Value> {
+        self.onboarding_info(ctx).await
+    }
+
     async fn query(
         &self,
         ctx: &ConnectorContext,

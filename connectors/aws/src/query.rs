@@ -454,6 +454,16 @@ impl AwsApi<'_> {
         cursor: Option<String>,
     ) -> Result<OperationOutput> {
         use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+        if params.queries.is_empty() || params.queries.len() > 20 {
+            return Err(Error::invalid_input(
+                "queries",
+                format!(
+                    "`queries` must hold 1 to 20 metrics; got {}",
+                    params.queries.len()
+                ),
+            )
+            .with_connector(CONNECTOR_ID));
+        }
         let clients = self.clients(params.region.as_deref())?;
         let range = Self::window(
             params.from.as_ref(),
@@ -586,6 +596,22 @@ impl AwsApi<'_> {
         params: QueryLogsInsightsParams,
     ) -> Result<OperationOutput> {
         use aws_sdk_cloudwatchlogs::types::QueryStatus;
+        if params.log_group_names.is_empty() || params.log_group_names.len() > 10 {
+            return Err(Error::invalid_input(
+                "log_group_names",
+                format!(
+                    "`log_group_names` must name 1 to 10 log groups; got {}",
+                    params.log_group_names.len()
+                ),
+            )
+            .with_connector(CONNECTOR_ID));
+        }
+        if params.query.trim().is_empty() || params.query.len() > 10_000 {
+            return Err(
+                Error::invalid_input("query", "`query` must be 1 to 10000 characters")
+                    .with_connector(CONNECTOR_ID),
+            );
+        }
         let clients = self.clients(params.region.as_deref())?;
         let range = Self::window(
             params.from.as_ref(),
@@ -797,10 +823,16 @@ impl AwsApi<'_> {
             .send()
             .await
             .map_err(|error| clients.error("ec2:DescribeInstances", error))?;
+        let total: usize = answer
+            .reservations()
+            .iter()
+            .map(|reservation| reservation.instances().len())
+            .sum();
         let instances: Vec<Value> = answer
             .reservations()
             .iter()
             .flat_map(|reservation| reservation.instances())
+            .take(params.limit as usize)
             .map(|instance| {
                 let tags: BTreeMap<&str, &str> = instance
                     .tags()
@@ -828,6 +860,7 @@ impl AwsApi<'_> {
             })
             .collect();
         Ok(OperationOutput::new(json!({ "instances": instances }))
+            .truncated(total > params.limit as usize)
             .with_next_page(answer.next_token().map(str::to_owned)))
     }
 
