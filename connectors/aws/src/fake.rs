@@ -81,6 +81,7 @@ struct State_ {
     hold_queries: bool,
     refuse_unconditional_with: Option<(u16, String)>,
     session_lifetime: Option<Duration>,
+    issued: Vec<String>,
 }
 
 struct Shared {
@@ -225,6 +226,12 @@ impl AwsFront {
             .into_iter()
             .filter(|request| request.action == action)
             .collect()
+    }
+
+    /// Every secret part of the sessions handed out (access key ids, secret keys,
+    /// session tokens), for canary scans.
+    pub fn issued_session_secrets(&self) -> Vec<String> {
+        self.shared.state().issued.clone()
     }
 
     /// The Logs Insights queries stopped.
@@ -521,6 +528,15 @@ async fn assume_role(
             start + "<Expiration>".len()..end,
             &expiration.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         );
+    }
+    for tag in ["AccessKeyId", "SecretAccessKey", "SessionToken"] {
+        if let Some(value) = text
+            .split(&format!("<{tag}>"))
+            .nth(1)
+            .and_then(|rest| rest.split(&format!("</{tag}>")).next())
+        {
+            shared.state().issued.push(value.to_owned());
+        }
     }
     let bytes = Bytes::from(text.clone());
     if let Some(key) = text

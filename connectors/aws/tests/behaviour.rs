@@ -726,3 +726,50 @@ async fn a_role_that_stops_trusting_patchbay_asks_for_reconnection_needs_moto() 
         .message()
         .starts_with("Role assumption failed -- the IAM role may have been deleted"));
 }
+
+#[test]
+fn the_set_up_page_shows_the_messages_the_code_produces() {
+    let page = include_str!("../../../docs/connectors/aws.md");
+    for message in [
+        CANNOT_ASSUME,
+        NO_PLATFORM_ACCOUNT,
+        patchbay_connector_aws::client::ACCESS_DENIED,
+        "Invalid role ARN format",
+        "Invalid readOnlyRoleArn format",
+        "role_arn is required",
+        "does not require ExternalId in its trust policy",
+        "could not prove that the role requires the ExternalId",
+        "PATCHBAY_AWS_EXTERNAL_ID_KEY is not set, so Patchbay cannot give ExternalIds",
+        "Role assumption failed -- the IAM role may have been deleted or the trust policy changed",
+    ] {
+        assert!(page.contains(message), "the set-up page lacks {message:?}");
+    }
+    let source = [
+        include_str!("../src/lib.rs"),
+        include_str!("../src/auth.rs"),
+        include_str!("../src/client.rs"),
+    ]
+    .concat();
+    for message in [
+        "Invalid role ARN format",
+        "Invalid readOnlyRoleArn format",
+        "role_arn is required",
+        "does not require ExternalId in its trust policy",
+        "could not prove that the role requires the ExternalId",
+        "is not set, so Patchbay cannot give ExternalIds",
+        "Role assumption failed -- the IAM role may have been deleted or the trust policy changed",
+        "Verify trust policy has correct Patchbay Account ID and External ID",
+    ] {
+        assert!(
+            source.contains(message),
+            "the code no longer says {message:?}"
+        );
+    }
+    for variable in patchbay_connector_aws::DESCRIPTOR.env_vars {
+        assert!(
+            page.contains(variable.name),
+            "the set-up page lacks {}",
+            variable.name
+        );
+    }
+}
