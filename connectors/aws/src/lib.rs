@@ -387,11 +387,11 @@ async fn check_role(
     checks: &mut Vec<ValidationCheck>,
     (assume, enforced): ((&str, &str), (&str, &str)),
     role_arn: &str,
-    region: &str,
-    account_id: &str,
+    config: &AwsConfig,
     platform_account: &str,
     external_id: &SecretString,
 ) -> Option<Session> {
+    let (region, account_id) = (config.region.as_str(), config.account_id.as_str());
     let timer = CheckTimer::start();
     let session = platform
         .assume_role(role_arn, region, Some(external_id), PROBE_SESSION_SECONDS)
@@ -541,8 +541,7 @@ impl Connector for AwsConnector {
             &mut checks,
             (ASSUME_CHECK, ENFORCED_CHECK),
             &config.role_arn,
-            &config.region,
-            &config.account_id,
+            &config,
             &platform_account,
             &external_id,
         )
@@ -555,8 +554,7 @@ impl Connector for AwsConnector {
                     &mut checks,
                     (READ_ONLY_ASSUME_CHECK, READ_ONLY_ENFORCED_CHECK),
                     read_only,
-                    &config.region,
-                    &config.account_id,
+                    &config,
                     &platform_account,
                     &external_id,
                 )
