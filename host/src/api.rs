@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route("/api/connectors", get(list_connectors))
         .route("/api/connectors/status", get(connectors_status))
+        .route("/api/connectors/{id}/onboarding", get(onboarding))
         .route("/api/connections", post(connect).get(list_connections))
         .route(
             "/api/connections/{id}",
@@ -114,6 +115,23 @@ async fn list_connectors(
         .map(|descriptor| connector_summary(&state, descriptor))
         .collect();
     Json(json!({ "connectors": connectors }))
+}
+
+/// What the caller's tenant needs before connecting a connector (AWS: the account
+/// to trust, the tenant's ExternalId, the trust policy); 501 for connectors without
+/// such a step.
+async fn onboarding(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let connector = connector_for(&state, &id)?;
+    let ctx = patchbay_core::ConnectorContext {
+        connection_id: None,
+        tenant: Some(tenant),
+    };
+    let onboarding = connector.onboarding(&ctx).await?;
+    Ok(Json(json!({ "connector": id, "onboarding": onboarding })))
 }
 
 /// A connection as the API shows it: no secret, no secret reference.

@@ -34,6 +34,7 @@ macro_rules! connectors {
 
 // Sorted by id, as the registry lists them.
 connectors! {
+    "aws": "connector-aws" => patchbay_connector_aws,
     "azure": "connector-azure" => patchbay_connector_azure,
     "confluence": "connector-confluence" => patchbay_connector_confluence,
     "datadog": "connector-datadog" => patchbay_connector_datadog,

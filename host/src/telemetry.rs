@@ -8,9 +8,10 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 /// Directives added after any filter a user sets: `vaultrs` and `rustify` log
-/// request and response bodies (Vault tokens and secrets) at debug level, and
-/// `sqlx` logs every statement.
-pub const SAFETY_DIRECTIVES: &str = "sqlx=warn,vaultrs=off,rustify=off";
+/// request and response bodies (Vault tokens and secrets) at debug level, `sqlx`
+/// logs every statement, and the AWS SDK's runtime logs the resolved identity
+/// (an assumed session's access key id) and signing details at debug and trace.
+pub const SAFETY_DIRECTIVES: &str = "sqlx=warn,vaultrs=off,rustify=off,aws_smithy_runtime=warn,aws_smithy_runtime_api=warn,aws_runtime=warn,aws_sigv4=warn,aws_config=warn,aws_credential_types=warn";
 
 /// The log filter: the user's (`PATCHBAY_LOG`, else `RUST_LOG`, else `info`) followed
 /// by [`SAFETY_DIRECTIVES`], which win over the user's for their targets.

@@ -36,6 +36,10 @@ pub const GROUPS: &[Group] = &[
         marker: "needs_oauth_mock",
         service: Service::OAuthMock,
     },
+    Group {
+        marker: "needs_moto",
+        service: Service::Moto,
+    },
 ];
 
 /// A service `cargo xtask test` could not provide, and why.
@@ -128,7 +132,12 @@ mod tests {
 
     #[test]
     fn every_service_has_exactly_one_group_and_no_marker_contains_another() {
-        for service in [Service::Postgres, Service::OpenBao, Service::OAuthMock] {
+        for service in [
+            Service::Postgres,
+            Service::OpenBao,
+            Service::OAuthMock,
+            Service::Moto,
+        ] {
             let groups = GROUPS
                 .iter()
                 .filter(|group| group.service == service)
@@ -183,6 +192,12 @@ mod tests {
                 "needs_oauth_mock",
             ])
         );
+    }
+
+    #[test]
+    fn a_missing_moto_skips_the_aws_emulator_tests() {
+        let args = cargo_test_args(&[], &[missing(Service::Moto, "pip failed")]);
+        assert_eq!(args, strings(&["--", "--skip", "needs_moto"]));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Services the test suite runs against: a fresh database on the local PostgreSQL
-//! server, a throwaway OpenBao dev server and an `oauth2-mock-server` OAuth provider.
+//! server, a throwaway OpenBao dev server, an `oauth2-mock-server` OAuth provider and
+//! the moto AWS emulator.
 
 use std::fs::{self, File, Permissions};
 use std::net::TcpListener;
@@ -32,6 +33,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The `oauth2-mock-server` release the OAuth engine is tested against (8.x runs on Node 20).
 const OAUTH2_MOCK_SERVER_VERSION: &str = "8.2.3";
+
+/// The moto release the AWS connector is tested against (5.2 serves CloudWatch's
+/// RPC v2 CBOR protocol, which current `aws-sdk-cloudwatch` speaks).
+const MOTO_VERSION: &str = "5.2.6";
 
 /// The script starting `oauth2-mock-server` with the hooks the OAuth tests drive.
 const OAUTH_MOCK_SCRIPT: &str = include_str!("../assets/oauth-mock-server.mjs");
@@ -387,6 +392,100 @@ async fn wait_for_discovery(mock: &mut OAuthMock) -> Result<()> {
         }
         if Instant::now() > deadline {
             bail!("no discovery document within {} s", START_TIMEOUT.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A running moto server; killed when dropped.
+pub struct Moto {
+    /// Its base URL, `http://127.0.0.1:<port>`.
+    pub url: String,
+    child: Child,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// Installs `moto[server]` into `.tools/moto` from PyPI unless that release is
+/// already there; returns the directory to put on `PYTHONPATH`.
+pub fn ensure_moto() -> Result<PathBuf> {
+    let dir = workspace_root().join(".tools/moto");
+    let installed = dir.join(format!("moto-{MOTO_VERSION}.dist-info"));
+    if !installed.exists() {
+        crate::run(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--root-user-action=ignore",
+                    "--no-input",
+                    "--upgrade",
+                    "--target",
+                ])
+                .arg(&dir)
+                .arg(format!("moto[server]=={MOTO_VERSION}")),
+        )
+        .context("installing moto from PyPI needs python3 with pip")?;
+    }
+    Ok(dir)
+}
+
+/// Starts `python3 -m moto.server` from `dir` on a free loopback port and waits
+/// until its management API answers.
+///
+/// The server log goes to `target/moto/moto-<port>.log`.
+pub fn start_moto(dir: &Path) -> Result<Moto> {
+    let port = free_port().context("finding a free port for moto")?;
+    let log_dir = target_dir().join("moto");
+    fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+    let log_path = log_dir.join(format!("moto-{port}.log"));
+    let log =
+        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let child = Command::new("python3")
+        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .env("PYTHONPATH", dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting moto needs python3 on PATH")?;
+    let mut moto = Moto {
+        url: format!("http://127.0.0.1:{port}"),
+        child,
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(wait_for_moto(&mut moto))
+        .with_context(|| format!("moto did not start; see {}", log_path.display()))?;
+    eprintln!("moto {MOTO_VERSION} listening on {}", moto.url);
+    Ok(moto)
+}
+
+/// Waits for `GET /moto-api/` to answer 200.
+async fn wait_for_moto(moto: &mut Moto) -> Result<()> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let answer = http.get(format!("{}/moto-api/", moto.url)).send().await;
+        if answer.is_ok_and(|response| response.status() == reqwest::StatusCode::OK) {
+            return Ok(());
+        }
+        if let Some(status) = moto.child.try_wait()? {
+            bail!("moto exited with {status}");
+        }
+        if Instant::now() > deadline {
+            bail!("no answer within {} s", START_TIMEOUT.as_secs());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

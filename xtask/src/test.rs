@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use patchbay_testkit::services::{
-    Service, OAUTH_ISSUER_VAR, OPENBAO_BINARY_VAR, POSTGRES_URL_VAR, VAULT_ADDR_VAR,
+    Service, MOTO_URL_VAR, OAUTH_ISSUER_VAR, OPENBAO_BINARY_VAR, POSTGRES_URL_VAR, VAULT_ADDR_VAR,
     VAULT_TOKEN_VAR,
 };
 
@@ -15,7 +15,7 @@ use crate::workspace::Workspace;
 use crate::{cargo, codegen, generator_test, services, target_dir};
 
 /// Builds the binary the end-to-end tests drive, provides the services tests need
-/// (a fresh PostgreSQL database, an OpenBao dev server, `oauth2-mock-server`), then
+/// (a fresh PostgreSQL database, an OpenBao dev server, `oauth2-mock-server`, moto), then
 /// runs every test in the workspace, and then, whatever their outcome, the check that
 /// the files derived from descriptors are up to date (`codegen --check`) and the
 /// generator test ([`generator_test`]) when no extra arguments narrow the run. The services stop
@@ -60,10 +60,17 @@ pub fn run(extra: &[String]) -> Result<()> {
         command.env(OAUTH_ISSUER_VAR, &oauth_mock.issuer);
     }
 
+    let moto = provide(Service::Moto, require, &mut missing, || {
+        services::ensure_moto().and_then(|dir| services::start_moto(&dir))
+    })?;
+    if let Some(moto) = &moto {
+        command.env(MOTO_URL_VAR, &moto.url);
+    }
+
     command.args(groups::cargo_test_args(extra, &missing));
     stop_if_interrupted()?;
     let outcome = crate::run(&mut command);
-    drop((oauth_mock, openbao, postgres));
+    drop((moto, oauth_mock, openbao, postgres));
     if let Some(summary) = groups::summary(&missing) {
         eprintln!("\n{summary}");
     }

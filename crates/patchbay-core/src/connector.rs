@@ -251,6 +251,13 @@ pub trait Connector: Send + Sync + 'static {
     fn webhook_setup(&self, _config: &Self::Config) -> Option<WebhookSetup> {
         None
     }
+    /// What a person needs before connecting, for the tenant of `ctx`: values the
+    /// server makes for that tenant (AWS's account id to trust and ExternalId).
+    /// Connectors without such a step keep this default, `unsupported`.
+    async fn onboarding(&self, _ctx: &ConnectorContext) -> Result<serde_json::Value> {
+        Err(Error::unsupported("this connector has no onboarding step")
+            .with_connector(self.descriptor().id))
+    }
 }
 
 /// The object-safe twin of [`Connector`], over JSON.
@@ -315,6 +322,11 @@ pub trait DynConnector: Send + Sync + 'static {
     /// See [`Connector::webhook_setup`]; `None` also for settings of another shape.
     fn webhook_setup(&self, _config: &serde_json::Value) -> Option<WebhookSetup> {
         None
+    }
+    /// See [`Connector::onboarding`].
+    async fn onboarding(&self, _ctx: &ConnectorContext) -> Result<serde_json::Value> {
+        Err(Error::unsupported("this connector has no onboarding step")
+            .with_connector(self.descriptor().id))
     }
 }
 
@@ -494,6 +506,9 @@ impl<C: Connector> DynConnector for C {
     fn webhook_setup(&self, config: &serde_json::Value) -> Option<WebhookSetup> {
         let config = C::Config::deserialize(config).ok()?;
         Connector::webhook_setup(self, &config)
+    }
+    async fn onboarding(&self, ctx: &ConnectorContext) -> Result<serde_json::Value> {
+        Connector::onboarding(self, ctx).await
     }
 }
 

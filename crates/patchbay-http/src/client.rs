@@ -245,6 +245,14 @@ impl RequestBuilder {
         }
     }
 
+    /// Sets a header whose name is only known at run time (a signing SDK's
+    /// headers); the value is marked sensitive so it is never printed.
+    pub fn raw_header(mut self, name: HeaderName, mut value: HeaderValue) -> Self {
+        value.set_sensitive(true);
+        self.headers.append(name, value);
+        self
+    }
+
     /// Sets a header carrying a secret: marked sensitive, never printed, and
     /// redacted from provider error text.
     pub fn secret_header(self, name: &'static str, value: &SecretString) -> Self {

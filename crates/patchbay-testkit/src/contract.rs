@@ -378,7 +378,7 @@ impl Suite {
                 });
             assert!(
                 !own_secrets && OAuthTokens::read(&credentials.secrets).is_none(),
-                "contract[{}]: a connector that declares no auth kinds must store no secret and no token",
+                "contract[{}]: a connector whose form takes no credentials must store no secret and no token from it",
                 self.id
             );
         } else {
@@ -1039,9 +1039,14 @@ impl Suite {
     }
 }
 
-/// Whether a connector takes no credentials at all (it declares no auth kinds).
+/// Whether a connector takes no credentials from its connect form: it declares no
+/// auth kinds, or only cross-account role assumption (AWS STS), where the customer
+/// names a role and holds no secret to type.
 fn takes_no_credentials(descriptor: &ConnectorDescriptor) -> bool {
-    descriptor.auth_kinds.is_empty()
+    descriptor
+        .auth_kinds
+        .iter()
+        .all(|kind| *kind == patchbay_core::AuthKind::AssumeRole)
 }
 
 /// `connector` with the host's part of connecting added: `authenticate` stores

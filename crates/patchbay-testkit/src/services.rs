@@ -1,5 +1,5 @@
 //! The local services some tests run against — PostgreSQL, an OpenBao dev server,
-//! `oauth2-mock-server` — found through the variables `cargo xtask test` sets.
+//! `oauth2-mock-server`, the moto AWS emulator — found through the variables `cargo xtask test` sets.
 //!
 //! A test that needs a service asks for it here. When the service is missing the
 //! test fails with a message naming the service, the variable and how to provide
@@ -20,6 +20,8 @@ pub const VAULT_TOKEN_VAR: &str = "PATCHBAY_TEST_VAULT_TOKEN";
 pub const OPENBAO_BINARY_VAR: &str = "PATCHBAY_BAO_BIN";
 /// The issuer URL of the running `oauth2-mock-server`.
 pub const OAUTH_ISSUER_VAR: &str = "PATCHBAY_TEST_OAUTH_ISSUER";
+/// The base URL of the running moto server (an AWS emulator).
+pub const MOTO_URL_VAR: &str = "PATCHBAY_TEST_MOTO_URL";
 
 /// A service some tests need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub enum Service {
     OpenBao,
     /// `oauth2-mock-server`, a standards-following OAuth 2.0 provider.
     OAuthMock,
+    /// moto, an emulator of the AWS APIs (`moto[server]` from PyPI).
+    Moto,
 }
 
 impl Service {
@@ -39,6 +43,7 @@ impl Service {
             Self::Postgres => "PostgreSQL",
             Self::OpenBao => "OpenBao",
             Self::OAuthMock => "oauth2-mock-server",
+            Self::Moto => "moto",
         }
     }
 
@@ -48,6 +53,7 @@ impl Service {
             Self::Postgres => &[POSTGRES_URL_VAR],
             Self::OpenBao => &[VAULT_ADDR_VAR, VAULT_TOKEN_VAR, OPENBAO_BINARY_VAR],
             Self::OAuthMock => &[OAUTH_ISSUER_VAR],
+            Self::Moto => &[MOTO_URL_VAR],
         }
     }
 
@@ -60,6 +66,7 @@ impl Service {
             }
             Self::OpenBao => "installs OpenBao under .tools/ and starts a dev server",
             Self::OAuthMock => "installs oauth2-mock-server under .tools/ and starts it",
+            Self::Moto => "installs moto[server] under .tools/ and starts it",
         }
     }
 
@@ -77,6 +84,10 @@ impl Service {
             Self::OAuthMock => {
                 "set PATCHBAY_TEST_OAUTH_ISSUER to the issuer URL of an oauth2-mock-server \
                  started with xtask/assets/oauth-mock-server.mjs"
+            }
+            Self::Moto => {
+                "set PATCHBAY_TEST_MOTO_URL to the base URL of a moto server \
+                 (`python3 -m moto.server -H 127.0.0.1 -p 5000`)"
             }
         }
     }
@@ -132,6 +143,14 @@ pub fn openbao_binary() -> PathBuf {
 #[track_caller]
 pub fn oauth_issuer() -> String {
     require(Service::OAuthMock, OAUTH_ISSUER_VAR, process_env)
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// The moto server's base URL (no trailing slash); panics naming the fix when unset.
+#[track_caller]
+pub fn moto_url() -> String {
+    require(Service::Moto, MOTO_URL_VAR, process_env)
         .trim_end_matches('/')
         .to_owned()
 }
@@ -214,7 +233,12 @@ mod tests {
 
     #[test]
     fn every_service_message_names_its_variable_and_cargo_xtask_test() {
-        for service in [Service::Postgres, Service::OpenBao, Service::OAuthMock] {
+        for service in [
+            Service::Postgres,
+            Service::OpenBao,
+            Service::OAuthMock,
+            Service::Moto,
+        ] {
             for variable in service.variables() {
                 let message = missing_message(service, variable);
                 assert!(message.contains(service.name()), "{message}");
