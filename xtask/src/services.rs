@@ -205,11 +205,7 @@ pub fn start_openbao(binary: &Path) -> Result<OpenBao> {
     rand::thread_rng().fill_bytes(&mut token);
     let root_token: String = token.iter().map(|byte| format!("{byte:02x}")).collect();
 
-    let log_dir = target_dir().join("openbao");
-    fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
-    let log_path = log_dir.join(format!("bao-{port}.log"));
-    let log =
-        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let (log, log_path) = service_log("openbao", "bao", port)?;
     let child = Command::new(binary)
         .args([
             "server",
@@ -243,20 +239,11 @@ async fn prepare(bao: &mut OpenBao) -> Result<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        let health = http.get(format!("{}/v1/sys/health", bao.addr)).send().await;
-        if health.is_ok_and(|response| response.status() == reqwest::StatusCode::OK) {
-            break;
-        }
-        if let Some(status) = bao.child.try_wait()? {
-            bail!("bao exited with {status}");
-        }
-        if Instant::now() > deadline {
-            bail!("no healthy answer within {} s", START_TIMEOUT.as_secs());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let health = format!("{}/v1/sys/health", bao.addr);
+    wait_until_ready(&mut bao.child, "bao", "healthy answer", async || {
+        Ok(answers_ok(&http, &health).await)
+    })
+    .await?;
     let response = http
         .post(format!("{}/v1/sys/mounts/{KV_MOUNT}", bao.addr))
         .header("X-Vault-Token", &bao.root_token)
@@ -322,11 +309,7 @@ pub fn ensure_oauth_mock() -> Result<PathBuf> {
 /// The server log goes to `target/oauth2-mock-server/mock-<port>.log`.
 pub fn start_oauth_mock(script: &Path) -> Result<OAuthMock> {
     let port = free_port().context("finding a free port for oauth2-mock-server")?;
-    let log_dir = target_dir().join("oauth2-mock-server");
-    fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
-    let log_path = log_dir.join(format!("mock-{port}.log"));
-    let log =
-        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let (log, log_path) = service_log("oauth2-mock-server", "mock", port)?;
     let child = Command::new("node")
         .arg(script)
         .arg(port.to_string())
@@ -369,32 +352,25 @@ async fn wait_for_discovery(mock: &mut OAuthMock) -> Result<()> {
         .timeout(Duration::from_secs(5))
         .build()?;
     let url = format!("{}/.well-known/openid-configuration", mock.issuer);
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if let Ok(response) = http.get(&url).send().await {
-            if response.status() == reqwest::StatusCode::OK {
-                let document: serde_json::Value = response
-                    .json()
-                    .await
-                    .context("the discovery document is not JSON")?;
-                let issuer = document.get("issuer").and_then(serde_json::Value::as_str);
-                if issuer != Some(mock.issuer.as_str()) {
-                    bail!(
-                        "the discovery document names issuer {issuer:?}, expected {}",
-                        mock.issuer
-                    );
-                }
-                return Ok(());
-            }
+    let expected = mock.issuer.as_str();
+    wait_until_ready(&mut mock.child, "node", "discovery document", async || {
+        let Ok(response) = http.get(&url).send().await else {
+            return Ok(false);
+        };
+        if response.status() != reqwest::StatusCode::OK {
+            return Ok(false);
         }
-        if let Some(status) = mock.child.try_wait()? {
-            bail!("node exited with {status}");
+        let document: serde_json::Value = response
+            .json()
+            .await
+            .context("the discovery document is not JSON")?;
+        let issuer = document.get("issuer").and_then(serde_json::Value::as_str);
+        if issuer != Some(expected) {
+            bail!("the discovery document names issuer {issuer:?}, expected {expected}");
         }
-        if Instant::now() > deadline {
-            bail!("no discovery document within {} s", START_TIMEOUT.as_secs());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Ok(true)
+    })
+    .await
 }
 
 /// A running moto server; killed when dropped.
@@ -443,11 +419,7 @@ pub fn ensure_moto() -> Result<PathBuf> {
 /// The server log goes to `target/moto/moto-<port>.log`.
 pub fn start_moto(dir: &Path) -> Result<Moto> {
     let port = free_port().context("finding a free port for moto")?;
-    let log_dir = target_dir().join("moto");
-    fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
-    let log_path = log_dir.join(format!("moto-{port}.log"));
-    let log =
-        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let (log, log_path) = service_log("moto", "moto", port)?;
     let child = Command::new("python3")
         .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
         .arg(port.to_string())
@@ -475,17 +447,49 @@ async fn wait_for_moto(moto: &mut Moto) -> Result<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
+    let api = format!("{}/moto-api/", moto.url);
+    wait_until_ready(&mut moto.child, "moto", "answer", async || {
+        Ok(answers_ok(&http, &api).await)
+    })
+    .await
+}
+
+/// A service's log file for its output, `target/<dir>/<stem>-<port>.log`, and its path.
+fn service_log(dir: &str, stem: &str, port: u16) -> Result<(File, PathBuf)> {
+    let log_dir = target_dir().join(dir);
+    fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+    let log_path = log_dir.join(format!("{stem}-{port}.log"));
+    let log =
+        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    Ok((log, log_path))
+}
+
+/// Whether `GET url` answers 200.
+async fn answers_ok(http: &reqwest::Client, url: &str) -> bool {
+    http.get(url)
+        .send()
+        .await
+        .is_ok_and(|response| response.status() == reqwest::StatusCode::OK)
+}
+
+/// Asks `ready` every 100 ms until it answers `true`; fails when the service's
+/// `process` exits first or no `awaited` answer came within [`START_TIMEOUT`].
+async fn wait_until_ready(
+    child: &mut Child,
+    process: &str,
+    awaited: &str,
+    mut ready: impl AsyncFnMut() -> Result<bool>,
+) -> Result<()> {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        let answer = http.get(format!("{}/moto-api/", moto.url)).send().await;
-        if answer.is_ok_and(|response| response.status() == reqwest::StatusCode::OK) {
+        if ready().await? {
             return Ok(());
         }
-        if let Some(status) = moto.child.try_wait()? {
-            bail!("moto exited with {status}");
+        if let Some(status) = child.try_wait()? {
+            bail!("{process} exited with {status}");
         }
         if Instant::now() > deadline {
-            bail!("no answer within {} s", START_TIMEOUT.as_secs());
+            bail!("no {awaited} within {} s", START_TIMEOUT.as_secs());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
