@@ -102,6 +102,14 @@ fn connector_summary(state: &AppState, descriptor: &ConnectorDescriptor) -> serd
     document["enabled"] = json!(descriptor.is_enabled(&state.env));
     document["configured"] =
         json!(descriptor.is_enabled(&state.env) && descriptor.is_configured(&state.env));
+    // A connector with one OAuth client per region offers only the regions whose
+    // client is configured, so a form never proposes one that would be refused.
+    if let Some(regional) = patchbay_core::RegionalOAuth::of(descriptor.id) {
+        document["oauth_regions"] = json!({
+            "option": regional.option,
+            "configured": state.oauth.configured_regions(regional),
+        });
+    }
     document
 }
 

@@ -122,6 +122,20 @@ async fn ovh_oauth_and_application_key_connections_without_leaking_secrets() {
     let patchbay = Patchbay::start(&env).await;
     let alice = patchbay.create_api_key("alice", Some("acme"));
 
+    // Only the regions with a configured client are offered.
+    let listing = patchbay.api("GET", "/api/connectors", &alice, None).await;
+    let ovh = listing.json()["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|connector| connector["id"] == "ovh")
+        .cloned()
+        .expect("OVHcloud is listed");
+    assert_eq!(
+        ovh["oauth_regions"],
+        json!({"option": "region", "configured": ["ovh-eu", "ovh-ca"]})
+    );
+
     // OAuth in a region without a client: the guide's message, nothing sent anywhere.
     let refused = patchbay
         .api(

@@ -4,6 +4,10 @@
 //    as a provider does when the person clicks "Deny";
 //  - a refresh_token grant for the refresh token `revoked-refresh-token` is refused
 //    with `invalid_grant`, as a provider does once a grant is revoked.
+// It also answers authorize and token requests at `/auth/oauth2/authorize` and
+// `/auth/oauth2/token`, the fixed paths of OVHcloud's regional servers, so the OVH
+// flow can reach it through an upstream override of the region's host.
+import { createServer } from 'node:http';
 import { OAuth2Server } from 'oauth2-mock-server';
 
 const REVOKED_REFRESH_TOKEN = 'revoked-refresh-token';
@@ -36,5 +40,21 @@ server.service.on('beforeResponse', (response, req) => {
 
 // The package names the issuer `localhost`, which may resolve to ::1 where nothing listens.
 server.issuer.url = `http://127.0.0.1:${port}`;
-await server.start(port, '127.0.0.1');
-console.log(`oauth2-mock-server issuer ${server.issuer.url}`);
+
+// OVHcloud's paths, answered by the package's own authorize and token handlers.
+const ALIASES = new Map([
+  ['/auth/oauth2/authorize', '/authorize'],
+  ['/auth/oauth2/token', '/token'],
+]);
+const listener = createServer((req, res) => {
+  const queryAt = req.url.indexOf('?');
+  const path = queryAt < 0 ? req.url : req.url.slice(0, queryAt);
+  const alias = ALIASES.get(path);
+  if (alias !== undefined) {
+    req.url = alias + (queryAt < 0 ? '' : req.url.slice(queryAt));
+  }
+  server.service.requestHandler(req, res);
+});
+listener.listen(port, '127.0.0.1', () => {
+  console.log(`oauth2-mock-server issuer ${server.issuer.url}`);
+});

@@ -1231,3 +1231,103 @@ fn the_set_up_page_lists_the_messages_the_code_gives() {
         );
     }
 }
+
+// --- The same regional flow against the standard OAuth server ---------------------
+
+/// The EU region's OAuth flow with `www.ovh.com` sent to `oauth2-mock-server` (which
+/// answers at OVHcloud's `/auth/oauth2/*` paths): the region's client, PKCE, the
+/// configured redirect URI, the refresh at the same region, and a refused refresh.
+#[tokio::test]
+async fn needs_oauth_mock_the_eu_flow_and_refresh_work_with_a_standard_provider() {
+    let issuer = patchbay_testkit::services::oauth_issuer();
+    let mut env = FakeOvh::client_env(&["eu"], TUNNEL_CALLBACK);
+    env.extend([
+        (FEATURE_FLAG.to_owned(), "true".to_owned()),
+        (
+            "PATCHBAY_UPSTREAM_OVERRIDES".to_owned(),
+            format!("www.ovh.com={issuer}"),
+        ),
+        (
+            "PATCHBAY_ALLOWED_PRIVATE_NETWORKS".to_owned(),
+            "127.0.0.1/32".to_owned(),
+        ),
+    ]);
+    let env = ConnectorEnv::from_pairs(env);
+    let records: Arc<dyn RecordStore> =
+        Arc::new(SqliteRecordStore::open_in_memory().await.unwrap());
+    let engine = OAuthEngine::new(
+        patchbay_http::HttpClient::from_env(&env).unwrap(),
+        records,
+        env,
+        "https://patchbay.test".into(),
+    );
+    let started = engine
+        .start(
+            &alice(),
+            &DESCRIPTOR,
+            start_with(json!({"region": "ovh-eu"})),
+        )
+        .await
+        .unwrap();
+    let state = started.begin_url.rsplit('/').next().unwrap().to_owned();
+    let begun = engine
+        .begin(&state, |id| (id == "ovh").then_some(&DESCRIPTOR))
+        .await
+        .unwrap();
+    let authorize = query_of(&begun.authorize_url);
+    assert_eq!(authorize["client_id"], fake_ovh::client_id("eu"));
+    assert_eq!(authorize["code_challenge_method"], "S256");
+
+    // The browser at the mock, which sends it back to the configured redirect URI.
+    let at_mock = begun
+        .authorize_url
+        .replacen("https://www.ovh.com", &issuer, 1);
+    assert_ne!(at_mock, begun.authorize_url, "{}", begun.authorize_url);
+    let browser = patchbay_testkit::http::client_for_fake("");
+    let answer = browser.get(&at_mock).send().await.unwrap();
+    assert_eq!(answer.status.as_u16(), 302);
+    let location = answer.header("location").unwrap().to_owned();
+    assert!(location.starts_with(TUNNEL_CALLBACK), "{location}");
+    let back = query_of(&location);
+    let completed = engine
+        .complete(
+            &DESCRIPTOR,
+            CallbackParams {
+                code: Some(back["code"].clone()),
+                state: Some(back["state"].clone()),
+                error: None,
+                error_description: None,
+            },
+            Some(begun.cookie.value.expose()),
+        )
+        .await
+        .expect("the mock accepts the code, the PKCE verifier and the EU client");
+    assert_eq!(completed.options["region"], "ovh-eu");
+    let refresh_token = completed
+        .grant
+        .refresh_token
+        .clone()
+        .expect("the mock issued a refresh token");
+
+    // The refresh goes to the region named in the connection's settings.
+    let settings = json!({"region": "ovh-eu", "auth_method": "oauth"});
+    let refreshed = engine
+        .refresh_connection(&DESCRIPTOR, &settings, &refresh_token)
+        .await
+        .unwrap_or_else(|failure| panic!("{}", failure.error));
+    assert_ne!(
+        refreshed.access_token.expose(),
+        completed.grant.access_token.expose()
+    );
+
+    // A refresh token the provider revoked is refused, with no token handed back.
+    let failure = engine
+        .refresh_connection(
+            &DESCRIPTOR,
+            &settings,
+            &patchbay_core::SecretString::from("revoked-refresh-token"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(failure.provider_code.as_deref(), Some("invalid_grant"));
+}
