@@ -4,9 +4,12 @@
 //    as a provider does when the person clicks "Deny";
 //  - a refresh_token grant for the refresh token `revoked-refresh-token` is refused
 //    with `invalid_grant`, as a provider does once a grant is revoked.
+//  - every token it signs carries a fresh `jti`, so a refresh within the same second
+//    still hands back a new access token, as a real provider does.
 // It also answers authorize and token requests at `/auth/oauth2/authorize` and
 // `/auth/oauth2/token`, the fixed paths of OVHcloud's regional servers, so the OVH
 // flow can reach it through an upstream override of the region's host.
+import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { OAuth2Server } from 'oauth2-mock-server';
 
@@ -29,6 +32,10 @@ server.service.on('beforeAuthorizeRedirect', (redirect, req) => {
   params.delete('code');
   params.set('error', 'access_denied');
   params.set('error_description', 'The user denied the request');
+});
+
+server.service.on('beforeTokenSigning', (token) => {
+  token.payload.jti = randomUUID();
 });
 
 server.service.on('beforeResponse', (response, req) => {
