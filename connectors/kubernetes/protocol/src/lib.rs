@@ -13,6 +13,8 @@
 
 pub mod allowlist;
 mod close;
+#[cfg(feature = "fake")]
+pub mod fake;
 mod message;
 
 use std::time::Duration;
