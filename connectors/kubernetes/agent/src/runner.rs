@@ -206,3 +206,69 @@ pub async fn run(
 fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(env: Vec<(String, String)>) -> Limits {
+        Limits {
+            timeout: Duration::from_secs(10),
+            max_output_bytes: 1024 * 1024,
+            env,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_command_sees_only_the_environment_it_is_given() {
+        let (_keep, cancel) = oneshot::channel();
+        let env = vec![
+            ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
+            ("HOME".to_owned(), "/tmp".to_owned()),
+        ];
+        let outcome = run(Path::new("env"), &[], &limits(env), cancel).await;
+        assert!(outcome.success, "{outcome:?}");
+        let mut names: Vec<&str> = outcome
+            .output
+            .lines()
+            .filter_map(|line| line.split('=').next())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["HOME", "PATH"],
+            "nothing of the agent's own environment leaks"
+        );
+    }
+
+    #[tokio::test]
+    async fn stderr_is_the_error_of_a_failed_command_and_split_characters_are_dropped() {
+        let (_keep, cancel) = oneshot::channel();
+        let env = vec![("PATH".to_owned(), "/usr/bin:/bin".to_owned())];
+        let argv = [
+            "-c".to_owned(),
+            "printf 'h\\303\\251llo'; echo oops >&2; exit 3".to_owned(),
+        ];
+        let mut limits = limits(env);
+        limits.max_output_bytes = 2;
+        let outcome = run(Path::new("sh"), &argv, &limits, cancel).await;
+        assert!(outcome.truncated, "{outcome:?}");
+        assert_eq!(outcome.output, "h", "the cut é is not half-sent");
+        let (_keep, cancel) = oneshot::channel();
+        let argv = [
+            "-c".to_owned(),
+            "echo partial; echo oops >&2; exit 3".to_owned(),
+        ];
+        let outcome = run(
+            Path::new("sh"),
+            &argv,
+            &self::limits(vec![("PATH".to_owned(), "/usr/bin:/bin".to_owned())]),
+            cancel,
+        )
+        .await;
+        assert!(!outcome.success);
+        assert_eq!(outcome.return_code, 3);
+        assert_eq!(outcome.output, "partial\n");
+        assert_eq!(outcome.error.as_deref(), Some("oops\n"));
+    }
+}

@@ -93,7 +93,8 @@ pub async fn run(
         return lost(format!("sending register failed: {error}"));
     }
 
-    let (outgoing, mut to_send) = mpsc::channel::<Message>(config.max_concurrency * 2 + 8);
+    // Unbounded so refusals are never dropped; answers are bounded by the concurrency limit.
+    let (outgoing, mut to_send) = mpsc::unbounded_channel::<Message>();
     let running: Running = Arc::default();
     let slots = Arc::new(Semaphore::new(config.max_concurrency));
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
@@ -130,7 +131,7 @@ pub async fn run(
                 Some(Ok(_)) => {}
             },
             Some(message) = to_send.recv() => {
-                if let Err(error) = sink.send(Frame::text(message.to_json())).await {
+                if let Err(error) = sink.send(Frame::text(frame_within_limit(message))).await {
                     break lost(format!("sending failed: {error}"));
                 }
             }
@@ -168,6 +169,45 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }
 
+/// The message as a text frame of at most [`MAX_FRAME_BYTES`]. JSON escaping can
+/// make a capped output several times longer (control characters become
+/// `\u00XX`), so a response that would not fit has its output and error halved
+/// until it does, and is marked truncated.
+pub fn frame_within_limit(mut message: Message) -> String {
+    loop {
+        let json = message.to_json();
+        if json.len() <= MAX_FRAME_BYTES {
+            return json;
+        }
+        match &mut message {
+            Message::CommandResponse {
+                output,
+                error,
+                truncated,
+                ..
+            } => {
+                halve(output);
+                if let Some(error) = error {
+                    halve(error);
+                }
+                *truncated = Some(true);
+            }
+            Message::Error { message: text, .. } => halve(text),
+            // Other messages carry no free text and are far below the limit.
+            _ => return json,
+        }
+    }
+}
+
+/// Keeps the first half of `text`, cut at a character boundary.
+fn halve(text: &mut String) {
+    let mut at = text.len() / 2;
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    text.truncate(at);
+}
+
 fn lost(reason: String) -> SessionEnd {
     SessionEnd::Retry {
         was_connected: true,
@@ -186,7 +226,7 @@ fn error_message(command_id: Option<String>, code: ErrorCode, message: String) -
 fn handle_text(
     config: &Config,
     text: &str,
-    outgoing: &mpsc::Sender<Message>,
+    outgoing: &mpsc::UnboundedSender<Message>,
     running: &Running,
     slots: &Arc<Semaphore>,
 ) {
@@ -194,7 +234,7 @@ fn handle_text(
         Ok(message) => message,
         Err(error) => {
             tracing::warn!(%error, "dropped a frame that is not a protocol message");
-            let _ = outgoing.try_send(error_message(
+            let _ = outgoing.send(error_message(
                 None,
                 ErrorCode::BadRequest,
                 format!("the frame is not a protocol message: {error}"),
@@ -245,13 +285,13 @@ fn start_command(
     command_id: String,
     argv: Vec<String>,
     timeout: u64,
-    outgoing: &mpsc::Sender<Message>,
+    outgoing: &mpsc::UnboundedSender<Message>,
     running: &Running,
     slots: &Arc<Semaphore>,
 ) {
     let refuse = |code, message: String| {
         tracing::warn!(%command_id, %code, %message, "refused a command");
-        let _ = outgoing.try_send(error_message(Some(command_id.clone()), code, message));
+        let _ = outgoing.send(error_message(Some(command_id.clone()), code, message));
     };
     if let Err(refusal) = config.allowlist.check(&argv) {
         return refuse(refusal.code, refusal.message);
@@ -305,6 +345,43 @@ fn start_command(
             duration_ms: Some(outcome.duration_ms),
             stdout_bytes: Some(outcome.stdout_bytes),
         };
-        let _ = outgoing.send(response).await;
+        let _ = outgoing.send(response);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_that_escape_past_the_frame_limit_are_cut_to_fit() {
+        let control = "\u{1}".repeat(MAX_FRAME_BYTES / 4);
+        let response = Message::CommandResponse {
+            command_id: "big".into(),
+            success: true,
+            output: control.clone(),
+            error: Some(control),
+            return_code: 0,
+            truncated: Some(false),
+            duration_ms: Some(1),
+            stdout_bytes: Some(1),
+        };
+        assert!(response.to_json().len() > MAX_FRAME_BYTES);
+        let frame = frame_within_limit(response);
+        assert!(frame.len() <= MAX_FRAME_BYTES);
+        match Message::parse(&frame).unwrap() {
+            Message::CommandResponse {
+                output, truncated, ..
+            } => {
+                assert_eq!(truncated, Some(true));
+                assert!(
+                    output.len() > MAX_FRAME_BYTES / 64,
+                    "cut only as far as needed"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let small = Message::Heartbeat { cluster_id: None };
+        assert_eq!(frame_within_limit(small.clone()), small.to_json());
+    }
 }
