@@ -262,6 +262,11 @@ impl Allowlist {
                     "--raw is allowed only with kubectl get, not with kubectl {verb}"
                 )));
             }
+            if raw.contains('%') || raw.split(['/', '?']).any(|segment| segment == "..") {
+                return Err(Refusal::not_allowed(format!(
+                    "--raw {raw} is not allowed: use a plain API path without `%` escapes or `..`"
+                )));
+            }
             if !raw.starts_with('/') {
                 return Err(Refusal::not_allowed(format!(
                     "--raw needs an API path starting with `/`, not `{raw}`"
@@ -335,7 +340,7 @@ fn parse(argv: &[String]) -> Result<Parsed, Refusal> {
                 None => (long, None),
             };
             refuse_forbidden_long(name, current_verb)?;
-            let known_value = name == "raw"
+            let known_value = matches!(name, "raw" | "output")
                 || GLOBAL_VALUE_FLAGS.contains(&name)
                 || current_verb.is_some_and(|v| verb_value_flags(v).contains(&name));
             let known_bool = GLOBAL_BOOL_FLAGS.contains(&name);
@@ -351,6 +356,9 @@ fn parse(argv: &[String]) -> Result<Parsed, Refusal> {
             } else {
                 None
             };
+            if name == "output" {
+                refuse_file_output(value.as_deref().unwrap_or_default())?;
+            }
             if name == "raw" {
                 raw = value;
             } else if current_verb.is_none() && !known_value && !known_bool {
@@ -410,14 +418,21 @@ fn parse_shorthands(
             )));
         }
         let takes_value = GLOBAL_VALUE_SHORTS.contains(&letter)
+            || (verb.is_some() && letter == 'o')
             || verb.is_some_and(|v| verb_value_shorts(v).contains(&letter));
         if takes_value {
             let rest = &letters[offset + letter.len_utf8()..];
-            if rest.is_empty() {
-                if argv.get(index).is_none() {
+            let value = if rest.is_empty() {
+                let Some(next) = argv.get(index) else {
                     return Err(Refusal::bad_request(format!("-{letter} needs a value")));
-                }
+                };
                 index += 1;
+                next.as_str()
+            } else {
+                rest.strip_prefix('=').unwrap_or(rest)
+            };
+            if letter == 'o' {
+                refuse_file_output(value)?;
             }
             return Ok(index);
         }
@@ -428,6 +443,30 @@ fn parse_shorthands(
         }
     }
     Ok(index)
+}
+
+/// Output formats that read a template from a local file: with the agent's
+/// filesystem that would print files such as its service account token.
+const FILE_OUTPUTS: [&str; 4] = [
+    "go-template-file",
+    "templatefile",
+    "jsonpath-file",
+    "custom-columns-file",
+];
+
+fn refuse_file_output(value: &str) -> Result<(), Refusal> {
+    let format = value
+        .split('=')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if FILE_OUTPUTS.contains(&format.as_str()) {
+        return Err(Refusal::not_allowed(format!(
+            "-o {format} is not allowed: the agent does not read templates from its own files"
+        )));
+    }
+    Ok(())
 }
 
 fn refuse_forbidden_long(name: &str, verb: Option<&str>) -> Result<(), Refusal> {
@@ -668,6 +707,52 @@ mod tests {
         allowed(&open, "describe secret/db");
         allowed(&list, "get all -A");
         allowed(&list, "get pods -- secrets");
+    }
+
+    #[test]
+    fn output_formats_that_read_local_files_are_refused() {
+        let list = Allowlist::default();
+        for line in [
+            "get pods -o go-template-file=/var/run/secrets/kubernetes.io/serviceaccount/token",
+            "get pods -ogo-template-file=/etc/passwd",
+            "get pods -o=jsonpath-file=/etc/passwd",
+            "get pods --output=custom-columns-file=/etc/passwd",
+            "get pods --output templatefile=/etc/passwd --template=/etc/passwd",
+            "get pods -Ao jsonpath-file=/x",
+            "events -o go-template-file=/x",
+            "version -o go-template-file=/x",
+        ] {
+            let refusal = refused(&list, line);
+            assert_eq!(refusal.code, ErrorCode::VerbNotAllowed, "{line}");
+            assert!(
+                refusal.message.contains("-file") || refusal.message.contains("templatefile"),
+                "{line}: {}",
+                refusal.message
+            );
+        }
+        allowed(
+            &list,
+            "get pods -o go-template={{range .items}}{{.metadata.name}}{{end}}",
+        );
+        allowed(&list, "get pods -o custom-columns=NAME:.metadata.name");
+        allowed(&list, "get pods -o jsonpath={.items[*].metadata.name}");
+    }
+
+    #[test]
+    fn raw_paths_cannot_hide_secrets_behind_escapes() {
+        let list = Allowlist::default();
+        for line in [
+            "get --raw /api/v1/namespaces/default/secr%65ts",
+            "get --raw /api/v1/namespaces/default/pods/../secrets",
+            "get --raw /apis/../api/v1/secrets",
+        ] {
+            assert_eq!(
+                refused(&list, line).code,
+                ErrorCode::VerbNotAllowed,
+                "{line}"
+            );
+        }
+        allowed(&list, "get --raw /api/v1/namespaces/default/pods?limit=1");
     }
 
     #[test]

@@ -301,3 +301,24 @@ async fn requests_without_the_token_are_unauthorized() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("provide credentials"));
     assert!(api.requests().iter().all(|r| !r.authorized));
 }
+
+#[tokio::test]
+async fn template_files_would_print_local_files_so_the_allowlist_refuses_them() {
+    let (api, home) = start().await;
+    let file = home.path().join("token");
+    std::fs::write(&file, "LOCAL-FILE-CANARY").unwrap();
+    let allowlist = Allowlist::default();
+    for format in ["go-template-file", "templatefile"] {
+        let line = format!("get pods -o {format}={}", file.display());
+        let output = ok(&api, home.path(), &line).await;
+        assert!(
+            output.contains("LOCAL-FILE-CANARY"),
+            "kubectl {line} prints the file: {output}"
+        );
+        let argv: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        assert!(
+            allowlist.check(&argv).is_err(),
+            "the allowlist refuses kubectl {line}"
+        );
+    }
+}
