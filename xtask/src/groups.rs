@@ -40,6 +40,10 @@ pub const GROUPS: &[Group] = &[
         marker: "needs_moto",
         service: Service::Moto,
     },
+    Group {
+        marker: "needs_helm",
+        service: Service::Helm,
+    },
 ];
 
 /// A service `cargo xtask test` could not provide, and why.
@@ -137,6 +141,7 @@ mod tests {
             Service::OpenBao,
             Service::OAuthMock,
             Service::Moto,
+            Service::Helm,
         ] {
             let groups = GROUPS
                 .iter()
@@ -192,6 +197,12 @@ mod tests {
                 "needs_oauth_mock",
             ])
         );
+    }
+
+    #[test]
+    fn a_missing_helm_skips_the_chart_tests() {
+        let args = cargo_test_args(&[], &[missing(Service::Helm, "pip failed")]);
+        assert_eq!(args, strings(&["--", "--skip", "needs_helm"]));
     }
 
     #[test]

@@ -38,6 +38,10 @@ const OAUTH2_MOCK_SERVER_VERSION: &str = "8.2.3";
 /// RPC v2 CBOR protocol, which current `aws-sdk-cloudwatch` speaks).
 const MOTO_VERSION: &str = "5.2.6";
 
+/// The `helm-python-sdk` release (Helm's Go library behind a Python binding) the
+/// chart tests lint and render with.
+const HELM_PYTHON_SDK_VERSION: &str = "0.2.2";
+
 /// The script starting `oauth2-mock-server` with the hooks the OAuth tests drive.
 const OAUTH_MOCK_SCRIPT: &str = include_str!("../assets/oauth-mock-server.mjs");
 
@@ -409,6 +413,34 @@ pub fn ensure_moto() -> Result<PathBuf> {
                 .arg(format!("moto[server]=={MOTO_VERSION}")),
         )
         .context("installing moto from PyPI needs python3 with pip")?;
+    }
+    Ok(dir)
+}
+
+/// Installs `helm-python-sdk` into `.tools/helm` from PyPI unless that release is
+/// already there; returns the directory to put on `PYTHONPATH`.
+pub fn ensure_helm() -> Result<PathBuf> {
+    let dir = workspace_root().join(".tools/helm");
+    let installed = dir.join(format!(
+        "helm_python_sdk-{HELM_PYTHON_SDK_VERSION}.dist-info"
+    ));
+    if !installed.exists() {
+        crate::run(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--root-user-action=ignore",
+                    "--no-input",
+                    "--upgrade",
+                    "--target",
+                ])
+                .arg(&dir)
+                .arg(format!("helm-python-sdk=={HELM_PYTHON_SDK_VERSION}")),
+        )
+        .context("installing helm-python-sdk from PyPI needs python3 with pip")?;
     }
     Ok(dir)
 }

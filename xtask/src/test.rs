@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use patchbay_testkit::services::{
-    Service, MOTO_URL_VAR, OAUTH_ISSUER_VAR, OPENBAO_BINARY_VAR, POSTGRES_URL_VAR, VAULT_ADDR_VAR,
-    VAULT_TOKEN_VAR,
+    Service, HELM_PYTHON_VAR, MOTO_URL_VAR, OAUTH_ISSUER_VAR, OPENBAO_BINARY_VAR, POSTGRES_URL_VAR,
+    VAULT_ADDR_VAR, VAULT_TOKEN_VAR,
 };
 
 use crate::groups::{self, Missing, REQUIRE_SERVICES_VAR};
@@ -15,7 +15,8 @@ use crate::workspace::Workspace;
 use crate::{cargo, codegen, generator_test, services, target_dir};
 
 /// Builds the binary the end-to-end tests drive, provides the services tests need
-/// (a fresh PostgreSQL database, an OpenBao dev server, `oauth2-mock-server`, moto), then
+/// (a fresh PostgreSQL database, an OpenBao dev server, `oauth2-mock-server`, moto,
+/// Helm's engine for the chart tests), then
 /// runs every test in the workspace, and then, whatever their outcome, the check that
 /// the files derived from descriptors are up to date (`codegen --check`) and the
 /// generator test ([`generator_test`]) when no extra arguments narrow the run. The services stop
@@ -65,6 +66,11 @@ pub fn run(extra: &[String]) -> Result<()> {
     })?;
     if let Some(moto) = &moto {
         command.env(MOTO_URL_VAR, &moto.url);
+    }
+
+    let helm = provide(Service::Helm, require, &mut missing, services::ensure_helm)?;
+    if let Some(helm) = &helm {
+        command.env(HELM_PYTHON_VAR, helm);
     }
 
     command.args(groups::cargo_test_args(extra, &missing));

@@ -1,5 +1,5 @@
 //! The local services some tests run against — PostgreSQL, an OpenBao dev server,
-//! `oauth2-mock-server`, the moto AWS emulator — found through the variables `cargo xtask test` sets.
+//! `oauth2-mock-server`, the moto AWS emulator, Helm's engine — found through the variables `cargo xtask test` sets.
 //!
 //! A test that needs a service asks for it here. When the service is missing the
 //! test fails with a message naming the service, the variable and how to provide
@@ -22,6 +22,9 @@ pub const OPENBAO_BINARY_VAR: &str = "PATCHBAY_BAO_BIN";
 pub const OAUTH_ISSUER_VAR: &str = "PATCHBAY_TEST_OAUTH_ISSUER";
 /// The base URL of the running moto server (an AWS emulator).
 pub const MOTO_URL_VAR: &str = "PATCHBAY_TEST_MOTO_URL";
+/// The directory holding `helm_python` (PyPI `helm-python-sdk`, Helm's Go library
+/// behind a Python binding), to put on `PYTHONPATH` to lint and render charts.
+pub const HELM_PYTHON_VAR: &str = "PATCHBAY_TEST_HELM_PYTHON";
 
 /// A service some tests need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +37,8 @@ pub enum Service {
     OAuthMock,
     /// moto, an emulator of the AWS APIs (`moto[server]` from PyPI).
     Moto,
+    /// Helm's chart engine (`helm-python-sdk` from PyPI), for lint and render.
+    Helm,
 }
 
 impl Service {
@@ -44,6 +49,7 @@ impl Service {
             Self::OpenBao => "OpenBao",
             Self::OAuthMock => "oauth2-mock-server",
             Self::Moto => "moto",
+            Self::Helm => "Helm (helm-python-sdk)",
         }
     }
 
@@ -54,6 +60,7 @@ impl Service {
             Self::OpenBao => &[VAULT_ADDR_VAR, VAULT_TOKEN_VAR, OPENBAO_BINARY_VAR],
             Self::OAuthMock => &[OAUTH_ISSUER_VAR],
             Self::Moto => &[MOTO_URL_VAR],
+            Self::Helm => &[HELM_PYTHON_VAR],
         }
     }
 
@@ -67,6 +74,7 @@ impl Service {
             Self::OpenBao => "installs OpenBao under .tools/ and starts a dev server",
             Self::OAuthMock => "installs oauth2-mock-server under .tools/ and starts it",
             Self::Moto => "installs moto[server] under .tools/ and starts it",
+            Self::Helm => "installs helm-python-sdk under .tools/helm",
         }
     }
 
@@ -88,6 +96,10 @@ impl Service {
             Self::Moto => {
                 "set PATCHBAY_TEST_MOTO_URL to the base URL of a moto server \
                  (`python3 -m moto.server -H 127.0.0.1 -p 5000`)"
+            }
+            Self::Helm => {
+                "set PATCHBAY_TEST_HELM_PYTHON to a directory holding helm_python \
+                 (`python3 -m pip install --target DIR helm-python-sdk`)"
             }
         }
     }
@@ -153,6 +165,12 @@ pub fn moto_url() -> String {
     require(Service::Moto, MOTO_URL_VAR, process_env)
         .trim_end_matches('/')
         .to_owned()
+}
+
+/// The directory holding `helm_python`; panics naming the fix when unset.
+#[track_caller]
+pub fn helm_python() -> PathBuf {
+    PathBuf::from(require(Service::Helm, HELM_PYTHON_VAR, process_env))
 }
 
 fn process_env(name: &str) -> Option<String> {
@@ -238,6 +256,7 @@ mod tests {
             Service::OpenBao,
             Service::OAuthMock,
             Service::Moto,
+            Service::Helm,
         ] {
             for variable in service.variables() {
                 let message = missing_message(service, variable);
