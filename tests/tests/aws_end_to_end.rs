@@ -272,6 +272,13 @@ async fn needs_moto_aws_onboard_connect_query_disconnect_without_leaking_secrets
         .count();
     assert!(query_assumes <= 3, "{:?}", front.assume_calls());
 
+    // While the connection is stored: nothing in clear in the data directory or logs.
+    let sessions = front.issued_session_secrets();
+    let mut stored_canaries: Vec<&str> = vec![PLATFORM_SECRET, EXTERNAL_ID_KEY];
+    stored_canaries.extend(sessions.iter().map(String::as_str));
+    patchbay.assert_nowhere(&stored_canaries);
+    patchbay.assert_not_logged_or_stored(&[&external_id, &other_external_id]);
+
     let deleted = patchbay
         .api("DELETE", &format!("/api/connections/{id}"), &alice, None)
         .await;

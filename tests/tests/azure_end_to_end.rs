@@ -330,6 +330,14 @@ async fn azure_service_principal_oauth_operations_and_disconnect_without_leaking
         "{mismatch}"
     );
 
+    // While the connections are stored: nothing in clear in the data directory or logs.
+    patchbay.assert_nowhere(
+        &canaries(&fake)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+
     // Disconnect everything.
     let listed = patchbay
         .api("GET", "/api/connections", &alice, None)
@@ -357,7 +365,17 @@ async fn azure_service_principal_oauth_operations_and_disconnect_without_leaking
         .await;
     assert_eq!(gone.status, 404, "{}", gone.text);
 
-    // Canary scan: client secrets, the platform secret, every token and code.
+    // Canary scan after disconnecting.
+    patchbay.assert_nowhere(
+        &canaries(&fake)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+}
+
+/// The client secrets, the platform's app secret, and every token and code the fake issued.
+fn canaries(fake: &FakeAzure) -> Vec<String> {
     let mut canaries = vec![
         CANARY_SECRET.to_owned(),
         CANARY_READ_ONLY_SECRET.to_owned(),
@@ -365,8 +383,7 @@ async fn azure_service_principal_oauth_operations_and_disconnect_without_leaking
         fake_azure::OAUTH_CLIENT_SECRET.to_owned(),
     ];
     canaries.extend(fake.issued_tokens());
-    let canaries: Vec<&str> = canaries.iter().map(String::as_str).collect();
-    patchbay.assert_nowhere(&canaries);
+    canaries
 }
 
 /// Follows a flow whose token request Azure refuses with AADSTS50011 and returns

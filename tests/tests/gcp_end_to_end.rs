@@ -348,6 +348,14 @@ async fn gcp_connects_by_oauth_and_by_key_queries_and_disconnects_without_leakin
     );
     run_every_operation(&patchbay, &alice, &key_id, "acme-staging").await;
 
+    // While both connections are stored: nothing in clear in the data directory or logs.
+    patchbay.assert_nowhere(&[
+        CANARY_TOKEN,
+        CANARY_CLIENT_SECRET,
+        &key.private_key_canary(),
+        &unknown_key.private_key_canary(),
+    ]);
+
     // ---- Disconnect: the OAuth grant is revoked at Google; a key is not Patchbay's to revoke ----
     let deleted = patchbay
         .api(

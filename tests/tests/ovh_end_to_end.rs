@@ -309,6 +309,14 @@ async fn ovh_oauth_and_application_key_connections_without_leaking_secrets() {
     let again = query(&patchbay, &alice, &oauth_id, "list_projects").await;
     assert_ne!(again.status, 200, "{}", again.text);
 
+    // While the connections are stored: nothing in clear in the data directory or logs.
+    patchbay.assert_nowhere(
+        &canaries(&fake)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+
     // Disconnect both.
     for id in [&keys_id, &oauth_id] {
         let deleted = patchbay
@@ -322,7 +330,18 @@ async fn ovh_oauth_and_application_key_connections_without_leaking_secrets() {
         .json();
     assert_eq!(listed["connections"], json!([]));
 
-    // Canary scan: client secrets, application secret and keys, every token issued.
+    // Canary scan after disconnecting.
+    assert!(fake.issued() >= 2);
+    patchbay.assert_nowhere(
+        &canaries(&fake)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+}
+
+/// The client secrets, the application secret and keys, and every token the fake issued.
+fn canaries(fake: &FakeOvh) -> Vec<String> {
     let mut canaries: Vec<String> = vec![
         AK.to_owned(),
         AS.to_owned(),
@@ -335,9 +354,7 @@ async fn ovh_oauth_and_application_key_connections_without_leaking_secrets() {
         canaries.push(fake_ovh::issued_access_token("eu", n));
         canaries.push(fake_ovh::issued_refresh_token("eu", n));
     }
-    assert!(fake.issued() >= 2);
-    let canaries: Vec<&str> = canaries.iter().map(String::as_str).collect();
-    patchbay.assert_nowhere(&canaries);
+    canaries
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -773,3 +773,102 @@ fn the_set_up_page_shows_the_messages_the_code_produces() {
         );
     }
 }
+
+#[tokio::test]
+async fn without_the_external_id_key_the_external_id_line_fails_and_no_role_is_assumed_needs_moto()
+{
+    let front = AwsFront::start(&patchbay_testkit::services::moto_url()).await;
+    let connector = front.connector(PLATFORM_SECRET, "");
+    let mut credentials = connector
+        .authenticate(form(json!({"role_arn": fresh_role("PatchbayRole")})))
+        .await
+        .unwrap();
+    let report = connector.validate(&ctx(), &mut credentials).await.unwrap();
+    assert!(!report.passed(), "{report:?}");
+    assert_eq!(
+        check(&report, "platform_identity").outcome,
+        CheckOutcome::Ok
+    );
+    let line = check(&report, "external_id");
+    assert!(line.mandatory);
+    assert_eq!(line.outcome, CheckOutcome::Error, "{line:?}");
+    assert!(
+        line.detail.starts_with(
+            "PATCHBAY_AWS_EXTERNAL_ID_KEY is not set, so Patchbay cannot give ExternalIds"
+        ),
+        "{}",
+        line.detail
+    );
+    for id in ["assume_role", "external_id_enforced", "assumed_identity"] {
+        assert_eq!(check(&report, id).outcome, CheckOutcome::Skipped, "{id}");
+    }
+    assert_eq!(
+        check(&report, "permission:ec2").outcome,
+        CheckOutcome::Skipped
+    );
+    assert!(front.assume_calls().is_empty(), "no role is assumed");
+    let error = connector.onboarding(&ctx()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+    assert!(error
+        .hint()
+        .unwrap()
+        .contains("PATCHBAY_AWS_EXTERNAL_ID_KEY"));
+}
+
+#[tokio::test]
+async fn a_read_only_role_assumable_without_the_external_id_is_refused_needs_moto() {
+    let s = setup().await;
+    let read_only = s.role.replace("PatchbayRole", "PatchbayReadOnly");
+    s.front.trust_role(&s.role, s.external_id.expose());
+    s.front.trust_role_without_external_id(&read_only);
+    let (report, credentials) = s
+        .validate(json!({"role_arn": s.role, "read_only_role_arn": read_only}))
+        .await;
+    assert!(!report.passed(), "{report:?}");
+    assert_eq!(
+        check(&report, "read_only_assume_role").outcome,
+        CheckOutcome::Ok
+    );
+    let enforced = check(&report, "read_only_external_id_enforced");
+    assert!(enforced.mandatory);
+    assert_eq!(enforced.outcome, CheckOutcome::Failed, "{enforced:?}");
+    assert!(
+        enforced.detail.contains(&read_only)
+            && enforced
+                .detail
+                .contains("does not require ExternalId in its trust policy"),
+        "{}",
+        enforced.detail
+    );
+    assert_eq!(
+        check(&report, "assumed_identity").outcome,
+        CheckOutcome::Skipped
+    );
+    assert!(credentials.secrets.external_id.is_none());
+}
+
+#[tokio::test]
+async fn an_assumed_role_that_may_not_say_who_it_is_fails_the_identity_line_needs_moto() {
+    let s = setup().await;
+    s.front.trust_role(&s.role, s.external_id.expose());
+    s.front.deny(&s.account, "sts:GetCallerIdentity");
+    let (report, credentials) = s.validate(json!({"role_arn": s.role})).await;
+    assert!(!report.passed(), "{report:?}");
+    assert_eq!(
+        check(&report, "external_id_enforced").outcome,
+        CheckOutcome::Ok
+    );
+    let identity = check(&report, "assumed_identity");
+    assert!(identity.mandatory);
+    assert_eq!(identity.outcome, CheckOutcome::Failed, "{identity:?}");
+    assert!(
+        identity.detail.starts_with("Access denied")
+            && identity.detail.contains("sts:GetCallerIdentity"),
+        "{}",
+        identity.detail
+    );
+    for id in ["permission:cloudwatch", "permission:eks"] {
+        assert_eq!(check(&report, id).outcome, CheckOutcome::Skipped, "{id}");
+    }
+    assert!(credentials.secrets.external_id.is_none());
+}

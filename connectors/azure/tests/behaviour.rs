@@ -1289,6 +1289,41 @@ fn the_setup_page_names_the_messages_the_code_produces() {
             "docs/connectors/azure.md names \"{message}\""
         );
     }
+    for message in [
+        "No Azure credentials found. Please authenticate with Azure.",
+        "Azure Resource Manager throttled the request",
+        "Microsoft Azure OAuth credentials not configured: set AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
+    ] {
+        assert!(page.contains(message), "the page lacks \"{message}\"");
+    }
+    // Every message of the troubleshooting table is in the code, in pieces where the
+    // code fills in a part (`{api} throttled the request`, the OAuth engine's wording).
+    let source = [
+        include_str!("../src/lib.rs"),
+        include_str!("../src/auth.rs"),
+        include_str!("../src/client.rs"),
+        include_str!("../src/query.rs"),
+        include_str!("../../../crates/patchbay-oauth/src/errors.rs"),
+    ]
+    .concat();
+    for piece in [
+        "No enabled subscription found",
+        "Reply URL mismatch",
+        "Insufficient privileges",
+        "Invalid Azure credentials",
+        "Missing required credentials",
+        "readOnlyCredentials must include clientId and clientSecret",
+        "Failed to get Azure token",
+        "The client secret expires on",
+        "No Azure credentials found. Please authenticate with Azure.",
+        "No Azure subscription found. Please configure your Azure subscription.",
+        "\"Azure Resource Manager\"",
+        "throttled the request",
+        "\"Microsoft Azure\"",
+        "OAuth credentials not configured: set {id_var} and {secret_var}",
+    ] {
+        assert!(source.contains(piece), "the code no longer says {piece:?}");
+    }
 }
 
 // ---- The fake against Microsoft's published examples ----
@@ -1503,4 +1538,44 @@ async fn needs_oauth_mock_the_azure_flow_settings_work_with_a_standard_provider(
     let refresh = refresh.expect("offline_access yields a refresh token");
     let refreshed = engine.refresh(descriptor, &refresh).await.unwrap();
     assert!(!refreshed.access_token.expose().is_empty());
+}
+
+#[tokio::test]
+async fn the_read_only_principal_s_read_and_secret_expiry_lines_fail_on_their_own() {
+    let fake = FakeAzure::start(SECRET, READ_ONLY_SECRET).await;
+    let connector = fake.connector();
+    let ro = json!({"read_only_client_id": READ_ONLY_CLIENT_ID, "read_only_client_secret": READ_ONLY_SECRET});
+    // A read-only principal that sees the subscription but may not read its resources.
+    fake.set_role(READ_ONLY_CLIENT_ID, Role::ActionsOnly);
+    let (_, report) = connect(&connector, form(ro.clone())).await;
+    assert_eq!(line(&report, "permission_read").outcome, CheckOutcome::Ok);
+    let read = line(&report, "read_only_permission_read");
+    assert_eq!(read.outcome, CheckOutcome::Failed, "{read:?}");
+    assert!(
+        read.detail
+            .starts_with("Insufficient privileges: the principal cannot read"),
+        "{}",
+        read.detail
+    );
+    // The read-only principal's own secret about to lapse is its own warning.
+    fake.set_role(READ_ONLY_CLIENT_ID, Role::Reader);
+    fake.set_secret_expiry(
+        READ_ONLY_CLIENT_ID,
+        Utc::now() + Duration::days(3) + Duration::hours(1),
+    );
+    let (_, report) = connect(&connector, form(ro)).await;
+    assert_eq!(
+        line(&report, "client_secret_expiry").outcome,
+        CheckOutcome::Ok
+    );
+    let expiry = line(&report, "read_only_client_secret_expiry");
+    assert_eq!(expiry.outcome, CheckOutcome::Failed, "{expiry:?}");
+    assert!(!expiry.mandatory);
+    assert!(
+        expiry.detail.contains("The client secret expires on")
+            && expiry.detail.contains("in 3 day(s)"),
+        "{}",
+        expiry.detail
+    );
+    assert!(report.passed(), "{report:?}");
 }

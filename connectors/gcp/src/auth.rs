@@ -53,6 +53,8 @@ pub mod messages {
     pub const NO_CREDENTIALS: &str = "No GCP credentials found. Please authenticate with GCP.";
     /// Minting or refreshing an access token failed for another reason than a refusal.
     pub const REFRESH_FAILED: &str = "Token refresh failed";
+    /// Google's token endpoint answered `redirect_uri_mismatch`.
+    pub const REDIRECT_URI_MISMATCH: &str = "Redirect URI mismatch";
 
     /// The message for a required key field that is missing.
     pub fn missing_field(field: &str) -> String {

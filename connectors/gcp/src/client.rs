@@ -431,6 +431,35 @@ pub async fn revoke(http: &HttpClient, token: &SecretString) -> Result<()> {
     .with_hint("remove Patchbay's access at https://myaccount.google.com/permissions"))
 }
 
+/// Words Google's OAuth errors where the engine's generic wording would hide the fix:
+/// `redirect_uri_mismatch` becomes the guide's "Redirect URI mismatch" naming the URI
+/// to register. Other codes keep the engine's wording.
+pub fn explain_oauth_error(
+    error: &str,
+    description: Option<&str>,
+    redirect_uri: Option<&str>,
+) -> Option<Error> {
+    if error != "redirect_uri_mismatch" {
+        return None;
+    }
+    let message = match description.map(str::trim).filter(|text| !text.is_empty()) {
+        Some(description) => format!("{} ({description})", messages::REDIRECT_URI_MISMATCH),
+        None => messages::REDIRECT_URI_MISMATCH.to_owned(),
+    };
+    let hint = match redirect_uri {
+        Some(uri) => format!(
+            "Ensure the redirect URI in GCP Console exactly matches {uri}, and that every \
+             replica uses the same PATCHBAY_PUBLIC_URL"
+        ),
+        None => "Ensure the redirect URI in GCP Console exactly matches Patchbay's".to_owned(),
+    };
+    Some(
+        Error::new(ErrorKind::InvalidConfig, message)
+            .with_connector(CONNECTOR_ID)
+            .with_hint(hint),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,6 +92,7 @@ pub static DESCRIPTOR: ConnectorDescriptor = ConnectorDescriptor {
 };
 
 patchbay_core::register_connector!(DESCRIPTOR);
+patchbay_core::register_oauth_errors!(CONNECTOR_ID, client::explain_oauth_error);
 
 /// Access tokens minted from service-account keys, by the key's SHA-256, kept only
 /// in this process.

@@ -336,6 +336,59 @@ async fn the_token_line_needs_a_refresh_token_or_a_key_google_accepts() {
     assert!(!text.contains(&key.private_key_canary()));
 }
 
+/// Stored OAuth credentials with `remove` taken out of their secrets (a connection
+/// whose tokens were lost or never came).
+async fn oauth_credentials_without(
+    connector: &GcpConnector,
+    fake: &FakeGcp,
+    remove: &[&str],
+) -> patchbay_core::DynCredentials {
+    let mut credentials = connector
+        .authenticate(AuthRequest::OAuth(fake.grant(json!({}))))
+        .await
+        .unwrap();
+    let mut secrets = credentials.secrets.expose().clone();
+    for name in remove {
+        secrets.as_object_mut().unwrap().remove(*name);
+    }
+    credentials.secrets = patchbay_core::RevealedJson::new(secrets);
+    credentials
+}
+
+#[tokio::test]
+async fn an_oauth_connection_without_its_tokens_fails_the_token_line_asking_to_reconnect() {
+    let fake = FakeGcp::start(TOKEN).await;
+    let connector = fake.connector();
+    let mut credentials = oauth_credentials_without(&connector, &fake, &["refresh_token"]).await;
+    let report = connector.validate(&ctx(), &mut credentials).await.unwrap();
+    let token = check(&report, "token");
+    assert_eq!(token.outcome, CheckOutcome::Failed, "{token:?}");
+    assert!(
+        token.detail.starts_with(messages::NO_REFRESH_TOKEN),
+        "{token:?}"
+    );
+    assert!(!report.passed());
+
+    let mut credentials =
+        oauth_credentials_without(&connector, &fake, &["access_token", "refresh_token"]).await;
+    let report = connector.validate(&ctx(), &mut credentials).await.unwrap();
+    let token = check(&report, "token");
+    assert_ne!(token.outcome, CheckOutcome::Ok, "{token:?}");
+    assert!(
+        token.detail.starts_with(messages::NO_CREDENTIALS),
+        "{token:?}"
+    );
+    assert_eq!(
+        messages::NO_CREDENTIALS,
+        "No GCP credentials found. Please authenticate with GCP."
+    );
+    assert!(!report.passed());
+    assert!(
+        fake.requests_to("/token").is_empty(),
+        "nothing is sent without credentials"
+    );
+}
+
 #[tokio::test]
 async fn the_identity_line_is_informational() {
     let fake = FakeGcp::start(TOKEN).await;
@@ -1103,6 +1156,7 @@ fn the_set_up_page_shows_the_messages_the_code_produces() {
         messages::NO_REFRESH_TOKEN,
         messages::NO_CREDENTIALS,
         messages::REFRESH_FAILED,
+        messages::REDIRECT_URI_MISMATCH,
         &messages::missing_field("client_email"),
         patchbay_connector_gcp::client::API_NOT_ENABLED,
         "API not enabled: Compute Engine API (compute.googleapis.com) is not enabled in project acme-prod",
@@ -1226,6 +1280,66 @@ mod oauth_flow {
             callback,
             begun.cookie.value.expose().clone(),
         )
+    }
+
+    #[tokio::test]
+    async fn a_callback_url_google_does_not_know_is_the_guides_redirect_uri_mismatch() {
+        let fake = FakeGcp::start("canary-mismatch-token-7d1c").await;
+        // The client in the console lists another deployment's callback.
+        fake.register_redirect_uri("https://other.patchbay.test/callback");
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path(), &fake.override_spec()).await;
+        let start = engine
+            .start(
+                &alice(),
+                &DESCRIPTOR,
+                StartRequest {
+                    label: None,
+                    options: Default::default(),
+                    allow_writes: false,
+                },
+            )
+            .await
+            .unwrap();
+        let state = start.begin_url.rsplit('/').next().unwrap();
+        let begun = engine
+            .begin(state, |id| (id == DESCRIPTOR.id).then_some(&DESCRIPTOR))
+            .await
+            .unwrap();
+        let at_fake =
+            begun
+                .authorize_url
+                .replacen("https://accounts.google.com", &fake.base_url(), 1);
+        let answer = reqwest::get(&at_fake).await.unwrap();
+        assert_eq!(answer.status(), 400);
+        assert!(answer
+            .text()
+            .await
+            .unwrap()
+            .contains("redirect_uri_mismatch"));
+
+        // Google's code reaching the token endpoint is worded as the guide does,
+        // naming the URI to register.
+        let redirect_uri = format!("{PUBLIC_URL}/callback");
+        let error = patchbay_core::oauth::connector_oauth_error(
+            DESCRIPTOR.id,
+            "redirect_uri_mismatch",
+            Some("Bad Request"),
+            Some(&redirect_uri),
+        )
+        .expect("the GCP connector words redirect_uri_mismatch");
+        assert_eq!(error.kind(), ErrorKind::InvalidConfig);
+        assert_eq!(error.message(), "Redirect URI mismatch (Bad Request)");
+        let hint = error.hint().unwrap_or_default();
+        assert!(hint.contains(&redirect_uri), "{hint}");
+        assert!(hint.contains("PATCHBAY_PUBLIC_URL"), "{hint}");
+        assert!(patchbay_core::oauth::connector_oauth_error(
+            DESCRIPTOR.id,
+            "invalid_grant",
+            None,
+            Some(&redirect_uri)
+        )
+        .is_none());
     }
 
     #[tokio::test]

@@ -82,7 +82,10 @@ impl<'a> OvhClient<'a> {
     ) -> Result<Self> {
         let authorization = match credentials.config.auth_method {
             AuthMethod::Oauth => {
-                Authorization::Bearer(credentials.access_token(CONNECTOR_ID)?.clone())
+                let token = credentials
+                    .access_token(CONNECTOR_ID)
+                    .map_err(|_| not_authenticated())?;
+                Authorization::Bearer(token.clone())
             }
             AuthMethod::ApplicationKey => {
                 let secrets = &credentials.secrets;

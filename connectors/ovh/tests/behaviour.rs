@@ -404,6 +404,58 @@ async fn a_denied_project_list_is_a_failed_optional_check_naming_iam() {
     );
 }
 
+#[tokio::test]
+async fn each_validation_line_fails_on_its_own_cause() {
+    // Dedicated servers denied: an optional line, the connection degraded.
+    let fake = FakeOvh::start(Some(keys())).await;
+    fake.forbid("/dedicated/server");
+    let (_, report) = connect(&fake, form_fields(json!({}))).await;
+    assert_eq!(report.overall, ValidationStatus::Degraded, "{report:?}");
+    let servers = check(&report, "dedicated_servers");
+    assert!(!servers.mandatory);
+    assert_eq!(servers.outcome, CheckOutcome::Failed);
+    assert!(
+        servers
+            .detail
+            .starts_with("IAM permissions required for /dedicated/server"),
+        "{}",
+        servers.detail
+    );
+    assert_eq!(check(&report, "cloud_projects").outcome, CheckOutcome::Ok);
+
+    // The account call denied by IAM: the mandatory line fails and the rest is skipped.
+    let fake = FakeOvh::start(Some(keys())).await;
+    fake.forbid("/me");
+    let (_, report) = connect(&fake, form_fields(json!({}))).await;
+    assert_eq!(report.overall, ValidationStatus::Failed, "{report:?}");
+    let credentials = check(&report, "credentials");
+    assert_eq!(credentials.outcome, CheckOutcome::Failed);
+    assert!(
+        credentials
+            .detail
+            .starts_with("IAM permissions required for /me"),
+        "{}",
+        credentials.detail
+    );
+    for id in ["cloud_projects", "dedicated_servers"] {
+        assert_eq!(check(&report, id).outcome, CheckOutcome::Skipped, "{id}");
+    }
+
+    // OVHcloud failing: an error (retry later), not a verdict on the credentials.
+    let fake = FakeOvh::start(Some(keys())).await;
+    for _ in 0..9 {
+        fake.inject("/me", Fault::ServerError);
+    }
+    let (_, report) = connect(&fake, form_fields(json!({}))).await;
+    let credentials = check(&report, "credentials");
+    assert_eq!(credentials.outcome, CheckOutcome::Error, "{credentials:?}");
+    assert!(
+        credentials.detail.starts_with("OVH API request failed"),
+        "{}",
+        credentials.detail
+    );
+}
+
 // --- Operations ----------------------------------------------------------------
 
 async fn signed_credentials(fake: &FakeOvh) -> DynCredentials {
@@ -1164,6 +1216,10 @@ async fn a_refresh_goes_to_the_connection_s_region_and_a_refused_one_never_retur
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::NeedsReauth);
+    assert_eq!(
+        error.message(),
+        "the OVHcloud authorization expired or was revoked; reconnect OVHcloud"
+    );
     assert!(!format!("{error:?}").contains("canary-ovh-stale-access-token"));
     let status = records
         .get_connection(&alice(), &record.id)
@@ -1230,6 +1286,53 @@ fn the_set_up_page_lists_the_messages_the_code_gives() {
             "{message}"
         );
     }
+    // The table's messages are the code's, in pieces where the code fills in a part.
+    let source = [
+        include_str!("../src/lib.rs"),
+        include_str!("../src/auth.rs"),
+        include_str!("../src/client.rs"),
+        include_str!("../../../crates/patchbay-oauth/src/errors.rs"),
+    ]
+    .concat();
+    for piece in [
+        "OAuth2 credentials not configured for {region}",
+        "OVH connector not enabled",
+        "Missing region. Must be one of: {REGION_NAMES}",
+        "Invalid region. Must be one of: {REGION_NAMES}",
+        "{what} is required",
+        "{what} is malformed: OVHcloud keys are 8 to 128 letters and digits",
+        "No access_token received from OVH",
+        "OVH authentication expired. Please reconnect your account.",
+        "IAM permissions required for {template}",
+        "Rate limited by OVHcloud",
+        "OVH API request failed",
+        "Not authenticated with OVH",
+        "{} OAuth needs the option `{}`; {offered}",
+        "{} OAuth has no such `{}`; {offered}",
+        "the {name} authorization expired or was revoked; reconnect {name}",
+    ] {
+        assert!(source.contains(piece), "the code no longer says {piece:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_connection_without_a_usable_credential_is_not_authenticated() {
+    let fake = FakeOvh::start(None).await;
+    let connector = fake.connector();
+    let mut credentials = connector
+        .authenticate(AuthRequest::OAuth(grant("canary-ovh-lost-token", "ovh-eu")))
+        .await
+        .unwrap();
+    let mut secrets = credentials.secrets.expose().clone();
+    secrets.as_object_mut().unwrap().remove("access_token");
+    credentials.secrets = RevealedJson::new(secrets);
+    let error = connector
+        .validate(&ctx(), &mut credentials)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NeedsReauth);
+    assert_eq!(error.message(), "Not authenticated with OVH");
+    assert!(fake.requests().is_empty(), "nothing was sent");
 }
 
 // --- The same regional flow against the standard OAuth server ---------------------
