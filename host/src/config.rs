@@ -19,6 +19,9 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 pub struct HostConfig {
     /// Where to listen (`PATCHBAY_LISTEN`).
     pub listen: SocketAddr,
+    /// A separate address for `/metrics` (`PATCHBAY_METRICS_LISTEN`); unset, the
+    /// metrics are served on [`HostConfig::listen`] with the API.
+    pub metrics_listen: Option<SocketAddr>,
     /// The base URL people and providers reach us at (`PATCHBAY_PUBLIC_URL`).
     pub public_url: String,
     /// Where embedded stores keep their files (`PATCHBAY_DATA_DIR`).
@@ -84,6 +87,19 @@ impl HostConfig {
                 ),
             });
             DEFAULT_LISTEN.parse().expect("default listen address parses")
+        });
+
+        let metrics_listen = env.get("PATCHBAY_METRICS_LISTEN").and_then(|text| {
+            let parsed = text.parse::<SocketAddr>().ok();
+            if parsed.is_none() {
+                problems.push(ConfigProblem {
+                    variable: "PATCHBAY_METRICS_LISTEN",
+                    message: format!(
+                        "`{text}` is not an address:port; use e.g. 127.0.0.1:9090, or unset it to serve /metrics with the API"
+                    ),
+                });
+            }
+            parsed
         });
 
         let public_url = env
@@ -183,6 +199,7 @@ impl HostConfig {
         }
         Ok(Self {
             listen,
+            metrics_listen,
             public_url,
             data_dir,
             database_url,
@@ -211,6 +228,7 @@ mod tests {
     fn every_problem_is_reported_with_its_variable() {
         let env = ConnectorEnv::from_pairs([
             ("PATCHBAY_LISTEN", "not-an-address"),
+            ("PATCHBAY_METRICS_LISTEN", "9090"),
             ("PATCHBAY_PUBLIC_URL", "ftp://x"),
             ("PATCHBAY_LOG_FORMAT", "xml"),
             ("PATCHBAY_SECRETS", "vault"),
@@ -222,6 +240,7 @@ mod tests {
             variables,
             [
                 "PATCHBAY_LISTEN",
+                "PATCHBAY_METRICS_LISTEN",
                 "PATCHBAY_PUBLIC_URL",
                 "VAULT_ADDR",
                 "PATCHBAY_LOG_FORMAT",

@@ -11,6 +11,7 @@ pub mod config;
 pub mod connectors;
 pub mod error;
 pub mod lifecycle;
+pub mod metrics;
 pub mod oauth;
 pub mod state;
 pub mod telemetry;
@@ -21,8 +22,8 @@ use std::sync::Arc;
 use axum::Router;
 use patchbay_core::{ConnectorEnv, Registry, Result};
 use patchbay_store::{
-    open_record_store, AlertIngestor, KeySource, LocalSecretStore, MasterKey, RecordStore,
-    SecretStore, VaultConfig, VaultSecretStore,
+    open_record_store, AlertIngestor, KeySource, LocalSecretStore, MasterKey, MeteredRecordStore,
+    MeteredSecretStore, RecordStore, SecretStore, VaultConfig, VaultSecretStore,
 };
 use tokio::net::TcpListener;
 
@@ -92,6 +93,9 @@ impl HostBuilder {
             Some(secrets) => secrets,
             None => open_secrets(&self.config, &self.env).await?,
         };
+        metrics::spawn_upkeep();
+        let records = MeteredRecordStore::wrap(records);
+        let secrets = MeteredSecretStore::wrap(secrets);
         let principals = self.principals.unwrap_or_else(|| {
             Arc::new(DefaultPrincipalExtractor::new(
                 records.clone(),
@@ -198,11 +202,18 @@ impl Host {
         &self.config
     }
 
-    /// Every route: the JSON API and the connectors' webhook paths.
+    /// Every route: the JSON API, the connectors' webhook paths and, unless
+    /// `PATCHBAY_METRICS_LISTEN` moves it, `/metrics`.
     pub fn router(&self) -> Router {
-        api::router()
+        let router = api::router()
             .merge(webhooks::router(&self.state))
-            .merge(oauth::router(&self.state))
+            .merge(oauth::router(&self.state));
+        let router = if self.config.metrics_listen.is_none() {
+            router.merge(metrics::router())
+        } else {
+            router
+        };
+        router
             .with_state(self.state.clone())
             .layer(telemetry::trace_layer())
     }
@@ -214,9 +225,22 @@ impl Host {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = self.router();
+        let metrics_server = match self.config.metrics_listen {
+            Some(address) => {
+                let listener = TcpListener::bind(address).await?;
+                tracing::info!(%address, "serving /metrics");
+                Some(tokio::spawn(async move {
+                    axum::serve(listener, metrics::router::<()>()).await
+                }))
+            }
+            None => None,
+        };
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        if let Some(server) = metrics_server {
+            server.abort();
+        }
         self.state.ingestor.clone().shutdown().await;
         Ok(())
     }

@@ -117,6 +117,7 @@ async fn start(
             },
         )
         .await?;
+    crate::metrics::record_oauth_flow(descriptor.id, "started");
     Ok(Json(json!({
         "begin_url": started.begin_url,
         "expires_at": started.expires_at,
@@ -254,8 +255,12 @@ async fn callback(
             error: copy_error(error.error()),
         },
     };
-    if let Outcome::Failed { error, .. } = &outcome {
-        tracing::info!(connector, kind = %error.kind(), message = %error.message(), "OAuth callback failed");
+    match &outcome {
+        Outcome::Connected { .. } => crate::metrics::record_oauth_flow(connector, "completed"),
+        Outcome::Failed { error, .. } => {
+            crate::metrics::record_oauth_flow(connector, "failed");
+            tracing::info!(connector, kind = %error.kind(), message = %error.message(), "OAuth callback failed");
+        }
     }
     let mut response = respond(&state, connector, display_name, outcome);
     // The binding cookie has done its work, whatever the outcome.

@@ -5,6 +5,8 @@
 //! so nothing unverified is normalised or stored. Events are stored durably
 //! before the 202 acknowledgement.
 
+use std::time::Instant;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -45,7 +47,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
                     move |state: State<AppState>,
                           headers: HeaderMap,
                           body: Result<Bytes, BytesRejection>| async move {
-                        receive_app(state, connector, headers, body).await
+                        let arrived = Instant::now();
+                        let answer = receive_app(state, connector, headers, body).await;
+                        record_delivery(connector, arrived, &answer);
+                        answer
                     },
                 ),
                 WebhookAuth::Token { .. }
@@ -56,7 +61,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
                           Path(user_id): Path<String>,
                           headers: HeaderMap,
                           body: Result<Bytes, BytesRejection>| async move {
-                        receive(state, connector, user_id, headers, body).await
+                        let arrived = Instant::now();
+                        let answer = receive(state, connector, user_id, headers, body).await;
+                        record_delivery(connector, arrived, &answer);
+                        answer
                     },
                 ),
             };
@@ -118,7 +126,12 @@ async fn receive_app(
         Err(error) => return Err(error.into()),
     };
     let routing_key = match connector.route_webhook(&delivery).await? {
-        WebhookRoute::Reply(reply) => return Ok(reply_response(reply)),
+        WebhookRoute::Reply(reply) => {
+            return Ok(with_outcome(
+                reply_response(reply),
+                DeliveryOutcome::Replied,
+            ))
+        }
         WebhookRoute::Connection(routing_key) => routing_key,
     };
     let Some(record) = state
@@ -131,11 +144,14 @@ async fn receive_app(
             connector = connector_id,
             "app webhook for no connection; ignored"
         );
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({ "accepted": 0, "duplicates": 0, "ignored": true })),
-        )
-            .into_response());
+        return Ok(with_outcome(
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({ "accepted": 0, "duplicates": 0, "ignored": true })),
+            )
+                .into_response(),
+            DeliveryOutcome::Ignored,
+        ));
     };
     let outcome = connector
         .normalize(&context(&record), &record.metadata, &delivery)
@@ -229,14 +245,22 @@ async fn store_and_acknowledge(
             duplicates += 1;
         }
     }
+    let stored = if accepted > 0 || duplicates == 0 {
+        DeliveryOutcome::Accepted
+    } else {
+        DeliveryOutcome::Duplicate
+    };
     if let Some(reply) = outcome.reply {
-        return Ok(reply_response(reply));
+        return Ok(with_outcome(reply_response(reply), stored));
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "accepted": accepted, "duplicates": duplicates })),
-    )
-        .into_response())
+    Ok(with_outcome(
+        (
+            StatusCode::ACCEPTED,
+            Json(json!({ "accepted": accepted, "duplicates": duplicates })),
+        )
+            .into_response(),
+        stored,
+    ))
 }
 
 fn reply_response(reply: WebhookReply) -> Response {
@@ -276,4 +300,64 @@ async fn ingest_all(
         }));
     }
     results
+}
+
+/// What became of a delivery that was answered with success, for the metrics.
+#[derive(Debug, Clone, Copy)]
+enum DeliveryOutcome {
+    /// At least one event was new and is stored.
+    Accepted,
+    /// Every event was already stored.
+    Duplicate,
+    /// Answered with the connector's own reply (a URL-verification challenge).
+    Replied,
+    /// Verified, but no connection wants it.
+    Ignored,
+}
+
+impl DeliveryOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Replied => "replied",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+fn with_outcome(mut response: Response, outcome: DeliveryOutcome) -> Response {
+    response.extensions_mut().insert(outcome);
+    response
+}
+
+/// Counts a delivery by its outcome and, when it was stored, times it from arrival
+/// to acknowledgement.
+fn record_delivery(connector: &'static str, arrived: Instant, answer: &Result<Response, ApiError>) {
+    let outcome = match answer {
+        Ok(response) => response
+            .extensions()
+            .get::<DeliveryOutcome>()
+            .map_or("replied", |outcome| outcome.label()),
+        Err(error) if error.error().kind() == ErrorKind::Unsupported => "rejected_disabled",
+        Err(error) => match error.status() {
+            StatusCode::UNAUTHORIZED => "rejected_auth",
+            StatusCode::NOT_FOUND => "rejected_unknown",
+            status if status.is_client_error() => "rejected_input",
+            _ => "failed",
+        },
+    };
+    metrics::counter!(
+        patchbay_core::metrics::WEBHOOK_DELIVERIES,
+        "connector" => connector,
+        "outcome" => outcome,
+    )
+    .increment(1);
+    if matches!(outcome, "accepted" | "duplicate") {
+        metrics::histogram!(
+            patchbay_core::metrics::WEBHOOK_INGEST_SECONDS,
+            "connector" => connector,
+        )
+        .record(arrived.elapsed().as_secs_f64());
+    }
 }

@@ -5,6 +5,7 @@
 //! through [`Patchbay::request`] so canary scans can cover them.
 #![deny(missing_docs)]
 
+pub mod metrics;
 pub mod openbao;
 pub mod postgres;
 pub mod proxy;
@@ -300,6 +301,24 @@ impl Patchbay {
             body.map(|body| serde_json::to_vec(&body).expect("json")),
         )
         .await
+    }
+
+    /// Scrapes `/metrics` at `base_url` (this process's own address, or the one
+    /// `PATCHBAY_METRICS_LISTEN` moved it to); metrics need no API key.
+    pub async fn scrape(&self, base_url: &str) -> metrics::Scrape {
+        let response = self
+            .client
+            .get(format!("{base_url}/metrics"))
+            .send()
+            .await
+            .expect("the metrics endpoint answers");
+        assert_eq!(response.status().as_u16(), 200, "GET {base_url}/metrics");
+        let text = response.text().await.expect("body");
+        self.transcript
+            .lock()
+            .expect("transcript")
+            .push(text.clone());
+        metrics::Scrape::new(text)
     }
 
     /// Everything the process has logged so far.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use patchbay_connector_github::fake as fake_github;
 use patchbay_connector_slack::fake as fake_slack;
+use patchbay_core::metrics as metric_names;
 use patchbay_e2e::openbao::vault_call;
 use patchbay_e2e::postgres::TestDatabase;
 use patchbay_e2e::Patchbay;
@@ -468,5 +469,41 @@ async fn needs_vault_needs_postgres_a_refresh_storm_across_two_replicas_makes_on
         1,
         "500 concurrent queries on two replicas refresh the token exactly once"
     );
+
+    // The metrics of both replicas say the same: one refresh, one completed flow,
+    // and the stores by their backend names.
+    let scrapes = [
+        replica_a.scrape(&replica_a.base_url).await,
+        replica_b.scrape(&replica_b.base_url).await,
+    ];
+    let total = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrapes.iter().map(|scrape| scrape.sum(name, labels)).sum()
+    };
+    let slack = ("connector", "slack");
+    assert_eq!(
+        total(
+            metric_names::TOKEN_REFRESHES,
+            &[slack, ("outcome", "refreshed")]
+        ),
+        1.0
+    );
+    assert_eq!(total(metric_names::TOKEN_REFRESHES, &[slack]), 1.0);
+    assert_eq!(
+        total(metric_names::OAUTH_FLOWS, &[slack, ("stage", "started")]),
+        1.0
+    );
+    assert_eq!(
+        total(metric_names::OAUTH_FLOWS, &[slack, ("stage", "completed")]),
+        1.0
+    );
+    for backend in ["postgres", "vault"] {
+        assert!(
+            total(
+                metric_names::STORE_OPERATIONS,
+                &[("backend", backend), ("outcome", "ok")]
+            ) > 0.0,
+            "{backend} calls are counted"
+        );
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
 }

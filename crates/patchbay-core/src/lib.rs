@@ -11,6 +11,7 @@ pub mod connector;
 pub mod descriptor;
 pub mod env;
 pub mod error;
+pub mod metrics;
 pub mod oauth;
 pub mod operation;
 pub mod registry;

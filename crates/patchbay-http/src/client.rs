@@ -7,8 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, Method, StatusCode};
+use patchbay_core::metrics as metric_names;
 use patchbay_core::secret::REDACTED;
 use patchbay_core::{ConnectorEnv, Error, OAuthClientCredentials, Result, SecretString};
 use rand::Rng as _;
@@ -420,6 +421,7 @@ impl RequestBuilder {
             headers: self.headers,
             body: self.body,
             connector,
+            operation: self.operation,
             idempotent,
             timeout: self
                 .timeout
@@ -519,6 +521,7 @@ struct Attempt<'a> {
     headers: HeaderMap,
     body: Option<Bytes>,
     connector: Option<&'static str>,
+    operation: Option<&'static str>,
     idempotent: bool,
     timeout: Duration,
     sent_secrets: Arc<[SecretString]>,
@@ -571,6 +574,14 @@ impl Attempt<'_> {
                         None
                     };
                     if let Some(wait) = wait {
+                        let reason = if status == StatusCode::TOO_MANY_REQUESTS
+                            || response.headers().contains_key(RETRY_AFTER)
+                        {
+                            "rate_limited"
+                        } else {
+                            "server_error"
+                        };
+                        self.record_retry(reason, wait);
                         tracing::debug!(
                             status = status.as_u16(),
                             attempt = attempts,
@@ -596,6 +607,7 @@ impl Attempt<'_> {
                     if retries_left && self.idempotent && retryable_transport(&error) =>
                 {
                     let wait = self.backoff(attempts);
+                    self.record_retry("transport", wait);
                     tracing::debug!(
                         attempt = attempts,
                         timed_out = error.is_timeout(),
@@ -609,6 +621,25 @@ impl Attempt<'_> {
         };
         span.record("attempts", attempts);
         span.record("elapsed_ms", started.elapsed().as_millis() as u64);
+        let status_class = match &outcome {
+            Ok((status, _, _)) => metric_names::status_class(status.as_u16()),
+            Err(_) => "transport_error",
+        };
+        let connector = self.connector.unwrap_or("unnamed");
+        let operation = self.operation.unwrap_or("unnamed");
+        metrics::counter!(
+            metric_names::PROVIDER_REQUESTS,
+            "connector" => connector,
+            "operation" => operation,
+            "status_class" => status_class,
+        )
+        .increment(1);
+        metrics::histogram!(
+            metric_names::PROVIDER_REQUEST_SECONDS,
+            "connector" => connector,
+            "operation" => operation,
+        )
+        .record(started.elapsed().as_secs_f64());
         match outcome {
             Ok((status, headers, body)) => {
                 span.record("status", status.as_u16());
@@ -676,6 +707,19 @@ impl Attempt<'_> {
                         | StatusCode::SERVICE_UNAVAILABLE
                         | StatusCode::GATEWAY_TIMEOUT
                 ))
+    }
+
+    /// Counts a retry and the wait before it.
+    fn record_retry(&self, reason: &'static str, wait: Duration) {
+        let connector = self.connector.unwrap_or("unnamed");
+        metrics::counter!(metric_names::PROVIDER_RETRIES, "connector" => connector, "reason" => reason)
+            .increment(1);
+        metrics::histogram!(
+            metric_names::PROVIDER_RETRY_WAIT_SECONDS,
+            "connector" => connector,
+            "reason" => reason,
+        )
+        .record(wait.as_secs_f64());
     }
 
     /// Exponential backoff with full jitter before retry number `retry` (1-based).

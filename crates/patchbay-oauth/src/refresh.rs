@@ -253,6 +253,7 @@ impl TokenRefresher {
         }
         let Some(refresh_token) = stored_tokens(&latest).and_then(|tokens| tokens.refresh_token)
         else {
+            record_refresh(descriptor, "revoked");
             self.mark_needs_reauth(record).await;
             return Err(errors::needs_reauth(descriptor));
         };
@@ -276,10 +277,14 @@ impl TokenRefresher {
                     .refresh_connection(descriptor, &record.metadata, &refresh_token),
             )
             .await
-            .map_err(|_| too_slow())?;
+            .map_err(|_| {
+                record_refresh(descriptor, "failed");
+                too_slow()
+            })?;
             match answer {
                 Ok(tokens) => break tokens,
                 Err(failure) if failure.provider_code.as_deref() == Some("invalid_grant") => {
+                    record_refresh(descriptor, "revoked");
                     self.mark_needs_reauth(record).await;
                     return Err(errors::needs_reauth(descriptor));
                 }
@@ -296,6 +301,7 @@ impl TokenRefresher {
                         .unwrap_or(backoff)
                         .min(Duration::from_secs(10));
                     if tokio::time::Instant::now() + wait >= deadline {
+                        record_refresh(descriptor, "failed");
                         return Err(failure.error);
                     }
                     tracing::info!(connection = %record.id, attempt, "token refresh failed transiently; retrying");
@@ -303,7 +309,10 @@ impl TokenRefresher {
                     backoff *= 2;
                     attempt += 1;
                 }
-                Err(failure) => return Err(failure.error),
+                Err(failure) => {
+                    record_refresh(descriptor, "failed");
+                    return Err(failure.error);
+                }
             }
         };
         if !self
@@ -312,6 +321,7 @@ impl TokenRefresher {
             .await?
         {
             tracing::warn!(connection = %record.id, fence = lease.fence, "the refresh lease was taken over before the new tokens were saved; not overwriting the newer holder's tokens");
+            record_refresh(descriptor, "failed");
             return Err(too_slow());
         }
         // Saved before use: a rotated refresh token must never be lost. Merged into the
@@ -319,7 +329,9 @@ impl TokenRefresher {
         let updated = patchbay_store::modify(&*self.secrets, &record.secret_ref, |stored| {
             Ok(merged(stored, &tokens))
         })
-        .await?;
+        .await
+        .inspect_err(|_| record_refresh(descriptor, "failed"))?;
+        record_refresh(descriptor, "refreshed");
         tracing::info!(connection = %record.id, connector = descriptor.id, "refreshed an access token");
         Ok(updated)
     }
@@ -333,4 +345,14 @@ impl TokenRefresher {
             tracing::warn!(connection = %record.id, error = %error, "could not mark a connection as needing reauthorization");
         }
     }
+}
+
+/// Counts one token refresh by its outcome (`refreshed`, `revoked`, `failed`).
+fn record_refresh(descriptor: &ConnectorDescriptor, outcome: &'static str) {
+    metrics::counter!(
+        patchbay_core::metrics::TOKEN_REFRESHES,
+        "connector" => descriptor.id,
+        "outcome" => outcome,
+    )
+    .increment(1);
 }

@@ -165,6 +165,8 @@ async fn write_batch(store: &dyn RecordStore, batch: Vec<IngestRequest>, counter
         .map(|request| (request.alert, request.reply))
         .unzip();
     let outcome = store.insert_alerts(&alerts).await;
+    metrics::histogram!(patchbay_core::metrics::ALERT_COMMIT_BATCH_SIZE)
+        .record(alerts.len() as f64);
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters
         .alerts

@@ -9,6 +9,7 @@
 
 pub mod ingest;
 pub mod local;
+pub mod metered;
 pub mod open;
 pub mod postgres;
 pub mod records;
@@ -18,6 +19,7 @@ pub mod vault;
 
 pub use ingest::{AlertIngestor, IngestStats};
 pub use local::{KeySource, LocalSecretStore, MasterKey};
+pub use metered::{MeteredRecordStore, MeteredSecretStore};
 pub use open::open_record_store;
 pub use postgres::PostgresRecordStore;
 pub use records::{

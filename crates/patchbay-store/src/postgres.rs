@@ -1130,4 +1130,8 @@ impl RecordStore for PostgresRecordStore {
             .map_err(|error| self.error("checking health", error))?;
         Ok(())
     }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
 }

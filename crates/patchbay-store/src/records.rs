@@ -381,4 +381,9 @@ pub trait RecordStore: Send + Sync + 'static {
 
     /// Checks the database is reachable.
     async fn health(&self) -> Result<()>;
+
+    /// A short name for metrics and health reports (`sqlite`, `postgres`).
+    fn backend(&self) -> &'static str {
+        "custom"
+    }
 }

@@ -982,6 +982,10 @@ impl RecordStore for SqliteRecordStore {
             .map_err(|error| db_error("checking health", error))?;
         Ok(())
     }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
 }
 
 #[cfg(test)]
