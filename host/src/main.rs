@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use patchbay_core::{ConnectorEnv, Tenant};
+use patchbay_core::{ConnectorEnv, SecretString, Tenant};
+use patchbay_host::client::{self, ApiClient, ApiFailure};
 use patchbay_host::config::HostConfig;
 use patchbay_host::{auth, connectors, telemetry, HostBuilder, SecretsBackend};
 use patchbay_store::{ApiKeyRecord, VaultConfig, VaultSecretStore};
@@ -31,6 +32,57 @@ enum Command {
     ApiKeys {
         #[command(subcommand)]
         command: ApiKeysCommand,
+    },
+    /// List and re-validate the connections of a running service.
+    Connections {
+        #[command(flatten)]
+        service: Service,
+        #[command(subcommand)]
+        command: ConnectionsCommand,
+    },
+    /// Run one operation of a connection on a running service and print its JSON.
+    ///
+    /// Exit status: 0 success, 2 bad parameters, 3 credentials rejected or
+    /// reconnection needed, 4 permission denied, 5 not found, 6 rate limited or
+    /// unavailable, 1 anything else.
+    Query {
+        #[command(flatten)]
+        service: Service,
+        /// The connection id (`patchbay connections list` shows it).
+        connection: String,
+        /// The operation (`patchbay connectors list` shows each connector's).
+        operation: String,
+        /// The operation's parameters as a JSON object.
+        #[arg(default_value = "{}")]
+        params: String,
+    },
+}
+
+/// Where the running service is and the API key to call it with.
+#[derive(clap::Args)]
+struct Service {
+    /// The service's base URL.
+    #[arg(long, global = true, env = client::URL_VAR, default_value = "http://127.0.0.1:5080")]
+    url: String,
+    /// An API key (`patchbay api-keys create`); prefer the variable, which stays
+    /// out of the shell history.
+    #[arg(long, global = true, env = client::API_KEY_VAR, hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ConnectionsCommand {
+    /// List the caller's connections: id, connector, label, status, last validation.
+    List {
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a connection again and print its report line by line; exits 1 when
+    /// the report fails.
+    Validate {
+        /// The connection id.
+        connection: String,
     },
 }
 
@@ -94,8 +146,9 @@ fn load_config(env: &ConnectorEnv) -> Result<HostConfig, ExitCode> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `.env` first, so the CLI's variables (PATCHBAY_URL, PATCHBAY_API_KEY) may come from it.
     let env = load_env();
+    let cli = Cli::parse();
     match run(cli.command, env).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(code) => code,
@@ -113,7 +166,160 @@ async fn run(command: Command, env: ConnectorEnv) -> Result<(), ExitCode> {
             ApiKeysCommand::List { user, org } => list_api_keys(env, user, org).await,
             ApiKeysCommand::Revoke { prefix } => revoke_api_key(env, prefix).await,
         },
+        Command::Connections { service, command } => {
+            let client = service.client()?;
+            match command {
+                ConnectionsCommand::List { json } => list_connections(&client, json).await,
+                ConnectionsCommand::Validate { connection } => {
+                    validate_connection(&client, &connection).await
+                }
+            }
+        }
+        Command::Query {
+            service,
+            connection,
+            operation,
+            params,
+        } => run_query(&service.client()?, &connection, &operation, &params).await,
     }
+}
+
+impl Service {
+    fn client(&self) -> Result<ApiClient, ExitCode> {
+        let Some(api_key) = self.api_key.as_deref().filter(|key| !key.trim().is_empty()) else {
+            eprintln!(
+                "patchbay: {}: not set; create a key with `patchbay api-keys create --user <user>` and export it",
+                client::API_KEY_VAR
+            );
+            return Err(ExitCode::from(client::exit_code(Some(
+                patchbay_core::ErrorKind::InvalidConfig,
+            ))));
+        };
+        ApiClient::new(&self.url, SecretString::from(api_key.trim()))
+            .map_err(|failure| api_failure("connecting", failure))
+    }
+}
+
+/// Prints an API failure with its hint and exits with its kind's status.
+fn api_failure(context: &str, failure: ApiFailure) -> ExitCode {
+    eprintln!("patchbay: {context}: {failure}");
+    ExitCode::from(client::exit_code(failure.kind))
+}
+
+fn print_json(value: &serde_json::Value) -> Result<(), ExitCode> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| fail("printing JSON", e))?;
+    println!("{text}");
+    Ok(())
+}
+
+async fn list_connections(client: &ApiClient, json: bool) -> Result<(), ExitCode> {
+    let listed = client
+        .list_connections()
+        .await
+        .map_err(|failure| api_failure("listing connections", failure))?;
+    if json {
+        return print_json(&listed);
+    }
+    let connections = listed["connections"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if connections.is_empty() {
+        eprintln!("No connections.");
+        return Ok(());
+    }
+    let text = |connection: &serde_json::Value, key: &str| {
+        connection[key].as_str().unwrap_or("-").to_owned()
+    };
+    let rows: Vec<[String; 5]> = connections
+        .iter()
+        .map(|connection| {
+            [
+                text(connection, "id"),
+                text(connection, "connector"),
+                text(connection, "label"),
+                text(connection, "status"),
+                text(connection, "validated_at"),
+            ]
+        })
+        .collect();
+    let header = ["ID", "CONNECTOR", "LABEL", "STATUS", "VALIDATED"];
+    let widths: Vec<usize> = (0..header.len())
+        .map(|column| {
+            rows.iter()
+                .map(|row| row[column].chars().count())
+                .chain([header[column].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 5]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!("{}", line(header));
+    for row in &rows {
+        println!("{}", line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
+    }
+    Ok(())
+}
+
+async fn validate_connection(client: &ApiClient, connection: &str) -> Result<(), ExitCode> {
+    let answer = client
+        .validate(connection)
+        .await
+        .map_err(|failure| api_failure("validating", failure))?;
+    let report = &answer["report"];
+    for check in report["checks"].as_array().into_iter().flatten() {
+        println!(
+            "{:<8} {}: {}",
+            check["outcome"].as_str().unwrap_or("?"),
+            check["id"].as_str().unwrap_or("?"),
+            check["detail"].as_str().unwrap_or_default()
+        );
+    }
+    let overall = report["overall"].as_str().unwrap_or("failed");
+    println!("overall: {overall}");
+    if overall == "failed" {
+        return Err(ExitCode::FAILURE);
+    }
+    Ok(())
+}
+
+async fn run_query(
+    client: &ApiClient,
+    connection: &str,
+    operation: &str,
+    params: &str,
+) -> Result<(), ExitCode> {
+    let params: serde_json::Value = serde_json::from_str(params).map_err(|error| {
+        eprintln!(
+            "patchbay: params: not JSON ({error}); pass an object such as '{{\"limit\": 10}}'"
+        );
+        ExitCode::from(client::exit_code(Some(
+            patchbay_core::ErrorKind::InvalidInput,
+        )))
+    })?;
+    let output = client
+        .query(connection, operation, params)
+        .await
+        .map_err(|failure| api_failure(operation, failure))?;
+    print_json(&output)?;
+    if output["truncated"] == serde_json::Value::Bool(true) {
+        match output["next_cursor"].as_str() {
+            Some(cursor) => eprintln!(
+                "patchbay: the result was cut short; add \"cursor\": \"{cursor}\" to the parameters for the next page"
+            ),
+            None => eprintln!("patchbay: the result was cut short by the output cap"),
+        }
+    }
+    Ok(())
 }
 
 fn fail(context: &str, error: impl std::fmt::Display) -> ExitCode {

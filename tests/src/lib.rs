@@ -209,14 +209,25 @@ impl Patchbay {
 
     /// Runs the binary's CLI with this instance's environment.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(binary())
+        self.cli_with(args, &[])
+    }
+
+    /// Runs the binary's CLI with this instance's environment plus `extra_env`; its
+    /// output is kept for the canary scans.
+    pub fn cli_with(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+        let output = Command::new(binary())
             .args(args)
             .current_dir(self.data_dir.parent().unwrap_or(&self.data_dir))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra_env.iter().copied())
             .output()
-            .expect("run patchbay")
+            .expect("run patchbay");
+        let mut transcript = self.transcript.lock().expect("transcript");
+        transcript.push(String::from_utf8_lossy(&output.stdout).into_owned());
+        transcript.push(String::from_utf8_lossy(&output.stderr).into_owned());
+        output
     }
 
     /// Creates an API key through the CLI and returns it.

@@ -39,6 +39,26 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, so a client can read the names of JSON bodies back.
+    pub const ALL: [ErrorKind; 11] = [
+        Self::InvalidConfig,
+        Self::InvalidInput,
+        Self::AuthFailed,
+        Self::PermissionDenied,
+        Self::NotFound,
+        Self::RateLimited,
+        Self::Unavailable,
+        Self::Unsupported,
+        Self::NeedsReauth,
+        Self::Conflict,
+        Self::Internal,
+    ];
+
+    /// The kind whose [`ErrorKind::as_str`] is `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
     /// The snake_case name used in JSON bodies.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -231,6 +251,16 @@ impl From<serde_json::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_is_read_back_from_its_json_name() {
+        for kind in ErrorKind::ALL {
+            let name = serde_json::to_value(kind).unwrap();
+            assert_eq!(name, kind.as_str());
+            assert_eq!(ErrorKind::from_name(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ErrorKind::from_name("teapot"), None);
+    }
 
     #[test]
     fn display_names_the_field_and_keeps_the_connector_as_context() {

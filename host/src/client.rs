@@ -1,0 +1,187 @@
+//! A small client for the JSON API, used by the operator CLI against a running
+//! service (local or remote), authenticated with an API key like any caller.
+
+use std::time::Duration;
+
+use patchbay_core::{ErrorKind, SecretString};
+use serde_json::Value;
+
+/// The variable holding the service's base URL for the CLI.
+pub const URL_VAR: &str = "PATCHBAY_URL";
+/// The variable holding the API key the CLI sends.
+pub const API_KEY_VAR: &str = "PATCHBAY_API_KEY";
+/// How long one API call may take: a query waits for its provider, so this is
+/// above the longest operation timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(330);
+
+/// A failed API call: the service's error envelope, or why it could not be reached.
+#[derive(Debug)]
+pub struct ApiFailure {
+    /// The HTTP status, when the service answered.
+    pub status: Option<u16>,
+    /// The error kind from the envelope (`auth_failed`, `not_found`, …).
+    pub kind: Option<ErrorKind>,
+    /// What went wrong, for people.
+    pub message: String,
+    /// How to fix it, when the service said.
+    pub hint: Option<String>,
+    /// The whole answer, when it was JSON (a failed validation carries its report).
+    pub body: Option<Value>,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(status) = self.status {
+            write!(f, "{status}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Talks to one Patchbay service with one API key.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    base_url: String,
+    api_key: SecretString,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    /// A client for the service at `base_url` (e.g. `http://127.0.0.1:5080`).
+    pub fn new(base_url: &str, api_key: SecretString) -> Result<Self, ApiFailure> {
+        let base_url = base_url.trim().trim_end_matches('/').to_owned();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(local_failure(format!(
+                "`{base_url}` is not a service URL; pass --url http://host:5080 or set {URL_VAR}"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| local_failure(format!("cannot build an HTTP client: {error}")))?;
+        Ok(Self {
+            base_url,
+            api_key,
+            http,
+        })
+    }
+
+    /// `GET /api/connections`.
+    pub async fn list_connections(&self) -> Result<Value, ApiFailure> {
+        self.call(reqwest::Method::GET, "/api/connections", None)
+            .await
+    }
+
+    /// `POST /api/connections/{id}/validate`.
+    pub async fn validate(&self, connection: &str) -> Result<Value, ApiFailure> {
+        let path = format!("/api/connections/{}/validate", segment(connection));
+        self.call(
+            reqwest::Method::POST,
+            &path,
+            Some(Value::Object(Default::default())),
+        )
+        .await
+    }
+
+    /// `POST /api/connections/{id}/query/{operation}` with `params`.
+    pub async fn query(
+        &self,
+        connection: &str,
+        operation: &str,
+        params: Value,
+    ) -> Result<Value, ApiFailure> {
+        let path = format!(
+            "/api/connections/{}/query/{}",
+            segment(connection),
+            segment(operation)
+        );
+        self.call(reqwest::Method::POST, &path, Some(params)).await
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ApiFailure> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(self.api_key.expose());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|error| {
+            local_failure(format!(
+                "cannot reach Patchbay at {}: {}",
+                self.base_url,
+                without_url(&error)
+            ))
+        })?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|error| {
+            local_failure(format!("the answer was cut off: {}", without_url(&error)))
+        })?;
+        let body = serde_json::from_str::<Value>(&text).ok();
+        if (200..300).contains(&status) {
+            return body.ok_or_else(|| local_failure("the service answered without JSON"));
+        }
+        let error = body.as_ref().and_then(|body| body.get("error"));
+        let text_of = |key: &str| {
+            error
+                .and_then(|error| error.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        Err(ApiFailure {
+            status: Some(status),
+            kind: text_of("kind").and_then(|kind| ErrorKind::from_name(&kind)),
+            message: text_of("message").unwrap_or_else(|| format!("HTTP {status}")),
+            hint: text_of("hint"),
+            body,
+        })
+    }
+}
+
+/// A failure found before or without an answer from the service.
+fn local_failure(message: impl Into<String>) -> ApiFailure {
+    ApiFailure {
+        status: None,
+        kind: Some(ErrorKind::Unavailable),
+        message: message.into(),
+        hint: None,
+        body: None,
+    }
+}
+
+/// A transport error's text without its URL (the reason is what matters here).
+fn without_url(error: &reqwest::Error) -> String {
+    let mut reason = error.to_string();
+    if let Some(url) = error.url() {
+        reason = reason.replace(&format!(" ({url})"), "");
+    }
+    reason
+}
+
+/// One path segment, percent-encoded so an id cannot change the route.
+fn segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// The CLI's exit status for a failure of this kind: scripts can tell "fix your
+/// input" from "reconnect" from "try again later".
+pub fn exit_code(kind: Option<ErrorKind>) -> u8 {
+    match kind {
+        Some(ErrorKind::InvalidInput | ErrorKind::InvalidConfig) => 2,
+        Some(ErrorKind::AuthFailed | ErrorKind::NeedsReauth) => 3,
+        Some(ErrorKind::PermissionDenied) => 4,
+        Some(ErrorKind::NotFound) => 5,
+        Some(ErrorKind::RateLimited | ErrorKind::Unavailable) => 6,
+        _ => 1,
+    }
+}
