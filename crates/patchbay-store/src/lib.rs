@@ -7,6 +7,7 @@
 //! Records hold only a [`SecretRef`], never a secret.
 #![deny(missing_docs)]
 
+pub mod agent_tokens;
 pub mod ingest;
 pub mod local;
 pub mod open;
@@ -16,6 +17,7 @@ pub mod secrets;
 pub mod sqlite;
 pub mod vault;
 
+pub use agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
 pub use ingest::{AlertIngestor, IngestStats};
 pub use local::{KeySource, LocalSecretStore, MasterKey};
 pub use open::open_record_store;
