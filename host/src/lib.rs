@@ -10,6 +10,8 @@ pub mod auth;
 pub mod config;
 pub mod connectors;
 pub mod error;
+#[cfg(feature = "connector-kubernetes")]
+pub mod kubectl_agent;
 pub mod lifecycle;
 pub mod oauth;
 pub mod state;
@@ -39,6 +41,8 @@ pub struct HostBuilder {
     principals: Option<Arc<dyn PrincipalExtractor>>,
     records: Option<Arc<dyn RecordStore>>,
     secrets: Option<Arc<dyn SecretStore>>,
+    #[cfg(feature = "connector-kubernetes")]
+    kubectl_relay: Option<Arc<patchbay_connector_kubernetes::relay::Relay>>,
 }
 
 impl HostBuilder {
@@ -51,7 +55,20 @@ impl HostBuilder {
             principals: None,
             records: None,
             secrets: None,
+            #[cfg(feature = "connector-kubernetes")]
+            kubectl_relay: None,
         }
+    }
+
+    /// Uses this kubectl agent relay (and its settings) instead of a default one.
+    /// It reaches the Kubernetes connector only when the host builds the registry.
+    #[cfg(feature = "connector-kubernetes")]
+    pub fn kubectl_relay(
+        mut self,
+        relay: Arc<patchbay_connector_kubernetes::relay::Relay>,
+    ) -> Self {
+        self.kubectl_relay = Some(relay);
+        self
     }
 
     /// Uses this registry instead of every connector linked into the binary.
@@ -79,7 +96,14 @@ impl HostBuilder {
     }
 
     /// Opens the stores and builds the connectors.
-    pub async fn build(self) -> Result<Host> {
+    pub async fn build(mut self) -> Result<Host> {
+        // The Kubernetes connector reaches agents through the host's relay.
+        #[cfg(feature = "connector-kubernetes")]
+        let kubectl_relay = {
+            let relay = self.kubectl_relay.take().unwrap_or_default();
+            self.env.insert_extension(Arc::clone(&relay));
+            relay
+        };
         let registry = match self.registry {
             Some(registry) => registry,
             None => connectors::registry(&self.env)?,
@@ -124,6 +148,8 @@ impl HostBuilder {
             secrets,
             principals,
             public_url: Arc::from(self.config.public_url.as_str()),
+            #[cfg(feature = "connector-kubernetes")]
+            kubectl_relay,
         };
         Ok(Host {
             config: self.config,
@@ -200,7 +226,10 @@ impl Host {
 
     /// Every route: the JSON API and the connectors' webhook paths.
     pub fn router(&self) -> Router {
-        api::router()
+        let router = api::router();
+        #[cfg(feature = "connector-kubernetes")]
+        let router = router.merge(kubectl_agent::router());
+        router
             .merge(webhooks::router(&self.state))
             .merge(oauth::router(&self.state))
             .with_state(self.state.clone())
