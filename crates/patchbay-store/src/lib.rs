@@ -7,6 +7,7 @@
 //! Records hold only a [`SecretRef`], never a secret.
 #![deny(missing_docs)]
 
+pub mod agent_bus;
 pub mod agent_tokens;
 pub mod ingest;
 pub mod local;

@@ -87,6 +87,11 @@ impl PostgresRecordStore {
         Ok(Self { pool, target })
     }
 
+    /// The connection pool, for the replica bus.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Closes every connection; later operations fail with [`ErrorKind::Unavailable`].
     pub async fn close(&self) {
         self.pool.close().await;
