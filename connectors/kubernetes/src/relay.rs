@@ -4,7 +4,9 @@
 //! pumps frames through the returned [`AgentLink`]; the connector runs commands
 //! with [`Relay::run`]. Commands are correlated by `command_id`, many may be in
 //! flight on one socket, and a cluster may have several agents (any live one
-//! serves). One relay serves one host process.
+//! serves). One relay serves one host process; with [`Relay::set_peers`] a
+//! command for a cluster whose agent is connected to another replica is sent
+//! there.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +19,7 @@ use patchbay_kubectl_protocol::{
     Capabilities, CloseReason, ErrorCode, Message, DEFAULT_TIMEOUT_SECS, MAX_TIMEOUT_SECS,
     STALE_AFTER,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 /// How long past a command's own timeout the relay waits for the agent's answer
@@ -39,7 +41,7 @@ pub enum Outbound {
 }
 
 /// How a command relayed to an agent ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandOutcome {
     /// Whether kubectl exited with 0.
     pub success: bool,
@@ -56,7 +58,8 @@ pub struct CommandOutcome {
 }
 
 /// Why a command did not produce an outcome.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "error", content = "detail", rename_all = "snake_case")]
 pub enum RelayError {
     /// No agent of the cluster is connected.
     #[error("no kubectl agent of this cluster is connected")]
@@ -130,6 +133,20 @@ impl Default for RelaySettings {
     }
 }
 
+/// The other host replicas: where a command goes when no agent of its cluster
+/// is connected to this one.
+#[async_trait::async_trait]
+pub trait Peers: Send + Sync + 'static {
+    /// Runs the command on the replica holding the cluster's agent;
+    /// [`RelayError::NotConnected`] when none does.
+    async fn forward(
+        &self,
+        cluster_id: &str,
+        argv: Vec<String>,
+        timeout_secs: u64,
+    ) -> Result<CommandOutcome, RelayError>;
+}
+
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Result<CommandOutcome, RelayError>>>>>;
 
 struct AgentInfo {
@@ -150,6 +167,7 @@ struct AgentSlot {
 /// The relay; see the module documentation. Cheap to share behind an `Arc`.
 pub struct Relay {
     settings: RelaySettings,
+    peers: std::sync::OnceLock<Arc<dyn Peers>>,
     clusters: Mutex<HashMap<String, Vec<AgentSlot>>>,
     next_agent: AtomicU64,
 }
@@ -185,9 +203,22 @@ impl Relay {
     pub fn new(settings: RelaySettings) -> Self {
         Self {
             settings,
+            peers: std::sync::OnceLock::new(),
             clusters: Mutex::new(HashMap::new()),
             next_agent: AtomicU64::new(1),
         }
+    }
+
+    /// Sends commands for clusters without a local agent to `peers`; set once.
+    pub fn set_peers(&self, peers: Arc<dyn Peers>) {
+        let _ = self.peers.set(peers);
+    }
+
+    /// Whether an agent of `cluster_id` is attached to this relay.
+    pub fn has_agents(&self, cluster_id: &str) -> bool {
+        lock(&self.clusters)
+            .get(cluster_id)
+            .is_some_and(|slots| !slots.is_empty())
     }
 
     /// Attaches an authenticated agent socket of `cluster_id`. The host sends what
@@ -279,10 +310,35 @@ impl Relay {
     }
 
     /// Runs kubectl with `argv` (without `kubectl`) on a live agent of `cluster_id`
-    /// and waits for its answer. `timeout_secs` 0 means [`DEFAULT_TIMEOUT_SECS`];
-    /// more than [`MAX_TIMEOUT_SECS`] is cut to it. Dropping the future cancels the
-    /// command on the agent.
+    /// and waits for its answer: an agent attached here, else (with peers) one
+    /// attached to another replica. `timeout_secs` 0 means
+    /// [`DEFAULT_TIMEOUT_SECS`]; more than [`MAX_TIMEOUT_SECS`] is cut to it.
+    /// Dropping the future cancels the command on the agent.
     pub async fn run(
+        &self,
+        cluster_id: &str,
+        argv: Vec<String>,
+        timeout_secs: u64,
+    ) -> Result<CommandOutcome, RelayError> {
+        self.check(&argv)?;
+        match (self.has_agents(cluster_id), self.peers.get()) {
+            (false, Some(peers)) => peers.forward(cluster_id, argv, timeout_secs).await,
+            _ => self.run_here(cluster_id, argv, timeout_secs).await,
+        }
+    }
+
+    fn check(&self, argv: &[String]) -> Result<(), RelayError> {
+        match &self.settings.service_allowlist {
+            Some(allowlist) => allowlist
+                .check(argv)
+                .map_err(|refusal| RelayError::RefusedByService(refusal.message)),
+            None => Ok(()),
+        }
+    }
+
+    /// Like [`Relay::run`], with agents attached to this replica only (for
+    /// commands another replica sent here).
+    pub async fn run_here(
         &self,
         cluster_id: &str,
         argv: Vec<String>,
