@@ -4,8 +4,10 @@
 //! attached to the connector's [`Relay`], which the host hands the connector
 //! through [`patchbay_core::ConnectorEnv::insert_extension`].
 //!
-//! One replica with SQLite: the relay is in process, so a query reaches only
-//! agents connected to the replica that serves it.
+//! With SQLite the host is one replica and the relay is in process. With
+//! PostgreSQL each replica takes a cluster's lease while it holds one of its agent
+//! sockets, and a replica without a socket relays the command to the lease's
+//! holder over [`AgentBus`] (`LISTEN/NOTIFY`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,13 +21,16 @@ use axum::Router;
 use chrono::Utc;
 use futures::{SinkExt, StreamExt};
 use patchbay_connector_kubernetes::install::{self, InstallSteps};
-use patchbay_connector_kubernetes::relay::{Outbound, Relay};
+use patchbay_connector_kubernetes::relay::{
+    CommandOutcome, Outbound, Peers, Relay, RelayError, ANSWER_GRACE,
+};
 use patchbay_connector_kubernetes::KubernetesConfig;
 use patchbay_core::{Error, SecretString};
 use patchbay_kubectl_protocol::{
-    CloseReason, Message, AGENT_PATH, MAX_FRAME_BYTES, PING_INTERVAL, PING_TIMEOUT,
-    PROTOCOL_HEADER, TOKEN_PREFIX,
+    CloseReason, Message, AGENT_PATH, DEFAULT_TIMEOUT_SECS, MAX_FRAME_BYTES, MAX_TIMEOUT_SECS,
+    PING_INTERVAL, PING_TIMEOUT, PROTOCOL_HEADER, STALE_AFTER, TOKEN_PREFIX,
 };
+use patchbay_store::agent_bus::{AgentBus, BusHandler};
 use patchbay_store::{
     AgentActivity, AgentTokenRecord, AgentTokenStatus, ConnectionRecord, RecordStore,
 };
@@ -45,6 +50,106 @@ pub const DISPLAY_PREFIX_CHARS: usize = TOKEN_PREFIX.len() + 6;
 /// The `/kubectl-agent` route.
 pub fn router() -> Router<AppState> {
     Router::new().route(AGENT_PATH, get(agent_socket))
+}
+
+/// The other replicas, reached over PostgreSQL.
+pub struct PgPeers {
+    bus: Arc<AgentBus>,
+}
+
+/// What one replica asks another over the bus.
+#[derive(Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum BusRequest {
+    /// Run a command on an agent attached there.
+    Run {
+        cluster_id: String,
+        argv: Vec<String>,
+        timeout_secs: u64,
+    },
+    /// Close the cluster's sockets there: its token was revoked.
+    Revoke { cluster_id: String },
+}
+
+#[async_trait::async_trait]
+impl Peers for PgPeers {
+    async fn forward(
+        &self,
+        cluster_id: &str,
+        argv: Vec<String>,
+        timeout_secs: u64,
+    ) -> Result<CommandOutcome, RelayError> {
+        let lost = |error: Error| RelayError::Lost(format!("relaying failed: {}", error.message()));
+        let holder = self
+            .bus
+            .holder(cluster_id, STALE_AFTER)
+            .await
+            .map_err(lost)?;
+        let Some((replica, _)) = holder.filter(|(replica, _)| replica != self.bus.replica_id())
+        else {
+            return Err(RelayError::NotConnected);
+        };
+        let seconds = match timeout_secs {
+            0 => DEFAULT_TIMEOUT_SECS,
+            seconds => seconds.min(MAX_TIMEOUT_SECS),
+        };
+        let request = BusRequest::Run {
+            cluster_id: cluster_id.to_owned(),
+            argv,
+            timeout_secs,
+        };
+        let body =
+            serde_json::to_value(&request).map_err(|error| RelayError::Lost(error.to_string()))?;
+        let wait = Duration::from_secs(seconds) + ANSWER_GRACE + ANSWER_GRACE;
+        let answer = self.bus.request(&replica, body, wait).await.map_err(lost)?;
+        serde_json::from_value::<Result<CommandOutcome, RelayError>>(answer).unwrap_or_else(
+            |error| {
+                Err(RelayError::Lost(format!(
+                    "replica {replica} answered in an unknown shape: {error}"
+                )))
+            },
+        )
+    }
+}
+
+/// Starts this replica's end of the bus over the PostgreSQL database at `url`
+/// and lets `relay` send commands to the other replicas through it.
+pub async fn start_bus(url: &str, relay: &Arc<Relay>) -> Result<Arc<AgentBus>, Error> {
+    let weak = Arc::downgrade(relay);
+    let handler: BusHandler = Arc::new(move |body| {
+        let relay = weak.upgrade();
+        Box::pin(async move {
+            match (relay, serde_json::from_value::<BusRequest>(body)) {
+                (
+                    Some(relay),
+                    Ok(BusRequest::Run {
+                        cluster_id,
+                        argv,
+                        timeout_secs,
+                    }),
+                ) => {
+                    let result = relay.run_here(&cluster_id, argv, timeout_secs).await;
+                    serde_json::to_value(result).unwrap_or_default()
+                }
+                (Some(relay), Ok(BusRequest::Revoke { cluster_id })) => {
+                    json!(relay.revoke(&cluster_id, CloseReason::TokenRevoked))
+                }
+                (None, _) => {
+                    serde_json::to_value(Err::<CommandOutcome, _>(RelayError::NotConnected))
+                        .unwrap_or_default()
+                }
+                (_, Err(error)) => serde_json::to_value(Err::<CommandOutcome, _>(
+                    RelayError::Lost(format!("a relayed request was unreadable: {error}")),
+                ))
+                .unwrap_or_default(),
+            }
+        })
+    });
+    let bus = AgentBus::start(url, handler).await?;
+    relay.set_peers(Arc::new(PgPeers {
+        bus: Arc::clone(&bus),
+    }));
+    Ok(bus)
 }
 
 /// A token just issued: shown once, never stored.
@@ -121,9 +226,23 @@ pub async fn revoke(state: &AppState, connection_id: &str) -> Result<AgentRevoca
         .records
         .set_agent_token_status(connection_id, AgentTokenStatus::Revoked)
         .await?;
-    let sockets_closed = state
+    let mut sockets_closed = state
         .kubectl_relay
         .revoke(connection_id, CloseReason::TokenRevoked);
+    // The replica holding the cluster's lease closes its sockets too; sockets on
+    // other replicas close at their next heartbeat, which re-reads the token.
+    if let Some(bus) = &state.kubectl_bus {
+        if let Some((replica, _)) = bus.holder(connection_id, STALE_AFTER).await? {
+            if replica != bus.replica_id() {
+                let request = serde_json::to_value(BusRequest::Revoke {
+                    cluster_id: connection_id.to_owned(),
+                })
+                .map_err(|error| Error::internal(error.to_string()))?;
+                let closed = bus.request(&replica, request, ANSWER_GRACE).await?;
+                sockets_closed += closed.as_u64().unwrap_or(0) as usize;
+            }
+        }
+    }
     tracing::info!(connection = %connection_id, tokens_revoked, sockets_closed, "revoked the cluster's agent access");
     Ok(AgentRevocation {
         tokens_revoked,
@@ -238,6 +357,11 @@ async fn serve(
         },
     )
     .await;
+    let bus = state.kubectl_bus.clone();
+    let mut epoch = match &bus {
+        Some(bus) => take_lease(bus, &cluster).await,
+        None => None,
+    };
     let (mut sink, mut stream) = socket.split();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.reset();
@@ -274,13 +398,17 @@ async fn serve(
                         }),
                         _ => None,
                     };
-                    if activity.is_some() && token.is_expired_at(Utc::now()) {
-                        let reason = CloseReason::TokenExpired;
-                        let _ = sink.send(close(reason.code_for(speaks_extensions), reason.text())).await;
-                        break reason.text().to_owned();
+                    if activity.is_some() {
+                        if let Some(reason) = still_refused(&state, &token).await {
+                            let _ = sink.send(close(reason.code_for(speaks_extensions), reason.text())).await;
+                            break reason.text().to_owned();
+                        }
                     }
                     if let Some(activity) = activity {
                         record(&state, &token, activity).await;
+                        if let Some(bus) = &bus {
+                            epoch = refresh_lease(bus, &cluster, epoch).await;
+                        }
                     }
                     if let Some(reply) = link.receive(message) {
                         if let Err(error) = sink.send(Frame::Text(reply.to_json().into())).await {
@@ -317,7 +445,58 @@ async fn serve(
         }
     };
     drop(link);
+    if let (Some(bus), Some(held)) = (&bus, epoch) {
+        // Removed only with this socket's epoch; kept for this replica's other sockets.
+        match bus.release(&cluster, held).await {
+            Ok(true) if relay.has_agents(&cluster) => {
+                take_lease(bus, &cluster).await;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%cluster, %error, "could not release the cluster's lease"),
+        }
+    }
     tracing::info!(%cluster, %reason, "kubectl agent disconnected");
+}
+
+/// Why a connected agent's token no longer authenticates, read again at each
+/// heartbeat: expired meanwhile, or revoked on another replica.
+async fn still_refused(state: &AppState, token: &AgentTokenRecord) -> Option<CloseReason> {
+    if token.is_expired_at(Utc::now()) {
+        return Some(CloseReason::TokenExpired);
+    }
+    match state.records.find_agent_token(&token.token_hash).await {
+        Ok(Some(current)) => match current.status {
+            AgentTokenStatus::Active => None,
+            AgentTokenStatus::Revoked => Some(CloseReason::TokenRevoked),
+            AgentTokenStatus::Expired => Some(CloseReason::TokenExpired),
+        },
+        Ok(None) => Some(CloseReason::InvalidToken),
+        // The database is unreachable: keep serving rather than drop every agent.
+        Err(_) => None,
+    }
+}
+
+async fn take_lease(bus: &AgentBus, cluster: &str) -> Option<i64> {
+    match bus.acquire(cluster).await {
+        Ok(epoch) => Some(epoch),
+        Err(error) => {
+            tracing::warn!(%cluster, %error, "could not take the cluster's lease");
+            None
+        }
+    }
+}
+
+/// Refreshes the lease on a heartbeat; takes it again when nobody holds a fresh one.
+async fn refresh_lease(bus: &AgentBus, cluster: &str, epoch: Option<i64>) -> Option<i64> {
+    if let Some(held) = epoch {
+        if bus.heartbeat(cluster, held).await.unwrap_or(false) {
+            return epoch;
+        }
+    }
+    match bus.holder(cluster, STALE_AFTER).await {
+        Ok(Some(_)) => epoch,
+        _ => take_lease(bus, cluster).await,
+    }
 }
 
 fn close(code: u16, reason: &str) -> Frame {

@@ -149,6 +149,12 @@ impl HostBuilder {
             principals,
             public_url: Arc::from(self.config.public_url.as_str()),
             #[cfg(feature = "connector-kubernetes")]
+            kubectl_bus: if self.config.database_url.starts_with("postgres") {
+                Some(kubectl_agent::start_bus(&self.config.database_url, &kubectl_relay).await?)
+            } else {
+                None
+            },
+            #[cfg(feature = "connector-kubernetes")]
             kubectl_relay,
         };
         Ok(Host {

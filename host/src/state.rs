@@ -36,4 +36,8 @@ pub struct AppState {
     /// The Kubernetes connector's agent relay: the sockets of connected kubectl agents.
     #[cfg(feature = "connector-kubernetes")]
     pub kubectl_relay: Arc<patchbay_connector_kubernetes::relay::Relay>,
+    /// With PostgreSQL, this replica's end of the bus that relays agent commands
+    /// between replicas.
+    #[cfg(feature = "connector-kubernetes")]
+    pub kubectl_bus: Option<Arc<patchbay_store::agent_bus::AgentBus>>,
 }

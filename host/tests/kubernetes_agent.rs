@@ -22,7 +22,10 @@ use patchbay_kubectl_agent::health::Health;
 use patchbay_kubectl_agent::Exit;
 use patchbay_kubectl_protocol::fake::FakeKubeApi;
 use patchbay_kubectl_protocol::{CloseReason, ErrorCode, PROTOCOL_HEADER};
-use patchbay_store::{AgentTokenRecord, AgentTokenStatus, RecordStore, SqliteRecordStore};
+use patchbay_store::{
+    AgentTokenRecord, AgentTokenStatus, LocalSecretStore, MasterKey, RecordStore, SecretStore,
+    SqliteRecordStore,
+};
 use rand::SeedableRng;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -61,28 +64,45 @@ impl Service {
     }
 
     async fn start_with(relay: Relay) -> Service {
+        Self::start_full(relay, None).await
+    }
+
+    /// A replica on the PostgreSQL database at `url`, sharing `secrets` with the others.
+    async fn replica(url: &str, secrets: Arc<dyn SecretStore>) -> Service {
+        Self::start_full(Relay::default(), Some((url, secrets))).await
+    }
+
+    async fn start_full(relay: Relay, postgres: Option<(&str, Arc<dyn SecretStore>)>) -> Service {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let database = dir.path().join("records.db");
-        let records: Arc<dyn RecordStore> = Arc::new(
-            SqliteRecordStore::open(&format!("sqlite://{}", database.display()))
-                .await
-                .unwrap(),
-        );
         let mut env = ConnectorEnv::from_pairs([("INTERNAL_API_SECRET", INTERNAL_SECRET)]);
         env.set("PATCHBAY_PUBLIC_URL", base.clone());
         env.set("PATCHBAY_DATA_DIR", dir.path().display().to_string());
-        let config = HostConfig::from_env(&env).unwrap();
-        let host = HostBuilder::new(config, env)
-            .records(Arc::clone(&records))
+        let builder = match postgres {
+            Some((url, secrets)) => {
+                env.set("DATABASE_URL", url);
+                HostBuilder::new(HostConfig::from_env(&env).unwrap(), env).secrets(secrets)
+            }
+            None => {
+                let database = dir.path().join("records.db");
+                let records: Arc<dyn RecordStore> = Arc::new(
+                    SqliteRecordStore::open(&format!("sqlite://{}", database.display()))
+                        .await
+                        .unwrap(),
+                );
+                HostBuilder::new(HostConfig::from_env(&env).unwrap(), env).records(records)
+            }
+        };
+        let host = builder
             .kubectl_relay(Arc::new(relay))
             .build()
             .await
             .unwrap();
         let state = host.state().clone();
+        let records = Arc::clone(&state.records);
         let router = host.router();
         let server = tokio::spawn({
             let router = router.clone();
@@ -997,4 +1017,185 @@ async fn the_agent_token_appears_only_in_the_connect_answer() {
         let leak = text.lines().find(|line| line.contains(&canary));
         assert!(leak.is_none(), "{what} hold the agent token: {leak:?}");
     }
+}
+
+/// A fresh schema in the PostgreSQL database of `PATCHBAY_TEST_DATABASE_URL`;
+/// fails the test, naming the fix, when none is configured.
+async fn postgres_schema() -> String {
+    use sqlx::Connection;
+    let server = patchbay_testkit::services::postgres_url();
+    let schema = format!("patchbay_k8s_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&server)
+        .await
+        .unwrap_or_else(|error| panic!("cannot reach PATCHBAY_TEST_DATABASE_URL: {error}"));
+    sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&server).unwrap();
+    url.query_pairs_mut()
+        .append_pair("options", &format!("-c search_path={schema}"));
+    url.to_string()
+}
+
+#[tokio::test]
+async fn needs_postgres_a_replica_without_the_socket_relays_to_the_one_holding_it() {
+    require_kubectl();
+    let url = postgres_schema().await;
+    let shared = tempfile::tempdir().unwrap();
+    let secrets: Arc<dyn SecretStore> =
+        Arc::new(LocalSecretStore::open(shared.path(), MasterKey::generate()).unwrap());
+    let first = Service::replica(&url, Arc::clone(&secrets)).await;
+    let second = Service::replica(&url, secrets).await;
+    let api = FakeKubeApi::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let (id, token, _) = first.add_cluster(json!({"cluster_name": "prod"})).await;
+    // The agent connects to the first replica only.
+    let agent = Agent::start(&agent_env(&first, &token, &api, home.path(), &[]));
+    first.wait_registered(&id).await;
+    assert_eq!(second.relay().status(&id).state, AgentState::Disconnected);
+
+    let (status, body) = second
+        .send(
+            "POST",
+            &format!("/api/connections/{id}/query/get"),
+            Some(json!({"resource": "pods", "all_namespaces": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["data"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("coredns-6f8d-k2m4p"),
+        "{body}"
+    );
+    // Refusals and failures come back as they are.
+    let (status, body) = second
+        .send(
+            "POST",
+            &format!("/api/connections/{id}/query/get"),
+            Some(json!({"resource": "pods", "name": "no-such-pod", "namespace": "default"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // Several at once over the bus.
+    let path = format!("/api/connections/{id}/query/version");
+    let queries = (0..5).map(|_| second.send("POST", &path, Some(json!({}))));
+    for (status, body) in futures::future::join_all(queries).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    // Revoking on the replica without the socket closes it on the one holding it.
+    api.set_response_delay(Duration::from_secs(30));
+    let in_flight = tokio::spawn({
+        let relay = Arc::clone(&second.state.kubectl_relay);
+        let id = id.clone();
+        async move { relay.run(&id, vec!["get".into(), "pods".into()], 60).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = second
+        .send(
+            "POST",
+            &format!("/api/connections/{id}/agent-token/revoke"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["agent"]["sockets_closed"], 1, "{body}");
+    assert_eq!(
+        agent.exit().await,
+        Exit::Terminal(CloseReason::TokenRevoked)
+    );
+    let failed = tokio::time::timeout(Duration::from_secs(5), in_flight)
+        .await
+        .expect("the relayed command fails at once")
+        .unwrap();
+    assert!(matches!(failed, Err(RelayError::Lost(_))), "{failed:?}");
+    api.set_response_delay(Duration::ZERO);
+    // When the socket goes, so does the lease.
+    first.wait_disconnected(&id).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = second
+            .send(
+                "POST",
+                &format!("/api/connections/{id}/query/version"),
+                Some(json!({})),
+            )
+            .await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no kubectl agent"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lease goes with the socket: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn needs_postgres_a_lease_is_removed_only_by_its_own_epoch() {
+    let url = postgres_schema().await;
+    let relay = Arc::new(Relay::default());
+    let bus = patchbay_host::kubectl_agent::start_bus(&url, &relay)
+        .await
+        .unwrap();
+    let first = bus.acquire("cluster-a").await.unwrap();
+    let second = bus.acquire("cluster-a").await.unwrap();
+    assert!(second > first, "a takeover raises the epoch");
+    assert!(
+        !bus.release("cluster-a", first).await.unwrap(),
+        "an old epoch removes nothing"
+    );
+    assert!(!bus.heartbeat("cluster-a", first).await.unwrap());
+    assert!(bus.heartbeat("cluster-a", second).await.unwrap());
+    let holder = bus
+        .holder("cluster-a", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(holder, Some((bus.replica_id().to_owned(), second)));
+    assert!(bus.release("cluster-a", second).await.unwrap());
+    assert_eq!(
+        bus.holder("cluster-a", Duration::from_secs(60))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_token_revoked_elsewhere_closes_the_socket_at_the_next_heartbeat() {
+    require_kubectl();
+    let service = Service::start().await;
+    let api = FakeKubeApi::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let (id, token, _) = service.add_cluster(json!({"cluster_name": "prod"})).await;
+    let agent = Agent::start(&agent_env(
+        &service,
+        &token,
+        &api,
+        home.path(),
+        &[("PATCHBAY_HEARTBEAT_SECONDS", "0.2")],
+    ));
+    service.wait_registered(&id).await;
+    // As another replica would: the database only, not this replica's relay.
+    service
+        .records
+        .set_agent_token_status(&id, AgentTokenStatus::Revoked)
+        .await
+        .unwrap();
+    assert_eq!(
+        agent.exit().await,
+        Exit::Terminal(CloseReason::TokenRevoked)
+    );
+    service.wait_disconnected(&id).await;
 }
