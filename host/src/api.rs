@@ -51,6 +51,10 @@ pub fn router() -> Router<AppState> {
             delete(remove_webhook_secret),
         )
         .route("/api/connections/{id}/query/{operation}", post(query))
+        .route(
+            "/api/connections/{id}/agent-token/revoke",
+            post(revoke_agent_token),
+        )
         .route("/api/alerts", get(list_alerts))
 }
 
@@ -157,6 +161,9 @@ pub struct ConnectionView {
     validated_at: Option<DateTime<Utc>>,
     last_report: Option<ValidationReport>,
     webhook: Option<WebhookView>,
+    /// For connectors reached through an in-cluster agent: whether it is connected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<serde_json::Value>,
 }
 
 /// Where the provider should send webhooks for a connection.
@@ -215,8 +222,19 @@ fn webhook_setup(
     Some(setup.render(url, credential.map(|secret| secret.expose().as_str())))
 }
 
+/// The agent status of a connection reached through an in-cluster agent.
+fn agent_status(state: &AppState, record: &ConnectionRecord) -> Option<serde_json::Value> {
+    #[cfg(feature = "connector-kubernetes")]
+    if record.connector == crate::kubectl_agent::CONNECTOR {
+        return Some(crate::kubectl_agent::status(state, &record.id));
+    }
+    let _ = (state, record);
+    None
+}
+
 fn view(state: &AppState, record: ConnectionRecord) -> ConnectionView {
     let webhook = webhook_view(state, &record);
+    let agent = agent_status(state, &record);
     ConnectionView {
         id: record.id,
         connector: record.connector,
@@ -230,6 +248,7 @@ fn view(state: &AppState, record: ConnectionRecord) -> ConnectionView {
         validated_at: record.validated_at,
         last_report: record.last_report,
         webhook,
+        agent,
     }
 }
 
@@ -244,12 +263,16 @@ async fn connectors_status(
             .iter()
             .filter(|record| record.connector == descriptor.id)
             .map(|record| {
-                json!({
+                let mut entry = json!({
                     "id": record.id,
                     "label": record.label,
                     "status": record.status,
                     "validated_at": record.validated_at,
-                })
+                });
+                if let Some(agent) = agent_status(&state, record) {
+                    entry["agent"] = agent;
+                }
+                entry
             })
             .collect();
         let connected = records.iter().any(|record| {
@@ -349,6 +372,28 @@ async fn connect(
             return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error).with_report(report));
         }
     };
+    #[cfg(feature = "connector-kubernetes")]
+    let agent = if stored.record.connector == crate::kubectl_agent::CONNECTOR {
+        match crate::kubectl_agent::issue_token(state.records.as_ref(), &stored.record).await {
+            Ok(issued) => Some(crate::kubectl_agent::install_answer(
+                &state.public_url,
+                &issued,
+            )),
+            Err(error) => {
+                // A cluster without a token could never connect: remove it.
+                if let Err(cleanup) = state
+                    .connections()
+                    .disconnect(&stored.record.tenant, &stored.record)
+                    .await
+                {
+                    tracing::warn!(connection = %stored.record.id, error = %cleanup, "could not remove a cluster whose agent token failed to store");
+                }
+                return Err(error.into());
+            }
+        }
+    } else {
+        None
+    };
     let view = view(&state, stored.record.clone());
     let setup = view.webhook.as_ref().and_then(|webhook| {
         let credential = stored
@@ -382,6 +427,10 @@ async fn connect(
             ));
         }
         body["webhook"] = shown;
+    }
+    #[cfg(feature = "connector-kubernetes")]
+    if let Some(agent) = agent {
+        body["agent"] = agent;
     }
     Ok((StatusCode::CREATED, Json(body)))
 }
@@ -549,11 +598,46 @@ async fn disconnect(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let record = load(&state, &tenant, &id).await?;
+    // An agent's token is revoked and its socket closed before the record goes, so
+    // the agent is told "Token revoked" and stops.
+    #[cfg(feature = "connector-kubernetes")]
+    let agent = if record.connector == crate::kubectl_agent::CONNECTOR {
+        Some(crate::kubectl_agent::revoke(&state, &record.id).await?)
+    } else {
+        None
+    };
     let revoke = state.connections().disconnect(&tenant, &record).await?;
-    Ok(Json(json!({
+    let mut body = json!({
         "deleted": { "connection": record.id, "secret": true, "record": true },
         "revoke": revoke,
-    })))
+    });
+    #[cfg(feature = "connector-kubernetes")]
+    if let Some(agent) = agent {
+        body["agent"] = json!(agent);
+    }
+    Ok(Json(body))
+}
+
+/// Revokes a cluster's agent token and closes its live socket at once, keeping
+/// the connection; 404 for connections without an agent.
+async fn revoke_agent_token(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let record = load(&state, &tenant, &id).await?;
+    #[cfg(feature = "connector-kubernetes")]
+    if record.connector == crate::kubectl_agent::CONNECTOR {
+        let agent = crate::kubectl_agent::revoke(&state, &record.id).await?;
+        return Ok(Json(json!({ "agent": agent })));
+    }
+    Err(ApiError::from(
+        Error::not_found(format!(
+            "connection `{}` ({}) has no agent token",
+            record.id, record.connector
+        ))
+        .with_hint("only Kubernetes clusters have agent tokens"),
+    ))
 }
 
 #[derive(Deserialize)]

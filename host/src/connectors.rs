@@ -41,6 +41,7 @@ connectors! {
     "gcp": "connector-gcp" => patchbay_connector_gcp,
     "github": "connector-github" => patchbay_connector_github,
     "grafana": "connector-grafana" => patchbay_connector_grafana,
+    "kubernetes": "connector-kubernetes" => patchbay_connector_kubernetes,
     "netdata": "connector-netdata" => patchbay_connector_netdata,
     "ovh": "connector-ovh" => patchbay_connector_ovh,
     "pagerduty": "connector-pagerduty" => patchbay_connector_pagerduty,

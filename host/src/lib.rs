@@ -11,6 +11,8 @@ pub mod client;
 pub mod config;
 pub mod connectors;
 pub mod error;
+#[cfg(feature = "connector-kubernetes")]
+pub mod kubectl_agent;
 pub mod lifecycle;
 pub mod metrics;
 pub mod oauth;
@@ -41,6 +43,8 @@ pub struct HostBuilder {
     principals: Option<Arc<dyn PrincipalExtractor>>,
     records: Option<Arc<dyn RecordStore>>,
     secrets: Option<Arc<dyn SecretStore>>,
+    #[cfg(feature = "connector-kubernetes")]
+    kubectl_relay: Option<Arc<patchbay_connector_kubernetes::relay::Relay>>,
 }
 
 impl HostBuilder {
@@ -53,7 +57,20 @@ impl HostBuilder {
             principals: None,
             records: None,
             secrets: None,
+            #[cfg(feature = "connector-kubernetes")]
+            kubectl_relay: None,
         }
+    }
+
+    /// Uses this kubectl agent relay (and its settings) instead of a default one.
+    /// It reaches the Kubernetes connector only when the host builds the registry.
+    #[cfg(feature = "connector-kubernetes")]
+    pub fn kubectl_relay(
+        mut self,
+        relay: Arc<patchbay_connector_kubernetes::relay::Relay>,
+    ) -> Self {
+        self.kubectl_relay = Some(relay);
+        self
     }
 
     /// Uses this registry instead of every connector linked into the binary.
@@ -81,7 +98,14 @@ impl HostBuilder {
     }
 
     /// Opens the stores and builds the connectors.
-    pub async fn build(self) -> Result<Host> {
+    pub async fn build(mut self) -> Result<Host> {
+        // The Kubernetes connector reaches agents through the host's relay.
+        #[cfg(feature = "connector-kubernetes")]
+        let kubectl_relay = {
+            let relay = self.kubectl_relay.take().unwrap_or_default();
+            self.env.insert_extension(Arc::clone(&relay));
+            relay
+        };
         let registry = match self.registry {
             Some(registry) => registry,
             None => connectors::registry(&self.env)?,
@@ -129,6 +153,14 @@ impl HostBuilder {
             secrets,
             principals,
             public_url: Arc::from(self.config.public_url.as_str()),
+            #[cfg(feature = "connector-kubernetes")]
+            kubectl_bus: if self.config.database_url.starts_with("postgres") {
+                Some(kubectl_agent::start_bus(&self.config.database_url, &kubectl_relay).await?)
+            } else {
+                None
+            },
+            #[cfg(feature = "connector-kubernetes")]
+            kubectl_relay,
         };
         Ok(Host {
             config: self.config,
@@ -206,7 +238,10 @@ impl Host {
     /// Every route: the JSON API, the connectors' webhook paths and, unless
     /// `PATCHBAY_METRICS_LISTEN` moves it, `/metrics`.
     pub fn router(&self) -> Router {
-        let router = api::router()
+        let router = api::router();
+        #[cfg(feature = "connector-kubernetes")]
+        let router = router.merge(kubectl_agent::router());
+        let router = router
             .merge(webhooks::router(&self.state))
             .merge(oauth::router(&self.state));
         let router = if self.config.metrics_listen.is_none() {

@@ -33,4 +33,11 @@ pub struct AppState {
     pub ui_origin: Option<Arc<str>>,
     /// Where the OAuth callback redirects instead of showing a page (`PATCHBAY_OAUTH_RETURN_URL`).
     pub oauth_return_url: Option<Arc<str>>,
+    /// The Kubernetes connector's agent relay: the sockets of connected kubectl agents.
+    #[cfg(feature = "connector-kubernetes")]
+    pub kubectl_relay: Arc<patchbay_connector_kubernetes::relay::Relay>,
+    /// With PostgreSQL, this replica's end of the bus that relays agent commands
+    /// between replicas.
+    #[cfg(feature = "connector-kubernetes")]
+    pub kubectl_bus: Option<Arc<patchbay_store::agent_bus::AgentBus>>,
 }

@@ -7,6 +7,8 @@
 //! Records hold only a [`SecretRef`], never a secret.
 #![deny(missing_docs)]
 
+pub mod agent_bus;
+pub mod agent_tokens;
 pub mod ingest;
 pub mod local;
 pub mod metered;
@@ -17,6 +19,7 @@ pub mod secrets;
 pub mod sqlite;
 pub mod vault;
 
+pub use agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
 pub use ingest::{AlertIngestor, IngestStats};
 pub use local::{KeySource, LocalSecretStore, MasterKey};
 pub use metered::{MeteredRecordStore, MeteredSecretStore};

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use patchbay_core::metrics::{STORE_OPERATIONS, STORE_OPERATION_SECONDS};
 use patchbay_core::{Result, RevealedJson, Tenant, ValidationReport};
 
+use crate::agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
 use crate::records::{
     AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus, ConsumedState,
     NewAlert, PendingAuthorization, RecordStore, RefreshLease,
@@ -298,6 +299,45 @@ impl RecordStore for MeteredRecordStore {
 
     async fn health(&self) -> Result<()> {
         self.observe("health", self.inner.health()).await
+    }
+
+    async fn insert_agent_token(&self, token: &AgentTokenRecord) -> Result<()> {
+        self.observe("insert_agent_token", self.inner.insert_agent_token(token))
+            .await
+    }
+
+    async fn find_agent_token(&self, token_hash: &str) -> Result<Option<AgentTokenRecord>> {
+        self.observe("find_agent_token", self.inner.find_agent_token(token_hash))
+            .await
+    }
+
+    async fn agent_token_of(&self, connection_id: &str) -> Result<Option<AgentTokenRecord>> {
+        self.observe("agent_token_of", self.inner.agent_token_of(connection_id))
+            .await
+    }
+
+    async fn set_agent_token_status(
+        &self,
+        connection_id: &str,
+        status: AgentTokenStatus,
+    ) -> Result<u64> {
+        self.observe(
+            "set_agent_token_status",
+            self.inner.set_agent_token_status(connection_id, status),
+        )
+        .await
+    }
+
+    async fn record_agent_activity(
+        &self,
+        token_hash: &str,
+        activity: &AgentActivity,
+    ) -> Result<()> {
+        self.observe(
+            "record_agent_activity",
+            self.inner.record_agent_activity(token_hash, activity),
+        )
+        .await
     }
 
     fn backend(&self) -> &'static str {

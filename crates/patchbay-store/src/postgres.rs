@@ -22,6 +22,7 @@ use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
+use crate::agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
 use crate::records::{
     routing_key_taken, AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus,
     ConsumedState, NewAlert, PendingAuthorization, RecordStore, RefreshLease, StoredAlert,
@@ -84,6 +85,11 @@ impl PostgresRecordStore {
             .await
             .map_err(|error| migrate_error(&target, error))?;
         Ok(Self { pool, target })
+    }
+
+    /// The connection pool, for the replica bus.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// Closes every connection; later operations fail with [`ErrorKind::Unavailable`].
@@ -410,6 +416,48 @@ const OAUTH_STATE_COLUMNS: &str = "state_hash, user_id, org_id, connector, redir
      options, allow_writes, pkce_verifier, binding_hash, created_at, expires_at";
 
 const API_KEY_COLUMNS: &str = "id, key_hash, prefix, user_id, org_id, created_at, last_used_at";
+
+const AGENT_TOKEN_COLUMNS: &str =
+    "token_hash, connection_id, cluster_name, token_prefix, status, created_at, \
+     expires_at, last_connected_at, last_heartbeat, agent_version, capabilities";
+
+#[derive(sqlx::FromRow)]
+struct AgentTokenRow {
+    token_hash: String,
+    connection_id: String,
+    cluster_name: String,
+    token_prefix: String,
+    status: String,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    last_connected_at: Option<DateTime<Utc>>,
+    last_heartbeat: Option<DateTime<Utc>>,
+    agent_version: Option<String>,
+    capabilities: Option<serde_json::Value>,
+}
+
+impl AgentTokenRow {
+    fn into_record(self) -> Result<AgentTokenRecord> {
+        Ok(AgentTokenRecord {
+            status: AgentTokenStatus::parse(&self.status).ok_or_else(|| {
+                Error::internal(format!(
+                    "the records database holds an unknown agent token status `{}`",
+                    self.status
+                ))
+            })?,
+            token_hash: self.token_hash,
+            connection_id: self.connection_id,
+            cluster_name: self.cluster_name,
+            token_prefix: self.token_prefix,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            last_connected_at: self.last_connected_at,
+            last_heartbeat: self.last_heartbeat,
+            agent_version: self.agent_version,
+            capabilities: self.capabilities,
+        })
+    }
+}
 
 #[derive(sqlx::FromRow)]
 struct ApiKeyRow {
@@ -1120,6 +1168,94 @@ impl RecordStore for PostgresRecordStore {
         .execute(&self.pool)
         .await
         .map_err(|error| self.error("releasing a refresh lease", error))?;
+        Ok(())
+    }
+
+    async fn insert_agent_token(&self, token: &AgentTokenRecord) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO kubectl_agent_tokens ({AGENT_TOKEN_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&token.token_hash)
+        .bind(&token.connection_id)
+        .bind(&token.cluster_name)
+        .bind(&token.token_prefix)
+        .bind(token.status.as_str())
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .bind(token.last_connected_at)
+        .bind(token.last_heartbeat)
+        .bind(&token.agent_version)
+        .bind(&token.capabilities)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error("inserting an agent token", error))?;
+        Ok(())
+    }
+
+    async fn find_agent_token(&self, token_hash: &str) -> Result<Option<AgentTokenRecord>> {
+        sqlx::query_as::<_, AgentTokenRow>(&format!(
+            "SELECT {AGENT_TOKEN_COLUMNS} FROM kubectl_agent_tokens WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error("looking up an agent token", error))?
+        .map(AgentTokenRow::into_record)
+        .transpose()
+    }
+
+    async fn agent_token_of(&self, connection_id: &str) -> Result<Option<AgentTokenRecord>> {
+        sqlx::query_as::<_, AgentTokenRow>(&format!(
+            "SELECT {AGENT_TOKEN_COLUMNS} FROM kubectl_agent_tokens WHERE connection_id = $1 \
+             ORDER BY created_at DESC LIMIT 1"
+        ))
+        .bind(connection_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error("reading a connection's agent token", error))?
+        .map(AgentTokenRow::into_record)
+        .transpose()
+    }
+
+    async fn set_agent_token_status(
+        &self,
+        connection_id: &str,
+        status: AgentTokenStatus,
+    ) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE kubectl_agent_tokens SET status = $1 \
+             WHERE connection_id = $2 AND status = 'active'",
+        )
+        .bind(status.as_str())
+        .bind(connection_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error("changing an agent token's status", error))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn record_agent_activity(
+        &self,
+        token_hash: &str,
+        activity: &AgentActivity,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE kubectl_agent_tokens SET \
+             last_connected_at = COALESCE($1, last_connected_at), \
+             last_heartbeat = COALESCE($2, last_heartbeat), \
+             agent_version = COALESCE($3, agent_version), \
+             capabilities = COALESCE($4, capabilities) \
+             WHERE token_hash = $5",
+        )
+        .bind(activity.connected_at)
+        .bind(activity.heartbeat_at)
+        .bind(&activity.agent_version)
+        .bind(&activity.capabilities)
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error("recording an agent's activity", error))?;
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use patchbay_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
 use crate::secrets::SecretRef;
 
 /// The state of a connection.
@@ -217,6 +218,12 @@ pub(crate) fn routing_key_taken(record: &ConnectionRecord) -> Error {
     .with_hint("disconnect the connection that has it first")
 }
 
+/// The error of a records store that keeps no kubectl agent tokens.
+fn agent_tokens_unsupported() -> Error {
+    Error::unsupported("this records store keeps no kubectl agent tokens")
+        .with_hint("use the SQLite or Postgres records store for the Kubernetes connector")
+}
+
 /// Connection records, API keys and alerts. Every read is scoped to a tenant.
 #[async_trait]
 pub trait RecordStore: Send + Sync + 'static {
@@ -381,6 +388,42 @@ pub trait RecordStore: Send + Sync + 'static {
 
     /// Checks the database is reachable.
     async fn health(&self) -> Result<()>;
+
+    /// Stores a kubectl agent token's hash, bound to its connection.
+    async fn insert_agent_token(&self, _token: &AgentTokenRecord) -> Result<()> {
+        Err(agent_tokens_unsupported())
+    }
+
+    /// The agent token with this SHA-256, whatever its status (authentication tells
+    /// revoked and expired tokens apart from unknown ones).
+    async fn find_agent_token(&self, _token_hash: &str) -> Result<Option<AgentTokenRecord>> {
+        Err(agent_tokens_unsupported())
+    }
+
+    /// The newest agent token of a connection.
+    async fn agent_token_of(&self, _connection_id: &str) -> Result<Option<AgentTokenRecord>> {
+        Err(agent_tokens_unsupported())
+    }
+
+    /// Sets the status of every token of a connection that is still active; returns
+    /// how many changed.
+    async fn set_agent_token_status(
+        &self,
+        _connection_id: &str,
+        _status: AgentTokenStatus,
+    ) -> Result<u64> {
+        Err(agent_tokens_unsupported())
+    }
+
+    /// Records what an agent did on the token with this hash (connected, heartbeat,
+    /// registered); fields left `None` keep their value.
+    async fn record_agent_activity(
+        &self,
+        _token_hash: &str,
+        _activity: &AgentActivity,
+    ) -> Result<()> {
+        Err(agent_tokens_unsupported())
+    }
 
     /// A short name for metrics and health reports (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str {

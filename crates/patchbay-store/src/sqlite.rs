@@ -19,6 +19,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
 use crate::records::{
     routing_key_taken, AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus,
     ConsumedState, NewAlert, PendingAuthorization, RecordStore, RefreshLease, StoredAlert,
@@ -379,6 +380,50 @@ impl ApiKeyRow {
             },
             created_at: parse_timestamp("created_at", &self.created_at)?,
             last_used_at: parse_optional_timestamp("last_used_at", self.last_used_at)?,
+        })
+    }
+}
+
+const AGENT_TOKEN_COLUMNS: &str =
+    "token_hash, connection_id, cluster_name, token_prefix, status, created_at, \
+     expires_at, last_connected_at, last_heartbeat, agent_version, capabilities";
+
+#[derive(sqlx::FromRow)]
+struct AgentTokenRow {
+    token_hash: String,
+    connection_id: String,
+    cluster_name: String,
+    token_prefix: String,
+    status: String,
+    created_at: String,
+    expires_at: Option<String>,
+    last_connected_at: Option<String>,
+    last_heartbeat: Option<String>,
+    agent_version: Option<String>,
+    capabilities: Option<String>,
+}
+
+impl AgentTokenRow {
+    fn into_record(self) -> Result<AgentTokenRecord> {
+        Ok(AgentTokenRecord {
+            status: AgentTokenStatus::parse(&self.status)
+                .ok_or_else(|| invalid_column("status"))?,
+            created_at: parse_timestamp("created_at", &self.created_at)?,
+            expires_at: parse_optional_timestamp("expires_at", self.expires_at)?,
+            last_connected_at: parse_optional_timestamp(
+                "last_connected_at",
+                self.last_connected_at,
+            )?,
+            last_heartbeat: parse_optional_timestamp("last_heartbeat", self.last_heartbeat)?,
+            capabilities: self
+                .capabilities
+                .map(|text| serde_json::from_str(&text).map_err(|_| invalid_column("capabilities")))
+                .transpose()?,
+            token_hash: self.token_hash,
+            connection_id: self.connection_id,
+            cluster_name: self.cluster_name,
+            token_prefix: self.token_prefix,
+            agent_version: self.agent_version,
         })
     }
 }
@@ -972,6 +1017,104 @@ impl RecordStore for SqliteRecordStore {
         .execute(&self.pool)
         .await
         .map_err(|error| db_error("releasing a refresh lease", error))?;
+        Ok(())
+    }
+
+    async fn insert_agent_token(&self, token: &AgentTokenRecord) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO kubectl_agent_tokens ({AGENT_TOKEN_COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&token.token_hash)
+        .bind(&token.connection_id)
+        .bind(&token.cluster_name)
+        .bind(&token.token_prefix)
+        .bind(token.status.as_str())
+        .bind(timestamp(&token.created_at))
+        .bind(token.expires_at.as_ref().map(timestamp))
+        .bind(token.last_connected_at.as_ref().map(timestamp))
+        .bind(token.last_heartbeat.as_ref().map(timestamp))
+        .bind(&token.agent_version)
+        .bind(
+            token
+                .capabilities
+                .as_ref()
+                .map(serde_json::Value::to_string),
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(|error| db_error("inserting an agent token", error))?;
+        Ok(())
+    }
+
+    async fn find_agent_token(&self, token_hash: &str) -> Result<Option<AgentTokenRecord>> {
+        sqlx::query_as::<_, AgentTokenRow>(&format!(
+            "SELECT {AGENT_TOKEN_COLUMNS} FROM kubectl_agent_tokens WHERE token_hash = ?"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| db_error("looking up an agent token", error))?
+        .map(AgentTokenRow::into_record)
+        .transpose()
+    }
+
+    async fn agent_token_of(&self, connection_id: &str) -> Result<Option<AgentTokenRecord>> {
+        sqlx::query_as::<_, AgentTokenRow>(&format!(
+            "SELECT {AGENT_TOKEN_COLUMNS} FROM kubectl_agent_tokens WHERE connection_id = ? \
+             ORDER BY created_at DESC, rowid DESC LIMIT 1"
+        ))
+        .bind(connection_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| db_error("reading a connection's agent token", error))?
+        .map(AgentTokenRow::into_record)
+        .transpose()
+    }
+
+    async fn set_agent_token_status(
+        &self,
+        connection_id: &str,
+        status: AgentTokenStatus,
+    ) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE kubectl_agent_tokens SET status = ? \
+             WHERE connection_id = ? AND status = 'active'",
+        )
+        .bind(status.as_str())
+        .bind(connection_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| db_error("changing an agent token's status", error))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn record_agent_activity(
+        &self,
+        token_hash: &str,
+        activity: &AgentActivity,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE kubectl_agent_tokens SET \
+             last_connected_at = COALESCE(?, last_connected_at), \
+             last_heartbeat = COALESCE(?, last_heartbeat), \
+             agent_version = COALESCE(?, agent_version), \
+             capabilities = COALESCE(?, capabilities) \
+             WHERE token_hash = ?",
+        )
+        .bind(activity.connected_at.as_ref().map(timestamp))
+        .bind(activity.heartbeat_at.as_ref().map(timestamp))
+        .bind(&activity.agent_version)
+        .bind(
+            activity
+                .capabilities
+                .as_ref()
+                .map(serde_json::Value::to_string),
+        )
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| db_error("recording an agent's activity", error))?;
         Ok(())
     }
 

@@ -16,11 +16,17 @@ const CONFIG_ERROR: u8 = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PATCHBAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        // tungstenite traces the raw upgrade request, whose Authorization header
+        // holds the agent token: never below debug, whatever PATCHBAY_LOG says.
+        .add_directive(
+            "tungstenite::handshake::client=debug"
+                .parse()
+                .expect("a valid log directive"),
+        );
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PATCHBAY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let config = match Config::from_env() {

@@ -186,6 +186,7 @@ behaviour_suite! {
         set_connection_status_is_unscoped,
         refresh_lease_is_exclusive_until_released_or_expired,
         a_lapsed_refresh_lease_taken_over_is_no_longer_held,
+        agent_tokens_are_found_by_hash_and_revoked_per_connection,
     ];
     replicas [
         concurrent_inserters_and_a_paging_reader_see_every_alert_once,

@@ -12,8 +12,8 @@ use patchbay_core::{
     Tenant, ValidationCheck, ValidationReport, ValidationStatus,
 };
 use patchbay_store::{
-    ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus, ConsumedState, NewAlert,
-    PendingAuthorization, RecordStore, SecretRef,
+    AgentActivity, AgentTokenRecord, AgentTokenStatus, ApiKeyRecord, BegunState, ConnectionRecord,
+    ConnectionStatus, ConsumedState, NewAlert, PendingAuthorization, RecordStore, SecretRef,
 };
 use serde_json::json;
 
@@ -1464,4 +1464,101 @@ async fn store_ids(store: &Arc<dyn RecordStore>, tenant: &Tenant) -> Vec<String>
         .into_iter()
         .map(|record| record.id)
         .collect()
+}
+
+/// An agent token is found by its hash only, keeps its activity, and a revoke
+/// changes only tokens still active (an expired token stays expired).
+pub async fn agent_tokens_are_found_by_hash_and_revoked_per_connection(
+    store: Arc<dyn RecordStore>,
+) {
+    let now = Utc::now().trunc_subsecs(6);
+    let token = |hash: &str, connection: &str, created_at: DateTime<Utc>| AgentTokenRecord {
+        connection_id: connection.into(),
+        cluster_name: format!("{connection} name"),
+        token_hash: hash.into(),
+        token_prefix: "pbk8s_abcd".into(),
+        status: AgentTokenStatus::Active,
+        created_at,
+        expires_at: Some(now + chrono::TimeDelta::days(30)),
+        last_connected_at: None,
+        last_heartbeat: None,
+        agent_version: None,
+        capabilities: None,
+    };
+    let first = token("hash-1", "cluster-a", now);
+    store.insert_agent_token(&first).await.unwrap();
+    store
+        .insert_agent_token(&token("hash-2", "cluster-b", now))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_agent_token("hash-1").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.find_agent_token("hash-3").await.unwrap(), None);
+    assert!(
+        store.insert_agent_token(&first).await.is_err(),
+        "a hash is stored once"
+    );
+
+    let activity = AgentActivity {
+        connected_at: Some(now),
+        heartbeat_at: None,
+        agent_version: Some("1.0.3".into()),
+        capabilities: Some(json!({"max_concurrency": 8})),
+    };
+    store
+        .record_agent_activity("hash-1", &activity)
+        .await
+        .unwrap();
+    let later = now + chrono::TimeDelta::seconds(60);
+    store
+        .record_agent_activity(
+            "hash-1",
+            &AgentActivity {
+                heartbeat_at: Some(later),
+                ..AgentActivity::default()
+            },
+        )
+        .await
+        .unwrap();
+    let seen = store.agent_token_of("cluster-a").await.unwrap().unwrap();
+    assert_eq!(seen.last_connected_at, Some(now));
+    assert_eq!(seen.last_heartbeat, Some(later));
+    assert_eq!(seen.agent_version.as_deref(), Some("1.0.3"));
+    assert_eq!(seen.capabilities, Some(json!({"max_concurrency": 8})));
+
+    assert_eq!(
+        store
+            .set_agent_token_status("cluster-b", AgentTokenStatus::Expired)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .set_agent_token_status("cluster-b", AgentTokenStatus::Revoked)
+            .await
+            .unwrap(),
+        0,
+        "an expired token stays expired"
+    );
+    assert_eq!(
+        store
+            .set_agent_token_status("cluster-a", AgentTokenStatus::Revoked)
+            .await
+            .unwrap(),
+        1
+    );
+    let revoked = store.find_agent_token("hash-1").await.unwrap().unwrap();
+    assert_eq!(revoked.status, AgentTokenStatus::Revoked);
+    assert_eq!(
+        store
+            .find_agent_token("hash-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        AgentTokenStatus::Expired
+    );
 }
