@@ -14,7 +14,7 @@ use axum::Router;
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use patchbay_connector_kubernetes::relay::{AgentState, Relay, RelayError, RelaySettings};
-use patchbay_core::ConnectorEnv;
+use patchbay_core::{metrics, ConnectorEnv};
 use patchbay_host::{AppState, HostBuilder, HostConfig};
 use patchbay_kubectl_agent::backoff::SystemClock;
 use patchbay_kubectl_agent::config::Config;
@@ -26,6 +26,7 @@ use patchbay_store::{
     AgentTokenRecord, AgentTokenStatus, LocalSecretStore, MasterKey, RecordStore, SecretStore,
     SqliteRecordStore,
 };
+use patchbay_testkit::metrics::Scrape;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -144,6 +145,18 @@ impl Service {
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
+    }
+
+    /// Scrapes `/metrics`.
+    async fn scrape(&self) -> Scrape {
+        let request = Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Scrape::new(String::from_utf8(bytes.to_vec()).unwrap())
     }
 
     /// Adds a cluster; returns its id, the token and the whole answer.
@@ -700,6 +713,7 @@ async fn busy_cancel_output_cap_and_timeout_through_the_host() {
         ],
     ));
     service.wait_registered(&id).await;
+    let before = service.scrape().await;
     let relay = Arc::clone(&service.state.kubectl_relay);
     let argv = |line: &str| {
         line.split_whitespace()
@@ -797,6 +811,25 @@ async fn busy_cancel_output_cap_and_timeout_through_the_host() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["field"], "timeout_seconds");
+
+    // The metrics saw each outcome (other tests share the process, hence "at least").
+    let after = service.scrape().await;
+    let moved = |outcome: &str| {
+        let labels = [("outcome", outcome)];
+        after.sum(metrics::AGENT_COMMANDS, &labels) - before.sum(metrics::AGENT_COMMANDS, &labels)
+    };
+    assert!(moved("ok") >= 2.0, "{}", after.text);
+    assert!(moved("busy") >= 1.0, "{}", after.text);
+    assert!(
+        moved("kubectl_failed") >= 1.0,
+        "the timed-out command: {}",
+        after.text
+    );
+    assert!(
+        after.sum(metrics::AGENT_CONNECTIONS, &[]) >= 1.0,
+        "{}",
+        after.text
+    );
     api.set_response_delay(Duration::ZERO);
     agent.stop().await;
 }

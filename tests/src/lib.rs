@@ -5,7 +5,6 @@
 //! through [`Patchbay::request`] so canary scans can cover them.
 #![deny(missing_docs)]
 
-pub mod metrics;
 pub mod openbao;
 pub mod postgres;
 pub mod proxy;
@@ -15,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+pub use patchbay_testkit::metrics::Scrape;
 
 /// The `patchbay` binary under test: `PATCHBAY_BIN`, else the workspace's debug build.
 pub fn binary() -> PathBuf {
@@ -316,7 +317,7 @@ impl Patchbay {
 
     /// Scrapes `/metrics` at `base_url` (this process's own address, or the one
     /// `PATCHBAY_METRICS_LISTEN` moved it to); metrics need no API key.
-    pub async fn scrape(&self, base_url: &str) -> metrics::Scrape {
+    pub async fn scrape(&self, base_url: &str) -> Scrape {
         let response = self
             .client
             .get(format!("{base_url}/metrics"))
@@ -329,7 +330,7 @@ impl Patchbay {
             .lock()
             .expect("transcript")
             .push(text.clone());
-        metrics::Scrape::new(text)
+        Scrape::new(text)
     }
 
     /// Everything the process has logged so far.

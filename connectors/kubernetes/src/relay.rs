@@ -240,6 +240,7 @@ impl Relay {
             capabilities: None,
         }));
         let id = self.next_agent.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!(patchbay_core::metrics::AGENT_CONNECTIONS).increment(1.0);
         lock(&self.clusters)
             .entry(cluster_id.to_owned())
             .or_default()
@@ -320,11 +321,19 @@ impl Relay {
         argv: Vec<String>,
         timeout_secs: u64,
     ) -> Result<CommandOutcome, RelayError> {
-        self.check(&argv)?;
-        match (self.has_agents(cluster_id), self.peers.get()) {
-            (false, Some(peers)) => peers.forward(cluster_id, argv, timeout_secs).await,
-            _ => self.run_here(cluster_id, argv, timeout_secs).await,
-        }
+        let result = match self.check(&argv) {
+            Err(refused) => Err(refused),
+            Ok(()) => match (self.has_agents(cluster_id), self.peers.get()) {
+                (false, Some(peers)) => peers.forward(cluster_id, argv, timeout_secs).await,
+                _ => self.run_here(cluster_id, argv, timeout_secs).await,
+            },
+        };
+        metrics::counter!(
+            patchbay_core::metrics::AGENT_COMMANDS,
+            "outcome" => outcome_label(&result),
+        )
+        .increment(1);
+        result
     }
 
     fn check(&self, argv: &[String]) -> Result<(), RelayError> {
@@ -395,6 +404,20 @@ impl Relay {
         };
         drop(guard);
         result
+    }
+}
+
+/// The metrics label of a command's result.
+fn outcome_label(result: &Result<CommandOutcome, RelayError>) -> &'static str {
+    match result {
+        Ok(outcome) if outcome.success => "ok",
+        Ok(_) => "kubectl_failed",
+        Err(RelayError::NotConnected) => "not_connected",
+        Err(RelayError::RefusedByService(_)) => "refused_by_service",
+        Err(RelayError::RefusedByAgent { code, .. }) if *code == ErrorCode::Busy => "busy",
+        Err(RelayError::RefusedByAgent { .. }) => "refused_by_agent",
+        Err(RelayError::Timeout(_)) => "timeout",
+        Err(RelayError::Lost(_)) => "lost",
     }
 }
 
@@ -539,6 +562,7 @@ impl AgentLink {
 
 impl Drop for AgentLink {
     fn drop(&mut self) {
+        metrics::gauge!(patchbay_core::metrics::AGENT_CONNECTIONS).decrement(1.0);
         let mut clusters = lock(&self.relay.clusters);
         if let Some(slots) = clusters.get_mut(&self.cluster_id) {
             slots.retain(|slot| slot.id != self.agent_id);

@@ -36,6 +36,12 @@ pub const STORE_OPERATION_SECONDS: &str = "patchbay_store_operation_seconds";
 /// OAuth connection flows, by `connector` and `stage` (`started`, `completed`,
 /// `failed`).
 pub const OAUTH_FLOWS: &str = "patchbay_oauth_flows_total";
+/// Kubernetes agent sockets attached to this replica.
+pub const AGENT_CONNECTIONS: &str = "patchbay_agent_connections";
+/// kubectl commands sent through the agent relay, by `outcome` (`ok`,
+/// `kubectl_failed`, `not_connected`, `refused_by_service`, `refused_by_agent`,
+/// `busy`, `timeout`, `lost`).
+pub const AGENT_COMMANDS: &str = "patchbay_agent_commands_total";
 
 /// Every family with its help text, for exporters to describe.
 pub const FAMILIES: &[(&str, Kind, &str)] = &[
@@ -94,6 +100,16 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "OAuth connection flows by connector and stage.",
     ),
+    (
+        AGENT_CONNECTIONS,
+        Kind::Gauge,
+        "Kubernetes agent sockets attached to this replica.",
+    ),
+    (
+        AGENT_COMMANDS,
+        Kind::Counter,
+        "kubectl commands sent through the agent relay, by outcome.",
+    ),
 ];
 
 /// The type of a metric family.
@@ -103,6 +119,8 @@ pub enum Kind {
     Counter,
     /// A distribution of observed values.
     Histogram,
+    /// A value that goes up and down.
+    Gauge,
 }
 
 /// Registers the help text of every family with the installed recorder.
@@ -111,6 +129,7 @@ pub fn describe_all() {
         match kind {
             Kind::Counter => metrics::describe_counter!(*name, *help),
             Kind::Histogram => metrics::describe_histogram!(*name, *help),
+            Kind::Gauge => metrics::describe_gauge!(*name, *help),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod contract;
 pub mod fake_server;
 pub mod http;
 pub mod logs;
+pub mod metrics;
 pub mod openapi;
 pub mod services;
 

@@ -1,4 +1,5 @@
-//! Reading Prometheus' text format back, so tests can say which series moved.
+//! Reading a `/metrics` scrape (Prometheus' text format) back, so tests can say
+//! which series moved.
 
 /// One scrape of `/metrics`: every sample line, as the exposition format writes it.
 #[derive(Debug, Clone)]
