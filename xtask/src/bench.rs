@@ -1,10 +1,13 @@
 //! `cargo xtask bench webhooks`: webhook ingestion measured against a bare endpoint.
+//! `cargo xtask bench agent`: the Kubernetes relay measured against kubectl run directly.
 //!
 //! The release `patchbay` binary runs on SQLite with a Datadog connection made
 //! against the connector's fake; a load generator sends distinct Datadog alerts at
 //! several concurrencies. The same generator then drives a bare hyper endpoint
 //! that answers 202 without work, so figures are reported as ratios measured in
 //! the same run on the same machine.
+
+mod agent;
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -43,6 +46,18 @@ pub enum Bench {
         #[arg(long)]
         skip_build: bool,
     },
+    /// kubectl through Patchbay and the agent, against kubectl run directly.
+    Agent {
+        /// Commands run one at a time on each path (after a warm-up).
+        #[arg(long, default_value_t = 200)]
+        sequential: usize,
+        /// Commands sent at once on one agent socket (and kubectl processes at once).
+        #[arg(long, default_value_t = 100)]
+        concurrent: usize,
+        /// Use the release binaries already built.
+        #[arg(long)]
+        skip_build: bool,
+    },
 }
 
 /// Runs a benchmark.
@@ -76,6 +91,35 @@ pub fn run(bench: Bench) -> Result<()> {
                 .enable_all()
                 .build()?
                 .block_on(webhooks(&levels, requests))
+        }
+        Bench::Agent {
+            sequential,
+            concurrent,
+            skip_build,
+        } => {
+            ensure!(
+                sequential > 0 && concurrent > 0,
+                "--sequential and --concurrent must be positive"
+            );
+            if !skip_build {
+                // Only the Kubernetes connector is linked: the relay is what is measured.
+                cargo(&[
+                    "build",
+                    "--release",
+                    "--package",
+                    "patchbay-host",
+                    "--bin",
+                    "patchbay",
+                    "--no-default-features",
+                    "--features",
+                    "connector-kubernetes",
+                ])?;
+                cargo(&["build", "--release", "--package", "patchbay-kubectl-agent"])?;
+            }
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(agent::agent(sequential, concurrent))
         }
     }
 }
