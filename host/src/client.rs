@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
 use patchbay_core::{ErrorKind, SecretString};
 use serde_json::Value;
 
@@ -13,6 +15,11 @@ pub const API_KEY_VAR: &str = "PATCHBAY_API_KEY";
 /// How long one API call may take: a query waits for its provider, so this is
 /// above the longest operation timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(330);
+/// How long the alert stream may stay silent before the connection counts as dead:
+/// three of the service's heartbeats.
+const STREAM_SILENCE_LIMIT: Duration = Duration::from_secs(45);
+/// The longest wait between two attempts to reach the alert stream again.
+const MAX_STREAM_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A failed API call: the service's error envelope, or why it could not be reached.
 #[derive(Debug)]
@@ -48,6 +55,8 @@ pub struct ApiClient {
     base_url: String,
     api_key: SecretString,
     http: reqwest::Client,
+    /// For the alert stream: no overall timeout, a silence limit instead.
+    streaming: reqwest::Client,
 }
 
 impl ApiClient {
@@ -64,10 +73,17 @@ impl ApiClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| local_failure(format!("cannot build an HTTP client: {error}")))?;
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(STREAM_SILENCE_LIMIT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| local_failure(format!("cannot build an HTTP client: {error}")))?;
         Ok(Self {
             base_url,
             api_key,
             http,
+            streaming,
         })
     }
 
@@ -103,6 +119,81 @@ impl ApiClient {
         self.call(reqwest::Method::POST, &path, Some(params)).await
     }
 
+    /// Follows `GET /api/alerts/stream`, calling `each` with every alert, from
+    /// after `after` (or from now when `None`). Reconnects with `Last-Event-ID` after
+    /// a dropped connection, waiting 1 s doubling to 30 s; returns only when the
+    /// service refuses the stream (a bad key, a bad cursor).
+    pub async fn follow_alerts(
+        &self,
+        after: Option<i64>,
+        mut each: impl FnMut(&Value),
+    ) -> Result<(), ApiFailure> {
+        let url = format!("{}/api/alerts/stream", self.base_url);
+        let mut last_id = after.map(|after| after.to_string());
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let mut request = self
+                .streaming
+                .get(&url)
+                .bearer_auth(self.api_key.expose())
+                .header(reqwest::header::ACCEPT, "text/event-stream");
+            if let Some(id) = &last_id {
+                request = request.header("last-event-id", id);
+            }
+            match request.send().await {
+                Err(error) => eprintln!(
+                    "patchbay: cannot reach Patchbay at {}: {}; retrying in {} s",
+                    self.base_url,
+                    without_url(&error),
+                    backoff.as_secs()
+                ),
+                Ok(response) if !response.status().is_success() => {
+                    let status = response.status().as_u16();
+                    let text = response.text().await.unwrap_or_default();
+                    let failure = answer_failure(status, &text);
+                    if status < 500 {
+                        return Err(failure);
+                    }
+                    eprintln!("patchbay: {failure}; retrying in {} s", backoff.as_secs());
+                }
+                Ok(response) => {
+                    backoff = Duration::from_secs(1);
+                    let mut events = response.bytes_stream().eventsource();
+                    while let Some(event) = events.next().await {
+                        let event = match event {
+                            Ok(event) => event,
+                            Err(error) => {
+                                eprintln!("patchbay: the alert stream broke off: {error}");
+                                break;
+                            }
+                        };
+                        match event.event.as_str() {
+                            "alert" => match serde_json::from_str::<Value>(&event.data) {
+                                Ok(alert) => {
+                                    last_id = Some(event.id);
+                                    each(&alert);
+                                }
+                                Err(error) => {
+                                    eprintln!(
+                                        "patchbay: skipped an alert that is not JSON: {error}"
+                                    )
+                                }
+                            },
+                            "error" => eprintln!("patchbay: the service: {}", event.data),
+                            _ => {}
+                        }
+                    }
+                    eprintln!(
+                        "patchbay: the alert stream closed; resuming in {} s",
+                        backoff.as_secs()
+                    );
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_STREAM_BACKOFF);
+        }
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -127,24 +218,30 @@ impl ApiClient {
         let text = response.text().await.map_err(|error| {
             local_failure(format!("the answer was cut off: {}", without_url(&error)))
         })?;
-        let body = serde_json::from_str::<Value>(&text).ok();
         if (200..300).contains(&status) {
-            return body.ok_or_else(|| local_failure("the service answered without JSON"));
+            return serde_json::from_str::<Value>(&text)
+                .map_err(|_| local_failure("the service answered without JSON"));
         }
-        let error = body.as_ref().and_then(|body| body.get("error"));
-        let text_of = |key: &str| {
-            error
-                .and_then(|error| error.get(key))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        Err(ApiFailure {
-            status: Some(status),
-            kind: text_of("kind").and_then(|kind| ErrorKind::from_name(&kind)),
-            message: text_of("message").unwrap_or_else(|| format!("HTTP {status}")),
-            hint: text_of("hint"),
-            body,
-        })
+        Err(answer_failure(status, &text))
+    }
+}
+
+/// A failure from the service's error envelope (`{"error": {kind, message, hint}}`).
+fn answer_failure(status: u16, text: &str) -> ApiFailure {
+    let body = serde_json::from_str::<Value>(text).ok();
+    let error = body.as_ref().and_then(|body| body.get("error"));
+    let text_of = |key: &str| {
+        error
+            .and_then(|error| error.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    ApiFailure {
+        status: Some(status),
+        kind: text_of("kind").and_then(|kind| ErrorKind::from_name(&kind)),
+        message: text_of("message").unwrap_or_else(|| format!("HTTP {status}")),
+        hint: text_of("hint"),
+        body,
     }
 }
 

@@ -5,6 +5,7 @@
 //! mount [`Host::router`] in your own axum application.
 #![deny(missing_docs)]
 
+pub mod alert_stream;
 pub mod api;
 pub mod auth;
 pub mod client;
@@ -141,6 +142,16 @@ impl HostBuilder {
             patchbay_oauth::refresh::skew_from_env(&self.env)?,
         ));
         let setting = |name: &str| self.env.get(name).map(|value| Arc::from(value.trim()));
+        let ingestor = AlertIngestor::spawn(records.clone(), self.config.ingest_batch);
+        let alert_notifications = if self.config.database_url.starts_with("postgres") {
+            let signal = ingestor.committed().clone();
+            Some(Arc::new(
+                patchbay_store::alert_feed::listen_postgres(&self.config.database_url, signal)
+                    .await?,
+            ))
+        } else {
+            None
+        };
         let state = AppState {
             oauth,
             refresher,
@@ -148,7 +159,9 @@ impl HostBuilder {
             oauth_return_url: setting("PATCHBAY_OAUTH_RETURN_URL"),
             registry: Arc::new(registry),
             env: Arc::new(self.env),
-            ingestor: AlertIngestor::spawn(records.clone(), self.config.ingest_batch),
+            ingestor,
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            alert_notifications,
             records,
             secrets,
             principals,
@@ -238,7 +251,7 @@ impl Host {
     /// Every route: the JSON API, the connectors' webhook paths and, unless
     /// `PATCHBAY_METRICS_LISTEN` moves it, `/metrics`.
     pub fn router(&self) -> Router {
-        let router = api::router();
+        let router = api::router().merge(alert_stream::router());
         #[cfg(feature = "connector-kubernetes")]
         let router = router.merge(kubectl_agent::router());
         let router = router
@@ -271,8 +284,13 @@ impl Host {
             }
             None => None,
         };
+        let stopping = Arc::clone(&self.state.stopping);
         axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                // Alert streams end, so the requests graceful shutdown waits for finish.
+                stopping.send_replace(true);
+            })
             .await?;
         if let Some(server) = metrics_server {
             server.abort();

@@ -40,6 +40,13 @@ enum Command {
         #[command(subcommand)]
         command: ConnectionsCommand,
     },
+    /// Follow the alerts of a running service as they arrive.
+    Alerts {
+        #[command(flatten)]
+        service: Service,
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
     /// Run one operation of a connection on a running service and print its JSON.
     ///
     /// Exit status: 0 success, 2 bad parameters, 3 credentials rejected or
@@ -83,6 +90,20 @@ enum ConnectionsCommand {
     Validate {
         /// The connection id.
         connection: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// Print alerts as they are stored, one line each, until interrupted; resumes
+    /// where it stopped after a dropped connection.
+    Tail {
+        /// Start after this cursor (0: every stored alert) instead of with new ones.
+        #[arg(long)]
+        after: Option<i64>,
+        /// Print each alert as one line of JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -175,6 +196,10 @@ async fn run(command: Command, env: ConnectorEnv) -> Result<(), ExitCode> {
                 }
             }
         }
+        Command::Alerts {
+            service,
+            command: AlertsCommand::Tail { after, json },
+        } => tail_alerts(&service.client()?, after, json).await,
         Command::Query {
             service,
             connection,
@@ -320,6 +345,38 @@ async fn run_query(
         }
     }
     Ok(())
+}
+
+async fn tail_alerts(client: &ApiClient, after: Option<i64>, json: bool) -> Result<(), ExitCode> {
+    use std::io::Write;
+    client
+        .follow_alerts(after, |alert| {
+            let line = if json {
+                alert.to_string()
+            } else {
+                alert_line(alert)
+            };
+            // Each alert is flushed at once, so a pipe sees it as it arrives.
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{line}");
+            let _ = stdout.flush();
+        })
+        .await
+        .map_err(|failure| api_failure("following alerts", failure))
+}
+
+/// One alert on one line: when, severity, status, source, title, and its cursor.
+fn alert_line(alert: &serde_json::Value) -> String {
+    let text = |key: &str| alert[key].as_str().unwrap_or("-").to_owned();
+    format!(
+        "{}  {:<8} {:<12} {:<12} {}  [#{}]",
+        text("received_at"),
+        text("severity"),
+        text("status"),
+        text("source"),
+        text("title"),
+        alert["cursor"]
+    )
 }
 
 fn fail(context: &str, error: impl std::fmt::Display) -> ExitCode {

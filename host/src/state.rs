@@ -33,6 +33,12 @@ pub struct AppState {
     pub ui_origin: Option<Arc<str>>,
     /// Where the OAuth callback redirects instead of showing a page (`PATCHBAY_OAUTH_RETURN_URL`).
     pub oauth_return_url: Option<Arc<str>>,
+    /// Set to true when the service starts shutting down, so long-lived answers
+    /// (the alert stream) end and graceful shutdown can finish.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// With PostgreSQL, the listener that wakes alert-stream followers when another
+    /// replica commits alerts.
+    pub alert_notifications: Option<Arc<patchbay_store::alert_feed::AlertNotifications>>,
     /// The Kubernetes connector's agent relay: the sockets of connected kubectl agents.
     #[cfg(feature = "connector-kubernetes")]
     pub kubectl_relay: Arc<patchbay_connector_kubernetes::relay::Relay>,

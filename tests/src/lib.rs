@@ -231,6 +231,23 @@ impl Patchbay {
         output
     }
 
+    /// Starts the binary's CLI with this instance's environment plus `extra_env`,
+    /// its output piped, for commands that run until stopped (killed when dropped).
+    pub fn cli_spawn(&self, args: &[&str], extra_env: &[(&str, &str)]) -> tokio::process::Child {
+        tokio::process::Command::new(binary())
+            .args(args)
+            .current_dir(self.data_dir.parent().unwrap_or(&self.data_dir))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra_env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn the patchbay CLI")
+    }
+
     /// Creates an API key through the CLI and returns it.
     pub fn create_api_key(&self, user: &str, org: Option<&str>) -> String {
         let mut args = vec!["api-keys", "create", "--user", user];

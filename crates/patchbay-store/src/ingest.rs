@@ -12,6 +12,7 @@ use patchbay_core::{Error, Result};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
+use crate::alert_feed::AlertSignal;
 use crate::records::{NewAlert, RecordStore};
 
 /// How many alerts may wait for the writer before `ingest` callers wait too.
@@ -44,6 +45,7 @@ pub struct AlertIngestor {
     counters: Arc<Counters>,
     stop: Arc<Notify>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+    committed: AlertSignal,
 }
 
 impl std::fmt::Debug for AlertIngestor {
@@ -62,19 +64,29 @@ impl AlertIngestor {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let counters = Arc::new(Counters::default());
         let stop = Arc::new(Notify::new());
+        let committed = AlertSignal::new();
         let writer = tokio::spawn(run_writer(
             store,
             receiver,
             max_batch.max(1),
             Arc::clone(&counters),
             Arc::clone(&stop),
+            committed.clone(),
         ));
         AlertIngestor {
             sender,
             counters,
             stop,
             writer: Arc::new(Mutex::new(Some(writer))),
+            committed,
         }
+    }
+
+    /// The signal raised after every batch that stored a new alert: followers of
+    /// the alert stream wait on it (and on other replicas' batches, see
+    /// [`crate::alert_feed`]).
+    pub fn committed(&self) -> &AlertSignal {
+        &self.committed
     }
 
     /// Stores one alert; returns once the transaction holding it committed:
@@ -131,6 +143,7 @@ async fn run_writer(
     max_batch: usize,
     counters: Arc<Counters>,
     stop: Arc<Notify>,
+    committed: AlertSignal,
 ) {
     let mut stopping = false;
     loop {
@@ -155,11 +168,18 @@ async fn run_writer(
                 Err(_) => break,
             }
         }
-        write_batch(store.as_ref(), batch, &counters).await;
+        write_batch(store.as_ref(), batch, &counters, &committed).await;
     }
 }
 
-async fn write_batch(store: &dyn RecordStore, batch: Vec<IngestRequest>, counters: &Counters) {
+/// Commits one batch, raises `committed` if it stored a new alert, then answers
+/// its senders (so followers are woken before a webhook is acknowledged).
+async fn write_batch(
+    store: &dyn RecordStore,
+    batch: Vec<IngestRequest>,
+    counters: &Counters,
+    committed: &AlertSignal,
+) {
     let (alerts, replies): (Vec<_>, Vec<_>) = batch
         .into_iter()
         .map(|request| (request.alert, request.reply))
@@ -173,6 +193,9 @@ async fn write_batch(store: &dyn RecordStore, batch: Vec<IngestRequest>, counter
         .fetch_add(alerts.len() as u64, Ordering::Relaxed);
     match outcome {
         Ok(inserted) if inserted.len() == replies.len() => {
+            if inserted.contains(&true) {
+                committed.raise();
+            }
             for (reply, is_new) in replies.into_iter().zip(inserted) {
                 // A waiter that gave up no longer needs the answer.
                 let _ = reply.send(Ok(is_new));
@@ -436,6 +459,10 @@ mod tests {
             self.inner.list_alerts(tenant, after, limit).await
         }
 
+        async fn last_alert_cursor(&self, tenant: &Tenant) -> Result<Option<i64>> {
+            self.inner.last_alert_cursor(tenant).await
+        }
+
         async fn set_connection_status(&self, id: &str, status: ConnectionStatus) -> Result<()> {
             self.inner.set_connection_status(id, status).await
         }
@@ -586,6 +613,21 @@ mod tests {
         assert!(!ingestor.ingest(alert("same")).await.unwrap());
         let page = store.list_alerts(&tenant(), None, 10).await.unwrap();
         assert_eq!(page.alerts.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn followers_are_woken_by_new_alerts_before_the_sender_is_answered() {
+        let store = Arc::new(SqliteRecordStore::open_in_memory().await.unwrap());
+        let ingestor = AlertIngestor::spawn(store, 64);
+        let mut follower = ingestor.committed().subscribe();
+        assert!(ingestor.ingest(alert("first")).await.unwrap());
+        assert!(follower.has_changed().unwrap(), "woken by a new alert");
+        follower.mark_unchanged();
+        assert!(!ingestor.ingest(alert("first")).await.unwrap());
+        assert!(
+            !follower.has_changed().unwrap(),
+            "a duplicate stores nothing new, so no one is woken"
+        );
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 
 pub mod agent_bus;
 pub mod agent_tokens;
+pub mod alert_feed;
 pub mod ingest;
 pub mod local;
 pub mod metered;
@@ -20,6 +21,7 @@ pub mod sqlite;
 pub mod vault;
 
 pub use agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
+pub use alert_feed::AlertSignal;
 pub use ingest::{AlertIngestor, IngestStats};
 pub use local::{KeySource, LocalSecretStore, MasterKey};
 pub use metered::{MeteredRecordStore, MeteredSecretStore};

@@ -216,6 +216,11 @@ impl RecordStore for MeteredRecordStore {
             .await
     }
 
+    async fn last_alert_cursor(&self, tenant: &Tenant) -> Result<Option<i64>> {
+        self.observe("last_alert_cursor", self.inner.last_alert_cursor(tenant))
+            .await
+    }
+
     async fn set_connection_status(&self, id: &str, status: ConnectionStatus) -> Result<()> {
         self.observe(
             "set_connection_status",

@@ -939,6 +939,15 @@ impl RecordStore for PostgresRecordStore {
         .fetch_all(&mut *transaction)
         .await
         .map_err(|error| self.error("storing alerts", error))?;
+        if !stored.is_empty() {
+            // Delivered to every replica's listener once the commit is visible, so a
+            // follower woken by it reads the new cursors.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(crate::alert_feed::ALERTS_CHANNEL)
+                .execute(&mut *transaction)
+                .await
+                .map_err(|error| self.error("announcing an alert batch", error))?;
+        }
         transaction
             .commit()
             .await
@@ -983,6 +992,14 @@ impl RecordStore for PostgresRecordStore {
             alerts,
             next_cursor,
         })
+    }
+
+    async fn last_alert_cursor(&self, tenant: &Tenant) -> Result<Option<i64>> {
+        sqlx::query_scalar("SELECT MAX(cursor) FROM alerts WHERE scope = $1")
+            .bind(tenant.scope_key())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|error| self.error("reading the newest alert", error))
     }
 
     async fn set_connection_status(&self, id: &str, status: ConnectionStatus) -> Result<()> {

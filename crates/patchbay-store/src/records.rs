@@ -332,6 +332,10 @@ pub trait RecordStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<AlertPage>;
 
+    /// The cursor of `tenant`'s newest alert, `None` while it has none: where a
+    /// follower that wants only new alerts starts.
+    async fn last_alert_cursor(&self, tenant: &Tenant) -> Result<Option<i64>>;
+
     /// Sets a connection's status whoever owns it (the token refresher marks
     /// `needs_reauth`); `NotFound` if there is no such connection.
     async fn set_connection_status(&self, id: &str, status: ConnectionStatus) -> Result<()>;

@@ -834,6 +834,14 @@ impl RecordStore for SqliteRecordStore {
         })
     }
 
+    async fn last_alert_cursor(&self, tenant: &Tenant) -> Result<Option<i64>> {
+        sqlx::query_scalar("SELECT MAX(cursor) FROM alerts WHERE scope = ?")
+            .bind(tenant.scope_key())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|error| db_error("reading the newest alert", error))
+    }
+
     async fn set_connection_status(&self, id: &str, status: ConnectionStatus) -> Result<()> {
         let updated = sqlx::query("UPDATE connections SET status = ? WHERE id = ?")
             .bind(status.as_str())

@@ -178,6 +178,7 @@ behaviour_suite! {
         alerts_with_nul_characters_are_stored,
         list_alerts_caps_a_page_at_one_thousand,
         alerts_outlive_their_connection,
+        the_last_alert_cursor_is_the_tenants_newest,
         health_is_ok,
         oauth_state_is_consumed_exactly_once,
         oauth_state_is_bound_to_one_browser_once,
@@ -612,4 +613,28 @@ async fn needs_postgres_upgrade_keeps_the_routing_key_of_the_oldest_duplicate() 
     }
     connection.close().await.unwrap();
     assert_only_the_oldest_keeps_each_routing_key(database.open().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn needs_postgres_an_alert_batch_committed_anywhere_wakes_the_listeners() {
+    let database = PostgresDatabase::create().await;
+    let signal = patchbay_store::AlertSignal::new();
+    let _listening =
+        patchbay_store::alert_feed::listen_postgres(database.url.as_str(), signal.clone())
+            .await
+            .unwrap();
+    let mut follower = signal.subscribe();
+    // Another replica's store: only PostgreSQL connects the two.
+    let writer = database.open().await;
+    let inserted = writer
+        .insert_alerts(&[suite::alert("conn-1", suite::alice(), "k1")])
+        .await
+        .unwrap();
+    assert_eq!(inserted, [true]);
+    tokio::time::timeout(Duration::from_secs(10), follower.changed())
+        .await
+        .expect("the listener is woken within 10 s")
+        .unwrap();
+    let page = writer.list_alerts(&suite::alice(), None, 10).await.unwrap();
+    assert_eq!(page.alerts.len(), 1, "what woke it is visible");
 }

@@ -894,6 +894,34 @@ pub async fn list_alerts_caps_a_page_at_one_thousand(store: Arc<dyn RecordStore>
     assert_eq!(keys, expected, "a large batch keeps its input order");
 }
 
+pub async fn the_last_alert_cursor_is_the_tenants_newest(store: Arc<dyn RecordStore>) {
+    assert_eq!(store.last_alert_cursor(&alice()).await.unwrap(), None);
+    store
+        .insert_alerts(&[
+            alert("conn-1", alice(), "a1"),
+            alert("conn-2", mallory_other_org(), "m1"),
+            alert("conn-1", alice(), "a2"),
+            alert("conn-2", mallory_other_org(), "m2"),
+        ])
+        .await
+        .unwrap();
+    let alices = store.list_alerts(&alice(), None, 10).await.unwrap();
+    assert_eq!(
+        store.last_alert_cursor(&alice()).await.unwrap(),
+        alices.next_cursor,
+        "the newest of the tenant's own alerts"
+    );
+    let mallorys = store
+        .list_alerts(&mallory_other_org(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.last_alert_cursor(&mallory_other_org()).await.unwrap(),
+        mallorys.next_cursor
+    );
+    assert_ne!(alices.next_cursor, mallorys.next_cursor);
+}
+
 pub async fn alerts_outlive_their_connection(store: Arc<dyn RecordStore>) {
     store
         .insert_connection(&connection("conn-1", alice()))
