@@ -55,6 +55,10 @@ pub fn router() -> Router<AppState> {
             "/api/connections/{id}/agent-token/revoke",
             post(revoke_agent_token),
         )
+        .route(
+            "/api/connections/{id}/agent-token/rotate",
+            post(rotate_agent_token),
+        )
         .route("/api/alerts", get(list_alerts))
 }
 
@@ -223,18 +227,18 @@ fn webhook_setup(
 }
 
 /// The agent status of a connection reached through an in-cluster agent.
-fn agent_status(state: &AppState, record: &ConnectionRecord) -> Option<serde_json::Value> {
+async fn agent_status(state: &AppState, record: &ConnectionRecord) -> Option<serde_json::Value> {
     #[cfg(feature = "connector-kubernetes")]
     if record.connector == crate::kubectl_agent::CONNECTOR {
-        return Some(crate::kubectl_agent::status(state, &record.id));
+        return Some(crate::kubectl_agent::status(state, &record.id).await);
     }
     let _ = (state, record);
     None
 }
 
-fn view(state: &AppState, record: ConnectionRecord) -> ConnectionView {
+async fn view(state: &AppState, record: ConnectionRecord) -> ConnectionView {
     let webhook = webhook_view(state, &record);
-    let agent = agent_status(state, &record);
+    let agent = agent_status(state, &record).await;
     ConnectionView {
         id: record.id,
         connector: record.connector,
@@ -259,22 +263,22 @@ async fn connectors_status(
     let records = state.records.list_connections(&tenant).await?;
     let mut connectors = BTreeMap::new();
     for descriptor in state.registry.descriptors() {
-        let connections: Vec<_> = records
+        let mut connections = Vec::new();
+        for record in records
             .iter()
             .filter(|record| record.connector == descriptor.id)
-            .map(|record| {
-                let mut entry = json!({
-                    "id": record.id,
-                    "label": record.label,
-                    "status": record.status,
-                    "validated_at": record.validated_at,
-                });
-                if let Some(agent) = agent_status(&state, record) {
-                    entry["agent"] = agent;
-                }
-                entry
-            })
-            .collect();
+        {
+            let mut entry = json!({
+                "id": record.id,
+                "label": record.label,
+                "status": record.status,
+                "validated_at": record.validated_at,
+            });
+            if let Some(agent) = agent_status(&state, record).await {
+                entry["agent"] = agent;
+            }
+            connections.push(entry);
+        }
         let connected = records.iter().any(|record| {
             record.connector == descriptor.id
                 && matches!(
@@ -394,7 +398,7 @@ async fn connect(
     } else {
         None
     };
-    let view = view(&state, stored.record.clone());
+    let view = view(&state, stored.record.clone()).await;
     let setup = view.webhook.as_ref().and_then(|webhook| {
         let credential = stored
             .webhook_token
@@ -440,10 +444,8 @@ async fn list_connections(
     Principal(tenant): Principal,
 ) -> Result<impl IntoResponse, ApiError> {
     let records = state.records.list_connections(&tenant).await?;
-    let views: Vec<_> = records
-        .into_iter()
-        .map(|record| view(&state, record))
-        .collect();
+    let views =
+        futures::future::join_all(records.into_iter().map(|record| view(&state, record))).await;
     Ok(Json(json!({ "connections": views })))
 }
 
@@ -461,7 +463,7 @@ async fn get_connection(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let record = load(&state, &tenant, &id).await?;
-    Ok(Json(json!({ "connection": view(&state, record) })))
+    Ok(Json(json!({ "connection": view(&state, record).await })))
 }
 
 /// Issues a new webhook token or signing secret for a connection (shown once);
@@ -630,6 +632,34 @@ async fn revoke_agent_token(
     if record.connector == crate::kubectl_agent::CONNECTOR {
         let agent = crate::kubectl_agent::revoke(&state, &record.id).await?;
         return Ok(Json(json!({ "agent": agent })));
+    }
+    Err(ApiError::from(
+        Error::not_found(format!(
+            "connection `{}` ({}) has no agent token",
+            record.id, record.connector
+        ))
+        .with_hint("only Kubernetes clusters have agent tokens"),
+    ))
+}
+
+/// Gives a cluster a new agent token: the old ones are revoked and their sockets
+/// closed, and the answer shows the new token and `values.yaml` once, with the
+/// `helm upgrade` command that installs them.
+async fn rotate_agent_token(
+    State(state): State<AppState>,
+    Principal(tenant): Principal,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let record = load(&state, &tenant, &id).await?;
+    #[cfg(feature = "connector-kubernetes")]
+    if record.connector == crate::kubectl_agent::CONNECTOR {
+        let revoked = crate::kubectl_agent::revoke(&state, &record.id).await?;
+        let issued = crate::kubectl_agent::issue_token(state.records.as_ref(), &record).await?;
+        let mut agent = crate::kubectl_agent::install_answer(&state.public_url, &issued);
+        agent["helm_upgrade"] = json!(patchbay_connector_kubernetes::install::HELM_UPGRADE);
+        agent["note"] = json!("the new token and values.yaml are shown once; run the helm upgrade command with them in the cluster (the old token no longer connects)");
+        agent["revoked"] = json!(revoked);
+        return Ok((StatusCode::CREATED, Json(json!({ "agent": agent }))));
     }
     Err(ApiError::from(
         Error::not_found(format!(

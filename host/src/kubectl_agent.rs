@@ -22,7 +22,7 @@ use chrono::Utc;
 use futures::{SinkExt, StreamExt};
 use patchbay_connector_kubernetes::install::{self, InstallSteps};
 use patchbay_connector_kubernetes::relay::{
-    CommandOutcome, Outbound, Peers, Relay, RelayError, ANSWER_GRACE,
+    AgentState, CommandOutcome, Outbound, Peers, Relay, RelayError, ANSWER_GRACE,
 };
 use patchbay_connector_kubernetes::KubernetesConfig;
 use patchbay_core::{Error, SecretString};
@@ -258,8 +258,27 @@ pub async fn revoke(state: &AppState, connection_id: &str) -> Result<AgentRevoca
 }
 
 /// The agent status of a connection, for the API.
-pub fn status(state: &AppState, connection_id: &str) -> serde_json::Value {
-    serde_json::to_value(state.kubectl_relay.status(connection_id)).unwrap_or_default()
+///
+/// A replica without the cluster's socket reports the agent as connected when
+/// another replica holds a fresh lease for it (so this replica serves the cluster
+/// through that one), with `"via_replica": true`.
+pub async fn status(state: &AppState, connection_id: &str) -> serde_json::Value {
+    let local = state.kubectl_relay.status(connection_id);
+    let here = local.state != AgentState::Disconnected;
+    let mut shown = serde_json::to_value(local).unwrap_or_default();
+    if let (false, Some(bus)) = (here, &state.kubectl_bus) {
+        match bus.holder(connection_id, STALE_AFTER).await {
+            Ok(Some((replica, _))) if replica != bus.replica_id() => {
+                shown["state"] = json!("connected");
+                shown["via_replica"] = json!(true);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "could not read the cluster's lease for its status")
+            }
+        }
+    }
+    shown
 }
 
 /// Why an upgrade request authenticates, or the reason its socket is closed.

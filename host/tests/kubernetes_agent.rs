@@ -384,6 +384,73 @@ async fn refused_close(service: &Service, token: Option<&str>, extensions: bool)
 }
 
 #[tokio::test]
+async fn rotating_the_token_closes_the_old_agent_and_the_new_token_connects() {
+    require_kubectl();
+    let service = Service::start().await;
+    let api = FakeKubeApi::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let (id, old_token, _) = service.add_cluster(json!({"cluster_name": "prod"})).await;
+    let old_agent = Agent::start(&agent_env(&service, &old_token, &api, home.path(), &[]));
+    service.wait_registered(&id).await;
+
+    let (status, body) = service
+        .send(
+            "POST",
+            &format!("/api/connections/{id}/agent-token/rotate"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let agent = &body["agent"];
+    assert_eq!(agent["revoked"]["tokens_revoked"], 1, "{body}");
+    assert_eq!(agent["revoked"]["sockets_closed"], 1, "{body}");
+    assert!(
+        agent["helm_upgrade"]
+            .as_str()
+            .unwrap()
+            .starts_with("helm upgrade patchbay-kubectl-agent "),
+        "{body}"
+    );
+    let new_token = agent["token"].as_str().unwrap().to_owned();
+    assert!(new_token.starts_with("pbk8s_") && new_token != old_token);
+    assert!(
+        agent["values_yaml"].as_str().unwrap().contains(&new_token),
+        "{body}"
+    );
+    assert_eq!(
+        old_agent.exit().await,
+        Exit::Terminal(CloseReason::TokenRevoked)
+    );
+    assert_eq!(
+        refused_close(&service, Some(&old_token), true).await.0,
+        4003
+    );
+
+    // The same cluster, served again with the new token.
+    let new_agent = Agent::start(&agent_env(&service, &new_token, &api, home.path(), &[]));
+    service.wait_registered(&id).await;
+    let (status, body) = service
+        .send(
+            "POST",
+            &format!("/api/connections/{id}/query/version"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    new_agent.stop().await;
+
+    // Only clusters have agent tokens.
+    let (status, body) = service
+        .send(
+            "POST",
+            "/api/connections/no-such-connection/agent-token/rotate",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+#[tokio::test]
 async fn each_refused_token_closes_with_its_own_reason() {
     let service = Service::start().await;
     let (revoked_id, revoked, _) = service.add_cluster(json!({"cluster_name": "old"})).await;
@@ -1087,6 +1154,13 @@ async fn needs_postgres_a_replica_without_the_socket_relays_to_the_one_holding_i
     let agent = Agent::start(&agent_env(&first, &token, &api, home.path(), &[]));
     first.wait_registered(&id).await;
     assert_eq!(second.relay().status(&id).state, AgentState::Disconnected);
+    // Its view still shows the cluster connected: the first replica serves it.
+    let (status, body) = second
+        .send("GET", &format!("/api/connections/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["connection"]["agent"]["state"], "connected", "{body}");
+    assert_eq!(body["connection"]["agent"]["via_replica"], true, "{body}");
 
     let (status, body) = second
         .send(

@@ -11,6 +11,9 @@ pub const RELEASE: &str = "patchbay-kubectl-agent";
 pub const NAMESPACE: &str = "patchbay";
 /// The command that installs the agent with the `values.yaml` Patchbay shows.
 pub const HELM_INSTALL: &str = "helm install patchbay-kubectl-agent ./connectors/kubernetes/chart -n patchbay --create-namespace -f values.yaml";
+/// The command that gives an installed agent a new token (after a rotation).
+pub const HELM_UPGRADE: &str =
+    "helm upgrade patchbay-kubectl-agent ./connectors/kubernetes/chart -n patchbay -f values.yaml";
 /// The command that removes the agent from the cluster.
 pub const HELM_UNINSTALL: &str = "helm uninstall patchbay-kubectl-agent -n patchbay";
 /// How to check the agent after installing it (the chart labels its pods so).
