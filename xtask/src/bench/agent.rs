@@ -131,8 +131,14 @@ pub async fn agent(sequential: usize, concurrent: usize) -> Result<()> {
             .await?;
         let status = response.status();
         let body: Value = response.json().await?;
+        let elapsed = sent.elapsed();
         ensure!(status.is_success(), "the query answered {status}: {body}");
-        anyhow::Ok(sent.elapsed())
+        // The agent's own measure of its kubectl process, in whole milliseconds.
+        let in_agent = body["data"]["duration_ms"]
+            .as_u64()
+            .map(Duration::from_millis)
+            .with_context(|| format!("the answer has no data.duration_ms: {body}"))?;
+        anyhow::Ok((elapsed, in_agent))
     };
     let direct = |kubectl: String, kubeconfig: std::path::PathBuf, home: std::path::PathBuf| async move {
         let sent = Instant::now();
@@ -167,23 +173,34 @@ pub async fn agent(sequential: usize, concurrent: usize) -> Result<()> {
     // One at a time, alternating so both see the same machine load.
     let mut direct_latencies = Vec::with_capacity(sequential);
     let mut relay_latencies = Vec::with_capacity(sequential);
+    let mut in_agent_latencies = Vec::with_capacity(sequential);
+    let mut api_latencies = Vec::with_capacity(sequential);
+    let connection_url = format!("{base}/api/connections/{id}");
     let started = Instant::now();
     for _ in 0..sequential {
         direct_latencies
             .push(direct(kubectl.clone(), kubeconfig.clone(), home.path().to_owned()).await?);
-        relay_latencies.push(
-            through_patchbay(
-                client.clone(),
-                query_url.clone(),
-                key.clone(),
-                params.clone(),
-            )
-            .await?,
-        );
+        let (relayed, in_agent) = through_patchbay(
+            client.clone(),
+            query_url.clone(),
+            key.clone(),
+            params.clone(),
+        )
+        .await?;
+        relay_latencies.push(relayed);
+        in_agent_latencies.push(in_agent);
+        // The API's own floor: an authenticated read of the connection, no agent.
+        let sent = Instant::now();
+        let response = client.get(&connection_url).bearer_auth(&key).send().await?;
+        ensure!(response.status().is_success(), "GET the connection failed");
+        response.bytes().await?;
+        api_latencies.push(sent.elapsed());
     }
     let sequential_wall = started.elapsed();
     let direct_one = figures(direct_latencies, sequential_wall);
     let relay_one = figures(relay_latencies, sequential_wall);
+    let in_agent_one = figures(in_agent_latencies, sequential_wall);
+    let api_one = figures(api_latencies, sequential_wall);
 
     // All at once: `concurrent` kubectl processes, then `concurrent` queries on one socket.
     let started = Instant::now();
@@ -214,7 +231,7 @@ pub async fn agent(sequential: usize, concurrent: usize) -> Result<()> {
         .collect();
     let mut latencies = Vec::with_capacity(concurrent);
     for run in runs {
-        latencies.push(run.await??);
+        latencies.push(run.await??.0);
     }
     let relay_many = figures(latencies, started.elapsed());
 
@@ -245,6 +262,18 @@ pub async fn agent(sequential: usize, concurrent: usize) -> Result<()> {
         "\nAdded by the relay at p50, one at a time: {:.2} ms ({:.3}× the direct p50).",
         millis(added),
         relay_one.p50.as_secs_f64() / direct_one.p50.as_secs_f64()
+    );
+    println!(
+        "kubectl as the agent ran it (its own measure, whole ms): p50 {:.0} ms, p99 {:.0} ms; \
+         the rest of the relayed p50 ({:.2} ms) is Patchbay's API, the socket and the agent.",
+        millis(in_agent_one.p50),
+        millis(in_agent_one.p99),
+        millis(relay_one.p50.saturating_sub(in_agent_one.p50))
+    );
+    println!(
+        "An authenticated GET of the connection (the API alone, no agent): p50 {:.2} ms, p99 {:.2} ms.",
+        millis(api_one.p50),
+        millis(api_one.p99)
     );
     println!(
         "{concurrent} commands at once on one socket: wall time {:.3}× the direct run's.",
