@@ -23,6 +23,7 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use patchbay_core::{ConnectorEnv, Registry, Result};
 use patchbay_store::{
@@ -285,6 +286,13 @@ impl Host {
             None => None,
         };
         let stopping = Arc::clone(&self.state.stopping);
+        // Small writes (agent commands, stream events, API answers) leave at once
+        // instead of waiting for the peer's acknowledgement of the previous one.
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
