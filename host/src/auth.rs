@@ -33,6 +33,17 @@ pub trait PrincipalExtractor: Send + Sync + 'static {
     async fn principal(&self, headers: &HeaderMap) -> Result<Tenant, ApiError>;
 }
 
+/// Every request as one tenant: the CLI beside the data acts for the user it is
+/// given (`--user`, `--org`), as the operator who can read the data directory can.
+pub struct FixedPrincipal(pub Tenant);
+
+#[async_trait]
+impl PrincipalExtractor for FixedPrincipal {
+    async fn principal(&self, _headers: &HeaderMap) -> Result<Tenant, ApiError> {
+        Ok(self.0.clone())
+    }
+}
+
 /// Bearer API keys (hash lookup) and, when `INTERNAL_API_SECRET` is set, trusted
 /// `X-User-ID`/`X-Org-ID` headers accompanied by a matching `X-Internal-Secret`.
 pub struct DefaultPrincipalExtractor {

@@ -1,10 +1,13 @@
-//! A small client for the JSON API, used by the operator CLI against a running
-//! service (local or remote), authenticated with an API key like any caller.
+//! A small client for the JSON API, used by the operator CLI: against a running
+//! service (local or remote), authenticated with an API key like any caller, or
+//! against the service's own router in this process, beside its data.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use eventsource_stream::Eventsource;
-use futures::StreamExt;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use patchbay_core::{ErrorKind, SecretString};
 use serde_json::Value;
 
@@ -49,15 +52,27 @@ impl std::fmt::Display for ApiFailure {
     }
 }
 
-/// Talks to one Patchbay service with one API key.
+/// Talks to one Patchbay service with one API key, or to a router in this process.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     base_url: String,
     api_key: SecretString,
-    http: reqwest::Client,
-    /// For the alert stream: no overall timeout, a silence limit instead.
-    streaming: reqwest::Client,
+    transport: Transport,
 }
+
+#[derive(Debug, Clone)]
+enum Transport {
+    Http {
+        http: reqwest::Client,
+        /// For the alert stream: no overall timeout, a silence limit instead.
+        streaming: reqwest::Client,
+    },
+    /// The router authenticates every request as its one tenant.
+    InProcess(axum::Router),
+}
+
+/// An answer's status and body, as it arrives.
+type Answer = (u16, BoxStream<'static, Result<Bytes, std::io::Error>>);
 
 impl ApiClient {
     /// A client for the service at `base_url` (e.g. `http://127.0.0.1:5080`).
@@ -82,9 +97,86 @@ impl ApiClient {
         Ok(Self {
             base_url,
             api_key,
-            http,
-            streaming,
+            transport: Transport::Http { http, streaming },
         })
+    }
+
+    /// A client that sends every call to `router` in this process (built with a
+    /// principal extractor that names the tenant), so the CLI beside the data gives
+    /// the same answers as the service.
+    pub fn in_process(router: axum::Router) -> Self {
+        Self {
+            base_url: "the local data".to_owned(),
+            api_key: SecretString::from(""),
+            transport: Transport::InProcess(router),
+        }
+    }
+
+    /// Sends one request; `streaming` picks the client without an overall timeout.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+        streaming: bool,
+    ) -> Result<Answer, ApiFailure> {
+        match &self.transport {
+            Transport::Http {
+                http,
+                streaming: stream_client,
+            } => {
+                let client = if streaming { stream_client } else { http };
+                let mut request = client
+                    .request(method, format!("{}{path}", self.base_url))
+                    .bearer_auth(self.api_key.expose());
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                if let Some(body) = body {
+                    request = request.json(&body);
+                }
+                let response = request.send().await.map_err(|error| {
+                    local_failure(format!(
+                        "cannot reach Patchbay at {}: {}",
+                        self.base_url,
+                        without_url(&error)
+                    ))
+                })?;
+                let status = response.status().as_u16();
+                let body = response
+                    .bytes_stream()
+                    .map_err(|error| std::io::Error::other(without_url(&error)))
+                    .boxed();
+                Ok((status, body))
+            }
+            Transport::InProcess(router) => {
+                use tower::ServiceExt;
+                let mut request = http::Request::builder().method(method).uri(path);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                let request = match body {
+                    Some(body) => request
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(axum::body::Body::from(body.to_string())),
+                    None => request.body(axum::body::Body::empty()),
+                }
+                .map_err(|error| local_failure(format!("cannot build the request: {error}")))?;
+                let response = router
+                    .clone()
+                    .oneshot(request)
+                    .await
+                    .unwrap_or_else(|never| match never {});
+                let status = response.status().as_u16();
+                let body = response
+                    .into_body()
+                    .into_data_stream()
+                    .map_err(std::io::Error::other)
+                    .boxed();
+                Ok((status, body))
+            }
+        }
     }
 
     /// `GET /api/connections`.
@@ -128,37 +220,32 @@ impl ApiClient {
         after: Option<i64>,
         mut each: impl FnMut(&Value),
     ) -> Result<(), ApiFailure> {
-        let url = format!("{}/api/alerts/stream", self.base_url);
+        let url = "/api/alerts/stream";
         let mut last_id = after.map(|after| after.to_string());
         let mut backoff = Duration::from_secs(1);
         loop {
-            let mut request = self
-                .streaming
-                .get(&url)
-                .bearer_auth(self.api_key.expose())
-                .header(reqwest::header::ACCEPT, "text/event-stream");
+            let mut headers = vec![("accept", "text/event-stream")];
             if let Some(id) = &last_id {
-                request = request.header("last-event-id", id);
+                headers.push(("last-event-id", id));
             }
-            match request.send().await {
-                Err(error) => eprintln!(
-                    "patchbay: cannot reach Patchbay at {}: {}; retrying in {} s",
-                    self.base_url,
-                    without_url(&error),
-                    backoff.as_secs()
-                ),
-                Ok(response) if !response.status().is_success() => {
-                    let status = response.status().as_u16();
-                    let text = response.text().await.unwrap_or_default();
+            match self
+                .send(reqwest::Method::GET, url, &headers, None, true)
+                .await
+            {
+                Err(failure) => {
+                    eprintln!("patchbay: {failure}; retrying in {} s", backoff.as_secs())
+                }
+                Ok((status, body)) if !(200..300).contains(&status) => {
+                    let text = collect_text(body).await.unwrap_or_default();
                     let failure = answer_failure(status, &text);
                     if status < 500 {
                         return Err(failure);
                     }
                     eprintln!("patchbay: {failure}; retrying in {} s", backoff.as_secs());
                 }
-                Ok(response) => {
+                Ok((_, body)) => {
                     backoff = Duration::from_secs(1);
-                    let mut events = response.bytes_stream().eventsource();
+                    let mut events = body.eventsource();
                     while let Some(event) = events.next().await {
                         let event = match event {
                             Ok(event) => event,
@@ -200,30 +287,24 @@ impl ApiClient {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, ApiFailure> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base_url))
-            .bearer_auth(self.api_key.expose());
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.map_err(|error| {
-            local_failure(format!(
-                "cannot reach Patchbay at {}: {}",
-                self.base_url,
-                without_url(&error)
-            ))
-        })?;
-        let status = response.status().as_u16();
-        let text = response.text().await.map_err(|error| {
-            local_failure(format!("the answer was cut off: {}", without_url(&error)))
-        })?;
+        let (status, body) = self.send(method, path, &[], body, false).await?;
+        let text = collect_text(body)
+            .await
+            .map_err(|error| local_failure(format!("the answer was cut off: {error}")))?;
         if (200..300).contains(&status) {
             return serde_json::from_str::<Value>(&text)
                 .map_err(|_| local_failure("the service answered without JSON"));
         }
         Err(answer_failure(status, &text))
     }
+}
+
+/// The whole body of an answer as text.
+async fn collect_text(
+    body: BoxStream<'static, Result<Bytes, std::io::Error>>,
+) -> Result<String, std::io::Error> {
+    let chunks: Vec<Bytes> = body.try_collect().await?;
+    Ok(String::from_utf8_lossy(&chunks.concat()).into_owned())
 }
 
 /// A failure from the service's error envelope (`{"error": {kind, message, hint}}`).

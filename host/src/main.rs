@@ -65,9 +65,18 @@ enum Command {
     },
 }
 
-/// Where the running service is and the API key to call it with.
+/// Where the running service is and the API key to call it with; or, with
+/// `--user`, the service's own data opened here (the SQLite file and secret file in
+/// PATCHBAY_DATA_DIR, or DATABASE_URL and Vault, as `patchbay serve` would).
 #[derive(clap::Args)]
 struct Service {
+    /// Act for this user directly on the configured stores, without a running
+    /// service or an API key (run beside the data directory, or with its settings).
+    #[arg(long, global = true, conflicts_with = "api_key")]
+    user: Option<String>,
+    /// With --user: the organisation the user acts for.
+    #[arg(long, global = true, requires = "user")]
+    org: Option<String>,
     /// The service's base URL.
     #[arg(long, global = true, env = client::URL_VAR, default_value = "http://127.0.0.1:5080")]
     url: String,
@@ -188,7 +197,7 @@ async fn run(command: Command, env: ConnectorEnv) -> Result<(), ExitCode> {
             ApiKeysCommand::Revoke { prefix } => revoke_api_key(env, prefix).await,
         },
         Command::Connections { service, command } => {
-            let client = service.client()?;
+            let client = service.client(env).await?;
             match command {
                 ConnectionsCommand::List { json } => list_connections(&client, json).await,
                 ConnectionsCommand::Validate { connection } => {
@@ -199,18 +208,44 @@ async fn run(command: Command, env: ConnectorEnv) -> Result<(), ExitCode> {
         Command::Alerts {
             service,
             command: AlertsCommand::Tail { after, json },
-        } => tail_alerts(&service.client()?, after, json).await,
+        } => tail_alerts(&service.client(env).await?, after, json).await,
         Command::Query {
             service,
             connection,
             operation,
             params,
-        } => run_query(&service.client()?, &connection, &operation, &params).await,
+        } => {
+            run_query(
+                &service.client(env).await?,
+                &connection,
+                &operation,
+                &params,
+            )
+            .await
+        }
     }
 }
 
 impl Service {
-    fn client(&self) -> Result<ApiClient, ExitCode> {
+    /// A client of the running service, or of this process's own router with --user.
+    async fn client(&self, env: ConnectorEnv) -> Result<ApiClient, ExitCode> {
+        if let Some(user) = self.user.as_deref() {
+            let user = user.trim();
+            if user.is_empty() {
+                return Err(fail("--user", "must not be empty"));
+            }
+            let tenant = Tenant {
+                user_id: user.to_owned(),
+                org_id: self.org.clone(),
+            };
+            let config = load_config(&env)?;
+            let host = HostBuilder::new(config, env)
+                .principal_extractor(Arc::new(auth::FixedPrincipal(tenant)))
+                .build()
+                .await
+                .map_err(|e| fail("opening the service's data", e))?;
+            return Ok(ApiClient::in_process(host.router()));
+        }
         let Some(api_key) = self.api_key.as_deref().filter(|key| !key.trim().is_empty()) else {
             eprintln!(
                 "patchbay: {}: not set; create a key with `patchbay api-keys create --user <user>` and export it",

@@ -153,3 +153,114 @@ async fn the_cli_lists_validates_and_queries_through_the_api() {
         assert!(!text(&output.stderr).contains(&alice));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_the_data_the_cli_acts_for_a_user_without_a_service_or_a_key() {
+    let fake = FakeDatadog::start(CANARY_API_KEY, CANARY_APP_KEY).await;
+    let overrides = fake.override_spec();
+    let mut patchbay =
+        Patchbay::start(&[("PATCHBAY_UPSTREAM_OVERRIDES", overrides.as_str())]).await;
+    let alice = patchbay.create_api_key("alice", Some("acme"));
+    let connected = patchbay
+        .api(
+            "POST",
+            "/api/connections",
+            &alice,
+            Some(json!({
+                "connector": "datadog",
+                "label": "prod US1",
+                "fields": { "api_key": CANARY_API_KEY, "app_key": CANARY_APP_KEY }
+            })),
+        )
+        .await;
+    assert_eq!(connected.status, 201, "{}", connected.text);
+    let connected = connected.json();
+    let id = connected["connection"]["id"].as_str().unwrap().to_owned();
+    let token = connected["webhook"]["token"].as_str().unwrap().to_owned();
+    let delivered = patchbay
+        .request(
+            "POST",
+            "/datadog/webhook/alice",
+            &[
+                ("content-type", "application/json"),
+                ("x-patchbay-token", &token),
+            ],
+            Some(serde_json::to_vec(&fake.sample_webhook(300, "Triggered")).unwrap()),
+        )
+        .await;
+    assert_eq!(delivered.status, 202, "{}", delivered.text);
+    let stored = patchbay
+        .api("GET", "/api/alerts", &alice, None)
+        .await
+        .json();
+
+    // The service stops; its data is enough.
+    patchbay.stop();
+    let as_alice = ["--user", "alice", "--org", "acme"];
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(as_alice);
+        patchbay.cli(&all)
+    };
+    let listed = run(&["connections", "list", "--json"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["connections"][0]["id"], id.as_str());
+
+    let validated = run(&["connections", "validate", &id]);
+    assert!(validated.status.success(), "{}", text(&validated.stderr));
+    assert_eq!(
+        text(&validated.stdout).lines().last(),
+        Some("overall: ok"),
+        "{}",
+        text(&validated.stdout)
+    );
+
+    let queried = run(&["query", &id, "list_hosts", r#"{"count": 2}"#]);
+    assert!(queried.status.success(), "{}", text(&queried.stderr));
+    let output: Value = serde_json::from_slice(&queried.stdout).unwrap();
+    assert!(
+        output["data"].is_object() || output["data"].is_array(),
+        "{output}"
+    );
+    let bad_params = run(&["query", &id, "list_hosts", r#"{"count": "many"}"#]);
+    assert_eq!(
+        bad_params.status.code(),
+        Some(2),
+        "{}",
+        text(&bad_params.stderr)
+    );
+
+    // alice's stored alert, as the stream sends it.
+    let mut tail = patchbay.cli_spawn(
+        &[
+            "alerts", "tail", "--after", "0", "--json", "--user", "alice", "--org", "acme",
+        ],
+        &[],
+    );
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tail.stdout.take().unwrap()));
+    let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the stored alert within 20 s")
+        .unwrap()
+        .expect("tail is still running");
+    tail.kill().await.unwrap();
+    let alert: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(alert, stored["alerts"][0]);
+
+    // Another tenant sees nothing of alice's.
+    let mallory = patchbay.cli(&["connections", "list", "--user", "mallory"]);
+    assert!(mallory.status.success(), "{}", text(&mallory.stderr));
+    assert_eq!(text(&mallory.stderr).trim(), "No connections.");
+    let missing = patchbay.cli(&["connections", "validate", &id, "--user", "mallory"]);
+    assert_eq!(missing.status.code(), Some(5), "{}", text(&missing.stderr));
+
+    // A key and --user together are refused: it is one or the other.
+    let both = patchbay.cli_with(
+        &["connections", "list", "--user", "alice"],
+        &[("PATCHBAY_API_KEY", alice.as_str())],
+    );
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
+    patchbay.assert_nowhere(&[CANARY_API_KEY, CANARY_APP_KEY]);
+}
