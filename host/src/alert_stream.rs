@@ -27,7 +27,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::state::AppState;
 
 /// The stream's path.
@@ -47,15 +47,17 @@ pub fn router() -> Router<AppState> {
     Router::new().route(STREAM_PATH, get(stream))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct StreamQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct StreamQuery {
     /// Start after this cursor (0: from the first alert); without it and without
     /// `Last-Event-ID`, only alerts committed from now on.
     after: Option<i64>,
 }
 
-async fn stream(
+#[utoipa::path(get, path = "/api/alerts/stream", tag = "alerts", security(("api_key" = []), ("internal_headers" = [])), params(StreamQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this cursor (the id of the last event received)")), responses((status = 200, description = "Server-Sent Events: `open`, then `alert` events (id: the cursor, data: a StoredAlert), heartbeat comments every 15 s", content_type = "text/event-stream", body = StoredAlert), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn stream(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     headers: HeaderMap,

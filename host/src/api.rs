@@ -14,13 +14,13 @@ use patchbay_core::{
     is_bearer_header, AuthRequest, ConnectorDescriptor, DynConnector, Error, ErrorKind,
     SecretString, Tenant, ValidationReport, WebhookAuth,
 };
-use patchbay_store::{ConnectionRecord, ConnectionStatus};
+use patchbay_store::{AlertPage, ConnectionRecord, ConnectionStatus};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::lifecycle::{status_of, ConnectFailure, ConnectRequest, RotatedCredential};
 use crate::state::AppState;
 
@@ -80,11 +80,13 @@ pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-async fn healthz() -> impl IntoResponse {
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, description = "The process is up", body = serde_json::Value)))]
+pub(crate) async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/readyz", tag = "service", responses((status = 200, description = "Both stores answer", body = serde_json::Value), (status = 503, description = "A store does not answer; the body says which", body = serde_json::Value)))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let (records, secrets) = tokio::join!(state.records.health(), state.secrets.health());
     let describe = |result: &patchbay_core::Result<()>| match result {
         Ok(()) => json!({ "status": "ok" }),
@@ -121,9 +123,10 @@ fn connector_summary(state: &AppState, descriptor: &ConnectorDescriptor) -> serd
     document
 }
 
-async fn list_connectors(
+#[utoipa::path(get, path = "/api/connectors", tag = "connectors", security(("api_key" = []), ("internal_headers" = [])), responses((status = 200, description = "Every registered connector: id, auth kinds, connect form, operations with their parameter schemas, webhook, whether enabled and configured", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn list_connectors(
     State(state): State<AppState>,
-    Principal(_): Principal,
+    Principal(_caller): Principal,
 ) -> impl IntoResponse {
     let connectors: Vec<_> = state
         .registry
@@ -136,7 +139,8 @@ async fn list_connectors(
 /// What the caller's tenant needs before connecting a connector (AWS: the account
 /// to trust, the tenant's ExternalId, the trust policy); 501 for connectors without
 /// such a step.
-async fn onboarding(
+#[utoipa::path(get, path = "/api/connectors/{id}/onboarding", tag = "connectors", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connector id")), responses((status = 200, description = "What the caller needs before connecting (AWS: the account to trust, the ExternalId, the trust policy)", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "Unknown connector", body = ErrorEnvelope<'static>), (status = 501, description = "The connector has no onboarding step", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn onboarding(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     Path(id): Path<String>,
@@ -151,7 +155,7 @@ async fn onboarding(
 }
 
 /// A connection as the API shows it: no secret, no secret reference.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConnectionView {
     id: String,
     connector: String,
@@ -171,7 +175,7 @@ pub struct ConnectionView {
 }
 
 /// Where the provider should send webhooks for a connection.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhookView {
     url: String,
     header: Option<&'static str>,
@@ -256,7 +260,8 @@ async fn view(state: &AppState, record: ConnectionRecord) -> ConnectionView {
     }
 }
 
-async fn connectors_status(
+#[utoipa::path(get, path = "/api/connectors/status", tag = "connectors", security(("api_key" = []), ("internal_headers" = [])), responses((status = 200, description = "Per connector: enabled, connected, and the caller's connections with their status (and agent state for clusters)", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn connectors_status(
     State(state): State<AppState>,
     Principal(tenant): Principal,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -331,19 +336,26 @@ pub(crate) fn connector_for(
     Ok(connector)
 }
 
-#[derive(Deserialize)]
+/// `POST /api/connections`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ConnectBody {
+pub(crate) struct ConnectBody {
+    /// The connector id (`GET /api/connectors`).
     connector: String,
+    /// A name for the connection; defaults to the connector's name.
     #[serde(default)]
     label: Option<String>,
+    /// Whether write operations may run on it.
     #[serde(default)]
     allow_writes: bool,
+    /// The connector's connect form, field by field.
     #[serde(default)]
+    #[schema(value_type = Object)]
     fields: serde_json::Map<String, serde_json::Value>,
 }
 
-async fn connect(
+#[utoipa::path(post, path = "/api/connections", tag = "connections", security(("api_key" = []), ("internal_headers" = [])), request_body = ConnectBody, responses((status = 201, description = "Connected and validated: the connection, its report, and credentials shown once (webhook token, agent token)", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 403, description = "The connector is turned off by its feature flag", body = ErrorEnvelope<'static>), (status = 422, description = "The provider refused the credentials; `report` says which check failed", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn connect(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     body: Bytes,
@@ -439,7 +451,8 @@ async fn connect(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-async fn list_connections(
+#[utoipa::path(get, path = "/api/connections", tag = "connections", security(("api_key" = []), ("internal_headers" = [])), responses((status = 200, description = "The caller's connections, oldest first, as `{\"connections\": [...]}`", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn list_connections(
     State(state): State<AppState>,
     Principal(tenant): Principal,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -457,7 +470,8 @@ async fn load(state: &AppState, tenant: &Tenant, id: &str) -> Result<ConnectionR
         .ok_or_else(|| ApiError::not_found("connection"))
 }
 
-async fn get_connection(
+#[utoipa::path(get, path = "/api/connections/{id}", tag = "connections", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 200, description = "`{\"connection\": ConnectionView}`", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn get_connection(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     Path(id): Path<String>,
@@ -468,7 +482,8 @@ async fn get_connection(
 
 /// Issues a new webhook token or signing secret for a connection (shown once);
 /// the old one stops working at once.
-async fn rotate_webhook_credential(
+#[utoipa::path(post, path = "/api/connections/{id}/webhook/rotate", tag = "webhooks", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 200, description = "The new webhook credential, shown once, with the settings to enter at the provider", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn rotate_webhook_credential(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     Path(id): Path<String>,
@@ -500,7 +515,8 @@ async fn rotate_webhook_credential(
 }
 
 /// The provider-issued webhook signing secrets of a connection: ids and dates only.
-async fn list_webhook_secrets(
+#[utoipa::path(get, path = "/api/connections/{id}/webhook/secrets", tag = "webhooks", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 200, description = "The provider-issued signing secrets in use (ids and dates, never the secret)", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn list_webhook_secrets(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     Path(id): Path<String>,
@@ -515,7 +531,8 @@ async fn list_webhook_secrets(
 }
 
 /// Adds a provider-issued webhook signing secret; answers its id, never the secret.
-async fn add_webhook_secret(
+#[utoipa::path(post, path = "/api/connections/{id}/webhook/secrets", tag = "webhooks", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), request_body = serde_json::Value, responses((status = 201, description = "Added; deliveries signed with it are accepted", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn add_webhook_secret(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     Path(id): Path<String>,
@@ -548,7 +565,8 @@ async fn add_webhook_secret(
 }
 
 /// Removes a provider-issued webhook signing secret by id.
-async fn remove_webhook_secret(
+#[utoipa::path(delete, path = "/api/connections/{id}/webhook/secrets/{secret_id}", tag = "webhooks", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id"), ("secret_id" = String, Path, description = "The secret's id")), responses((status = 200, description = "Removed", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn remove_webhook_secret(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     Path((id, secret_id)): Path<(String, String)>,
@@ -562,7 +580,8 @@ async fn remove_webhook_secret(
     Ok(Json(json!({ "deleted": { "webhook_secret": secret_id } })))
 }
 
-async fn revalidate(
+#[utoipa::path(post, path = "/api/connections/{id}/validate", tag = "connections", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 200, description = "The new validation report, one line per check", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn revalidate(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     Path(id): Path<String>,
@@ -578,7 +597,8 @@ async fn revalidate(
     ))
 }
 
-async fn query(
+#[utoipa::path(post, path = "/api/connections/{id}/query/{operation}", tag = "queries", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id"), ("operation" = String, Path, description = "The operation, one of the connector's (`GET /api/connectors`)")), request_body(content = serde_json::Value, description = "The operation's parameters; each operation's schema is in `components.schemas` as `<connector>.<operation>`"), responses((status = 200, description = "The operation's JSON: `data`, and `truncated`/`next_cursor` when cut short", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>), (status = 403, description = "A write on a connection that does not allow writes, or the provider refused a permission", body = ErrorEnvelope<'static>), (status = 422, description = "The provider rejected the stored credentials; reconnect", body = ErrorEnvelope<'static>), (status = 429, description = "The provider rate limited the call; `Retry-After` says when to retry", body = ErrorEnvelope<'static>), (status = 503, description = "The provider or the agent is unavailable", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn query(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     Path((id, operation)): Path<(String, String)>,
@@ -594,7 +614,8 @@ async fn query(
     Ok(Json(output))
 }
 
-async fn disconnect(
+#[utoipa::path(delete, path = "/api/connections/{id}", tag = "connections", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 200, description = "Removed: the secret, the record, what the provider revoke did, and for clusters the agent revocation", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn disconnect(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     Path(id): Path<String>,
@@ -622,7 +643,8 @@ async fn disconnect(
 
 /// Revokes a cluster's agent token and closes its live socket at once, keeping
 /// the connection; 404 for connections without an agent.
-async fn revoke_agent_token(
+#[utoipa::path(post, path = "/api/connections/{id}/agent-token/revoke", tag = "kubernetes", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 200, description = "Tokens revoked and agent sockets closed, with the helm uninstall command", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn revoke_agent_token(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     Path(id): Path<String>,
@@ -645,7 +667,8 @@ async fn revoke_agent_token(
 /// Gives a cluster a new agent token: the old ones are revoked and their sockets
 /// closed, and the answer shows the new token and `values.yaml` once, with the
 /// `helm upgrade` command that installs them.
-async fn rotate_agent_token(
+#[utoipa::path(post, path = "/api/connections/{id}/agent-token/rotate", tag = "kubernetes", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 201, description = "A new agent token and values.yaml, shown once, with the helm upgrade command; the old token is revoked", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn rotate_agent_token(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     Path(id): Path<String>,
@@ -670,14 +693,18 @@ async fn rotate_agent_token(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AlertsQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct AlertsQuery {
+    /// Only alerts after this cursor (a page's `next_cursor`).
     after: Option<i64>,
+    /// At most this many, 1 to 1000 (default 100).
     limit: Option<u32>,
 }
 
-async fn list_alerts(
+#[utoipa::path(get, path = "/api/alerts", tag = "alerts", security(("api_key" = []), ("internal_headers" = [])), params(AlertsQuery), responses((status = 200, description = "One page of the caller's alerts in cursor order", body = AlertPage), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn list_alerts(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     query: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,

@@ -4,7 +4,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use patchbay_core::{Error, ErrorKind, ValidationReport};
-use serde_json::json;
+use serde::Serialize;
 
 /// An error answer of the JSON API.
 #[derive(Debug)]
@@ -80,27 +80,51 @@ impl From<Error> for ApiError {
     }
 }
 
+/// The body of every error answer of the API.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope<'a> {
+    /// What went wrong.
+    pub error: ErrorBody<'a>,
+    /// The failed validation, when credentials were refused at connect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<&'a ValidationReport>,
+}
+
+/// The `error` object of an [`ErrorEnvelope`].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// The error kind: `invalid_input`, `auth_failed`, `not_found`, ….
+    pub kind: &'a str,
+    /// What went wrong, for people.
+    pub message: &'a str,
+    /// The connector the error came from.
+    pub connector: Option<&'a str>,
+    /// How to fix it.
+    pub hint: Option<&'a str>,
+    /// The input field at fault.
+    pub field: Option<&'a str>,
+    /// When rate limited: seconds to wait (also in `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let error = &self.error;
         if self.status.is_server_error() {
             tracing::warn!(kind = %error.kind(), connector = error.connector(), message = %error.message(), "request failed");
         }
-        let mut body = json!({
-            "error": {
-                "kind": error.kind().as_str(),
-                "message": error.message(),
-                "connector": error.connector(),
-                "hint": error.hint(),
-                "field": error.field(),
-            }
-        });
-        if let Some(retry_after) = error.retry_after() {
-            body["error"]["retry_after_secs"] = json!(retry_after.as_secs());
-        }
-        if let Some(report) = &self.report {
-            body["report"] = json!(report);
-        }
+        let body = ErrorEnvelope {
+            error: ErrorBody {
+                kind: error.kind().as_str(),
+                message: error.message(),
+                connector: error.connector(),
+                hint: error.hint(),
+                field: error.field(),
+                retry_after_secs: error.retry_after().map(|after| after.as_secs()),
+            },
+            report: self.report.as_ref(),
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(retry_after) = error.retry_after() {
             if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {

@@ -17,6 +17,7 @@ pub mod kubectl_agent;
 pub mod lifecycle;
 pub mod metrics;
 pub mod oauth;
+pub mod openapi;
 pub mod state;
 pub mod telemetry;
 pub mod webhooks;
@@ -258,11 +259,16 @@ impl Host {
         let router = router
             .merge(webhooks::router(&self.state))
             .merge(oauth::router(&self.state));
-        let router = if self.config.metrics_listen.is_none() {
+        let metrics_here = self.config.metrics_listen.is_none();
+        let router = if metrics_here {
             router.merge(metrics::router())
         } else {
             router
         };
+        let router = router.merge(openapi::router(openapi::document(
+            &self.state.registry,
+            metrics_here,
+        )));
         router
             .with_state(self.state.clone())
             .layer(telemetry::trace_layer())

@@ -25,7 +25,7 @@ use serde_json::json;
 
 use crate::api::{connector_for, parse_body};
 use crate::auth::Principal;
-use crate::error::{status_for, ApiError};
+use crate::error::{status_for, ApiError, ErrorEnvelope};
 use crate::lifecycle::{ConnectFailure, ConnectRequest};
 use crate::state::AppState;
 
@@ -54,14 +54,19 @@ pub fn router(state: &AppState) -> Router<AppState> {
     router
 }
 
-#[derive(Deserialize)]
+/// `POST /api/connections/oauth/{connector}/start`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StartBody {
+pub(crate) struct StartBody {
+    /// A name for the connection.
     #[serde(default)]
     label: Option<String>,
+    /// Whether write operations may run on it.
     #[serde(default)]
     allow_writes: bool,
+    /// The connector's OAuth options (a region, a site).
     #[serde(default)]
+    #[schema(value_type = Object)]
     options: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -96,7 +101,8 @@ fn oauth_descriptor(
     Ok(descriptor)
 }
 
-async fn start(
+#[utoipa::path(post, path = "/api/connections/oauth/{connector}/start", tag = "oauth", security(("api_key" = []), ("internal_headers" = [])), params(("connector" = String, Path, description = "The connector id")), request_body = StartBody, responses((status = 200, description = "The begin URL to open in the browser that finishes the flow (works once)", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "Unknown connector", body = ErrorEnvelope<'static>)))]
+pub(crate) async fn start(
     State(state): State<AppState>,
     Principal(tenant): Principal,
     Path(connector): Path<String>,
@@ -127,7 +133,11 @@ async fn start(
 
 /// Opens a flow's begin URL: binds it to this browser with a cookie, then sends the
 /// browser to the provider.
-async fn begin(State(state): State<AppState>, Path(flow_state): Path<String>) -> Response {
+#[utoipa::path(get, path = "/oauth/begin/{state}", tag = "oauth", params(("state" = String, Path, description = "The flow state from the begin URL")), responses((status = 303, description = "To the provider's authorization page, with the binding cookie set"), (status = 400, description = "Unknown, used or expired flow")))]
+pub(crate) async fn begin(
+    State(state): State<AppState>,
+    Path(flow_state): Path<String>,
+) -> Response {
     let begun = match state
         .oauth
         .begin(&flow_state, |id| state.registry.descriptor(id))

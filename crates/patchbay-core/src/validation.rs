@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 /// How one check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckOutcome {
     /// The probe succeeded.
@@ -22,7 +22,7 @@ pub enum CheckOutcome {
 }
 
 /// The verdict over all checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ValidationStatus {
     /// Every check passed.
@@ -34,7 +34,7 @@ pub enum ValidationStatus {
 }
 
 /// One line of a validation report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ValidationCheck {
     /// Stable id (`api_key`, `monitors_read`).
     pub id: String,
@@ -53,7 +53,7 @@ pub struct ValidationCheck {
 }
 
 /// The result of validating a connection's credentials.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ValidationReport {
     /// The connector validated.
     pub connector: String,

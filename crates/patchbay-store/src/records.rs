@@ -11,7 +11,7 @@ use crate::agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
 use crate::secrets::SecretRef;
 
 /// The state of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
     /// Validated and usable.
@@ -113,7 +113,7 @@ pub struct NewAlert {
 }
 
 /// An alert as stored, with its position in the tenant's stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredAlert {
     /// Monotonic position; pass as `after` to read the next ones.
     pub cursor: i64,
@@ -127,7 +127,7 @@ pub struct StoredAlert {
 }
 
 /// One page of alerts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertPage {
     /// Alerts in cursor order.
     pub alerts: Vec<StoredAlert>,

@@ -1,0 +1,242 @@
+//! The API description, served at `GET /api/openapi.json` (OpenAPI 3.1).
+//!
+//! The fixed routes are described by `#[utoipa::path]` on their handlers. What
+//! depends on the registry is added when the router is built: one webhook path
+//! and one OAuth callback per connector that has them, and each operation's
+//! parameter schema (from its descriptor) under `components.schemas` as
+//! `<connector>.<operation>`, linked from the query route's request body.
+
+use std::sync::Arc;
+
+use axum::http::header;
+use axum::routing::get;
+use axum::Router;
+use patchbay_core::{Registry, WebhookMethod};
+use serde_json::{json, Map, Value};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::state::AppState;
+
+/// Where the document is served.
+pub const DOCUMENT_PATH: &str = "/api/openapi.json";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Patchbay",
+        description = "Connections to a team's clouds and tools: connect and validate them, run their read operations, and receive their alerts."
+    ),
+    paths(
+        crate::api::healthz,
+        crate::api::readyz,
+        crate::api::list_connectors,
+        crate::api::connectors_status,
+        crate::api::onboarding,
+        crate::api::connect,
+        crate::api::list_connections,
+        crate::api::get_connection,
+        crate::api::disconnect,
+        crate::api::revalidate,
+        crate::api::rotate_webhook_credential,
+        crate::api::list_webhook_secrets,
+        crate::api::add_webhook_secret,
+        crate::api::remove_webhook_secret,
+        crate::api::query,
+        crate::api::revoke_agent_token,
+        crate::api::rotate_agent_token,
+        crate::api::list_alerts,
+        crate::alert_stream::stream,
+        crate::oauth::start,
+        crate::oauth::begin,
+    ),
+    components(schemas(
+        crate::error::ErrorEnvelope<'static>,
+        crate::error::ErrorBody<'static>,
+        crate::api::ConnectionView,
+        crate::api::WebhookView,
+        patchbay_store::AlertPage,
+        patchbay_store::StoredAlert,
+        patchbay_core::ValidationReport,
+    )),
+    modifiers(&Authentication),
+    tags(
+        (name = "service", description = "Liveness, readiness, metrics and this document"),
+        (name = "connectors", description = "What can be connected"),
+        (name = "connections", description = "Connect, list, validate and disconnect"),
+        (name = "queries", description = "Run a connection's operations"),
+        (name = "alerts", description = "Normalised alerts from every connection's webhooks"),
+        (name = "webhooks", description = "Provider deliveries and their credentials"),
+        (name = "oauth", description = "OAuth connection flows"),
+        (name = "kubernetes", description = "In-cluster kubectl agents"),
+    )
+)]
+struct ApiDoc;
+
+/// The two ways a caller authenticates.
+struct Authentication;
+
+impl Modify for Authentication {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key from `patchbay api-keys create`, as `Authorization: Bearer <key>`",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "internal_headers",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Internal-Secret",
+                "With INTERNAL_API_SECRET set: the shared secret, with the caller in X-User-ID and X-Org-ID",
+            ))),
+        );
+    }
+}
+
+/// The whole document for a host serving `registry`'s connectors; `metrics_here`
+/// when `/metrics` is on the same listener.
+pub fn document(registry: &Registry, metrics_here: bool) -> Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
+    let mut paths = document["paths"].as_object().cloned().unwrap_or_default();
+    let plain = |tag: &str, summary: &str, description: &str| {
+        json!({
+            "tags": [tag],
+            "summary": summary,
+            "responses": { "200": { "description": description } }
+        })
+    };
+    paths.insert(
+        DOCUMENT_PATH.to_owned(),
+        json!({ "get": plain("service", "This document", "OpenAPI 3.1, as JSON") }),
+    );
+    if metrics_here {
+        paths.insert(
+            "/metrics".to_owned(),
+            json!({ "get": plain("service", "Prometheus metrics", "The text exposition format; no API key") }),
+        );
+    }
+    #[cfg(feature = "connector-kubernetes")]
+    paths.insert(
+        patchbay_kubectl_protocol::AGENT_PATH.to_owned(),
+        json!({ "get": {
+            "tags": ["kubernetes"],
+            "summary": "The kubectl agent's WebSocket",
+            "description": "Upgraded to a WebSocket for an agent presenting its cluster token as `Authorization: Bearer pbk8s_…`; refused tokens are closed with their reason.",
+            "responses": {
+                "101": { "description": "Switching to the agent protocol" },
+                "401": { "description": "No agent token" }
+            }
+        }}),
+    );
+    let mut operation_refs = Vec::new();
+    let mut schemas = document["components"]["schemas"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for descriptor in registry.descriptors() {
+        if let Some(webhook) = descriptor.webhook {
+            let mut item = Map::new();
+            for method in webhook.methods {
+                let method = match method {
+                    WebhookMethod::Post => "post",
+                    WebhookMethod::Put => "put",
+                };
+                item.insert(
+                    method.to_owned(),
+                    webhook_operation(descriptor.display_name, webhook.path),
+                );
+            }
+            paths.insert(webhook.path.to_owned(), Value::Object(item));
+        }
+        if let Some(oauth) = descriptor.oauth {
+            paths.insert(
+                oauth.callback_path.to_owned(),
+                json!({ "get": {
+                    "tags": ["oauth"],
+                    "summary": format!("{} OAuth callback", descriptor.display_name),
+                    "description": "Where the provider sends the browser back; finishes the flow begun in the same browser and shows (or redirects to) the result.",
+                    "responses": {
+                        "200": { "description": "The result page" },
+                        "303": { "description": "To PATCHBAY_OAUTH_RETURN_URL with the result" }
+                    }
+                }}),
+            );
+        }
+        for operation in (descriptor.operations)() {
+            let name = format!("{}.{}", descriptor.id, operation.name);
+            let mut schema = serde_json::to_value(&operation.params_schema).unwrap_or_default();
+            if let Some(object) = schema.as_object_mut() {
+                // Its own `$id`, so the schema's `#/$defs/...` references resolve
+                // inside it rather than against this document.
+                object.insert(
+                    "$id".into(),
+                    json!(format!("urn:patchbay:operation:{name}")),
+                );
+                object.insert("description".into(), json!(operation.description));
+                object.insert("x-patchbay-read-only".into(), json!(operation.read_only));
+            }
+            schemas.insert(name.clone(), schema);
+            operation_refs.push(json!({ "$ref": format!("#/components/schemas/{name}") }));
+        }
+    }
+    let query_path = "/api/connections/{id}/query/{operation}";
+    if let Some(body) = paths
+        .get_mut(query_path)
+        .and_then(|item| item.get_mut("post"))
+        .and_then(|post| post.get_mut("requestBody"))
+    {
+        body["content"]["application/json"]["schema"] = json!({ "oneOf": operation_refs });
+    }
+    document["paths"] = Value::Object(paths);
+    document["components"]["schemas"] = Value::Object(schemas);
+    document
+}
+
+fn webhook_operation(provider: &str, path: &str) -> Value {
+    let user = path.contains("{user_id}");
+    let mut operation = json!({
+        "tags": ["webhooks"],
+        "summary": format!("{provider} deliveries"),
+        "description": "Authenticated by the connection's webhook token or the provider's signature; acknowledged only once the alert is stored.",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": {} } } },
+        "responses": {
+            "200": { "description": "A provider handshake answered" },
+            "202": { "description": "Stored (or a duplicate of a stored delivery)" },
+            "400": { "description": "Not a delivery this connector understands", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorEnvelope" } } } },
+            "401": { "description": "Refused: no such connection, or a wrong token or signature" },
+            "503": { "description": "Not stored; the provider should retry" }
+        }
+    });
+    if user {
+        operation["parameters"] = json!([{
+            "name": "user_id", "in": "path", "required": true,
+            "description": "The user whose connection receives the delivery",
+            "schema": { "type": "string" }
+        }]);
+    }
+    operation
+}
+
+/// `GET /api/openapi.json`, no API key needed.
+pub fn router(document: Value) -> Router<AppState> {
+    let document = Arc::new(document.to_string());
+    Router::new().route(
+        DOCUMENT_PATH,
+        get(move || {
+            let document = Arc::clone(&document);
+            async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    document.as_str().to_owned(),
+                )
+            }
+        }),
+    )
+}
