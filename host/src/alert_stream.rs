@@ -56,7 +56,21 @@ pub(crate) struct StreamQuery {
     after: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/alerts/stream", tag = "alerts", security(("api_key" = []), ("internal_headers" = [])), params(StreamQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this cursor (the id of the last event received)")), responses((status = 200, description = "Server-Sent Events: `open`, then `alert` events (id: the cursor, data: a StoredAlert), heartbeat comments every 15 s", content_type = "text/event-stream", body = StoredAlert), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    get,
+    path = "/api/alerts/stream",
+    tag = "alerts",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(
+        StreamQuery,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this cursor (the id of the last event received)"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `open`, then `alert` events (id: the cursor, data: a StoredAlert), heartbeat comments every 15 s", content_type = "text/event-stream", body = StoredAlert),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn stream(
     State(state): State<AppState>,
     Principal(tenant): Principal,

@@ -80,12 +80,25 @@ pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, description = "The process is up", body = serde_json::Value)))]
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "service",
+    responses((status = 200, description = "The process is up", body = serde_json::Value)),
+)]
 pub(crate) async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "service", responses((status = 200, description = "Both stores answer", body = serde_json::Value), (status = 503, description = "A store does not answer; the body says which", body = serde_json::Value)))]
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "service",
+    responses(
+        (status = 200, description = "Both stores answer", body = serde_json::Value),
+        (status = 503, description = "A store does not answer; the body says which", body = serde_json::Value),
+    ),
+)]
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let (records, secrets) = tokio::join!(state.records.health(), state.secrets.health());
     let describe = |result: &patchbay_core::Result<()>| match result {
@@ -123,7 +136,17 @@ fn connector_summary(state: &AppState, descriptor: &ConnectorDescriptor) -> serd
     document
 }
 
-#[utoipa::path(get, path = "/api/connectors", tag = "connectors", security(("api_key" = []), ("internal_headers" = [])), responses((status = 200, description = "Every registered connector: id, auth kinds, connect form, operations with their parameter schemas, webhook, whether enabled and configured", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    get,
+    path = "/api/connectors",
+    tag = "connectors",
+    security(("api_key" = []), ("internal_headers" = [])),
+    responses(
+        (status = 200, description = "Every registered connector: id, auth kinds, connect form, operations with their parameter schemas, webhook, whether enabled and configured", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn list_connectors(
     State(state): State<AppState>,
     Principal(_caller): Principal,
@@ -139,7 +162,20 @@ pub(crate) async fn list_connectors(
 /// What the caller's tenant needs before connecting a connector (AWS: the account
 /// to trust, the tenant's ExternalId, the trust policy); 501 for connectors without
 /// such a step.
-#[utoipa::path(get, path = "/api/connectors/{id}/onboarding", tag = "connectors", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connector id")), responses((status = 200, description = "What the caller needs before connecting (AWS: the account to trust, the ExternalId, the trust policy)", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "Unknown connector", body = ErrorEnvelope<'static>), (status = 501, description = "The connector has no onboarding step", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    get,
+    path = "/api/connectors/{id}/onboarding",
+    tag = "connectors",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(("id" = String, Path, description = "The connector id")),
+    responses(
+        (status = 200, description = "What the caller needs before connecting (AWS: the account to trust, the ExternalId, the trust policy)", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+        (status = 404, description = "Unknown connector", body = ErrorEnvelope<'static>),
+        (status = 501, description = "The connector has no onboarding step", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn onboarding(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -260,7 +296,17 @@ async fn view(state: &AppState, record: ConnectionRecord) -> ConnectionView {
     }
 }
 
-#[utoipa::path(get, path = "/api/connectors/status", tag = "connectors", security(("api_key" = []), ("internal_headers" = [])), responses((status = 200, description = "Per connector: enabled, connected, and the caller's connections with their status (and agent state for clusters)", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    get,
+    path = "/api/connectors/status",
+    tag = "connectors",
+    security(("api_key" = []), ("internal_headers" = [])),
+    responses(
+        (status = 200, description = "Per connector: enabled, connected, and the caller's connections with their status (and agent state for clusters)", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn connectors_status(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -354,7 +400,20 @@ pub(crate) struct ConnectBody {
     fields: serde_json::Map<String, serde_json::Value>,
 }
 
-#[utoipa::path(post, path = "/api/connections", tag = "connections", security(("api_key" = []), ("internal_headers" = [])), request_body = ConnectBody, responses((status = 201, description = "Connected and validated: the connection, its report, and credentials shown once (webhook token, agent token)", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 403, description = "The connector is turned off by its feature flag", body = ErrorEnvelope<'static>), (status = 422, description = "The provider refused the credentials; `report` says which check failed", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    post,
+    path = "/api/connections",
+    tag = "connections",
+    security(("api_key" = []), ("internal_headers" = [])),
+    request_body = ConnectBody,
+    responses(
+        (status = 201, description = "Connected and validated: the connection, its report, and credentials shown once (webhook token, agent token)", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+        (status = 403, description = "The connector is turned off by its feature flag", body = ErrorEnvelope<'static>),
+        (status = 422, description = "The provider refused the credentials; `report` says which check failed", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn connect(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -451,7 +510,17 @@ pub(crate) async fn connect(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[utoipa::path(get, path = "/api/connections", tag = "connections", security(("api_key" = []), ("internal_headers" = [])), responses((status = 200, description = "The caller's connections, oldest first, as `{\"connections\": [...]}`", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    get,
+    path = "/api/connections",
+    tag = "connections",
+    security(("api_key" = []), ("internal_headers" = [])),
+    responses(
+        (status = 200, description = "The caller's connections, oldest first, as `{\"connections\": [...]}`", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn list_connections(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -470,7 +539,19 @@ async fn load(state: &AppState, tenant: &Tenant, id: &str) -> Result<ConnectionR
         .ok_or_else(|| ApiError::not_found("connection"))
 }
 
-#[utoipa::path(get, path = "/api/connections/{id}", tag = "connections", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 200, description = "`{\"connection\": ConnectionView}`", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    get,
+    path = "/api/connections/{id}",
+    tag = "connections",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(("id" = String, Path, description = "The connection id")),
+    responses(
+        (status = 200, description = "`{\"connection\": ConnectionView}`", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn get_connection(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -482,7 +563,19 @@ pub(crate) async fn get_connection(
 
 /// Issues a new webhook token or signing secret for a connection (shown once);
 /// the old one stops working at once.
-#[utoipa::path(post, path = "/api/connections/{id}/webhook/rotate", tag = "webhooks", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 200, description = "The new webhook credential, shown once, with the settings to enter at the provider", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    post,
+    path = "/api/connections/{id}/webhook/rotate",
+    tag = "webhooks",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(("id" = String, Path, description = "The connection id")),
+    responses(
+        (status = 200, description = "The new webhook credential, shown once, with the settings to enter at the provider", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn rotate_webhook_credential(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -515,7 +608,19 @@ pub(crate) async fn rotate_webhook_credential(
 }
 
 /// The provider-issued webhook signing secrets of a connection: ids and dates only.
-#[utoipa::path(get, path = "/api/connections/{id}/webhook/secrets", tag = "webhooks", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 200, description = "The provider-issued signing secrets in use (ids and dates, never the secret)", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    get,
+    path = "/api/connections/{id}/webhook/secrets",
+    tag = "webhooks",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(("id" = String, Path, description = "The connection id")),
+    responses(
+        (status = 200, description = "The provider-issued signing secrets in use (ids and dates, never the secret)", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn list_webhook_secrets(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -531,7 +636,20 @@ pub(crate) async fn list_webhook_secrets(
 }
 
 /// Adds a provider-issued webhook signing secret; answers its id, never the secret.
-#[utoipa::path(post, path = "/api/connections/{id}/webhook/secrets", tag = "webhooks", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), request_body = serde_json::Value, responses((status = 201, description = "Added; deliveries signed with it are accepted", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    post,
+    path = "/api/connections/{id}/webhook/secrets",
+    tag = "webhooks",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(("id" = String, Path, description = "The connection id")),
+    request_body = serde_json::Value,
+    responses(
+        (status = 201, description = "Added; deliveries signed with it are accepted", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn add_webhook_secret(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -565,7 +683,22 @@ pub(crate) async fn add_webhook_secret(
 }
 
 /// Removes a provider-issued webhook signing secret by id.
-#[utoipa::path(delete, path = "/api/connections/{id}/webhook/secrets/{secret_id}", tag = "webhooks", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id"), ("secret_id" = String, Path, description = "The secret's id")), responses((status = 200, description = "Removed", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    delete,
+    path = "/api/connections/{id}/webhook/secrets/{secret_id}",
+    tag = "webhooks",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(
+        ("id" = String, Path, description = "The connection id"),
+        ("secret_id" = String, Path, description = "The secret's id"),
+    ),
+    responses(
+        (status = 200, description = "Removed", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn remove_webhook_secret(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -580,7 +713,19 @@ pub(crate) async fn remove_webhook_secret(
     Ok(Json(json!({ "deleted": { "webhook_secret": secret_id } })))
 }
 
-#[utoipa::path(post, path = "/api/connections/{id}/validate", tag = "connections", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 200, description = "The new validation report, one line per check", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    post,
+    path = "/api/connections/{id}/validate",
+    tag = "connections",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(("id" = String, Path, description = "The connection id")),
+    responses(
+        (status = 200, description = "The new validation report, one line per check", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn revalidate(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -597,7 +742,27 @@ pub(crate) async fn revalidate(
     ))
 }
 
-#[utoipa::path(post, path = "/api/connections/{id}/query/{operation}", tag = "queries", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id"), ("operation" = String, Path, description = "The operation, one of the connector's (`GET /api/connectors`)")), request_body(content = serde_json::Value, description = "The operation's parameters; each operation's schema is in `components.schemas` as `<connector>.<operation>`"), responses((status = 200, description = "The operation's JSON: `data`, and `truncated`/`next_cursor` when cut short", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>), (status = 403, description = "A write on a connection that does not allow writes, or the provider refused a permission", body = ErrorEnvelope<'static>), (status = 422, description = "The provider rejected the stored credentials; reconnect", body = ErrorEnvelope<'static>), (status = 429, description = "The provider rate limited the call; `Retry-After` says when to retry", body = ErrorEnvelope<'static>), (status = 503, description = "The provider or the agent is unavailable", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    post,
+    path = "/api/connections/{id}/query/{operation}",
+    tag = "queries",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(
+        ("id" = String, Path, description = "The connection id"),
+        ("operation" = String, Path, description = "The operation, one of the connector's (`GET /api/connectors`)"),
+    ),
+    request_body(content = serde_json::Value, description = "The operation's parameters; each operation's schema is in `components.schemas` as `<connector>.<operation>`"),
+    responses(
+        (status = 200, description = "The operation's JSON: `data`, and `truncated`/`next_cursor` when cut short", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
+        (status = 403, description = "A write on a connection that does not allow writes, or the provider refused a permission", body = ErrorEnvelope<'static>),
+        (status = 422, description = "The provider rejected the stored credentials; reconnect", body = ErrorEnvelope<'static>),
+        (status = 429, description = "The provider rate limited the call; `Retry-After` says when to retry", body = ErrorEnvelope<'static>),
+        (status = 503, description = "The provider or the agent is unavailable", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn query(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -614,7 +779,19 @@ pub(crate) async fn query(
     Ok(Json(output))
 }
 
-#[utoipa::path(delete, path = "/api/connections/{id}", tag = "connections", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 200, description = "Removed: the secret, the record, what the provider revoke did, and for clusters the agent revocation", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    delete,
+    path = "/api/connections/{id}",
+    tag = "connections",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(("id" = String, Path, description = "The connection id")),
+    responses(
+        (status = 200, description = "Removed: the secret, the record, what the provider revoke did, and for clusters the agent revocation", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn disconnect(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -643,7 +820,19 @@ pub(crate) async fn disconnect(
 
 /// Revokes a cluster's agent token and closes its live socket at once, keeping
 /// the connection; 404 for connections without an agent.
-#[utoipa::path(post, path = "/api/connections/{id}/agent-token/revoke", tag = "kubernetes", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 200, description = "Tokens revoked and agent sockets closed, with the helm uninstall command", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    post,
+    path = "/api/connections/{id}/agent-token/revoke",
+    tag = "kubernetes",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(("id" = String, Path, description = "The connection id")),
+    responses(
+        (status = 200, description = "Tokens revoked and agent sockets closed, with the helm uninstall command", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn revoke_agent_token(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -655,19 +844,35 @@ pub(crate) async fn revoke_agent_token(
         let agent = crate::kubectl_agent::revoke(&state, &record.id).await?;
         return Ok(Json(json!({ "agent": agent })));
     }
-    Err(ApiError::from(
-        Error::not_found(format!(
-            "connection `{}` ({}) has no agent token",
-            record.id, record.connector
-        ))
-        .with_hint("only Kubernetes clusters have agent tokens"),
+    Err(no_agent_token(&record))
+}
+
+/// 404 for an agent-token call on a connection that is not a cluster.
+fn no_agent_token(record: &ConnectionRecord) -> ApiError {
+    Error::not_found(format!(
+        "connection `{}` ({}) has no agent token",
+        record.id, record.connector
     ))
+    .with_hint("only Kubernetes clusters have agent tokens")
+    .into()
 }
 
 /// Gives a cluster a new agent token: the old ones are revoked and their sockets
 /// closed, and the answer shows the new token and `values.yaml` once, with the
 /// `helm upgrade` command that installs them.
-#[utoipa::path(post, path = "/api/connections/{id}/agent-token/rotate", tag = "kubernetes", security(("api_key" = []), ("internal_headers" = [])), params(("id" = String, Path, description = "The connection id")), responses((status = 201, description = "A new agent token and values.yaml, shown once, with the helm upgrade command; the old token is revoked", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    post,
+    path = "/api/connections/{id}/agent-token/rotate",
+    tag = "kubernetes",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(("id" = String, Path, description = "The connection id")),
+    responses(
+        (status = 201, description = "A new agent token and values.yaml, shown once, with the helm upgrade command; the old token is revoked", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn rotate_agent_token(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -684,13 +889,7 @@ pub(crate) async fn rotate_agent_token(
         agent["revoked"] = json!(revoked);
         return Ok((StatusCode::CREATED, Json(json!({ "agent": agent }))));
     }
-    Err(ApiError::from(
-        Error::not_found(format!(
-            "connection `{}` ({}) has no agent token",
-            record.id, record.connector
-        ))
-        .with_hint("only Kubernetes clusters have agent tokens"),
-    ))
+    Err(no_agent_token(&record))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -703,7 +902,18 @@ pub(crate) struct AlertsQuery {
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/alerts", tag = "alerts", security(("api_key" = []), ("internal_headers" = [])), params(AlertsQuery), responses((status = 200, description = "One page of the caller's alerts in cursor order", body = AlertPage), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    get,
+    path = "/api/alerts",
+    tag = "alerts",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(AlertsQuery),
+    responses(
+        (status = 200, description = "One page of the caller's alerts in cursor order", body = AlertPage),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn list_alerts(
     State(state): State<AppState>,
     Principal(tenant): Principal,

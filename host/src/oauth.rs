@@ -101,7 +101,20 @@ fn oauth_descriptor(
     Ok(descriptor)
 }
 
-#[utoipa::path(post, path = "/api/connections/oauth/{connector}/start", tag = "oauth", security(("api_key" = []), ("internal_headers" = [])), params(("connector" = String, Path, description = "The connector id")), request_body = StartBody, responses((status = 200, description = "The begin URL to open in the browser that finishes the flow (works once)", body = serde_json::Value), (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>), (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>), (status = 404, description = "Unknown connector", body = ErrorEnvelope<'static>)))]
+#[utoipa::path(
+    post,
+    path = "/api/connections/oauth/{connector}/start",
+    tag = "oauth",
+    security(("api_key" = []), ("internal_headers" = [])),
+    params(("connector" = String, Path, description = "The connector id")),
+    request_body = StartBody,
+    responses(
+        (status = 200, description = "The begin URL to open in the browser that finishes the flow (works once)", body = serde_json::Value),
+        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
+        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
+        (status = 404, description = "Unknown connector", body = ErrorEnvelope<'static>),
+    ),
+)]
 pub(crate) async fn start(
     State(state): State<AppState>,
     Principal(tenant): Principal,
@@ -133,7 +146,16 @@ pub(crate) async fn start(
 
 /// Opens a flow's begin URL: binds it to this browser with a cookie, then sends the
 /// browser to the provider.
-#[utoipa::path(get, path = "/oauth/begin/{state}", tag = "oauth", params(("state" = String, Path, description = "The flow state from the begin URL")), responses((status = 303, description = "To the provider's authorization page, with the binding cookie set"), (status = 400, description = "Unknown, used or expired flow")))]
+#[utoipa::path(
+    get,
+    path = "/oauth/begin/{state}",
+    tag = "oauth",
+    params(("state" = String, Path, description = "The flow state from the begin URL")),
+    responses(
+        (status = 303, description = "To the provider's authorization page, with the binding cookie set"),
+        (status = 400, description = "Unknown, used or expired flow"),
+    ),
+)]
 pub(crate) async fn begin(
     State(state): State<AppState>,
     Path(flow_state): Path<String>,

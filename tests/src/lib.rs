@@ -216,13 +216,8 @@ impl Patchbay {
     /// Runs the binary's CLI with this instance's environment plus `extra_env`; its
     /// output is kept for the canary scans.
     pub fn cli_with(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
-        let output = Command::new(binary())
-            .args(args)
-            .current_dir(self.data_dir.parent().unwrap_or(&self.data_dir))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .envs(extra_env.iter().copied())
+        let output = self
+            .cli_command(args, extra_env)
             .output()
             .expect("run patchbay");
         let mut transcript = self.transcript.lock().expect("transcript");
@@ -234,18 +229,25 @@ impl Patchbay {
     /// Starts the binary's CLI with this instance's environment plus `extra_env`,
     /// its output piped, for commands that run until stopped (killed when dropped).
     pub fn cli_spawn(&self, args: &[&str], extra_env: &[(&str, &str)]) -> tokio::process::Child {
-        tokio::process::Command::new(binary())
-            .args(args)
-            .current_dir(self.data_dir.parent().unwrap_or(&self.data_dir))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .envs(extra_env.iter().copied())
+        tokio::process::Command::from(self.cli_command(args, extra_env))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("spawn the patchbay CLI")
+    }
+
+    /// The binary's CLI beside this instance's data, with its environment plus `extra_env`.
+    fn cli_command(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(binary());
+        command
+            .args(args)
+            .current_dir(self.data_dir.parent().unwrap_or(&self.data_dir))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra_env.iter().copied());
+        command
     }
 
     /// Creates an API key through the CLI and returns it.
@@ -330,6 +332,14 @@ impl Patchbay {
             body.map(|body| serde_json::to_vec(&body).expect("json")),
         )
         .await
+    }
+
+    /// `POST /api/connections` with `body` as the caller with `key`; asserts 201 and
+    /// returns the answer (connection, report, credentials shown once).
+    pub async fn connect(&self, key: &str, body: serde_json::Value) -> serde_json::Value {
+        let answer = self.api("POST", "/api/connections", key, Some(body)).await;
+        assert_eq!(answer.status, 201, "{}", answer.text);
+        answer.json()
     }
 
     /// Scrapes `/metrics` at `base_url` (this process's own address, or the one

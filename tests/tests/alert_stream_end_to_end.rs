@@ -28,22 +28,16 @@ type Events = EventStream<BoxStream<'static, reqwest::Result<bytes::Bytes>>>;
 /// Connects Datadog for the key's tenant; returns its webhook token.
 async fn connect_datadog(patchbay: &Patchbay, key: &str, label: &str) -> String {
     let connected = patchbay
-        .api(
-            "POST",
-            "/api/connections",
+        .connect(
             key,
-            Some(json!({
+            json!({
                 "connector": "datadog",
                 "label": label,
                 "fields": { "api_key": CANARY_API_KEY, "app_key": CANARY_APP_KEY }
-            })),
+            }),
         )
         .await;
-    assert_eq!(connected.status, 201, "{}", connected.text);
-    connected.json()["webhook"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    connected["webhook"]["token"].as_str().unwrap().to_owned()
 }
 
 async fn deliver(patchbay: &Patchbay, fake: &FakeDatadog, user: &str, token: &str, alert_id: u64) {

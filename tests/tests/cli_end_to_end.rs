@@ -162,19 +162,15 @@ async fn beside_the_data_the_cli_acts_for_a_user_without_a_service_or_a_key() {
         Patchbay::start(&[("PATCHBAY_UPSTREAM_OVERRIDES", overrides.as_str())]).await;
     let alice = patchbay.create_api_key("alice", Some("acme"));
     let connected = patchbay
-        .api(
-            "POST",
-            "/api/connections",
+        .connect(
             &alice,
-            Some(json!({
+            json!({
                 "connector": "datadog",
                 "label": "prod US1",
                 "fields": { "api_key": CANARY_API_KEY, "app_key": CANARY_APP_KEY }
-            })),
+            }),
         )
         .await;
-    assert_eq!(connected.status, 201, "{}", connected.text);
-    let connected = connected.json();
     let id = connected["connection"]["id"].as_str().unwrap().to_owned();
     let token = connected["webhook"]["token"].as_str().unwrap().to_owned();
     let delivered = patchbay
