@@ -95,29 +95,59 @@ pub(crate) async fn healthz() -> impl IntoResponse {
     path = "/readyz",
     tag = "service",
     responses(
-        (status = 200, description = "Both stores answer", body = serde_json::Value),
-        (status = 503, description = "A store does not answer; the body says which", body = serde_json::Value),
+        (status = 200, description = "Webhook intake can store alerts (the records database answers); `status` is `degraded` when the secret store does not, so queries and connects fail while alerts are still stored", body = serde_json::Value),
+        (status = 503, description = "The records database does not answer: nothing can be stored", body = serde_json::Value),
     ),
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let (records, secrets) = tokio::join!(state.records.health(), state.secrets.health());
+    let (records, secrets) = tokio::join!(
+        bounded_health(state.records.health()),
+        bounded_health(state.secrets.health())
+    );
     let describe = |result: &patchbay_core::Result<()>| match result {
         Ok(()) => json!({ "status": "ok" }),
         Err(error) => json!({ "status": "unavailable", "message": error.message() }),
     };
-    let ready = records.is_ok() && secrets.is_ok();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    // Readiness is for intake: a load balancer that took every replica out during a
+    // Vault stall would drop alerts that could have been stored.
+    let (code, status) = match (records.is_ok(), secrets.is_ok()) {
+        (true, true) => (StatusCode::OK, "ok"),
+        (true, false) => (StatusCode::OK, "degraded"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
-    let body = json!({
-        "status": if ready { "ok" } else { "unavailable" },
+    let mut body = json!({
+        "status": status,
         "records": describe(&records),
         "secrets": describe(&secrets),
         "secrets_backend": state.secrets.backend(),
+        "serving": {
+            "webhooks": records.is_ok(),
+            "queries": records.is_ok() && secrets.is_ok(),
+        },
     });
-    (status, Json(body))
+    #[cfg(feature = "connector-kubernetes")]
+    {
+        let (clusters, sockets) = state.kubectl_relay.attached();
+        body["agents"] = json!({ "clusters": clusters, "sockets": sockets });
+    }
+    (code, Json(body))
+}
+
+/// How long readiness waits for one dependency: a stalled store must not hold the
+/// probe past a load balancer's own timeout.
+const HEALTH_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn bounded_health(
+    check: impl std::future::Future<Output = patchbay_core::Result<()>>,
+) -> patchbay_core::Result<()> {
+    tokio::time::timeout(HEALTH_PROBE_TIMEOUT, check)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::unavailable(format!(
+                "no answer within {} s",
+                HEALTH_PROBE_TIMEOUT.as_secs()
+            )))
+        })
 }
 
 fn connector_summary(state: &AppState, descriptor: &ConnectorDescriptor) -> serde_json::Value {

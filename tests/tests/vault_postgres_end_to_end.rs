@@ -266,10 +266,9 @@ async fn needs_vault_outage_answers_503_quickly_leaves_nothing_half_written_and_
         .request("POST", "/api/connections", &alice, body())
         .await;
     assert_eq!(connected.status, 201, "{}", connected.text);
-    let id = connected.json()["connection"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let connected = connected.json();
+    let id = connected["connection"]["id"].as_str().unwrap().to_owned();
+    let webhook_token = connected["webhook"]["token"].as_str().unwrap().to_owned();
     let query_path = format!("/api/connections/{id}/query/list_hosts");
 
     for (outage, start, end) in [
@@ -314,9 +313,33 @@ async fn needs_vault_outage_answers_503_quickly_leaves_nothing_half_written_and_
             began.elapsed()
         );
 
+        // Intake does not read Vault: the replica stays ready and stores alerts.
+        let began = Instant::now();
         let ready = patchbay.request("GET", "/readyz", &[], None).await;
-        assert_eq!(ready.status, 503, "{outage}: {}", ready.text);
-        assert_eq!(ready.json()["secrets"]["status"], "unavailable");
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{outage}: /readyz took {:?}",
+            began.elapsed()
+        );
+        assert_eq!(ready.status, 200, "{outage}: {}", ready.text);
+        let ready = ready.json();
+        assert_eq!(ready["status"], "degraded", "{outage}: {ready}");
+        assert_eq!(ready["secrets"]["status"], "unavailable", "{outage}");
+        assert_eq!(ready["serving"]["webhooks"], true, "{outage}");
+        assert_eq!(ready["serving"]["queries"], false, "{outage}");
+        let alert_id = if outage == "paused" { 7_001 } else { 7_002 };
+        let delivered = patchbay
+            .request(
+                "POST",
+                "/datadog/webhook/alice",
+                &[
+                    ("content-type", "application/json"),
+                    ("x-patchbay-token", &webhook_token),
+                ],
+                Some(serde_json::to_vec(&fake.sample_webhook(alert_id, "Triggered")).unwrap()),
+            )
+            .await;
+        assert_eq!(delivered.status, 202, "{outage}: {}", delivered.text);
         end();
 
         // Recovery without restarting Patchbay.
@@ -359,9 +382,17 @@ async fn needs_vault_outage_answers_503_quickly_leaves_nothing_half_written_and_
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+    let ready = patchbay.request("GET", "/readyz", &[], None).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["status"], "ok");
+    let stored = patchbay
+        .request("GET", "/api/alerts", &alice, None)
+        .await
+        .json();
     assert_eq!(
-        patchbay.request("GET", "/readyz", &[], None).await.status,
-        200
+        stored["alerts"].as_array().unwrap().len(),
+        2,
+        "the deliveries made during both outages were stored: {stored}"
     );
 }
 

@@ -218,6 +218,13 @@ impl Relay {
         let _ = self.peers.set(peers);
     }
 
+    /// How many clusters have an agent attached here, and how many agent sockets.
+    pub fn attached(&self) -> (usize, usize) {
+        let clusters = lock(&self.clusters);
+        let with_agents = clusters.values().filter(|slots| !slots.is_empty()).count();
+        (with_agents, clusters.values().map(Vec::len).sum())
+    }
+
     /// Whether an agent of `cluster_id` is attached to this relay.
     pub fn has_agents(&self, cluster_id: &str) -> bool {
         lock(&self.clusters)
