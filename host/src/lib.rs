@@ -15,6 +15,7 @@ pub mod error;
 #[cfg(feature = "connector-kubernetes")]
 pub mod kubectl_agent;
 pub mod lifecycle;
+pub mod mcp;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
@@ -163,6 +164,7 @@ impl HostBuilder {
             env: Arc::new(self.env),
             ingestor,
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            connections_changed: Arc::new(tokio::sync::watch::Sender::new(0)),
             alert_notifications,
             records,
             secrets,
@@ -253,7 +255,9 @@ impl Host {
     /// Every route: the JSON API, the connectors' webhook paths and, unless
     /// `PATCHBAY_METRICS_LISTEN` moves it, `/metrics`.
     pub fn router(&self) -> Router {
-        let router = api::router().merge(alert_stream::router());
+        let router = api::router()
+            .merge(alert_stream::router())
+            .merge(mcp::router(&self.state));
         #[cfg(feature = "connector-kubernetes")]
         let router = router.merge(kubectl_agent::router());
         let router = router

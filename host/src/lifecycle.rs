@@ -274,6 +274,9 @@ impl Connections<'_> {
                 remove_in_background(state.secrets.clone(), old.secret_ref);
             }
         }
+        state
+            .connections_changed
+            .send_modify(|changes| *changes = changes.wrapping_add(1));
         Ok(StoredConnection {
             record,
             report,
@@ -547,6 +550,9 @@ impl Connections<'_> {
             .with_hint("retry the disconnect"));
         }
         tracing::info!(connection = %record.id, connector = %record.connector, "disconnected");
+        state
+            .connections_changed
+            .send_modify(|changes| *changes = changes.wrapping_add(1));
         Ok(revoke)
     }
 

@@ -47,6 +47,16 @@ enum Command {
         #[command(subcommand)]
         command: AlertsCommand,
     },
+    /// Serve MCP over stdio for a local agent, acting for one user on the
+    /// configured stores (the tools and resources of `/mcp`).
+    Mcp {
+        /// The user whose connections become tools.
+        #[arg(long)]
+        user: String,
+        /// The organisation the user acts for.
+        #[arg(long)]
+        org: Option<String>,
+    },
     /// Run one operation of a connection on a running service and print its JSON.
     ///
     /// Exit status: 0 success, 2 bad parameters, 3 credentials rejected or
@@ -209,6 +219,7 @@ async fn run(command: Command, env: ConnectorEnv) -> Result<(), ExitCode> {
             service,
             command: AlertsCommand::Tail { after, json },
         } => tail_alerts(&service.client(env).await?, after, json).await,
+        Command::Mcp { user, org } => serve_mcp_stdio(env, user, org).await,
         Command::Query {
             service,
             connection,
@@ -412,6 +423,37 @@ fn alert_line(alert: &serde_json::Value) -> String {
         text("title"),
         alert["cursor"]
     )
+}
+
+async fn serve_mcp_stdio(
+    env: ConnectorEnv,
+    user: String,
+    org: Option<String>,
+) -> Result<(), ExitCode> {
+    use rmcp::ServiceExt;
+    let user = user.trim().to_owned();
+    if user.is_empty() {
+        return Err(fail("--user", "must not be empty"));
+    }
+    let config = load_config(&env)?;
+    let host = HostBuilder::new(config, env)
+        .build()
+        .await
+        .map_err(|e| fail("opening the service's data", e))?;
+    let tenant = Tenant {
+        user_id: user,
+        org_id: org,
+    };
+    // Standard output carries the protocol: nothing else may be printed there.
+    let server = patchbay_host::mcp::PatchbayMcp::for_tenant(host.state().clone(), tenant)
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| fail("starting MCP on stdio", e))?;
+    server
+        .waiting()
+        .await
+        .map_err(|e| fail("serving MCP on stdio", e))?;
+    Ok(())
 }
 
 fn fail(context: &str, error: impl std::fmt::Display) -> ExitCode {

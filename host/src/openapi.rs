@@ -69,6 +69,7 @@ pub const DOCUMENT_PATH: &str = "/api/openapi.json";
         (name = "webhooks", description = "Provider deliveries and their credentials"),
         (name = "oauth", description = "OAuth connection flows"),
         (name = "kubernetes", description = "In-cluster kubectl agents"),
+        (name = "mcp", description = "The Model Context Protocol server for agents"),
     )
 )]
 struct ApiDoc;
@@ -122,6 +123,26 @@ pub fn document(registry: &Registry, metrics_here: bool) -> Value {
             json!({ "get": plain("service", "Prometheus metrics", "The text exposition format; no API key") }),
         );
     }
+    let mcp = |summary: &str| {
+        json!({
+            "tags": ["mcp"],
+            "summary": summary,
+            "description": "The MCP Streamable HTTP transport (JSON-RPC): every operation of the caller's connections as a tool, their validation reports and alerts as resources.",
+            "security": [{ "api_key": [] }, { "internal_headers": [] }],
+            "responses": {
+                "200": { "description": "JSON-RPC answers, as JSON or an event stream" },
+                "401": { "description": "No or unknown API key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorEnvelope" } } } }
+            }
+        })
+    };
+    paths.insert(
+        crate::mcp::MCP_PATH.to_owned(),
+        json!({
+            "post": mcp("Send MCP messages"),
+            "get": mcp("Follow the session's server messages"),
+            "delete": mcp("End the session"),
+        }),
+    );
     #[cfg(feature = "connector-kubernetes")]
     paths.insert(
         patchbay_kubectl_protocol::AGENT_PATH.to_owned(),

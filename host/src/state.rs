@@ -33,6 +33,9 @@ pub struct AppState {
     pub ui_origin: Option<Arc<str>>,
     /// Where the OAuth callback redirects instead of showing a page (`PATCHBAY_OAUTH_RETURN_URL`).
     pub oauth_return_url: Option<Arc<str>>,
+    /// Raised whenever a connection is stored or removed here, so MCP sessions can
+    /// announce that their tool list changed.
+    pub connections_changed: Arc<tokio::sync::watch::Sender<u64>>,
     /// Set to true when the service starts shutting down, so long-lived answers
     /// (the alert stream) end and graceful shutdown can finish.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,

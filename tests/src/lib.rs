@@ -239,14 +239,20 @@ impl Patchbay {
 
     /// The binary's CLI beside this instance's data, with its environment plus `extra_env`.
     fn cli_command(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Command {
-        let mut command = Command::new(binary());
+        let mut command = self.command_beside(binary());
+        command.args(args).envs(extra_env.iter().copied());
         command
-            .args(args)
+    }
+
+    /// `program` run beside this instance's data with only `PATH` and this
+    /// instance's environment, as a local agent or operator tool would be.
+    pub fn command_beside(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command
             .current_dir(self.data_dir.parent().unwrap_or(&self.data_dir))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .envs(extra_env.iter().copied());
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         command
     }
 

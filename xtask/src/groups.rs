@@ -44,6 +44,10 @@ pub const GROUPS: &[Group] = &[
         marker: "needs_helm",
         service: Service::Helm,
     },
+    Group {
+        marker: "needs_mcp_client",
+        service: Service::McpClient,
+    },
 ];
 
 /// A service `cargo xtask test` could not provide, and why.
@@ -142,6 +146,7 @@ mod tests {
             Service::OAuthMock,
             Service::Moto,
             Service::Helm,
+            Service::McpClient,
         ] {
             let groups = GROUPS
                 .iter()

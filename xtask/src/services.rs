@@ -42,6 +42,9 @@ const MOTO_VERSION: &str = "5.2.6";
 /// chart tests lint and render with.
 const HELM_PYTHON_SDK_VERSION: &str = "0.2.2";
 
+/// The release of the official MCP Python SDK the MCP tests drive the server with.
+const MCP_PYTHON_SDK_VERSION: &str = "1.27.1";
+
 /// The script starting `oauth2-mock-server` with the hooks the OAuth tests drive.
 const OAUTH_MOCK_SCRIPT: &str = include_str!("../assets/oauth-mock-server.mjs");
 
@@ -441,6 +444,32 @@ pub fn ensure_helm() -> Result<PathBuf> {
                 .arg(format!("helm-python-sdk=={HELM_PYTHON_SDK_VERSION}")),
         )
         .context("installing helm-python-sdk from PyPI needs python3 with pip")?;
+    }
+    Ok(dir)
+}
+
+/// Installs the official MCP Python SDK (`mcp`) into `.tools/mcp` from PyPI unless
+/// that release is already there; returns the directory to put on `PYTHONPATH`.
+pub fn ensure_mcp_client() -> Result<PathBuf> {
+    let dir = workspace_root().join(".tools/mcp");
+    let installed = dir.join(format!("mcp-{MCP_PYTHON_SDK_VERSION}.dist-info"));
+    if !installed.exists() {
+        crate::run(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--root-user-action=ignore",
+                    "--no-input",
+                    "--upgrade",
+                    "--target",
+                ])
+                .arg(&dir)
+                .arg(format!("mcp=={MCP_PYTHON_SDK_VERSION}")),
+        )
+        .context("installing the mcp Python SDK from PyPI needs python3 with pip")?;
     }
     Ok(dir)
 }

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use patchbay_testkit::services::{
-    Service, HELM_PYTHON_VAR, MOTO_URL_VAR, OAUTH_ISSUER_VAR, OPENBAO_BINARY_VAR, POSTGRES_URL_VAR,
-    VAULT_ADDR_VAR, VAULT_TOKEN_VAR,
+    Service, HELM_PYTHON_VAR, MCP_PYTHON_VAR, MOTO_URL_VAR, OAUTH_ISSUER_VAR, OPENBAO_BINARY_VAR,
+    POSTGRES_URL_VAR, VAULT_ADDR_VAR, VAULT_TOKEN_VAR,
 };
 
 use crate::groups::{self, Missing, REQUIRE_SERVICES_VAR};
@@ -71,6 +71,16 @@ pub fn run(extra: &[String]) -> Result<()> {
     let helm = provide(Service::Helm, require, &mut missing, services::ensure_helm)?;
     if let Some(helm) = &helm {
         command.env(HELM_PYTHON_VAR, helm);
+    }
+
+    let mcp_client = provide(
+        Service::McpClient,
+        require,
+        &mut missing,
+        services::ensure_mcp_client,
+    )?;
+    if let Some(mcp_client) = &mcp_client {
+        command.env(MCP_PYTHON_VAR, mcp_client);
     }
 
     command.args(groups::cargo_test_args(extra, &missing));

@@ -25,6 +25,9 @@ pub const MOTO_URL_VAR: &str = "PATCHBAY_TEST_MOTO_URL";
 /// The directory holding `helm_python` (PyPI `helm-python-sdk`, Helm's Go library
 /// behind a Python binding), to put on `PYTHONPATH` to lint and render charts.
 pub const HELM_PYTHON_VAR: &str = "PATCHBAY_TEST_HELM_PYTHON";
+/// The directory holding the official MCP Python SDK (PyPI `mcp`), to put on
+/// `PYTHONPATH` to drive Patchbay's MCP server with a real client.
+pub const MCP_PYTHON_VAR: &str = "PATCHBAY_TEST_MCP_PYTHON";
 
 /// A service some tests need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +42,8 @@ pub enum Service {
     Moto,
     /// Helm's chart engine (`helm-python-sdk` from PyPI), for lint and render.
     Helm,
+    /// The official MCP client (the `mcp` Python SDK from PyPI).
+    McpClient,
 }
 
 impl Service {
@@ -50,6 +55,7 @@ impl Service {
             Self::OAuthMock => "oauth2-mock-server",
             Self::Moto => "moto",
             Self::Helm => "Helm (helm-python-sdk)",
+            Self::McpClient => "the MCP Python SDK (mcp)",
         }
     }
 
@@ -61,6 +67,7 @@ impl Service {
             Self::OAuthMock => &[OAUTH_ISSUER_VAR],
             Self::Moto => &[MOTO_URL_VAR],
             Self::Helm => &[HELM_PYTHON_VAR],
+            Self::McpClient => &[MCP_PYTHON_VAR],
         }
     }
 
@@ -75,6 +82,7 @@ impl Service {
             Self::OAuthMock => "installs oauth2-mock-server under .tools/ and starts it",
             Self::Moto => "installs moto[server] under .tools/ and starts it",
             Self::Helm => "installs helm-python-sdk under .tools/helm",
+            Self::McpClient => "installs the mcp Python SDK under .tools/mcp",
         }
     }
 
@@ -100,6 +108,10 @@ impl Service {
             Self::Helm => {
                 "set PATCHBAY_TEST_HELM_PYTHON to a directory holding helm_python \
                  (`python3 -m pip install --target DIR helm-python-sdk`)"
+            }
+            Self::McpClient => {
+                "set PATCHBAY_TEST_MCP_PYTHON to a directory holding the mcp package \
+                 (`python3 -m pip install --target DIR mcp`)"
             }
         }
     }
@@ -171,6 +183,12 @@ pub fn moto_url() -> String {
 #[track_caller]
 pub fn helm_python() -> PathBuf {
     PathBuf::from(require(Service::Helm, HELM_PYTHON_VAR, process_env))
+}
+
+/// The directory holding the `mcp` Python SDK; panics naming the fix when unset.
+#[track_caller]
+pub fn mcp_python() -> PathBuf {
+    PathBuf::from(require(Service::McpClient, MCP_PYTHON_VAR, process_env))
 }
 
 fn process_env(name: &str) -> Option<String> {
@@ -257,6 +275,7 @@ mod tests {
             Service::OAuthMock,
             Service::Moto,
             Service::Helm,
+            Service::McpClient,
         ] {
             for variable in service.variables() {
                 let message = missing_message(service, variable);
