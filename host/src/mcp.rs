@@ -7,10 +7,12 @@
 //! `<connector>_<label>__<operation>` so an agent can tell two accounts of the same
 //! provider apart; write operations appear only on connections that allow writes.
 //! A session is told `notifications/tools/list_changed` when the caller's
-//! connections change.
+//! connections change, and `notifications/resources/updated` for
+//! `patchbay://alerts` when it subscribed and the caller's alerts grow (the feed
+//! of the SSE alert stream).
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -23,8 +25,9 @@ use patchbay_store::ConnectionRecord;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
-    ServerConfig, Tool, ToolAnnotations,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    Tool, ToolAnnotations, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -44,11 +47,29 @@ const TOOL_LIST_RECHECK: Duration = Duration::from_secs(10);
 /// How much of a result the text rendering shows; the structured content has it all.
 const TEXT_PREVIEW_CHARS: usize = 2000;
 
-/// One MCP session's handler: the host's state and, for stdio, the one tenant.
+/// One MCP session's handler: the host's state, for stdio the one tenant, and
+/// the session's resource subscriptions.
 #[derive(Clone)]
 pub struct PatchbayMcp {
     state: AppState,
     tenant: Option<Tenant>,
+    subscriptions: Arc<Mutex<HashMap<String, tokio::task::JoinHandle<()>>>>,
+}
+
+impl Drop for PatchbayMcp {
+    fn drop(&mut self) {
+        // The last clone of a session's handler ends its subscriptions.
+        if Arc::strong_count(&self.subscriptions) == 1 {
+            for (_, task) in self
+                .subscriptions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain()
+            {
+                task.abort();
+            }
+        }
+    }
 }
 
 impl PatchbayMcp {
@@ -57,6 +78,16 @@ impl PatchbayMcp {
         Self {
             state,
             tenant: Some(tenant),
+            subscriptions: Arc::default(),
+        }
+    }
+
+    /// A handler for one HTTP session; the caller comes from each request.
+    fn for_http(state: AppState) -> Self {
+        Self {
+            state,
+            tenant: None,
+            subscriptions: Arc::default(),
         }
     }
 
@@ -213,6 +244,7 @@ impl ServerHandler for PatchbayMcp {
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_resources()
+                .enable_resources_subscribe()
                 .build(),
         )
         .with_server_info(Implementation::new("patchbay", env!("CARGO_PKG_VERSION")))
@@ -353,6 +385,71 @@ impl ServerHandler for PatchbayMcp {
         Ok(ListResourcesResult::with_all_items(resources))
     }
 
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if request.uri != ALERTS_URI {
+            return Err(McpError::invalid_params(
+                format!("only {ALERTS_URI} can be followed"),
+                None,
+            ));
+        }
+        let tenant = self.caller(&context.extensions).await?;
+        let records = Arc::clone(&self.state.records);
+        let mut committed = self.state.ingestor.committed().subscribe();
+        let peer = context.peer.clone();
+        let mut newest = records.last_alert_cursor(&tenant).await.map_err(internal)?;
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    result = committed.changed() => if result.is_err() { return },
+                    () = tokio::time::sleep(crate::alert_stream::POLL_INTERVAL) => {}
+                }
+                // The signal is raised for every tenant's alerts: tell this
+                // session only when its own grew.
+                let Ok(now) = records.last_alert_cursor(&tenant).await else {
+                    continue;
+                };
+                if now != newest {
+                    newest = now;
+                    let updated = ResourceUpdatedNotificationParam::new(ALERTS_URI);
+                    if peer.notify_resource_updated(updated).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        if let Some(previous) = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(request.uri, task)
+        {
+            previous.abort();
+        }
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if let Some(task) = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&request.uri)
+        {
+            task.abort();
+        }
+        Ok(())
+    }
+
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
@@ -437,12 +534,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
             sessions.cancel();
         });
     }
-    let handler = PatchbayMcp {
-        state: state.clone(),
-        tenant: None,
-    };
+    let sessions_state = state.clone();
     let service = StreamableHttpService::new(
-        move || Ok(handler.clone()),
+        move || Ok(PatchbayMcp::for_http(sessions_state.clone())),
         LocalSessionManager::default().into(),
         config,
     );

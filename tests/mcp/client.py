@@ -1,11 +1,13 @@
 """Drives Patchbay's MCP server with the official MCP Python SDK, as an agent would.
 
 Usage:
-  client.py http <mcp-url> <api-key> <tool> <arguments-json> <bad-arguments-json> [<patchbay-url> <connection-to-disconnect>]
+  client.py http <mcp-url> <api-key> <tool> <arguments-json> <bad-arguments-json> [<patchbay-url> <connection-to-disconnect> <webhook-path> <webhook-token> <webhook-body-file>]
   client.py stdio <patchbay-binary> <user> <tool> <arguments-json> <bad-arguments-json>
 
 Lists the tools and resources (and stops there when <tool> is `-`), calls <tool> with the arguments and with arguments it refuses, lists and reads the resources, and, over HTTP when a connection is
-given, disconnects it through the JSON API and waits for tools/list_changed.
+given, disconnects it through the JSON API and waits for tools/list_changed, then
+subscribes to patchbay://alerts, delivers the webhook and waits for
+resources/updated.
 Prints one JSON object with what it saw.
 """
 
@@ -39,7 +41,7 @@ def call_summary(result):
     }
 
 
-async def exercise(session, tool, arguments, bad_arguments, changed, disconnect):
+async def exercise(session, tool, arguments, bad_arguments, changed, disconnect, updated, deliver):
     await session.initialize()
     seen = {"tools": [tool_summary(t) for t in (await session.list_tools()).tools]}
     seen["resources"] = [str(r.uri) for r in (await session.list_resources()).resources]
@@ -62,25 +64,49 @@ async def exercise(session, tool, arguments, bad_arguments, changed, disconnect)
         seen["tools_after_disconnect"] = [
             t.name for t in (await session.list_tools()).tools
         ]
+    if deliver is not None:
+        await session.subscribe_resource("patchbay://alerts")
+        await deliver()
+        seen["updated_uri"] = await asyncio.wait_for(updated, 20)
+        after = await session.read_resource("patchbay://alerts")
+        seen["alerts_after_update"] = json.loads(after.contents[0].text)
     return seen
 
 
 async def main():
     mode = sys.argv[1]
     changed = asyncio.Event()
+    updated = asyncio.get_running_loop().create_future()
 
     async def on_message(message):
-        if isinstance(message, types.ServerNotification) and isinstance(
-            message.root, types.ToolListChangedNotification
-        ):
-            changed.set()
+        if isinstance(message, types.ServerNotification):
+            if isinstance(message.root, types.ToolListChangedNotification):
+                changed.set()
+            if isinstance(message.root, types.ResourceUpdatedNotification):
+                if not updated.done():
+                    updated.set_result(str(message.root.params.uri))
 
     if mode == "http":
         url, key, tool = sys.argv[2], sys.argv[3], sys.argv[4]
         arguments, bad_arguments = json.loads(sys.argv[5]), json.loads(sys.argv[6])
-        disconnect = None
+        disconnect = deliver = None
         if len(sys.argv) > 8:
             base, connection = sys.argv[7], sys.argv[8]
+            path, token, body_file = sys.argv[9], sys.argv[10], sys.argv[11]
+
+            async def deliver():
+                with open(body_file, "rb") as body:
+                    content = body.read()
+                async with httpx.AsyncClient() as http:
+                    answer = await http.post(
+                        f"{base}{path}",
+                        content=content,
+                        headers={
+                            "content-type": "application/json",
+                            "x-patchbay-token": token,
+                        },
+                    )
+                    answer.raise_for_status()
 
             async def disconnect():
                 async with httpx.AsyncClient() as http:
@@ -94,7 +120,8 @@ async def main():
         async with streamablehttp_client(url, headers=headers) as (read, write, _):
             async with ClientSession(read, write, message_handler=on_message) as session:
                 seen = await exercise(
-                    session, tool, arguments, bad_arguments, changed, disconnect
+                    session, tool, arguments, bad_arguments, changed, disconnect,
+                    updated, deliver,
                 )
     else:
         binary, user, tool = sys.argv[2], sys.argv[3], sys.argv[4]
@@ -105,7 +132,7 @@ async def main():
         async with stdio_client(server) as (read, write):
             async with ClientSession(read, write, message_handler=on_message) as session:
                 seen = await exercise(
-                    session, tool, arguments, bad_arguments, changed, None
+                    session, tool, arguments, bad_arguments, changed, None, updated, None
                 )
     print(json.dumps(seen))
 

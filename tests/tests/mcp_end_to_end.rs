@@ -1,7 +1,7 @@
 //! The MCP server through a real MCP client (the official Python SDK), over
 //! Streamable HTTP at `/mcp` and over stdio (`patchbay mcp --user`): tools per
 //! connection and operation, a call, a refusal as a tool error, resources, and the
-//! tool list changing after a disconnect.
+//! tool list changing after a disconnect, and a subscription to the alerts.
 
 use patchbay_connector_datadog::fake::FakeDatadog;
 use patchbay_e2e::Patchbay;
@@ -164,6 +164,13 @@ async fn needs_mcp_client_an_agent_lists_calls_and_follows_connections_over_both
 
     let staging_id = staging["connection"]["id"].as_str().unwrap();
     let mcp_url = format!("{}/mcp", patchbay.base_url);
+    let body_dir = tempfile::tempdir().unwrap();
+    let body_file = body_dir.path().join("delivery.json");
+    std::fs::write(
+        &body_file,
+        serde_json::to_vec(&fake.sample_webhook(43, "Triggered")).unwrap(),
+    )
+    .unwrap();
     let over_http = run_client(
         &patchbay,
         &[
@@ -175,6 +182,9 @@ async fn needs_mcp_client_an_agent_lists_calls_and_follows_connections_over_both
             BAD_ARGUMENTS,
             &patchbay.base_url,
             staging_id,
+            "/datadog/webhook/alice",
+            token,
+            body_file.to_str().unwrap(),
         ],
     );
     assert_agent_view(&over_http, "Streamable HTTP");
@@ -188,6 +198,18 @@ async fn needs_mcp_client_an_agent_lists_calls_and_follows_connections_over_both
     assert!(
         !after.iter().any(|name| name.starts_with("datadog_staging")),
         "the disconnected connection's tools are gone: {after:?}"
+    );
+
+    // Subscribed to the alerts, the agent hears of the new one and reads it.
+    assert_eq!(over_http["updated_uri"], "patchbay://alerts");
+    assert_eq!(
+        over_http["alerts_after_update"]["alerts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{}",
+        over_http["alerts_after_update"]
     );
 
     // Another tenant's agent sees none of alice's connections.
