@@ -27,7 +27,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::auth::Principal;
-use crate::error::{ApiError, ErrorEnvelope};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The stream's path.
@@ -60,15 +60,12 @@ pub(crate) struct StreamQuery {
     get,
     path = "/api/alerts/stream",
     tag = "alerts",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(
         StreamQuery,
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this cursor (the id of the last event received)"),
     ),
     responses(
         (status = 200, description = "Server-Sent Events: `open`, then `alert` events (id: the cursor, data: a StoredAlert), heartbeat comments every 15 s", content_type = "text/event-stream", body = StoredAlert),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn stream(

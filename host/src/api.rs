@@ -170,11 +170,8 @@ fn connector_summary(state: &AppState, descriptor: &ConnectorDescriptor) -> serd
     get,
     path = "/api/connectors",
     tag = "connectors",
-    security(("api_key" = []), ("internal_headers" = [])),
     responses(
         (status = 200, description = "Every registered connector: id, auth kinds, connect form, operations with their parameter schemas, webhook, whether enabled and configured", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn list_connectors(
@@ -196,12 +193,9 @@ pub(crate) async fn list_connectors(
     get,
     path = "/api/connectors/{id}/onboarding",
     tag = "connectors",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(("id" = String, Path, description = "The connector id")),
     responses(
         (status = 200, description = "What the caller needs before connecting (AWS: the account to trust, the ExternalId, the trust policy)", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
         (status = 404, description = "Unknown connector", body = ErrorEnvelope<'static>),
         (status = 501, description = "The connector has no onboarding step", body = ErrorEnvelope<'static>),
     ),
@@ -330,11 +324,8 @@ async fn view(state: &AppState, record: ConnectionRecord) -> ConnectionView {
     get,
     path = "/api/connectors/status",
     tag = "connectors",
-    security(("api_key" = []), ("internal_headers" = [])),
     responses(
         (status = 200, description = "Per connector: enabled, connected, and the caller's connections with their status (and agent state for clusters)", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn connectors_status(
@@ -434,12 +425,9 @@ pub(crate) struct ConnectBody {
     post,
     path = "/api/connections",
     tag = "connections",
-    security(("api_key" = []), ("internal_headers" = [])),
     request_body = ConnectBody,
     responses(
         (status = 201, description = "Connected and validated: the connection, its report, and credentials shown once (webhook token, agent token)", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
         (status = 403, description = "The connector is turned off by its feature flag", body = ErrorEnvelope<'static>),
         (status = 422, description = "The provider refused the credentials; `report` says which check failed", body = ErrorEnvelope<'static>),
     ),
@@ -544,11 +532,8 @@ pub(crate) async fn connect(
     get,
     path = "/api/connections",
     tag = "connections",
-    security(("api_key" = []), ("internal_headers" = [])),
     responses(
         (status = 200, description = "The caller's connections, oldest first, as `{\"connections\": [...]}`", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn list_connections(
@@ -573,13 +558,9 @@ async fn load(state: &AppState, tenant: &Tenant, id: &str) -> Result<ConnectionR
     get,
     path = "/api/connections/{id}",
     tag = "connections",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(("id" = String, Path, description = "The connection id")),
     responses(
         (status = 200, description = "`{\"connection\": ConnectionView}`", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
-        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn get_connection(
@@ -597,13 +578,9 @@ pub(crate) async fn get_connection(
     post,
     path = "/api/connections/{id}/webhook/rotate",
     tag = "webhooks",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(("id" = String, Path, description = "The connection id")),
     responses(
         (status = 200, description = "The new webhook credential, shown once, with the settings to enter at the provider", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
-        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn rotate_webhook_credential(
@@ -642,13 +619,9 @@ pub(crate) async fn rotate_webhook_credential(
     get,
     path = "/api/connections/{id}/webhook/secrets",
     tag = "webhooks",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(("id" = String, Path, description = "The connection id")),
     responses(
         (status = 200, description = "The provider-issued signing secrets in use (ids and dates, never the secret)", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
-        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn list_webhook_secrets(
@@ -670,14 +643,10 @@ pub(crate) async fn list_webhook_secrets(
     post,
     path = "/api/connections/{id}/webhook/secrets",
     tag = "webhooks",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(("id" = String, Path, description = "The connection id")),
     request_body = serde_json::Value,
     responses(
         (status = 201, description = "Added; deliveries signed with it are accepted", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
-        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn add_webhook_secret(
@@ -717,16 +686,12 @@ pub(crate) async fn add_webhook_secret(
     delete,
     path = "/api/connections/{id}/webhook/secrets/{secret_id}",
     tag = "webhooks",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(
         ("id" = String, Path, description = "The connection id"),
         ("secret_id" = String, Path, description = "The secret's id"),
     ),
     responses(
         (status = 200, description = "Removed", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
-        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn remove_webhook_secret(
@@ -747,13 +712,9 @@ pub(crate) async fn remove_webhook_secret(
     post,
     path = "/api/connections/{id}/validate",
     tag = "connections",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(("id" = String, Path, description = "The connection id")),
     responses(
         (status = 200, description = "The new validation report, one line per check", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
-        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn revalidate(
@@ -776,7 +737,6 @@ pub(crate) async fn revalidate(
     post,
     path = "/api/connections/{id}/query/{operation}",
     tag = "queries",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(
         ("id" = String, Path, description = "The connection id"),
         ("operation" = String, Path, description = "The operation, one of the connector's (`GET /api/connectors`)"),
@@ -784,9 +744,6 @@ pub(crate) async fn revalidate(
     request_body(content = serde_json::Value, description = "The operation's parameters; each operation's schema is in `components.schemas` as `<connector>.<operation>`"),
     responses(
         (status = 200, description = "The operation's JSON: `data`, and `truncated`/`next_cursor` when cut short", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
-        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
         (status = 403, description = "A write on a connection that does not allow writes, or the provider refused a permission", body = ErrorEnvelope<'static>),
         (status = 422, description = "The provider rejected the stored credentials; reconnect", body = ErrorEnvelope<'static>),
         (status = 429, description = "The provider rate limited the call; `Retry-After` says when to retry", body = ErrorEnvelope<'static>),
@@ -813,13 +770,9 @@ pub(crate) async fn query(
     delete,
     path = "/api/connections/{id}",
     tag = "connections",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(("id" = String, Path, description = "The connection id")),
     responses(
         (status = 200, description = "Removed: the secret, the record, what the provider revoke did, and for clusters the agent revocation", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
-        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn disconnect(
@@ -854,13 +807,9 @@ pub(crate) async fn disconnect(
     post,
     path = "/api/connections/{id}/agent-token/revoke",
     tag = "kubernetes",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(("id" = String, Path, description = "The connection id")),
     responses(
         (status = 200, description = "Tokens revoked and agent sockets closed, with the helm uninstall command", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
-        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn revoke_agent_token(
@@ -894,13 +843,9 @@ fn no_agent_token(record: &ConnectionRecord) -> ApiError {
     post,
     path = "/api/connections/{id}/agent-token/rotate",
     tag = "kubernetes",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(("id" = String, Path, description = "The connection id")),
     responses(
         (status = 201, description = "A new agent token and values.yaml, shown once, with the helm upgrade command; the old token is revoked", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
-        (status = 404, description = "No such connection for this caller", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn rotate_agent_token(
@@ -936,12 +881,9 @@ pub(crate) struct AlertsQuery {
     get,
     path = "/api/alerts",
     tag = "alerts",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(AlertsQuery),
     responses(
         (status = 200, description = "One page of the caller's alerts in cursor order", body = AlertPage),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn list_alerts(

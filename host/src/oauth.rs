@@ -105,13 +105,10 @@ fn oauth_descriptor(
     post,
     path = "/api/connections/oauth/{connector}/start",
     tag = "oauth",
-    security(("api_key" = []), ("internal_headers" = [])),
     params(("connector" = String, Path, description = "The connector id")),
     request_body = StartBody,
     responses(
         (status = 200, description = "The begin URL to open in the browser that finishes the flow (works once)", body = serde_json::Value),
-        (status = 400, description = "Bad input: the error names the field and the fix", body = ErrorEnvelope<'static>),
-        (status = 401, description = "No or unknown API key", body = ErrorEnvelope<'static>),
         (status = 404, description = "Unknown connector", body = ErrorEnvelope<'static>),
     ),
 )]

@@ -128,10 +128,8 @@ pub fn document(registry: &Registry, metrics_here: bool) -> Value {
             "tags": ["mcp"],
             "summary": summary,
             "description": "The MCP Streamable HTTP transport (JSON-RPC): every operation of the caller's connections as a tool, their validation reports and alerts as resources.",
-            "security": [{ "api_key": [] }, { "internal_headers": [] }],
             "responses": {
-                "200": { "description": "JSON-RPC answers, as JSON or an event stream" },
-                "401": { "description": "No or unknown API key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorEnvelope" } } } }
+                "200": { "description": "JSON-RPC answers, as JSON or an event stream" }
             }
         })
     };
@@ -215,9 +213,46 @@ pub fn document(registry: &Registry, metrics_here: bool) -> Value {
     {
         body["content"]["application/json"]["schema"] = json!({ "oneOf": operation_refs });
     }
+    add_caller_answers(&mut paths);
     document["paths"] = Value::Object(paths);
     document["components"]["schemas"] = Value::Object(schemas);
     document
+}
+
+/// Every route under `/api/` but this document, and `/mcp`, needs a caller: each
+/// gets the two security schemes and the error answers every such route can give
+/// (and, under a connection, the one for a connection the caller cannot see).
+fn add_caller_answers(paths: &mut Map<String, Value>) {
+    let envelope = json!({ "application/json": { "schema": { "$ref": "#/components/schemas/ErrorEnvelope" } } });
+    for (path, item) in paths.iter_mut() {
+        let authenticated =
+            (path.starts_with("/api/") && path != DOCUMENT_PATH) || path == crate::mcp::MCP_PATH;
+        if !authenticated {
+            continue;
+        }
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in item.iter_mut() {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            operation["security"] = json!([{ "api_key": [] }, { "internal_headers": [] }]);
+            let mut answers = vec![
+                ("400", "Bad input: the error names the field and the fix"),
+                ("401", "No or unknown API key"),
+            ];
+            if path.starts_with("/api/connections/{id}") {
+                answers.push(("404", "No such connection for this caller"));
+            }
+            for (status, description) in answers {
+                if operation["responses"].get(status).is_none() {
+                    operation["responses"][status] =
+                        json!({ "description": description, "content": envelope.clone() });
+                }
+            }
+        }
+    }
 }
 
 fn webhook_operation(provider: &str, path: &str) -> Value {

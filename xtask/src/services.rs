@@ -397,62 +397,36 @@ impl Drop for Moto {
 /// Installs `moto[server]` into `.tools/moto` from PyPI unless that release is
 /// already there; returns the directory to put on `PYTHONPATH`.
 pub fn ensure_moto() -> Result<PathBuf> {
-    let dir = workspace_root().join(".tools/moto");
-    let installed = dir.join(format!("moto-{MOTO_VERSION}.dist-info"));
-    if !installed.exists() {
-        crate::run(
-            Command::new("python3")
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--root-user-action=ignore",
-                    "--no-input",
-                    "--upgrade",
-                    "--target",
-                ])
-                .arg(&dir)
-                .arg(format!("moto[server]=={MOTO_VERSION}")),
-        )
-        .context("installing moto from PyPI needs python3 with pip")?;
-    }
-    Ok(dir)
+    ensure_pip_package("moto", "moto[server]", "moto", MOTO_VERSION)
 }
 
 /// Installs `helm-python-sdk` into `.tools/helm` from PyPI unless that release is
 /// already there; returns the directory to put on `PYTHONPATH`.
 pub fn ensure_helm() -> Result<PathBuf> {
-    let dir = workspace_root().join(".tools/helm");
-    let installed = dir.join(format!(
-        "helm_python_sdk-{HELM_PYTHON_SDK_VERSION}.dist-info"
-    ));
-    if !installed.exists() {
-        crate::run(
-            Command::new("python3")
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--root-user-action=ignore",
-                    "--no-input",
-                    "--upgrade",
-                    "--target",
-                ])
-                .arg(&dir)
-                .arg(format!("helm-python-sdk=={HELM_PYTHON_SDK_VERSION}")),
-        )
-        .context("installing helm-python-sdk from PyPI needs python3 with pip")?;
-    }
-    Ok(dir)
+    ensure_pip_package(
+        "helm",
+        "helm-python-sdk",
+        "helm_python_sdk",
+        HELM_PYTHON_SDK_VERSION,
+    )
 }
 
 /// Installs the official MCP Python SDK (`mcp`) into `.tools/mcp` from PyPI unless
 /// that release is already there; returns the directory to put on `PYTHONPATH`.
 pub fn ensure_mcp_client() -> Result<PathBuf> {
-    let dir = workspace_root().join(".tools/mcp");
-    let installed = dir.join(format!("mcp-{MCP_PYTHON_SDK_VERSION}.dist-info"));
+    ensure_pip_package("mcp", "mcp", "mcp", MCP_PYTHON_SDK_VERSION)
+}
+
+/// Installs `package==version` with its dependencies into `.tools/<folder>` unless
+/// that release's `<distribution>-<version>.dist-info` is already there.
+fn ensure_pip_package(
+    folder: &str,
+    package: &str,
+    distribution: &str,
+    version: &str,
+) -> Result<PathBuf> {
+    let dir = workspace_root().join(".tools").join(folder);
+    let installed = dir.join(format!("{distribution}-{version}.dist-info"));
     if !installed.exists() {
         crate::run(
             Command::new("python3")
@@ -467,9 +441,9 @@ pub fn ensure_mcp_client() -> Result<PathBuf> {
                     "--target",
                 ])
                 .arg(&dir)
-                .arg(format!("mcp=={MCP_PYTHON_SDK_VERSION}")),
+                .arg(format!("{package}=={version}")),
         )
-        .context("installing the mcp Python SDK from PyPI needs python3 with pip")?;
+        .with_context(|| format!("installing {package} from PyPI needs python3 with pip"))?;
     }
     Ok(dir)
 }
