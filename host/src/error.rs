@@ -108,6 +108,21 @@ pub struct ErrorBody<'a> {
     pub retry_after_secs: Option<u64>,
 }
 
+impl<'a> ErrorBody<'a> {
+    /// The body that describes `error`: what the API's error answers and the MCP
+    /// server's tool errors both carry.
+    pub fn of(error: &'a Error) -> Self {
+        Self {
+            kind: error.kind().as_str(),
+            message: error.message(),
+            connector: error.connector(),
+            hint: error.hint(),
+            field: error.field(),
+            retry_after_secs: error.retry_after().map(|after| after.as_secs()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let error = &self.error;
@@ -115,14 +130,7 @@ impl IntoResponse for ApiError {
             tracing::warn!(kind = %error.kind(), connector = error.connector(), message = %error.message(), "request failed");
         }
         let body = ErrorEnvelope {
-            error: ErrorBody {
-                kind: error.kind().as_str(),
-                message: error.message(),
-                connector: error.connector(),
-                hint: error.hint(),
-                field: error.field(),
-                retry_after_secs: error.retry_after().map(|after| after.as_secs()),
-            },
+            error: ErrorBody::of(error),
             report: self.report.as_ref(),
         };
         let mut response = (self.status, Json(body)).into_response();

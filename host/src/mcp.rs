@@ -200,13 +200,7 @@ fn internal(error: Error) -> McpError {
 
 /// A provider or input failure as a tool result the agent reads, with the fix.
 fn tool_error(error: &Error) -> CallToolResult {
-    let shown = json!({
-        "kind": error.kind().as_str(),
-        "message": error.message(),
-        "hint": error.hint(),
-        "field": error.field(),
-        "retry_after_secs": error.retry_after().map(|after| after.as_secs()),
-    });
+    let shown = serde_json::to_value(crate::error::ErrorBody::of(error)).unwrap_or_default();
     let mut result = CallToolResult::structured_error(shown);
     let mut text = format!("{}: {}", error.kind().as_str(), error.message());
     if let Some(hint) = error.hint() {
