@@ -180,6 +180,9 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(crate::session::LinkSession(link)) = parts.extensions.get() {
+            return Ok(Principal(link.tenant.clone()));
+        }
         state
             .principals
             .principal(&parts.headers)

@@ -19,8 +19,10 @@ pub mod mcp;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;
+pub mod session;
 pub mod state;
 pub mod telemetry;
+pub mod web;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -262,7 +264,9 @@ impl Host {
         let router = router.merge(kubectl_agent::router());
         let router = router
             .merge(webhooks::router(&self.state))
-            .merge(oauth::router(&self.state));
+            .merge(oauth::router(&self.state))
+            .merge(session::router())
+            .merge(web::router());
         let metrics_here = self.config.metrics_listen.is_none();
         let router = if metrics_here {
             router.merge(metrics::router())
@@ -274,6 +278,10 @@ impl Host {
             metrics_here,
         )));
         router
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
+                session::resolve,
+            ))
             .with_state(self.state.clone())
             .layer(telemetry::trace_layer())
     }

@@ -33,6 +33,12 @@ enum Command {
         #[command(subcommand)]
         command: ApiKeysCommand,
     },
+    /// Create one-time links that open the Connectors page at one connector's form
+    /// for a named user, so they can connect without an API key.
+    ConnectLinks {
+        #[command(subcommand)]
+        command: ConnectLinksCommand,
+    },
     /// List and re-validate the connections of a running service.
     Connections {
         #[command(flatten)]
@@ -164,6 +170,27 @@ enum ApiKeysCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum ConnectLinksCommand {
+    /// Create a link (printed once; only its hash is stored). It opens once, within
+    /// its lifetime, and the session it starts lasts an hour and can only connect
+    /// the named connector for the named user.
+    Create {
+        /// The user the connection is made for.
+        #[arg(long)]
+        user: String,
+        /// The organisation the user acts for.
+        #[arg(long)]
+        org: Option<String>,
+        /// The connector whose form the link opens (`patchbay connectors list`).
+        #[arg(long)]
+        connector: String,
+        /// How many hours the link can be opened for.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
+        valid_hours: u32,
+    },
+}
+
 fn load_env() -> ConnectorEnv {
     // A missing .env is normal; a malformed one is reported.
     if let Err(error) = dotenvy::dotenv() {
@@ -206,6 +233,15 @@ async fn run(command: Command, env: ConnectorEnv) -> Result<(), ExitCode> {
             ApiKeysCommand::List { user, org } => list_api_keys(env, user, org).await,
             ApiKeysCommand::Revoke { prefix } => revoke_api_key(env, prefix).await,
         },
+        Command::ConnectLinks {
+            command:
+                ConnectLinksCommand::Create {
+                    user,
+                    org,
+                    connector,
+                    valid_hours,
+                },
+        } => create_connect_link(env, user, org, connector, valid_hours).await,
         Command::Connections { service, command } => {
             let client = service.client(env).await?;
             match command {
@@ -508,6 +544,50 @@ async fn create_api_key(
     .map_err(|e| fail("storing the API key", e))?;
     println!("{}", key.expose());
     eprintln!("Store this key now: it is shown once. Send it as `Authorization: Bearer <key>`.");
+    Ok(())
+}
+
+async fn create_connect_link(
+    env: ConnectorEnv,
+    user: String,
+    org: Option<String>,
+    connector: String,
+    valid_hours: u32,
+) -> Result<(), ExitCode> {
+    if user.trim().is_empty() {
+        return Err(fail("--user", "must not be empty"));
+    }
+    let registry = connectors::registry(&env).map_err(|e| fail("building connectors", e))?;
+    if registry.descriptor(&connector).is_none() {
+        let known: Vec<_> = registry.descriptors().map(|d| d.id).collect();
+        return Err(fail(
+            "--connector",
+            format!(
+                "`{connector}` is not an enabled connector; choose one of: {}",
+                known.join(", ")
+            ),
+        ));
+    }
+    let config = load_config(&env)?;
+    let records = open_records_for_cli(&env).await?;
+    let token = patchbay_host::session::create_connect_link(
+        records.as_ref(),
+        Tenant {
+            user_id: user,
+            org_id: org,
+        },
+        &connector,
+        chrono::TimeDelta::hours(i64::from(valid_hours)),
+    )
+    .await
+    .map_err(|e| fail("storing the connect link", e))?;
+    println!(
+        "{}",
+        patchbay_host::session::connect_link_url(&config.public_url, &token)
+    );
+    eprintln!(
+        "Send this link to the person who connects: it opens once within {valid_hours} h, and is shown only now."
+    );
     Ok(())
 }
 

@@ -245,7 +245,7 @@ fn binding_cookie(
 }
 
 /// The value of the cookie named `name`, from every `Cookie` header of the request.
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -369,7 +369,7 @@ async fn finish(
 }
 
 // Five characters cover HTML text and attribute escaping; no dependency needed.
-fn escape_html(text: &str) -> String {
+pub(crate) fn escape_html(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
         match character {
@@ -453,7 +453,13 @@ fn page(state: &AppState, connector: &str, display_name: &str, outcome: Outcome)
             script_json(&message),
             script_json(&json!(origin.as_ref()))
         ),
-        None => String::new(),
+        // The Connectors page on this origin opened the popup: tell it and close.
+        // Any other opener (reading its origin throws) keeps this page open.
+        None => format!(
+            "<script>try {{ if (window.opener && window.opener.location.origin === location.origin) \
+             {{ window.opener.postMessage({}, location.origin); window.close(); }} }} catch (_) {{}}</script>",
+            script_json(&message),
+        ),
     };
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\

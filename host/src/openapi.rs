@@ -49,6 +49,12 @@ pub const DOCUMENT_PATH: &str = "/api/openapi.json";
         crate::alert_stream::stream,
         crate::oauth::start,
         crate::oauth::begin,
+        crate::session::current,
+        crate::session::sign_in,
+        crate::session::sign_out,
+        crate::session::open_link,
+        crate::web::index,
+        crate::web::asset,
     ),
     components(schemas(
         crate::error::ErrorEnvelope<'static>,
@@ -70,6 +76,8 @@ pub const DOCUMENT_PATH: &str = "/api/openapi.json";
         (name = "oauth", description = "OAuth connection flows"),
         (name = "kubernetes", description = "In-cluster kubectl agents"),
         (name = "mcp", description = "The Model Context Protocol server for agents"),
+        (name = "session", description = "Browser sessions of the Connectors page: API-key sign-in and one-time connect links"),
+        (name = "page", description = "The Connectors page"),
     )
 )]
 struct ApiDoc;
@@ -96,6 +104,13 @@ impl Modify for Authentication {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Internal-Secret",
                 "With INTERNAL_API_SECRET set: the shared secret, with the caller in X-User-ID and X-Org-ID",
+            ))),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::session::SESSION_COOKIE,
+                "The Connectors page's session (POST /api/session or a connect link); requests that change something also send X-Requested-With: patchbay",
             ))),
         );
     }
@@ -219,8 +234,8 @@ pub fn document(registry: &Registry, metrics_here: bool) -> Value {
     document
 }
 
-/// Every route under `/api/` but this document, and `/mcp`, needs a caller: each
-/// gets the two security schemes and the error answers every such route can give
+/// Every route under `/api/` but this document and signing in, and `/mcp`, needs a
+/// caller: each gets the security schemes and the error answers every such route can give
 /// (and, under a connection, the one for a connection the caller cannot see).
 fn add_caller_answers(paths: &mut Map<String, Value>) {
     let envelope = json!({ "application/json": { "schema": { "$ref": "#/components/schemas/ErrorEnvelope" } } });
@@ -237,7 +252,12 @@ fn add_caller_answers(paths: &mut Map<String, Value>) {
             if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
                 continue;
             }
-            operation["security"] = json!([{ "api_key": [] }, { "internal_headers": [] }]);
+            // Routes that need no caller (signing in) say so themselves.
+            if operation.get("security").is_some() {
+                continue;
+            }
+            operation["security"] =
+                json!([{ "api_key": [] }, { "internal_headers": [] }, { "session_cookie": [] }]);
             let mut answers = vec![
                 ("400", "Bad input: the error names the field and the fix"),
                 ("401", "No or unknown API key"),

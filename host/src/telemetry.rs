@@ -47,12 +47,28 @@ pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, Mak
         .on_response(DefaultOnResponse::new().level(Level::DEBUG))
 }
 
-/// The request span: method, path without the query, and HTTP version.
+/// Paths whose last segment is a one-time credential: a connect link's token and
+/// an OAuth flow's begin state.
+const CREDENTIAL_PATHS: [&str; 2] = ["/connect/", "/oauth/begin/"];
+
+/// The path as logged: without the credential of a [`CREDENTIAL_PATHS`] path.
+fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match CREDENTIAL_PATHS
+        .iter()
+        .find(|prefix| path.starts_with(*prefix) && path.len() > prefix.len())
+    {
+        Some(prefix) => format!("{prefix}[redacted]").into(),
+        None => path.into(),
+    }
+}
+
+/// The request span: method, path without the query (or a credential), and HTTP
+/// version.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = %request.method(),
-        path = %request.uri().path(),
+        path = %logged_path(request.uri().path()),
         version = ?request.version(),
     )
 }
@@ -63,6 +79,23 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+
+    #[test]
+    fn one_time_credentials_in_paths_are_not_logged() {
+        assert_eq!(
+            logged_path("/connect/pbl_secret-token"),
+            "/connect/[redacted]"
+        );
+        assert_eq!(
+            logged_path("/oauth/begin/state-value"),
+            "/oauth/begin/[redacted]"
+        );
+        assert_eq!(logged_path("/api/connections"), "/api/connections");
+        assert_eq!(
+            super::CREDENTIAL_PATHS[1],
+            format!("{}/", patchbay_oauth::BEGIN_PATH)
+        );
+    }
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);

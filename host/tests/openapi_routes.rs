@@ -163,7 +163,11 @@ async fn the_document_describes_auth_errors_and_every_operations_parameters() {
     assert_eq!(schemes["api_key"]["scheme"], "bearer");
     assert_eq!(schemes["internal_headers"]["name"], "X-Internal-Secret");
     let list = &document["paths"]["/api/connections"]["get"];
-    assert!(list["security"].as_array().unwrap().len() == 2, "{list}");
+    assert_eq!(schemes["session_cookie"]["in"], "cookie");
+    assert_eq!(schemes["session_cookie"]["name"], "patchbay_session");
+    assert!(list["security"].as_array().unwrap().len() == 3, "{list}");
+    let sign_in = &document["paths"]["/api/session"]["post"];
+    assert_eq!(sign_in["security"], serde_json::json!([{}]), "{sign_in}");
     assert_eq!(
         list["responses"]["401"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/ErrorEnvelope"

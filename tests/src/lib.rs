@@ -277,6 +277,32 @@ impl Patchbay {
         key
     }
 
+    /// Creates a one-time connect link for `user` and `connector` with the CLI, as an
+    /// operator would, and returns its URL.
+    pub fn create_connect_link(&self, user: &str, org: Option<&str>, connector: &str) -> String {
+        let mut args = vec![
+            "connect-links",
+            "create",
+            "--user",
+            user,
+            "--connector",
+            connector,
+        ];
+        if let Some(org) = org {
+            args.extend(["--org", org]);
+        }
+        let output = self.cli(&args);
+        assert!(
+            output.status.success(),
+            "connect-links create failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .expect("utf-8 link")
+            .trim()
+            .to_owned()
+    }
+
     /// Sends a request and records the answer for later scans.
     pub async fn request(
         &self,

@@ -48,6 +48,10 @@ pub const GROUPS: &[Group] = &[
         marker: "needs_mcp_client",
         service: Service::McpClient,
     },
+    Group {
+        marker: "needs_browser",
+        service: Service::Browser,
+    },
 ];
 
 /// A service `cargo xtask test` could not provide, and why.
@@ -147,6 +151,7 @@ mod tests {
             Service::Moto,
             Service::Helm,
             Service::McpClient,
+            Service::Browser,
         ] {
             let groups = GROUPS
                 .iter()

@@ -45,6 +45,12 @@ const HELM_PYTHON_SDK_VERSION: &str = "0.2.2";
 /// The release of the official MCP Python SDK the MCP tests drive the server with.
 const MCP_PYTHON_SDK_VERSION: &str = "1.27.1";
 
+/// The `playwright-core` release that drives Chromium in the Connectors page test.
+const PLAYWRIGHT_CORE_VERSION: &str = "1.65.2";
+
+/// Where Debian's `chromium` package installs the browser.
+const DEBIAN_CHROMIUM: &str = "/usr/bin/chromium";
+
 /// The script starting `oauth2-mock-server` with the hooks the OAuth tests drive.
 const OAUTH_MOCK_SCRIPT: &str = include_str!("../assets/oauth-mock-server.mjs");
 
@@ -291,23 +297,65 @@ fn installed_npm_version(node_modules: &Path, package: &str) -> Option<String> {
 /// Installs `oauth2-mock-server` into `.tools/node` from npm unless that release is
 /// already there, and writes the start script beside it; returns the script.
 pub fn ensure_oauth_mock() -> Result<PathBuf> {
+    ensure_npm_package("node", "oauth2-mock-server", OAUTH2_MOCK_SERVER_VERSION)?;
     let dir = workspace_root().join(".tools/node");
+    let script = dir.join(OAUTH_MOCK_SCRIPT_NAME);
+    fs::write(&script, OAUTH_MOCK_SCRIPT)
+        .with_context(|| format!("writing {}", script.display()))?;
+    Ok(script)
+}
+
+/// Installs `npm_package@version` into `.tools/<folder>` unless that release is
+/// already there; returns the folder's `node_modules`.
+fn ensure_npm_package(folder: &str, npm_package: &str, version: &str) -> Result<PathBuf> {
+    let dir = workspace_root().join(".tools").join(folder);
     let node_modules = dir.join("node_modules");
-    let installed = installed_npm_version(&node_modules, "oauth2-mock-server");
-    if installed.as_deref() != Some(OAUTH2_MOCK_SERVER_VERSION) {
+    if installed_npm_version(&node_modules, npm_package).as_deref() != Some(version) {
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         crate::run(
             Command::new("npm")
                 .args(["install", "--no-audit", "--no-fund", "--prefix"])
                 .arg(&dir)
-                .arg(format!("oauth2-mock-server@{OAUTH2_MOCK_SERVER_VERSION}")),
+                .arg(format!("{npm_package}@{version}")),
         )
-        .context("installing oauth2-mock-server from npm needs Node.js 20 with npm on PATH")?;
+        .with_context(|| {
+            format!("installing {npm_package} from npm needs Node.js 20 with npm on PATH")
+        })?;
     }
-    let script = dir.join(OAUTH_MOCK_SCRIPT_NAME);
-    fs::write(&script, OAUTH_MOCK_SCRIPT)
-        .with_context(|| format!("writing {}", script.display()))?;
-    Ok(script)
+    Ok(node_modules)
+}
+
+/// A browser the page tests drive: Debian's Chromium and the `playwright-core`
+/// that drives it.
+pub struct Browser {
+    /// The Chromium binary.
+    pub chromium: PathBuf,
+    /// The `node_modules` holding `playwright-core`, for `NODE_PATH`.
+    pub playwright: PathBuf,
+}
+
+/// Installs Debian's `chromium` package when it is missing (playwright's own
+/// browser download cannot work without the internet) and `playwright-core` into
+/// `.tools/browser` from npm.
+pub fn ensure_browser() -> Result<Browser> {
+    let chromium = PathBuf::from(DEBIAN_CHROMIUM);
+    if !chromium.exists() {
+        let install =
+            |command: &mut Command| crate::run(command.env("DEBIAN_FRONTEND", "noninteractive"));
+        let packages = ["install", "-y", "-q", "--no-install-recommends", "chromium"];
+        install(Command::new("apt-get").args(packages))
+            .or_else(|_| {
+                // A machine whose package lists are stale: refresh them once.
+                install(Command::new("apt-get").args(["update", "-q"]))?;
+                install(Command::new("apt-get").args(packages))
+            })
+            .context("installing Debian's chromium package needs apt-get, run as root")?;
+    }
+    let playwright = ensure_npm_package("browser", "playwright-core", PLAYWRIGHT_CORE_VERSION)?;
+    Ok(Browser {
+        chromium,
+        playwright,
+    })
 }
 
 /// Starts `oauth2-mock-server` through `script` on a free loopback port and waits

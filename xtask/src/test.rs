@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use patchbay_testkit::services::{
-    Service, HELM_PYTHON_VAR, MCP_PYTHON_VAR, MOTO_URL_VAR, OAUTH_ISSUER_VAR, OPENBAO_BINARY_VAR,
-    POSTGRES_URL_VAR, VAULT_ADDR_VAR, VAULT_TOKEN_VAR,
+    Service, CHROMIUM_VAR, HELM_PYTHON_VAR, MCP_PYTHON_VAR, MOTO_URL_VAR, OAUTH_ISSUER_VAR,
+    OPENBAO_BINARY_VAR, PLAYWRIGHT_VAR, POSTGRES_URL_VAR, VAULT_ADDR_VAR, VAULT_TOKEN_VAR,
 };
 
 use crate::groups::{self, Missing, REQUIRE_SERVICES_VAR};
@@ -16,7 +16,8 @@ use crate::{cargo, codegen, generator_test, services, target_dir};
 
 /// Builds the binary the end-to-end tests drive, provides the services tests need
 /// (a fresh PostgreSQL database, an OpenBao dev server, `oauth2-mock-server`, moto,
-/// Helm's engine for the chart tests), then
+/// Helm's engine for the chart tests, Chromium with playwright-core for the page
+/// test), then
 /// runs every test in the workspace, and then, whatever their outcome, the check that
 /// the files derived from descriptors are up to date (`codegen --check`) and the
 /// generator test ([`generator_test`]) when no extra arguments narrow the run. The services stop
@@ -81,6 +82,18 @@ pub fn run(extra: &[String]) -> Result<()> {
     )?;
     if let Some(mcp_client) = &mcp_client {
         command.env(MCP_PYTHON_VAR, mcp_client);
+    }
+
+    let browser = provide(
+        Service::Browser,
+        require,
+        &mut missing,
+        services::ensure_browser,
+    )?;
+    if let Some(browser) = &browser {
+        command
+            .env(CHROMIUM_VAR, &browser.chromium)
+            .env(PLAYWRIGHT_VAR, &browser.playwright);
     }
 
     command.args(groups::cargo_test_args(extra, &missing));

@@ -357,6 +357,32 @@ mod tests {
             self.inner.delete_connection(tenant, id).await
         }
 
+        async fn insert_connect_link(&self, link: &crate::ConnectLinkRecord) -> Result<()> {
+            self.inner.insert_connect_link(link).await
+        }
+
+        async fn open_connect_link(
+            &self,
+            token_hash: &str,
+            session_hash: &str,
+            now: DateTime<Utc>,
+            session_expires_at: DateTime<Utc>,
+        ) -> Result<crate::OpenedLink> {
+            self.inner
+                .open_connect_link(token_hash, session_hash, now, session_expires_at)
+                .await
+        }
+
+        async fn find_connect_link_session(
+            &self,
+            session_hash: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Option<crate::ConnectLinkRecord>> {
+            self.inner
+                .find_connect_link_session(session_hash, now)
+                .await
+        }
+
         async fn webhook_connections(
             &self,
             connector: &str,

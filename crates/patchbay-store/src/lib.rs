@@ -10,6 +10,7 @@
 pub mod agent_bus;
 pub mod agent_tokens;
 pub mod alert_feed;
+pub mod connect_links;
 pub mod ingest;
 pub mod local;
 pub mod metered;
@@ -22,6 +23,9 @@ pub mod vault;
 
 pub use agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
 pub use alert_feed::AlertSignal;
+pub use connect_links::{
+    ConnectLinkRecord, OpenedLink, CONNECT_LINK_RETENTION, CONNECT_LINK_SESSION,
+};
 pub use ingest::{AlertIngestor, IngestStats};
 pub use local::{KeySource, LocalSecretStore, MasterKey};
 pub use metered::{MeteredRecordStore, MeteredSecretStore};

@@ -11,6 +11,7 @@ use patchbay_core::metrics::{STORE_OPERATIONS, STORE_OPERATION_SECONDS};
 use patchbay_core::{Result, RevealedJson, Tenant, ValidationReport};
 
 use crate::agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
+use crate::connect_links::{ConnectLinkRecord, OpenedLink};
 use crate::records::{
     AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus, ConsumedState,
     NewAlert, PendingAuthorization, RecordStore, RefreshLease,
@@ -199,6 +200,38 @@ impl RecordStore for MeteredRecordStore {
     async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
         self.observe("touch_api_key", self.inner.touch_api_key(id, at))
             .await
+    }
+
+    async fn insert_connect_link(&self, link: &ConnectLinkRecord) -> Result<()> {
+        self.observe("insert_connect_link", self.inner.insert_connect_link(link))
+            .await
+    }
+
+    async fn open_connect_link(
+        &self,
+        token_hash: &str,
+        session_hash: &str,
+        now: DateTime<Utc>,
+        session_expires_at: DateTime<Utc>,
+    ) -> Result<OpenedLink> {
+        self.observe(
+            "open_connect_link",
+            self.inner
+                .open_connect_link(token_hash, session_hash, now, session_expires_at),
+        )
+        .await
+    }
+
+    async fn find_connect_link_session(
+        &self,
+        session_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConnectLinkRecord>> {
+        self.observe(
+            "find_connect_link_session",
+            self.inner.find_connect_link_session(session_hash, now),
+        )
+        .await
     }
 
     async fn insert_alerts(&self, alerts: &[NewAlert]) -> Result<Vec<bool>> {

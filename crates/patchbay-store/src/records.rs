@@ -8,6 +8,7 @@ use patchbay_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
+use crate::connect_links::{ConnectLinkRecord, OpenedLink};
 use crate::secrets::SecretRef;
 
 /// The state of a connection.
@@ -319,6 +320,28 @@ pub trait RecordStore: Send + Sync + 'static {
     /// Records that key `id` authenticated a request at `at`, unless a use at most
     /// [`API_KEY_USE_PRECISION`] earlier is already recorded.
     async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
+
+    /// Stores a connect link (its token's hash), first purging links whose expiry
+    /// and session ended more than [`crate::CONNECT_LINK_RETENTION`] ago.
+    async fn insert_connect_link(&self, link: &ConnectLinkRecord) -> Result<()>;
+
+    /// Opens a link exactly once, atomically: of concurrent callers only one sees
+    /// `Opened`, and the browser session whose hash is `session_hash` lasts until
+    /// `session_expires_at`.
+    async fn open_connect_link(
+        &self,
+        token_hash: &str,
+        session_hash: &str,
+        now: DateTime<Utc>,
+        session_expires_at: DateTime<Utc>,
+    ) -> Result<OpenedLink>;
+
+    /// The link whose browser session has this hash, while that session lasts.
+    async fn find_connect_link_session(
+        &self,
+        session_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConnectLinkRecord>>;
 
     /// Stores alerts in one transaction; returns, per alert, whether it was new
     /// (false: a duplicate `(connection_id, dedup_key)`).

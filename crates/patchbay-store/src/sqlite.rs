@@ -20,6 +20,7 @@ use sqlx::sqlite::{
 };
 
 use crate::agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
+use crate::connect_links::{ConnectLinkRecord, OpenedLink, CONNECT_LINK_RETENTION};
 use crate::records::{
     routing_key_taken, AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus,
     ConsumedState, NewAlert, PendingAuthorization, RecordStore, RefreshLease, StoredAlert,
@@ -380,6 +381,43 @@ impl ApiKeyRow {
             },
             created_at: parse_timestamp("created_at", &self.created_at)?,
             last_used_at: parse_optional_timestamp("last_used_at", self.last_used_at)?,
+        })
+    }
+}
+
+const CONNECT_LINK_COLUMNS: &str = "id, token_hash, user_id, org_id, connector, created_at, \
+     expires_at, opened_at, session_expires_at";
+
+#[derive(sqlx::FromRow)]
+struct ConnectLinkRow {
+    id: String,
+    token_hash: String,
+    user_id: String,
+    org_id: Option<String>,
+    connector: String,
+    created_at: String,
+    expires_at: String,
+    opened_at: Option<String>,
+    session_expires_at: Option<String>,
+}
+
+impl ConnectLinkRow {
+    fn into_record(self) -> Result<ConnectLinkRecord> {
+        Ok(ConnectLinkRecord {
+            id: self.id,
+            token_hash: self.token_hash,
+            tenant: Tenant {
+                user_id: self.user_id,
+                org_id: self.org_id,
+            },
+            connector: self.connector,
+            created_at: parse_timestamp("created_at", &self.created_at)?,
+            expires_at: parse_timestamp("expires_at", &self.expires_at)?,
+            opened_at: parse_optional_timestamp("opened_at", self.opened_at)?,
+            session_expires_at: parse_optional_timestamp(
+                "session_expires_at",
+                self.session_expires_at,
+            )?,
         })
     }
 }
@@ -757,6 +795,86 @@ impl RecordStore for SqliteRecordStore {
         .await
         .map_err(|error| db_error("recording an API key's use", error))?;
         Ok(())
+    }
+
+    async fn insert_connect_link(&self, link: &ConnectLinkRecord) -> Result<()> {
+        let purge_before = timestamp(&(Utc::now() - CONNECT_LINK_RETENTION));
+        sqlx::query(
+            "DELETE FROM connect_links WHERE expires_at < ?1 \
+             AND (session_expires_at IS NULL OR session_expires_at < ?1)",
+        )
+        .bind(&purge_before)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| db_error("purging old connect links", error))?;
+        sqlx::query(
+            "INSERT INTO connect_links (id, token_hash, user_id, org_id, connector, \
+             created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&link.id)
+        .bind(&link.token_hash)
+        .bind(&link.tenant.user_id)
+        .bind(&link.tenant.org_id)
+        .bind(&link.connector)
+        .bind(timestamp(&link.created_at))
+        .bind(timestamp(&link.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|error| db_error("inserting a connect link", error))?;
+        Ok(())
+    }
+
+    async fn open_connect_link(
+        &self,
+        token_hash: &str,
+        session_hash: &str,
+        now: DateTime<Utc>,
+        session_expires_at: DateTime<Utc>,
+    ) -> Result<OpenedLink> {
+        let opened = sqlx::query_as::<_, ConnectLinkRow>(&format!(
+            "UPDATE connect_links SET opened_at = ?1, session_hash = ?2, session_expires_at = ?3 \
+             WHERE token_hash = ?4 AND opened_at IS NULL AND expires_at > ?1 \
+             RETURNING {CONNECT_LINK_COLUMNS}"
+        ))
+        .bind(timestamp(&now))
+        .bind(session_hash)
+        .bind(timestamp(&session_expires_at))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| db_error("opening a connect link", error))?;
+        if let Some(row) = opened {
+            return Ok(OpenedLink::Opened(row.into_record()?));
+        }
+        let known: Option<(bool,)> =
+            sqlx::query_as("SELECT opened_at IS NOT NULL FROM connect_links WHERE token_hash = ?")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|error| db_error("looking up a connect link", error))?;
+        Ok(match known {
+            Some((true,)) => OpenedLink::AlreadyUsed,
+            Some((false,)) => OpenedLink::Expired,
+            None => OpenedLink::Unknown,
+        })
+    }
+
+    async fn find_connect_link_session(
+        &self,
+        session_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConnectLinkRecord>> {
+        sqlx::query_as::<_, ConnectLinkRow>(&format!(
+            "SELECT {CONNECT_LINK_COLUMNS} FROM connect_links \
+             WHERE session_hash = ? AND session_expires_at > ?"
+        ))
+        .bind(session_hash)
+        .bind(timestamp(&now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| db_error("looking up a connect link session", error))?
+        .map(ConnectLinkRow::into_record)
+        .transpose()
     }
 
     async fn insert_alerts(&self, alerts: &[NewAlert]) -> Result<Vec<bool>> {

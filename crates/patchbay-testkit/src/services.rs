@@ -1,5 +1,5 @@
 //! The local services some tests run against — PostgreSQL, an OpenBao dev server,
-//! `oauth2-mock-server`, the moto AWS emulator, Helm's engine — found through the variables `cargo xtask test` sets.
+//! `oauth2-mock-server`, the moto AWS emulator, Helm's engine, a browser — found through the variables `cargo xtask test` sets.
 //!
 //! A test that needs a service asks for it here. When the service is missing the
 //! test fails with a message naming the service, the variable and how to provide
@@ -29,6 +29,11 @@ pub const HELM_PYTHON_VAR: &str = "PATCHBAY_TEST_HELM_PYTHON";
 /// `PYTHONPATH` to drive Patchbay's MCP server with a real client.
 pub const MCP_PYTHON_VAR: &str = "PATCHBAY_TEST_MCP_PYTHON";
 
+/// Debian's Chromium binary, for tests that drive the Connectors page in a browser.
+pub const CHROMIUM_VAR: &str = "PATCHBAY_TEST_CHROMIUM";
+/// The `node_modules` holding npm's `playwright-core`, which drives that Chromium.
+pub const PLAYWRIGHT_VAR: &str = "PATCHBAY_TEST_PLAYWRIGHT";
+
 /// A service some tests need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Service {
@@ -44,6 +49,8 @@ pub enum Service {
     Helm,
     /// The official MCP client (the `mcp` Python SDK from PyPI).
     McpClient,
+    /// A real browser: Debian's headless Chromium driven by npm's `playwright-core`.
+    Browser,
 }
 
 impl Service {
@@ -56,6 +63,7 @@ impl Service {
             Self::Moto => "moto",
             Self::Helm => "Helm (helm-python-sdk)",
             Self::McpClient => "the MCP Python SDK (mcp)",
+            Self::Browser => "Chromium with playwright-core",
         }
     }
 
@@ -68,6 +76,7 @@ impl Service {
             Self::Moto => &[MOTO_URL_VAR],
             Self::Helm => &[HELM_PYTHON_VAR],
             Self::McpClient => &[MCP_PYTHON_VAR],
+            Self::Browser => &[CHROMIUM_VAR, PLAYWRIGHT_VAR],
         }
     }
 
@@ -83,6 +92,9 @@ impl Service {
             Self::Moto => "installs moto[server] under .tools/ and starts it",
             Self::Helm => "installs helm-python-sdk under .tools/helm",
             Self::McpClient => "installs the mcp Python SDK under .tools/mcp",
+            Self::Browser => {
+                "installs Debian's chromium package and playwright-core under .tools/browser"
+            }
         }
     }
 
@@ -112,6 +124,11 @@ impl Service {
             Self::McpClient => {
                 "set PATCHBAY_TEST_MCP_PYTHON to a directory holding the mcp package \
                  (`python3 -m pip install --target DIR mcp`)"
+            }
+            Self::Browser => {
+                "set PATCHBAY_TEST_CHROMIUM to a Chromium binary (`apt-get install chromium`) \
+                 and PATCHBAY_TEST_PLAYWRIGHT to a node_modules holding playwright-core \
+                 (`npm install --prefix DIR playwright-core`)"
             }
         }
     }
@@ -189,6 +206,24 @@ pub fn helm_python() -> PathBuf {
 #[track_caller]
 pub fn mcp_python() -> PathBuf {
     PathBuf::from(require(Service::McpClient, MCP_PYTHON_VAR, process_env))
+}
+
+/// A browser for the page tests: Chromium, and `playwright-core` to drive it.
+#[derive(Clone, Debug)]
+pub struct Browser {
+    /// The Chromium binary.
+    pub chromium: PathBuf,
+    /// The `node_modules` holding `playwright-core`, for `NODE_PATH`.
+    pub playwright: PathBuf,
+}
+
+/// Chromium and `playwright-core`; panics naming the fix when either is unset.
+#[track_caller]
+pub fn browser() -> Browser {
+    Browser {
+        chromium: PathBuf::from(require(Service::Browser, CHROMIUM_VAR, process_env)),
+        playwright: PathBuf::from(require(Service::Browser, PLAYWRIGHT_VAR, process_env)),
+    }
 }
 
 fn process_env(name: &str) -> Option<String> {
@@ -276,6 +311,7 @@ mod tests {
             Service::Moto,
             Service::Helm,
             Service::McpClient,
+            Service::Browser,
         ] {
             for variable in service.variables() {
                 let message = missing_message(service, variable);

@@ -188,11 +188,14 @@ behaviour_suite! {
         refresh_lease_is_exclusive_until_released_or_expired,
         a_lapsed_refresh_lease_taken_over_is_no_longer_held,
         agent_tokens_are_found_by_hash_and_revoked_per_connection,
+        connect_links_open_once_and_their_session_lasts_its_time,
+        connect_links_past_retention_are_purged_on_insert,
     ];
     replicas [
         concurrent_inserters_and_a_paging_reader_see_every_alert_once,
         concurrent_replicas_consume_a_state_once_and_share_one_lease,
         concurrent_installs_of_one_routing_key_leave_one_connection,
+        concurrent_replicas_open_a_connect_link_once,
     ]
 }
 

@@ -12,8 +12,9 @@ use patchbay_core::{
     Tenant, ValidationCheck, ValidationReport, ValidationStatus,
 };
 use patchbay_store::{
-    AgentActivity, AgentTokenRecord, AgentTokenStatus, ApiKeyRecord, BegunState, ConnectionRecord,
-    ConnectionStatus, ConsumedState, NewAlert, PendingAuthorization, RecordStore, SecretRef,
+    AgentActivity, AgentTokenRecord, AgentTokenStatus, ApiKeyRecord, BegunState, ConnectLinkRecord,
+    ConnectionRecord, ConnectionStatus, ConsumedState, NewAlert, OpenedLink, PendingAuthorization,
+    RecordStore, SecretRef,
 };
 use serde_json::json;
 
@@ -1589,4 +1590,134 @@ pub async fn agent_tokens_are_found_by_hash_and_revoked_per_connection(
             .status,
         AgentTokenStatus::Expired
     );
+}
+
+fn connect_link(id: &str, tenant: Tenant, expires_in: chrono::TimeDelta) -> ConnectLinkRecord {
+    let created_at = now();
+    ConnectLinkRecord {
+        id: id.into(),
+        token_hash: format!("token-hash-of-{id}"),
+        tenant,
+        connector: "datadog".into(),
+        created_at,
+        expires_at: created_at + expires_in,
+        opened_at: None,
+        session_expires_at: None,
+    }
+}
+
+pub async fn connect_links_open_once_and_their_session_lasts_its_time(store: Arc<dyn RecordStore>) {
+    let link = connect_link("l1", bob_same_org(), chrono::TimeDelta::hours(24));
+    store.insert_connect_link(&link).await.unwrap();
+    let opened_at = now();
+    let session_ends = opened_at + chrono::TimeDelta::hours(1);
+    let opened = store
+        .open_connect_link("token-hash-of-l1", "session-1", opened_at, session_ends)
+        .await
+        .unwrap();
+    let expected = ConnectLinkRecord {
+        opened_at: Some(opened_at),
+        session_expires_at: Some(session_ends),
+        ..link.clone()
+    };
+    assert_eq!(opened, OpenedLink::Opened(expected.clone()));
+    assert_eq!(
+        store
+            .open_connect_link("token-hash-of-l1", "session-2", now(), session_ends)
+            .await
+            .unwrap(),
+        OpenedLink::AlreadyUsed,
+        "a link opens once"
+    );
+    assert_eq!(
+        store
+            .open_connect_link("forged", "session-3", now(), session_ends)
+            .await
+            .unwrap(),
+        OpenedLink::Unknown
+    );
+    assert_eq!(
+        store
+            .find_connect_link_session("session-1", now())
+            .await
+            .unwrap(),
+        Some(expected),
+        "the session acts for the link's user and connector"
+    );
+    assert_eq!(
+        store
+            .find_connect_link_session("session-2", now())
+            .await
+            .unwrap(),
+        None,
+        "the refused second opening bound no session"
+    );
+    assert_eq!(
+        store
+            .find_connect_link_session("session-1", session_ends)
+            .await
+            .unwrap(),
+        None,
+        "the session ends at its expiry"
+    );
+
+    let stale = connect_link("l2", bob_same_org(), chrono::TimeDelta::minutes(5));
+    store.insert_connect_link(&stale).await.unwrap();
+    let later = stale.expires_at + chrono::TimeDelta::seconds(1);
+    assert_eq!(
+        store
+            .open_connect_link("token-hash-of-l2", "session-4", later, later)
+            .await
+            .unwrap(),
+        OpenedLink::Expired
+    );
+}
+
+pub async fn connect_links_past_retention_are_purged_on_insert(store: Arc<dyn RecordStore>) {
+    let ancient = connect_link(
+        "old",
+        alice(),
+        -(patchbay_store::CONNECT_LINK_RETENTION + chrono::TimeDelta::hours(1)),
+    );
+    store.insert_connect_link(&ancient).await.unwrap();
+    store
+        .insert_connect_link(&connect_link("new", alice(), chrono::TimeDelta::hours(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .open_connect_link("token-hash-of-old", "s", now(), now())
+            .await
+            .unwrap(),
+        OpenedLink::Unknown,
+        "a link expired longer ago than the retention is forgotten"
+    );
+}
+
+pub async fn concurrent_replicas_open_a_connect_link_once(stores: Vec<Arc<dyn RecordStore>>) {
+    let link = connect_link("race", alice(), chrono::TimeDelta::hours(1));
+    stores[0].insert_connect_link(&link).await.unwrap();
+    let attempts = (0..12).map(|attempt| {
+        let store = stores[attempt % stores.len()].clone();
+        tokio::spawn(async move {
+            store
+                .open_connect_link(
+                    "token-hash-of-race",
+                    &format!("session-{attempt}"),
+                    now(),
+                    now() + chrono::TimeDelta::hours(1),
+                )
+                .await
+                .unwrap()
+        })
+    });
+    let mut opened = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            OpenedLink::Opened(_) => opened += 1,
+            OpenedLink::AlreadyUsed => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(opened, 1, "exactly one browser gets the session");
 }

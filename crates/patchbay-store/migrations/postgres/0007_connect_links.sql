@@ -1,0 +1,14 @@
+-- One-time connect links: the SHA-256 of each link token, and once opened the
+-- SHA-256 of the browser session it started, never either token.
+CREATE TABLE connect_links (
+    id                 TEXT PRIMARY KEY NOT NULL,
+    token_hash         TEXT NOT NULL UNIQUE,
+    user_id            TEXT NOT NULL,
+    org_id             TEXT,
+    connector          TEXT NOT NULL,
+    created_at         TIMESTAMPTZ NOT NULL,
+    expires_at         TIMESTAMPTZ NOT NULL,
+    opened_at          TIMESTAMPTZ,
+    session_hash       TEXT UNIQUE,
+    session_expires_at TIMESTAMPTZ
+);
