@@ -368,22 +368,6 @@ async fn finish(
     Ok(stored.record.id)
 }
 
-// Five characters cover HTML text and attribute escaping; no dependency needed.
-pub(crate) fn escape_html(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        match character {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            other => escaped.push(other),
-        }
-    }
-    escaped
-}
-
 /// JSON safe to embed in a `<script>`: no `<`, `>` or `&` can close the element.
 fn script_json(value: &serde_json::Value) -> String {
     value
@@ -461,29 +445,13 @@ fn page(state: &AppState, connector: &str, display_name: &str, outcome: Outcome)
             script_json(&message),
         ),
     };
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
-         <body><h1>{title}</h1><p>{detail}</p>{script}</body></html>",
-        title = escape_html(&title),
-        detail = escape_html(&detail),
-    );
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
+    crate::web::html_page(status, &title, &detail, &script)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::web::escape_html;
 
     #[test]
     fn html_and_script_content_is_escaped() {

@@ -25,7 +25,7 @@ use serde_json::json;
 use crate::api::parse_body;
 use crate::auth::{generate_token, hash_token, API_KEY_PREFIX};
 use crate::error::ApiError;
-use crate::oauth::{cookie_value, escape_html};
+use crate::oauth::cookie_value;
 use crate::state::AppState;
 
 /// The cookie that carries a browser's session.
@@ -453,23 +453,5 @@ pub(crate) async fn open_link(
             )
         }
     };
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title></head><body><h1>{title}</h1><p>{detail}</p></body></html>",
-        title = escape_html(title),
-        detail = escape_html(detail),
-    );
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
+    crate::web::html_page(status, title, detail, "")
 }

@@ -50,6 +50,47 @@ fn embedded(content_type: &'static str, body: &'static str) -> Response {
     response
 }
 
+/// A small server-rendered page (an OAuth popup's result, a connect link's error):
+/// `title` and `detail` are escaped, `script` is trusted markup appended to the body.
+/// Never cached, and sends no referrer.
+pub fn html_page(status: StatusCode, title: &str, detail: &str, script: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title></head><body><h1>{title}</h1><p>{detail}</p>{script}</body></html>",
+        title = escape_html(title),
+        detail = escape_html(detail),
+    );
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+// Five characters cover HTML text and attribute escaping; no dependency needed.
+pub(crate) fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
 /// The Connectors page.
 #[utoipa::path(
     get,
