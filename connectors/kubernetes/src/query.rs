@@ -577,6 +577,7 @@ impl Cluster<'_> {
             "return_code": outcome.return_code,
             "agent_truncated": outcome.truncated,
             "duration_ms": outcome.duration_ms,
+            "duration_us": outcome.duration_us,
         }))
         .truncated(outcome.truncated))
     }

@@ -55,6 +55,8 @@ pub struct CommandOutcome {
     pub truncated: bool,
     /// How long kubectl ran, as the agent measured it.
     pub duration_ms: Option<u64>,
+    /// The same in microseconds, from agents that send it.
+    pub duration_us: Option<u64>,
 }
 
 /// Why a command did not produce an outcome.
@@ -520,6 +522,7 @@ impl AgentLink {
                 return_code,
                 truncated,
                 duration_ms,
+                duration_us,
                 ..
             } => {
                 self.resolve(
@@ -531,6 +534,7 @@ impl AgentLink {
                         return_code,
                         truncated: truncated.unwrap_or(false),
                         duration_ms,
+                        duration_us,
                     }),
                 );
                 None
@@ -628,6 +632,7 @@ mod tests {
                 return_code: 0,
                 truncated: None,
                 duration_ms: Some(3),
+                duration_us: Some(3_000),
                 stdout_bytes: None,
             });
         }

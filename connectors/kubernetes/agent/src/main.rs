@@ -14,7 +14,9 @@ use tokio::sync::watch;
 /// The exit code for a configuration error.
 const CONFIG_ERROR: u8 = 2;
 
-#[tokio::main]
+// One thread: the agent waits on sockets and pipes while kubectl does the work, and
+// a command handed between worker threads would only add wake-ups to each round trip.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PATCHBAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))

@@ -26,7 +26,7 @@ pub struct Outcome {
     /// Whether the output was cut at the cap (and kubectl killed).
     pub truncated: bool,
     /// How long it ran.
-    pub duration_ms: u64,
+    pub duration: Duration,
     /// Bytes of standard output read before stopping.
     pub stdout_bytes: u64,
 }
@@ -117,7 +117,7 @@ pub async fn run(
                 error: Some(message),
                 return_code: NOT_FOUND_RETURN_CODE,
                 truncated: false,
-                duration_ms: elapsed_ms(started),
+                duration: started.elapsed(),
                 stdout_bytes: 0,
             };
         }
@@ -166,7 +166,7 @@ pub async fn run(
     let (truncated, stdout_bytes) = stdout_state.unwrap_or((false, out_buffer.len() as u64));
     let output = text(&out_buffer);
     let stderr_text = text(&err_buffer);
-    let duration_ms = elapsed_ms(started);
+    let duration = started.elapsed();
     let (success, error, return_code) = match ending {
         Ending::TimedOut => (
             false,
@@ -198,13 +198,9 @@ pub async fn run(
         error,
         return_code,
         truncated,
-        duration_ms,
+        duration,
         stdout_bytes,
     }
-}
-
-fn elapsed_ms(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -334,7 +334,7 @@ fn start_command(
             .unwrap_or_else(|p| p.into_inner())
             .remove(&command_id);
         drop(permit);
-        tracing::info!(%command_id, rc = outcome.return_code, truncated = outcome.truncated, ms = outcome.duration_ms, "finished");
+        tracing::info!(%command_id, rc = outcome.return_code, truncated = outcome.truncated, ms = outcome.duration.as_millis(), "finished");
         let response = Message::CommandResponse {
             command_id,
             success: outcome.success,
@@ -342,11 +342,17 @@ fn start_command(
             error: outcome.error,
             return_code: outcome.return_code,
             truncated: Some(outcome.truncated),
-            duration_ms: Some(outcome.duration_ms),
+            duration_ms: Some(whole(outcome.duration.as_millis())),
+            duration_us: Some(whole(outcome.duration.as_micros())),
             stdout_bytes: Some(outcome.stdout_bytes),
         };
         let _ = outgoing.send(response);
     });
+}
+
+/// A duration count as the protocol's whole number (a run of 584,000 years saturates).
+fn whole(count: u128) -> u64 {
+    u64::try_from(count).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -364,6 +370,7 @@ mod tests {
             return_code: 0,
             truncated: Some(false),
             duration_ms: Some(1),
+            duration_us: Some(1_000),
             stdout_bytes: Some(1),
         };
         assert!(response.to_json().len() > MAX_FRAME_BYTES);

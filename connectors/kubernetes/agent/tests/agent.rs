@@ -166,6 +166,19 @@ async fn every_read_command_runs_the_real_kubectl() {
         assert_eq!(return_code, 0);
         assert_eq!(truncated, Some(false));
         assert!(output.contains(expected), "kubectl {line} printed {output}");
+        // The run's length in both units, agreeing to the millisecond.
+        let Message::CommandResponse {
+            duration_ms: Some(ms),
+            duration_us: Some(us),
+            ..
+        } = answers[id]
+        else {
+            panic!("kubectl {line}: no duration in {:?}", answers[id]);
+        };
+        assert!(
+            us > 0 && us / 1000 == ms,
+            "kubectl {line}: {ms} ms, {us} µs"
+        );
     }
     assert!(api.requests().iter().all(|r| r.authorized));
 

@@ -76,6 +76,10 @@ pub enum Message {
         /// Extension: how long the command ran.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration_ms: Option<u64>,
+        /// Extension: the same in microseconds, precise enough to subtract from a
+        /// round trip measured outside the agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_us: Option<u64>,
         /// Extension: how many bytes of standard output kubectl wrote before the cut.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stdout_bytes: Option<u64>,

@@ -127,6 +127,7 @@ fn v1_command_response_parses_and_extensions_are_optional() {
             return_code: 124,
             truncated: None,
             duration_ms: None,
+            duration_us: None,
             stdout_bytes: None,
         }
     );
@@ -140,6 +141,7 @@ fn v1_command_response_parses_and_extensions_are_optional() {
         return_code: 0,
         truncated: Some(true),
         duration_ms: Some(12),
+        duration_us: Some(12_345),
         stdout_bytes: Some(2_000_000),
     };
     let frame = wire(&extended);
