@@ -75,6 +75,9 @@ impl SqliteRecordStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // A connection to a local file does not go stale; pinging it on every
+            // acquire would add a round trip to its worker thread to each query.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|error| {
