@@ -53,6 +53,7 @@ pub fn router() -> Router<AppState> {
 pub(crate) struct StreamQuery {
     /// Start after this cursor (0: from the first alert); without it and without
     /// `Last-Event-ID`, only alerts committed from now on.
+    #[param(minimum = 0)]
     after: Option<i64>,
 }
 
@@ -62,7 +63,7 @@ pub(crate) struct StreamQuery {
     tag = "alerts",
     params(
         StreamQuery,
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this cursor (the id of the last event received)"),
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this cursor (the id of the last event received)"),
     ),
     responses(
         (status = 200, description = "Server-Sent Events: `open`, then `alert` events (id: the cursor, data: a StoredAlert), heartbeat comments every 15 s", content_type = "text/event-stream", body = StoredAlert),
@@ -113,20 +114,72 @@ pub(crate) async fn stream(
     )
 }
 
+/// What each event of the stream is, as OpenAPI describes a `text/event-stream`
+/// item: `open` with where the stream starts, `alert` with the cursor as its id and
+/// a [`StoredAlert`] as its data, or `error` before the stream ends.
+pub(crate) fn event_schema() -> serde_json::Value {
+    let json_data = |schema: serde_json::Value| {
+        serde_json::json!({
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": schema,
+        })
+    };
+    serde_json::json!({
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": { "const": "open" },
+                    "retry": { "type": "integer", "minimum": 0 },
+                    "data": json_data(serde_json::json!({
+                        "type": "object",
+                        "required": ["after"],
+                        "properties": { "after": { "type": "integer", "minimum": 0 } },
+                    })),
+                },
+            },
+            {
+                "type": "object",
+                "required": ["event", "id", "data"],
+                "properties": {
+                    "event": { "const": "alert" },
+                    "id": { "type": "string", "pattern": "^[0-9]+$" },
+                    "data": json_data(serde_json::json!({ "$ref": "#/components/schemas/StoredAlert" })),
+                },
+            },
+            {
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": { "const": "error" },
+                    "data": { "type": "string" },
+                },
+            },
+        ],
+    })
+}
+
 /// The `Last-Event-ID` header as a cursor; 400 naming the header when it is not one.
 fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = headers.get("last-event-id") else {
         return Ok(None);
     };
-    let text = value.to_str().unwrap_or_default().trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|_| {
+    let not_a_cursor = |text: &str| -> ApiError {
         Error::invalid_input("Last-Event-ID", format!("`{text}` is not an alert cursor"))
             .with_hint("send the id of the last event received, a whole number")
             .into()
-    })
+    };
+    // Bytes outside visible ASCII are no cursor either: refused, not taken for no header.
+    let text = value
+        .to_str()
+        .map_err(|_| not_a_cursor(&String::from_utf8_lossy(value.as_bytes())))?
+        .trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| not_a_cursor(text))
 }
 
 /// One client's position in its tenant's alerts.
@@ -205,6 +258,69 @@ impl Follower {
                     }
                 }
                 () = tokio::time::sleep(POLL_INTERVAL) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderValue, StatusCode};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn read(value: HeaderValue) -> Result<Option<i64>, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("last-event-id", value);
+        last_event_id(&headers)
+    }
+
+    fn assert_refused(result: Result<Option<i64>, ApiError>, given: &[u8]) {
+        match result {
+            Ok(read) => panic!("{given:?} was read as {read:?}"),
+            Err(error) => {
+                assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{given:?}");
+                assert_eq!(error.error().field(), Some("Last-Event-ID"), "{given:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_header_with_bytes_outside_ascii_is_refused_not_ignored() {
+        let value = HeaderValue::from_bytes(b"12\xff").unwrap();
+        assert_refused(read(value), b"12\xff");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn an_event_id_reads_back_as_its_cursor(
+            cursor in any::<i64>(),
+            before in "[ \t]{0,2}",
+            after in "[ \t]{0,2}",
+        ) {
+            // What the stream writes as `id:` is what a reconnecting client sends back.
+            let value = HeaderValue::from_str(&format!("{before}{cursor}{after}")).unwrap();
+            prop_assert_eq!(read(value).unwrap(), Some(cursor));
+        }
+
+        #[test]
+        fn any_other_header_is_refused_naming_it(bytes in prop::collection::vec(
+            prop_oneof![0x20u8..0x7f, Just(b'\t'), 0x80u8..=0xff],
+            0..24,
+        )) {
+            let value = HeaderValue::from_bytes(&bytes).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            let trimmed = text.trim_matches([' ', '\t']);
+            let result = read(value);
+            if trimmed.is_empty() {
+                prop_assert!(matches!(result, Ok(None)), "{:?}", bytes);
+            } else if let Ok(cursor) = trimmed.parse::<i64>() {
+                prop_assert_eq!(result.unwrap(), Some(cursor));
+            } else {
+                assert_refused(result, &bytes);
             }
         }
     }

@@ -196,8 +196,10 @@ pub(crate) async fn list_connectors(
     params(("id" = String, Path, description = "The connector id")),
     responses(
         (status = 200, description = "What the caller needs before connecting (AWS: the account to trust, the ExternalId, the trust policy)", body = serde_json::Value),
+        (status = 403, description = "The connector is turned off by its feature flag", body = ErrorEnvelope<'static>),
         (status = 404, description = "Unknown connector", body = ErrorEnvelope<'static>),
         (status = 501, description = "The connector has no onboarding step", body = ErrorEnvelope<'static>),
+        (status = 503, description = "What the step needs cannot be read now (AWS: the platform's own account, from STS)", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn onboarding(
@@ -232,6 +234,18 @@ pub struct ConnectionView {
     /// For connectors reached through an in-cluster agent: whether it is connected.
     #[serde(skip_serializing_if = "Option::is_none")]
     agent: Option<serde_json::Value>,
+}
+
+/// `GET /api/connections`: the caller's connections, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConnectionList {
+    connections: Vec<ConnectionView>,
+}
+
+/// `GET /api/connections/{id}`: one connection.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConnectionEnvelope {
+    connection: ConnectionView,
 }
 
 /// Where the provider should send webhooks for a connection.
@@ -429,7 +443,11 @@ pub(crate) struct ConnectBody {
     responses(
         (status = 201, description = "Connected and validated: the connection, its report, and credentials shown once (webhook token, agent token)", body = serde_json::Value),
         (status = 403, description = "The connector is turned off by its feature flag", body = ErrorEnvelope<'static>),
+        (status = 404, description = "No connector with that id", body = ErrorEnvelope<'static>),
+        (status = 409, description = "Already connected elsewhere (a Slack workspace)", body = ErrorEnvelope<'static>),
         (status = 422, description = "The provider refused the credentials; `report` says which check failed", body = ErrorEnvelope<'static>),
+        (status = 429, description = "The provider rate limited the validation; `Retry-After` says when to retry", body = ErrorEnvelope<'static>),
+        (status = 503, description = "The provider or a store is unavailable; nothing was stored", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn connect(
@@ -533,7 +551,7 @@ pub(crate) async fn connect(
     path = "/api/connections",
     tag = "connections",
     responses(
-        (status = 200, description = "The caller's connections, oldest first, as `{\"connections\": [...]}`", body = serde_json::Value),
+        (status = 200, description = "The caller's connections, oldest first", body = ConnectionList),
     ),
 )]
 pub(crate) async fn list_connections(
@@ -541,9 +559,9 @@ pub(crate) async fn list_connections(
     Principal(tenant): Principal,
 ) -> Result<impl IntoResponse, ApiError> {
     let records = state.records.list_connections(&tenant).await?;
-    let views =
+    let connections =
         futures::future::join_all(records.into_iter().map(|record| view(&state, record))).await;
-    Ok(Json(json!({ "connections": views })))
+    Ok(Json(ConnectionList { connections }))
 }
 
 async fn load(state: &AppState, tenant: &Tenant, id: &str) -> Result<ConnectionRecord, ApiError> {
@@ -560,7 +578,7 @@ async fn load(state: &AppState, tenant: &Tenant, id: &str) -> Result<ConnectionR
     tag = "connections",
     params(("id" = String, Path, description = "The connection id")),
     responses(
-        (status = 200, description = "`{\"connection\": ConnectionView}`", body = serde_json::Value),
+        (status = 200, description = "The connection", body = ConnectionEnvelope),
     ),
 )]
 pub(crate) async fn get_connection(
@@ -569,7 +587,9 @@ pub(crate) async fn get_connection(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let record = load(&state, &tenant, &id).await?;
-    Ok(Json(json!({ "connection": view(&state, record).await })))
+    Ok(Json(ConnectionEnvelope {
+        connection: view(&state, record).await,
+    }))
 }
 
 /// Issues a new webhook token or signing secret for a connection (shown once);
@@ -581,6 +601,7 @@ pub(crate) async fn get_connection(
     params(("id" = String, Path, description = "The connection id")),
     responses(
         (status = 200, description = "The new webhook credential, shown once, with the settings to enter at the provider", body = serde_json::Value),
+        (status = 501, description = "The connector receives no webhooks, or its provider issues the signing secrets (add them with `POST /api/connections/{id}/webhook/secrets`)", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn rotate_webhook_credential(
@@ -622,6 +643,7 @@ pub(crate) async fn rotate_webhook_credential(
     params(("id" = String, Path, description = "The connection id")),
     responses(
         (status = 200, description = "The provider-issued signing secrets in use (ids and dates, never the secret)", body = serde_json::Value),
+        (status = 501, description = "The connector's webhooks are not signed with secrets its provider issues", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn list_webhook_secrets(
@@ -647,6 +669,8 @@ pub(crate) async fn list_webhook_secrets(
     request_body = serde_json::Value,
     responses(
         (status = 201, description = "Added; deliveries signed with it are accepted", body = serde_json::Value),
+        (status = 409, description = "The connection already has this secret", body = ErrorEnvelope<'static>),
+        (status = 501, description = "The connector's webhooks are not signed with secrets its provider issues", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn add_webhook_secret(
@@ -692,6 +716,7 @@ pub(crate) async fn add_webhook_secret(
     ),
     responses(
         (status = 200, description = "Removed", body = serde_json::Value),
+        (status = 501, description = "The connector's webhooks are not signed with secrets its provider issues", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn remove_webhook_secret(
@@ -874,6 +899,7 @@ pub(crate) struct AlertsQuery {
     /// Only alerts after this cursor (a page's `next_cursor`).
     after: Option<i64>,
     /// At most this many, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

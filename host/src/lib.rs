@@ -162,6 +162,7 @@ impl HostBuilder {
             refresher,
             ui_origin: setting("PATCHBAY_UI_ORIGIN"),
             oauth_return_url: setting("PATCHBAY_OAUTH_RETURN_URL"),
+            write_operations: Arc::new(state::write_operations(&registry)),
             registry: Arc::new(registry),
             env: Arc::new(self.env),
             ingestor,

@@ -339,7 +339,7 @@ impl Connections<'_> {
         params: serde_json::Value,
     ) -> Result<QueryOutput, Error> {
         let descriptor = connector.descriptor();
-        refuse_unallowed_write(descriptor, record, operation)?;
+        refuse_unallowed_write(self.state, descriptor, record, operation)?;
         let mut credentials = self.fresh_credentials(descriptor, record).await?;
         let ctx = context(&record.tenant, Some(&record.id));
         match connector
@@ -646,13 +646,15 @@ fn remove_in_background(
 /// Refuses an operation that changes provider state on a connection whose owner
 /// did not allow writes when connecting (`permission_denied`, naming the setting).
 fn refuse_unallowed_write(
+    state: &AppState,
     descriptor: &ConnectorDescriptor,
     record: &ConnectionRecord,
     operation: &str,
 ) -> Result<(), Error> {
-    let writes = (descriptor.operations)()
-        .iter()
-        .any(|declared| declared.name == operation && !declared.read_only);
+    let writes = state
+        .write_operations
+        .get(descriptor.id)
+        .is_some_and(|writes| writes.contains(&operation));
     if !writes || record.allow_writes {
         return Ok(());
     }

@@ -109,7 +109,9 @@ fn oauth_descriptor(
     request_body = StartBody,
     responses(
         (status = 200, description = "The begin URL to open in the browser that finishes the flow (works once)", body = serde_json::Value),
+        (status = 403, description = "The connector or its OAuth flow is turned off by its feature flag", body = ErrorEnvelope<'static>),
         (status = 404, description = "Unknown connector", body = ErrorEnvelope<'static>),
+        (status = 503, description = "The flow cannot be recorded now (the records store is unavailable)", body = ErrorEnvelope<'static>),
     ),
 )]
 pub(crate) async fn start(

@@ -60,6 +60,8 @@ pub const DOCUMENT_PATH: &str = "/api/openapi.json";
         crate::error::ErrorEnvelope<'static>,
         crate::error::ErrorBody<'static>,
         crate::api::ConnectionView,
+        crate::api::ConnectionList,
+        crate::api::ConnectionEnvelope,
         crate::api::WebhookView,
         patchbay_store::AlertPage,
         patchbay_store::StoredAlert,
@@ -138,22 +140,41 @@ pub fn document(registry: &Registry, metrics_here: bool) -> Value {
             json!({ "get": plain("service", "Prometheus metrics", "The text exposition format; no API key") }),
         );
     }
-    let mcp = |summary: &str| {
+    // The transport's own refusals are plain text, not the API's error envelope.
+    let mcp = |summary: &str, answers: &[(&str, &str)]| {
+        let mut responses = Map::new();
+        for (status, description) in answers {
+            responses.insert((*status).to_owned(), json!({ "description": description }));
+        }
         json!({
             "tags": ["mcp"],
             "summary": summary,
             "description": "The MCP Streamable HTTP transport (JSON-RPC): every operation of the caller's connections as a tool, their validation reports and alerts as resources.",
-            "responses": {
-                "200": { "description": "JSON-RPC answers, as JSON or an event stream" }
-            }
+            "responses": responses,
         })
+    };
+    let refusals = [
+        ("400", "Not a request the transport takes: no or a malformed session id, or a body that is no JSON-RPC message"),
+        ("403", "A Host or Origin header the transport does not accept"),
+        ("404", "No such session (ended or unknown), or no such JSON-RPC method"),
+        ("405", "A method the transport does not offer here"),
+        ("406", "An Accept header without the media types the transport answers with"),
+    ];
+    let with = |answers: &[(&'static str, &'static str)]| {
+        answers.iter().chain(&refusals).copied().collect::<Vec<_>>()
     };
     paths.insert(
         crate::mcp::MCP_PATH.to_owned(),
         json!({
-            "post": mcp("Send MCP messages"),
-            "get": mcp("Follow the session's server messages"),
-            "delete": mcp("End the session"),
+            "post": mcp("Send MCP messages", &with(&[
+                ("200", "JSON-RPC answers, as JSON or an event stream"),
+                ("202", "Notifications and responses accepted; nothing to answer"),
+                ("415", "A body that is not application/json"),
+            ])),
+            "get": mcp("Follow the session's server messages", &with(&[
+                ("200", "The session's server messages, as an event stream"),
+            ])),
+            "delete": mcp("End the session", &with(&[("200", "The session ended")])),
         }),
     );
     #[cfg(feature = "connector-kubernetes")]
@@ -164,8 +185,10 @@ pub fn document(registry: &Registry, metrics_here: bool) -> Value {
             "summary": "The kubectl agent's WebSocket",
             "description": "Upgraded to a WebSocket for an agent presenting its cluster token as `Authorization: Bearer pbk8s_…`; refused tokens are closed with their reason.",
             "responses": {
-                "101": { "description": "Switching to the agent protocol" },
-                "401": { "description": "No agent token" }
+                "101": { "description": "Switching to the agent protocol; a refused token gets its reason in the close frame" },
+                "400": { "description": "Not a WebSocket upgrade request" },
+                "426": { "description": "The connection cannot be upgraded" },
+                "503": { "description": "The agent tokens cannot be checked", "content": envelope() }
             }
         }}),
     );
@@ -184,7 +207,11 @@ pub fn document(registry: &Registry, metrics_here: bool) -> Value {
                 };
                 item.insert(
                     method.to_owned(),
-                    webhook_operation(descriptor.display_name, webhook.path),
+                    webhook_operation(
+                        descriptor.display_name,
+                        webhook.path,
+                        descriptor.feature_flag.is_some(),
+                    ),
                 );
             }
             paths.insert(webhook.path.to_owned(), Value::Object(item));
@@ -197,8 +224,12 @@ pub fn document(registry: &Registry, metrics_here: bool) -> Value {
                     "summary": format!("{} OAuth callback", descriptor.display_name),
                     "description": "Where the provider sends the browser back; finishes the flow begun in the same browser and shows (or redirects to) the result.",
                     "responses": {
-                        "200": { "description": "The result page" },
-                        "303": { "description": "To PATCHBAY_OAUTH_RETURN_URL with the result" }
+                        "200": { "description": "The result page", "content": { "text/html": {} } },
+                        "303": { "description": "To PATCHBAY_OAUTH_RETURN_URL with the result" },
+                        "400": { "description": "The result page: no, an unknown, a used or an expired flow, a browser that did not begin it, or the provider's refusal", "content": { "text/html": {} } },
+                        "403": { "description": "The result page: the connector or its OAuth flow is turned off", "content": { "text/html": {} } },
+                        "422": { "description": "The result page: the granted credentials failed validation", "content": { "text/html": {} } },
+                        "503": { "description": "The result page: the provider or a store is unavailable", "content": { "text/html": {} } }
                     }
                 }}),
             );
@@ -228,6 +259,12 @@ pub fn document(registry: &Registry, metrics_here: bool) -> Value {
     {
         body["content"]["application/json"]["schema"] = json!({ "oneOf": operation_refs });
     }
+    if let Some(events) = paths
+        .get_mut(crate::alert_stream::STREAM_PATH)
+        .and_then(|item| item.pointer_mut("/get/responses/200/content/text~1event-stream"))
+    {
+        events["schema"] = crate::alert_stream::event_schema();
+    }
     add_caller_answers(&mut paths);
     document["paths"] = Value::Object(paths);
     document["components"]["schemas"] = Value::Object(schemas);
@@ -238,7 +275,7 @@ pub fn document(registry: &Registry, metrics_here: bool) -> Value {
 /// caller: each gets the security schemes and the error answers every such route can give
 /// (and, under a connection, the one for a connection the caller cannot see).
 fn add_caller_answers(paths: &mut Map<String, Value>) {
-    let envelope = json!({ "application/json": { "schema": { "$ref": "#/components/schemas/ErrorEnvelope" } } });
+    let envelope = envelope();
     for (path, item) in paths.iter_mut() {
         let authenticated =
             (path.starts_with("/api/") && path != DOCUMENT_PATH) || path == crate::mcp::MCP_PATH;
@@ -275,7 +312,13 @@ fn add_caller_answers(paths: &mut Map<String, Value>) {
     }
 }
 
-fn webhook_operation(provider: &str, path: &str) -> Value {
+/// The API's error envelope as a response's content.
+fn envelope() -> Value {
+    json!({ "application/json": { "schema": { "$ref": "#/components/schemas/ErrorEnvelope" } } })
+}
+
+/// A provider delivery route; `flagged` when a feature flag can turn the connector off.
+fn webhook_operation(provider: &str, path: &str, flagged: bool) -> Value {
     let user = path.contains("{user_id}");
     let mut operation = json!({
         "tags": ["webhooks"],
@@ -285,11 +328,15 @@ fn webhook_operation(provider: &str, path: &str) -> Value {
         "responses": {
             "200": { "description": "A provider handshake answered" },
             "202": { "description": "Stored (or a duplicate of a stored delivery)" },
-            "400": { "description": "Not a delivery this connector understands", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorEnvelope" } } } },
-            "401": { "description": "Refused: no such connection, or a wrong token or signature" },
-            "503": { "description": "Not stored; the provider should retry" }
+            "400": { "description": "Not a delivery this connector understands", "content": envelope() },
+            "401": { "description": "Refused: no such connection, or a wrong token or signature", "content": envelope() },
+            "413": { "description": "A body over 1 MiB", "content": envelope() },
+            "503": { "description": "Not stored; the provider should retry", "content": envelope() }
         }
     });
+    if flagged {
+        operation["responses"]["403"] = json!({ "description": "The connector is turned off by its feature flag", "content": envelope() });
+    }
     if user {
         operation["parameters"] = json!([{
             "name": "user_id", "in": "path", "required": true,

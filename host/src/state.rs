@@ -1,5 +1,6 @@
 //! What every request handler shares.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use patchbay_core::{ConnectorEnv, Registry};
@@ -13,6 +14,10 @@ use crate::auth::PrincipalExtractor;
 pub struct AppState {
     /// The connectors this host serves.
     pub registry: Arc<Registry>,
+    /// Each connector's write operations, by connector id, listed once at start-up:
+    /// listing a descriptor's operations builds every parameter schema, too much work
+    /// to repeat on each query only to learn whether it may change provider state.
+    pub write_operations: Arc<HashMap<&'static str, Vec<&'static str>>>,
     /// The environment connectors were built from (feature flags, client ids).
     pub env: Arc<ConnectorEnv>,
     /// Connection records, API keys and alerts.
@@ -49,4 +54,19 @@ pub struct AppState {
     /// between replicas.
     #[cfg(feature = "connector-kubernetes")]
     pub kubectl_bus: Option<Arc<patchbay_store::agent_bus::AgentBus>>,
+}
+
+/// The names of each registered connector's write operations, by connector id.
+pub fn write_operations(registry: &Registry) -> HashMap<&'static str, Vec<&'static str>> {
+    registry
+        .descriptors()
+        .map(|descriptor| {
+            let writes = (descriptor.operations)()
+                .into_iter()
+                .filter(|operation| !operation.read_only)
+                .map(|operation| operation.name)
+                .collect();
+            (descriptor.id, writes)
+        })
+        .collect()
 }

@@ -1,16 +1,28 @@
-//! `cargo xtask bench webhooks`: webhook ingestion measured against a bare endpoint.
-//! `cargo xtask bench agent`: the Kubernetes relay measured against kubectl run directly.
+//! `cargo xtask bench <name>`: Patchbay's benchmarks. Each measures a ceiling in the
+//! same run (a bare hyper endpoint, the provider's fake called directly, kubectl run
+//! directly), so its figures are ratios that carry across machines and survive a
+//! noisy one.
 //!
-//! The release `patchbay` binary runs on SQLite with a Datadog connection made
-//! against the connector's fake; a load generator sends distinct Datadog alerts at
-//! several concurrencies. The same generator then drives a bare hyper endpoint
-//! that answers 202 without work, so figures are reported as ratios measured in
-//! the same run on the same machine.
+//! - `webhooks`: webhook ingestion against a bare endpoint answering 202.
+//! - `agent`: the Kubernetes relay against kubectl run directly.
+//! - `query`: an operation through the API against the same call made to the fake.
+//! - `refresh`: concurrent queries on an expired OAuth token against a fresh one.
+//! - `footprint`: start-up, memory and alert listing with many connections and alerts.
+//! - `all`: every bench, their figures written into `docs/performance.md`.
+//!
+//! Every bench runs the release `patchbay` that `cargo build --release -p
+//! patchbay-host` builds, on SQLite, with connections made against provider fakes.
 
 mod agent;
+mod all;
+mod footprint;
+mod query;
+mod refresh;
+mod slack;
 
 use std::convert::Infallible;
-use std::path::Path;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -42,7 +54,7 @@ pub enum Bench {
         /// Deliveries per concurrency level (after a warm-up).
         #[arg(long, default_value_t = 4000)]
         requests: usize,
-        /// Use the release binary already built.
+        /// Use the release binaries already built.
         #[arg(long)]
         skip_build: bool,
     },
@@ -58,9 +70,54 @@ pub enum Bench {
         #[arg(long)]
         skip_build: bool,
     },
+    /// One operation through Patchbay's API, against the same request sent straight to
+    /// the provider's fake, for a token connector and an OAuth connector.
+    Query {
+        /// Concurrency levels, comma-separated.
+        #[arg(long, default_value = "1,32")]
+        concurrency: String,
+        /// Requests per path, connector and concurrency level (after a warm-up).
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Use the release binaries already built.
+        #[arg(long)]
+        skip_build: bool,
+    },
+    /// Concurrent queries on an expired OAuth token, which must cause exactly one token
+    /// request, against as many queries on a fresh token.
+    Refresh {
+        /// Queries sent at once.
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+        /// Times the expired-token and fresh-token bursts are each run.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Use the release binaries already built.
+        #[arg(long)]
+        skip_build: bool,
+    },
+    /// Start-up time, memory, and alert listing with many connections and alerts stored.
+    Footprint {
+        /// Connections stored (spread over many tenants).
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Alerts stored (half of them the benchmark tenant's).
+        #[arg(long, default_value_t = 1_000_000)]
+        alerts: usize,
+        /// Use the release binaries already built.
+        #[arg(long)]
+        skip_build: bool,
+    },
+    /// Every benchmark with its defaults; their figures replace the generated sections
+    /// of docs/performance.md.
+    All {
+        /// Use the release binaries already built.
+        #[arg(long)]
+        skip_build: bool,
+    },
 }
 
-/// Runs a benchmark.
+/// Runs a benchmark, building the release binaries first unless told not to.
 pub fn run(bench: Bench) -> Result<()> {
     match bench {
         Bench::Webhooks {
@@ -68,29 +125,10 @@ pub fn run(bench: Bench) -> Result<()> {
             requests,
             skip_build,
         } => {
-            let levels = concurrency
-                .split(',')
-                .map(|level| level.trim().parse::<usize>())
-                .collect::<Result<Vec<_>, _>>()
-                .context("--concurrency takes whole numbers separated by commas")?;
-            ensure!(
-                levels.iter().all(|level| *level > 0) && requests > 0,
-                "concurrency levels and --requests must be positive"
-            );
-            if !skip_build {
-                cargo(&[
-                    "build",
-                    "--release",
-                    "--package",
-                    "patchbay-host",
-                    "--bin",
-                    "patchbay",
-                ])?;
-            }
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(webhooks(&levels, requests))
+            let levels = concurrency_levels(&concurrency)?;
+            ensure!(requests > 0, "--requests must be positive");
+            build_unless(skip_build)?;
+            runtime()?.block_on(webhooks(&levels, requests))
         }
         Bench::Agent {
             sequential,
@@ -101,27 +139,96 @@ pub fn run(bench: Bench) -> Result<()> {
                 sequential > 0 && concurrent > 0,
                 "--sequential and --concurrent must be positive"
             );
-            if !skip_build {
-                // Only the Kubernetes connector is linked: the relay is what is measured.
-                cargo(&[
-                    "build",
-                    "--release",
-                    "--package",
-                    "patchbay-host",
-                    "--bin",
-                    "patchbay",
-                    "--no-default-features",
-                    "--features",
-                    "connector-kubernetes",
-                ])?;
-                cargo(&["build", "--release", "--package", "patchbay-kubectl-agent"])?;
-            }
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(agent::agent(sequential, concurrent))
+            build_unless(skip_build)?;
+            runtime()?.block_on(agent::agent(sequential, concurrent))
+        }
+        Bench::Query {
+            concurrency,
+            requests,
+            skip_build,
+        } => {
+            let levels = concurrency_levels(&concurrency)?;
+            ensure!(requests > 0, "--requests must be positive");
+            build_unless(skip_build)?;
+            runtime()?.block_on(query::query(&levels, requests))
+        }
+        Bench::Refresh {
+            queries,
+            rounds,
+            skip_build,
+        } => {
+            ensure!(
+                queries > 0 && rounds > 0,
+                "--queries and --rounds must be positive"
+            );
+            build_unless(skip_build)?;
+            runtime()?.block_on(refresh::refresh(queries, rounds))
+        }
+        Bench::Footprint {
+            connections,
+            alerts,
+            skip_build,
+        } => {
+            build_unless(skip_build)?;
+            runtime()?.block_on(footprint::footprint(connections, alerts))
+        }
+        Bench::All { skip_build } => {
+            build_unless(skip_build)?;
+            all::all()
         }
     }
+}
+
+/// Builds the release `patchbay` with its default features, exactly as `cargo build
+/// --release -p patchbay-host` (and the README's `cargo run --release -p patchbay-host
+/// -- serve`) does, then the release `patchbay-kubectl-agent` as its own `cargo build
+/// --release -p patchbay-kubectl-agent` does; every bench uses these binaries.
+///
+/// One invocation per package, so that each resolves its dependencies' features as
+/// its own command does (together, the agent's would be unified with the service's),
+/// and [`cargo`] leaves out what `cargo run` set for xtask: the benches and those
+/// commands then share one release build, and neither recompiles after the other.
+pub fn build_release() -> Result<()> {
+    cargo(&["build", "--release", "--package", "patchbay-host"])?;
+    cargo(&["build", "--release", "--package", "patchbay-kubectl-agent"])
+}
+
+fn build_unless(skip_build: bool) -> Result<()> {
+    if skip_build {
+        Ok(())
+    } else {
+        build_release()
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn concurrency_levels(text: &str) -> Result<Vec<usize>> {
+    let levels = text
+        .split(',')
+        .map(|level| level.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("--concurrency takes whole numbers separated by commas")?;
+    ensure!(
+        !levels.is_empty() && levels.iter().all(|level| *level > 0),
+        "concurrency levels must be positive"
+    );
+    Ok(levels)
+}
+
+/// The release `patchbay` binary, which must have been built.
+fn patchbay_binary() -> Result<PathBuf> {
+    let binary = target_dir().join("release/patchbay");
+    ensure!(
+        binary.exists(),
+        "{} is missing; run without --skip-build",
+        binary.display()
+    );
+    Ok(binary)
 }
 
 /// Serves `202 Accepted` for every request after reading its body; the baseline.
@@ -220,67 +327,117 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .context("VmRSS missing from /proc status")
 }
 
-struct LoadResult {
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
+/// The latencies of one load run, sorted, and how long the run took.
+struct Sample {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
 }
 
-/// Sends `total` requests from `concurrency` workers; every answer must be 202.
+impl Sample {
+    fn new(mut latencies: Vec<Duration>, elapsed: Duration) -> Self {
+        latencies.sort_unstable();
+        Self { latencies, elapsed }
+    }
+
+    /// The runs together, as if they had been one.
+    fn merged(samples: impl IntoIterator<Item = Sample>) -> Self {
+        let mut latencies = Vec::new();
+        let mut elapsed = Duration::ZERO;
+        for sample in samples {
+            latencies.extend(sample.latencies);
+            elapsed += sample.elapsed;
+        }
+        Self::new(latencies, elapsed)
+    }
+
+    /// Requests completed per second.
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The latency at quantile `quantile` (0.5 for the median); zero for an empty run.
+    fn at(&self, quantile: f64) -> Duration {
+        let Some(last) = self.latencies.len().checked_sub(1) else {
+            return Duration::ZERO;
+        };
+        self.latencies[((self.latencies.len() as f64 * quantile) as usize).min(last)]
+    }
+
+    fn p50(&self) -> Duration {
+        self.at(0.50)
+    }
+
+    fn p99(&self) -> Duration {
+        self.at(0.99)
+    }
+}
+
+/// Makes `total` calls of `call` (given the call's index) from `concurrency` workers;
+/// each call returns its own latency, so that checking an answer is not timed. The
+/// first failure ends the run.
+async fn drive<F, Fut>(total: usize, concurrency: usize, call: F) -> Result<Sample>
+where
+    F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Duration>> + Send + 'static,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency.min(total))
+        .map(|_| {
+            let (call, next) = (call.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= total {
+                        break;
+                    }
+                    latencies.push(call(index).await?);
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(total);
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    Ok(Sample::new(latencies, started.elapsed()))
+}
+
+/// Sends every body as a Datadog delivery from `concurrency` workers; every answer must be 202.
 async fn load(
     client: &reqwest::Client,
     url: &str,
     token: &str,
     bodies: Arc<Vec<Vec<u8>>>,
     concurrency: usize,
-) -> Result<LoadResult> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (client, url, token, bodies, next) = (
-            client.clone(),
-            url.to_owned(),
-            token.to_owned(),
-            bodies.clone(),
-            next.clone(),
-        );
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(index) else {
-                    break;
-                };
-                let sent = Instant::now();
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-patchbay-token", &token)
-                    .body(body.clone())
-                    .send()
-                    .await?;
-                let status = response.status();
-                response.bytes().await?;
-                ensure!(status.as_u16() == 202, "delivery {index} answered {status}");
-                latencies.push(sent.elapsed());
-            }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let mut latencies = Vec::with_capacity(bodies.len());
-    for worker in workers {
-        latencies.extend(worker.await??);
-    }
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    let percentile =
-        |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    Ok(LoadResult {
-        rate: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: percentile(0.50),
-        p99: percentile(0.99),
+) -> Result<Sample> {
+    let (client, url, token) = (
+        client.clone(),
+        Arc::<str>::from(url),
+        Arc::<str>::from(token),
+    );
+    drive(bodies.len(), concurrency, move |index| {
+        let (client, url, token, bodies) =
+            (client.clone(), url.clone(), token.clone(), bodies.clone());
+        async move {
+            let sent = Instant::now();
+            let response = client
+                .post(&*url)
+                .header("content-type", "application/json")
+                .header("x-patchbay-token", &*token)
+                .body(bodies[index].clone())
+                .send()
+                .await?;
+            let status = response.status();
+            response.bytes().await?;
+            let latency = sent.elapsed();
+            ensure!(status.as_u16() == 202, "delivery {index} answered {status}");
+            Ok(latency)
+        }
     })
+    .await
 }
 
 fn deliveries(fake: &FakeDatadog, first_id: u64, count: usize) -> Arc<Vec<Vec<u8>>> {
@@ -322,20 +479,89 @@ fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-async fn webhooks(levels: &[usize], requests: usize) -> Result<()> {
-    let binary = target_dir().join("release/patchbay");
+/// The HTTP client every bench sends with: no proxy, a pool as large as the load.
+fn bench_client(pool: usize) -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(pool)
+        .timeout(Duration::from_secs(120))
+        .build()?)
+}
+
+/// Creates an API key for `user` (in `org`, if given) with the CLI beside the data.
+fn create_api_key(
+    binary: &Path,
+    data_dir: &Path,
+    port: u16,
+    user: &str,
+    org: Option<&str>,
+) -> Result<String> {
+    let mut command = patchbay_command(binary, data_dir, port, "");
+    command.args(["api-keys", "create", "--user", user]);
+    if let Some(org) = org {
+        command.args(["--org", org]);
+    }
+    let output = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()?;
     ensure!(
-        binary.exists(),
-        "{} is missing; run without --skip-build",
-        binary.display()
+        output.status.success(),
+        "api-keys create failed: {}",
+        String::from_utf8_lossy(&output.stderr)
     );
+    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
+/// A Datadog connection made through the API against the fake's keys: its id and webhook token.
+async fn connect_datadog(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    label: &str,
+) -> Result<(String, String)> {
+    let connected: Value = client
+        .post(format!("{base}/api/connections"))
+        .bearer_auth(key)
+        .json(&json!({
+            "connector": "datadog",
+            "label": label,
+            "fields": { "api_key": API_KEY, "app_key": APP_KEY, "site": "datadoghq.com" }
+        }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = connected["connection"]["id"]
+        .as_str()
+        .with_context(|| format!("connect failed: {connected}"))?;
+    let token = connected["webhook"]["token"]
+        .as_str()
+        .with_context(|| format!("connect answered without a webhook token: {connected}"))?;
+    Ok((id.to_owned(), token.to_owned()))
+}
+
+/// Starts the bare 202 endpoint on a free port; its URL and process.
+async fn start_bare_server(client: &reqwest::Client) -> Result<(String, ChildGuard)> {
+    let port = free_port()?;
+    let child = ChildGuard(
+        Command::new(std::env::current_exe()?)
+            .args(["bare-server", "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    wait_until_up(client, &url).await?;
+    Ok((url, child))
+}
+
+async fn webhooks(levels: &[usize], requests: usize) -> Result<()> {
+    let binary = patchbay_binary()?;
     let fake = FakeDatadog::start(API_KEY, APP_KEY).await;
     let overrides = fake.override_spec();
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(256)
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    let client = bench_client(256)?;
 
     // Start-up time: spawn to first healthy answer, on fresh data directories.
     let mut startups = Vec::new();
@@ -371,41 +597,12 @@ async fn webhooks(levels: &[usize], requests: usize) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = rss_kib(child.0.id())?;
 
-    let output = patchbay_command(&binary, dir.path(), port, &overrides)
-        .args(["api-keys", "create", "--user", "bench"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .output()?;
-    ensure!(output.status.success(), "api-keys create failed");
-    let key = String::from_utf8(output.stdout)?.trim().to_owned();
-    let connected: Value = client
-        .post(format!("{base}/api/connections"))
-        .bearer_auth(&key)
-        .json(&json!({
-            "connector": "datadog",
-            "label": "bench",
-            "fields": { "api_key": API_KEY, "app_key": APP_KEY, "site": "datadoghq.com" }
-        }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = connected["webhook"]["token"]
-        .as_str()
-        .with_context(|| format!("connect failed: {connected}"))?
-        .to_owned();
+    let key = create_api_key(&binary, dir.path(), port, "bench", None)?;
+    let (_, token) = connect_datadog(&client, &base, &key, "bench").await?;
     let webhook_url = format!("{base}/datadog/webhook/bench");
 
-    let bare_port = free_port()?;
-    let _bare = ChildGuard(
-        Command::new(std::env::current_exe()?)
-            .args(["bare-server", "--port", &bare_port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    let bare_url = format!("http://127.0.0.1:{bare_port}/datadog/webhook/bench");
-    wait_until_up(&client, &bare_url).await?;
+    let (bare_base, _bare) = start_bare_server(&client).await?;
+    let bare_url = format!("{bare_base}/datadog/webhook/bench");
 
     let warmup = 200;
     let mut next_id = 1_000_000u64;
@@ -431,13 +628,13 @@ async fn webhooks(levels: &[usize], requests: usize) -> Result<()> {
         let bare = load(&client, &bare_url, &token, batch, concurrency).await?;
         println!(
             "| {concurrency} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} |",
-            patchbay.rate,
-            millis(patchbay.p50),
-            millis(patchbay.p99),
-            bare.rate,
-            millis(bare.p50),
-            millis(bare.p99),
-            patchbay.rate / bare.rate
+            patchbay.rate(),
+            millis(patchbay.p50()),
+            millis(patchbay.p99()),
+            bare.rate(),
+            millis(bare.p50()),
+            millis(bare.p99()),
+            patchbay.rate() / bare.rate()
         );
     }
 

@@ -52,6 +52,10 @@ pub const GROUPS: &[Group] = &[
         marker: "needs_browser",
         service: Service::Browser,
     },
+    Group {
+        marker: "needs_schemathesis",
+        service: Service::Schemathesis,
+    },
 ];
 
 /// A service `cargo xtask test` could not provide, and why.
@@ -152,6 +156,7 @@ mod tests {
             Service::Helm,
             Service::McpClient,
             Service::Browser,
+            Service::Schemathesis,
         ] {
             let groups = GROUPS
                 .iter()

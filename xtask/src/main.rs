@@ -2,6 +2,7 @@
 
 mod bench;
 mod codegen;
+mod fuzz;
 mod generator_test;
 mod groups;
 mod new_connector;
@@ -46,6 +47,9 @@ enum Task {
     },
     /// Run only the generator test (`cargo xtask test` runs it after the workspace tests).
     TestGenerator,
+    /// Coverage-guided fuzzing with cargo-fuzz (libFuzzer, nightly): build every
+    /// target of `fuzz/`, run each for a while and report executions and coverage.
+    Fuzz(fuzz::Fuzz),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -87,6 +91,7 @@ fn main() -> Result<()> {
             },
         ),
         Task::TestGenerator => generator_test::run(&Workspace::current()),
+        Task::Fuzz(options) => fuzz::run(&options),
         Task::Bench { bench } => bench::run(bench),
         Task::BareServer { port } => bench::bare_server(port),
     }
@@ -108,8 +113,32 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// Runs cargo with arguments in the workspace root, failing on a non-zero exit.
+///
+/// Without the variables `cargo run` set to describe xtask: build scripts that declare
+/// them with `rerun-if-env-changed` (ring's declares `CARGO_MANIFEST_DIR` and
+/// `CARGO_PKG_*`) would otherwise rerun, and everything above them rebuild, each time a
+/// build alternates between here and a shell.
 pub fn cargo(args: &[&str]) -> Result<()> {
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(args))
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(describes_the_running_package) {
+            command.env_remove(name);
+        }
+    }
+    run(command.args(args))
+}
+
+/// Whether `name` is one of the variables `cargo run` sets about the package it runs.
+fn describes_the_running_package(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+        )
 }
 
 /// Runs a command, failing with its name on a non-zero exit.

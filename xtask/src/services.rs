@@ -1,6 +1,6 @@
 //! Services the test suite runs against: a fresh database on the local PostgreSQL
-//! server, a throwaway OpenBao dev server, an `oauth2-mock-server` OAuth provider and
-//! the moto AWS emulator.
+//! server, a throwaway OpenBao dev server, an `oauth2-mock-server` OAuth provider,
+//! the moto AWS emulator, and the Python and npm tools some tests drive.
 
 use std::fs::{self, File, Permissions};
 use std::net::TcpListener;
@@ -44,6 +44,9 @@ const HELM_PYTHON_SDK_VERSION: &str = "0.2.2";
 
 /// The release of the official MCP Python SDK the MCP tests drive the server with.
 const MCP_PYTHON_SDK_VERSION: &str = "1.27.1";
+
+/// The schemathesis release the API fuzz test runs.
+const SCHEMATHESIS_VERSION: &str = "4.32.5";
 
 /// The `playwright-core` release that drives Chromium in the Connectors page test.
 const PLAYWRIGHT_CORE_VERSION: &str = "1.65.2";
@@ -463,6 +466,17 @@ pub fn ensure_helm() -> Result<PathBuf> {
 /// that release is already there; returns the directory to put on `PYTHONPATH`.
 pub fn ensure_mcp_client() -> Result<PathBuf> {
     ensure_pip_package("mcp", "mcp", "mcp", MCP_PYTHON_SDK_VERSION)
+}
+
+/// Installs schemathesis into `.tools/schemathesis` from PyPI unless that release is
+/// already there; returns the directory to put on `PYTHONPATH`.
+pub fn ensure_schemathesis() -> Result<PathBuf> {
+    ensure_pip_package(
+        "schemathesis",
+        "schemathesis",
+        "schemathesis",
+        SCHEMATHESIS_VERSION,
+    )
 }
 
 /// Installs `package==version` with its dependencies into `.tools/<folder>` unless

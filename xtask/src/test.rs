@@ -7,20 +7,22 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use patchbay_testkit::services::{
     Service, CHROMIUM_VAR, HELM_PYTHON_VAR, MCP_PYTHON_VAR, MOTO_URL_VAR, OAUTH_ISSUER_VAR,
-    OPENBAO_BINARY_VAR, PLAYWRIGHT_VAR, POSTGRES_URL_VAR, VAULT_ADDR_VAR, VAULT_TOKEN_VAR,
+    OPENBAO_BINARY_VAR, PLAYWRIGHT_VAR, POSTGRES_URL_VAR, SCHEMATHESIS_VAR, VAULT_ADDR_VAR,
+    VAULT_TOKEN_VAR,
 };
 
 use crate::groups::{self, Missing, REQUIRE_SERVICES_VAR};
 use crate::workspace::Workspace;
-use crate::{cargo, codegen, generator_test, services, target_dir};
+use crate::{cargo, codegen, fuzz, generator_test, services, target_dir};
 
 /// Builds the binary the end-to-end tests drive, provides the services tests need
 /// (a fresh PostgreSQL database, an OpenBao dev server, `oauth2-mock-server`, moto,
 /// Helm's engine for the chart tests, Chromium with playwright-core for the page
-/// test), then
+/// test, schemathesis for the API fuzz test), then
 /// runs every test in the workspace, and then, whatever their outcome, the check that
 /// the files derived from descriptors are up to date (`codegen --check`) and the
-/// generator test ([`generator_test`]) when no extra arguments narrow the run. The services stop
+/// generator test ([`generator_test`]) and a short run of every fuzz target
+/// ([`fuzz::short_run`]) when no extra arguments narrow the run. The services stop
 /// and the database is dropped once the workspace tests end.
 ///
 /// A service that cannot be provided fails the run at once when
@@ -96,6 +98,16 @@ pub fn run(extra: &[String]) -> Result<()> {
             .env(PLAYWRIGHT_VAR, &browser.playwright);
     }
 
+    let schemathesis = provide(
+        Service::Schemathesis,
+        require,
+        &mut missing,
+        services::ensure_schemathesis,
+    )?;
+    if let Some(schemathesis) = &schemathesis {
+        command.env(SCHEMATHESIS_VAR, schemathesis);
+    }
+
     command.args(groups::cargo_test_args(extra, &missing));
     stop_if_interrupted()?;
     let outcome = crate::run(&mut command);
@@ -125,16 +137,36 @@ pub fn run(extra: &[String]) -> Result<()> {
         );
         Ok(())
     };
+    // The fuzz targets, briefly: every committed seed, then whatever libFuzzer
+    // reaches from them in a few seconds (`cargo xtask fuzz` runs longer).
+    let fuzzing = if extra.is_empty() {
+        let started = Instant::now();
+        let result = fuzz::short_run();
+        eprintln!(
+            "the fuzz targets added {:.1} s to `cargo xtask test`",
+            started.elapsed().as_secs_f64()
+        );
+        result
+    } else {
+        eprintln!(
+            "the fuzz targets run only without extra arguments (or alone: `cargo xtask fuzz`)"
+        );
+        Ok(())
+    };
     if let (Err(_), Err(derived)) = (&outcome, &derived) {
         eprintln!("the derived files are out of date too: {derived:#}");
     }
-    match (outcome.and(derived), generator) {
+    let result = match (outcome.and(derived), generator) {
         (Err(tests), Err(generator)) => {
             eprintln!("the generator test failed too: {generator:#}");
             Err(tests)
         }
         (outcome, generator) => outcome.and(generator),
+    };
+    if let (Err(_), Err(fuzzing)) = (&result, &fuzzing) {
+        eprintln!("the fuzz targets failed too: {fuzzing:#}");
     }
+    result.and(fuzzing)
 }
 
 /// Starts `service` with `start`. On failure: an error when every service is

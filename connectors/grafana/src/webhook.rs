@@ -241,10 +241,33 @@ fn time(value: &Value, key: &str) -> Option<DateTime<Utc>> {
 pub fn dedup_key(fingerprint: &str, status: &str, starts_at: &str, ends_at: &str) -> String {
     let mut hash = Sha256::new();
     for part in [fingerprint, status, starts_at, ends_at] {
-        hash.update(part.as_bytes());
-        hash.update([0u8]);
+        hash.update(escape_separator(part.as_bytes()));
+        hash.update([SEPARATOR]);
     }
     format!("grafana:{}", hex::encode(hash.finalize()))
+}
+
+/// What ends each part of a dedup key's input.
+const SEPARATOR: u8 = 0;
+/// What precedes a separator or escape byte inside a part.
+const ESCAPE: u8 = 1;
+
+/// `part` with every separator and escape byte in it preceded by an escape byte,
+/// so that where one part ends is never in doubt and no two lists of parts hash
+/// the same input. Parts holding neither byte, as Grafana's fingerprints and times
+/// do, are left as they are, so their keys are those stored before.
+fn escape_separator(part: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !part.iter().any(|byte| matches!(*byte, SEPARATOR | ESCAPE)) {
+        return std::borrow::Cow::Borrowed(part);
+    }
+    let mut escaped = Vec::with_capacity(part.len() + 4);
+    for byte in part {
+        if matches!(*byte, SEPARATOR | ESCAPE) {
+            escaped.push(ESCAPE);
+        }
+        escaped.push(*byte);
+    }
+    std::borrow::Cow::Owned(escaped)
 }
 
 fn normalize_alert(index: usize, alert: &Value, envelope: &Value) -> Result<NormalizedAlert> {
@@ -346,5 +369,38 @@ fn add_all(
             other => other.to_string(),
         };
         labels.insert(format!("{prefix}{key}"), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nul_moved_between_parts_makes_another_key() {
+        // Once hashed as the same bytes: a NUL inside a part looked like the end of it.
+        assert_ne!(
+            dedup_key("fp", "firing", "2024-05-01T10:00:00Z\0", ""),
+            dedup_key("fp", "firing", "2024-05-01T10:00:00Z", "\0"),
+        );
+        assert_ne!(dedup_key("\0", "", "", ""), dedup_key("", "\0", "", ""));
+        assert_ne!(
+            dedup_key("a\u{1}", "", "", ""),
+            dedup_key("a", "\u{1}", "", "")
+        );
+    }
+
+    #[test]
+    fn keys_of_what_grafana_sends_are_those_stored_before() {
+        // A hex fingerprint and RFC 3339 times: the key alerts already stored carry.
+        assert_eq!(
+            dedup_key(
+                "3b8c5f1e9a2d4c70",
+                "firing",
+                "2024-05-01T10:00:00Z",
+                "0001-01-01T00:00:00Z"
+            ),
+            "grafana:bc40d615767e038516d301c377ab6bdcead33da6add262d2a6e84053ad7e0cd9"
+        );
     }
 }

@@ -77,3 +77,20 @@ pub struct NormalizedAlert {
     /// The payload as received.
     pub raw: serde_json::Value,
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn raw_payload_numbers_read_back_exactly() {
+        // Found by fuzzing the webhook targets: serde_json's default float parser
+        // read these back one ulp away from what they were, so a stored alert's
+        // `raw` changed on its way through the store.
+        for text in ["1.5903822222222219e87", "1.7274477777777775e30"] {
+            let exact: f64 = text.parse().unwrap();
+            let parsed: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(parsed.as_f64(), Some(exact), "{text}");
+            let again: serde_json::Value = serde_json::from_str(&parsed.to_string()).unwrap();
+            assert_eq!(again, parsed, "{text}");
+        }
+    }
+}

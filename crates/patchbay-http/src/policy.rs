@@ -64,13 +64,14 @@ impl AddressPolicy {
         &self.allowed
     }
 
-    /// Whether `ip` (or the IPv4 address an IPv4-mapped `ip` stands for) is in
-    /// an allowed network.
+    /// Whether `ip` is in an allowed network. An IPv4-mapped `ip` is the IPv4
+    /// address it stands for, so only an entry holding that IPv4 address admits it:
+    /// an IPv6 entry such as `::/32` must not open every IPv4 address in mapped form.
     pub fn is_allowlisted(&self, ip: IpAddr) -> bool {
         let canonical = ip.to_canonical();
         self.allowed
             .iter()
-            .any(|network| network.contains(&ip) || network.contains(&canonical))
+            .any(|network| network.contains(&canonical))
     }
 
     /// `Ok` when a request to a tenant URL may connect to `ip`: it is allowlisted
@@ -111,9 +112,10 @@ impl BlockedAddress {
         }
     }
 
-    /// The allowlist entry that would admit exactly this address (`10.0.0.5/32`).
+    /// The allowlist entry that would admit exactly this address (`10.0.0.5/32`);
+    /// for an IPv4-mapped address, its IPv4 address, which is what the allowlist reads.
     pub fn allow_entry(&self) -> String {
-        host_network(self.address)
+        host_network(self.address.to_canonical())
     }
 }
 
@@ -149,6 +151,7 @@ enum Rule {
     SiteLocal,
     DiscardOnly,
     LocalNat64,
+    SegmentRouting,
 }
 
 impl Rule {
@@ -171,6 +174,7 @@ impl Rule {
             Self::SiteLocal => "a site-local address (deprecated)",
             Self::DiscardOnly => "a discard-only address (RFC 6666)",
             Self::LocalNat64 => "a local-use NAT64 address (RFC 8215)",
+            Self::SegmentRouting => "an SRv6 segment identifier (RFC 9602)",
         }
     }
 }
@@ -304,8 +308,14 @@ fn ipv6_rule(ip: Ipv6Addr) -> Option<Rule> {
         Rule::DiscardOnly
     } else if s[..3] == [0x64, 0xff9b, 1] {
         Rule::LocalNat64
-    } else if s[..2] == [0x2001, 0xdb8] {
+    } else if s[..2] == [0x2001, 0xdb8] || (s[0] == 0x3fff && s[1] < 0x1000) {
+        // 2001:db8::/32 and 3fff::/20 (RFC 9637).
         Rule::Documentation
+    } else if s[..3] == [0x2001, 0x2, 0] {
+        // 2001:2::/48 (RFC 5180), like 198.18.0.0/15.
+        Rule::Benchmarking
+    } else if s[0] == 0x5f00 {
+        Rule::SegmentRouting
     } else {
         return None;
     };
@@ -530,6 +540,28 @@ mod tests {
             "plain http is only allowed to addresses in PATCHBAY_ALLOWED_PRIVATE_NETWORKS, \
              and ghe.example.com resolves to 140.82.112.6, which is not; use https"
         );
+    }
+
+    #[test]
+    fn an_ipv6_entry_does_not_admit_ipv4_addresses_in_mapped_form() {
+        // `::/32` holds ::ffff:0:0/96: it once admitted every IPv4 address written
+        // in mapped form, the metadata endpoint and loopback among them.
+        let policy = AddressPolicy::parse("::/32").unwrap();
+        assert!(policy.check("::1".parse().unwrap()).is_ok());
+        for text in [
+            "::ffff:169.254.169.254",
+            "::ffff:127.0.0.1",
+            "::ffff:252.0.14.194",
+        ] {
+            let address: IpAddr = text.parse().unwrap();
+            let blocked = policy.check(address).unwrap_err();
+            assert_eq!(
+                blocked.allow_entry(),
+                format!("{}/32", address.to_canonical())
+            );
+            let opened = AddressPolicy::parse(&blocked.allow_entry()).unwrap();
+            assert!(opened.check(address).is_ok(), "{text}");
+        }
     }
 
     #[tokio::test]

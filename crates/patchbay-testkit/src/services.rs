@@ -1,5 +1,6 @@
 //! The local services some tests run against — PostgreSQL, an OpenBao dev server,
-//! `oauth2-mock-server`, the moto AWS emulator, Helm's engine, a browser — found through the variables `cargo xtask test` sets.
+//! `oauth2-mock-server`, the moto AWS emulator, Helm's engine, a browser, the
+//! schemathesis API fuzzer — found through the variables `cargo xtask test` sets.
 //!
 //! A test that needs a service asks for it here. When the service is missing the
 //! test fails with a message naming the service, the variable and how to provide
@@ -29,6 +30,10 @@ pub const HELM_PYTHON_VAR: &str = "PATCHBAY_TEST_HELM_PYTHON";
 /// `PYTHONPATH` to drive Patchbay's MCP server with a real client.
 pub const MCP_PYTHON_VAR: &str = "PATCHBAY_TEST_MCP_PYTHON";
 
+/// The directory holding schemathesis (PyPI), to put on `PYTHONPATH` to fuzz the API
+/// against its own OpenAPI document.
+pub const SCHEMATHESIS_VAR: &str = "PATCHBAY_TEST_SCHEMATHESIS";
+
 /// Debian's Chromium binary, for tests that drive the Connectors page in a browser.
 pub const CHROMIUM_VAR: &str = "PATCHBAY_TEST_CHROMIUM";
 /// The `node_modules` holding npm's `playwright-core`, which drives that Chromium.
@@ -51,6 +56,8 @@ pub enum Service {
     McpClient,
     /// A real browser: Debian's headless Chromium driven by npm's `playwright-core`.
     Browser,
+    /// schemathesis (from PyPI), which fuzzes the API against its OpenAPI document.
+    Schemathesis,
 }
 
 impl Service {
@@ -64,6 +71,7 @@ impl Service {
             Self::Helm => "Helm (helm-python-sdk)",
             Self::McpClient => "the MCP Python SDK (mcp)",
             Self::Browser => "Chromium with playwright-core",
+            Self::Schemathesis => "schemathesis",
         }
     }
 
@@ -77,6 +85,7 @@ impl Service {
             Self::Helm => &[HELM_PYTHON_VAR],
             Self::McpClient => &[MCP_PYTHON_VAR],
             Self::Browser => &[CHROMIUM_VAR, PLAYWRIGHT_VAR],
+            Self::Schemathesis => &[SCHEMATHESIS_VAR],
         }
     }
 
@@ -95,6 +104,7 @@ impl Service {
             Self::Browser => {
                 "installs Debian's chromium package and playwright-core under .tools/browser"
             }
+            Self::Schemathesis => "installs schemathesis under .tools/schemathesis",
         }
     }
 
@@ -129,6 +139,10 @@ impl Service {
                 "set PATCHBAY_TEST_CHROMIUM to a Chromium binary (`apt-get install chromium`) \
                  and PATCHBAY_TEST_PLAYWRIGHT to a node_modules holding playwright-core \
                  (`npm install --prefix DIR playwright-core`)"
+            }
+            Self::Schemathesis => {
+                "set PATCHBAY_TEST_SCHEMATHESIS to a directory holding the schemathesis package \
+                 (`python3 -m pip install --target DIR schemathesis`)"
             }
         }
     }
@@ -206,6 +220,16 @@ pub fn helm_python() -> PathBuf {
 #[track_caller]
 pub fn mcp_python() -> PathBuf {
     PathBuf::from(require(Service::McpClient, MCP_PYTHON_VAR, process_env))
+}
+
+/// The directory holding schemathesis; panics naming the fix when unset.
+#[track_caller]
+pub fn schemathesis_python() -> PathBuf {
+    PathBuf::from(require(
+        Service::Schemathesis,
+        SCHEMATHESIS_VAR,
+        process_env,
+    ))
 }
 
 /// A browser for the page tests: Chromium, and `playwright-core` to drive it.
@@ -312,6 +336,7 @@ mod tests {
             Service::Helm,
             Service::McpClient,
             Service::Browser,
+            Service::Schemathesis,
         ] {
             for variable in service.variables() {
                 let message = missing_message(service, variable);

@@ -73,6 +73,36 @@ fn internal_addresses_are_refused_with_the_rule_they_break() {
 }
 
 #[test]
+fn reserved_ipv6_ranges_are_refused_like_their_ipv4_counterparts() {
+    // Documentation (3fff::/20, RFC 9637) and benchmarking (2001:2::/48, RFC 5180)
+    // ranges, refused in IPv4, and SRv6 segment identifiers (5f00::/16, RFC 9602),
+    // which are not globally reachable.
+    let policy = AddressPolicy::default();
+    for (address, rule) in [
+        ("3fff::", "3fff:: is a documentation address"),
+        (
+            "3fff:fff:ffff::1",
+            "3fff:fff:ffff::1 is a documentation address",
+        ),
+        (
+            "2001:2::5",
+            "2001:2::5 is a benchmarking address (RFC 2544)",
+        ),
+        (
+            "5f00:1:2::3",
+            "5f00:1:2::3 is an SRv6 segment identifier (RFC 9602)",
+        ),
+    ] {
+        let refusal = policy.check(ip(address)).unwrap_err();
+        assert_eq!(refusal.to_string(), rule, "{address}");
+    }
+    // Their neighbours stay open.
+    for address in ["3fff:1000::1", "2001:3::1", "5f01::1"] {
+        assert!(policy.check(ip(address)).is_ok(), "{address}");
+    }
+}
+
+#[test]
 fn public_addresses_are_admitted() {
     let policy = AddressPolicy::default();
     for address in [

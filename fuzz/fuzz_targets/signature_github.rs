@@ -1,0 +1,5 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(
+    |data: &[u8]| patchbay_fuzz_targets::signatures::signature_github(data)
+);

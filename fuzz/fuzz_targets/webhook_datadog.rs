@@ -1,0 +1,3 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| patchbay_fuzz_targets::webhooks::webhook_datadog(data));
