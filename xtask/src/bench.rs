@@ -38,7 +38,7 @@ use patchbay_connector_datadog::fake::FakeDatadog;
 use patchbay_testkit::fake_server::ProviderFake;
 use serde_json::{json, Value};
 
-use crate::{cargo, target_dir};
+use crate::target_dir;
 
 const API_KEY: &str = "bench-dd-api-key-0001";
 const APP_KEY: &str = "bench-dd-app-key-0001";
@@ -186,11 +186,40 @@ pub fn run(bench: Bench) -> Result<()> {
 ///
 /// One invocation per package, so that each resolves its dependencies' features as
 /// its own command does (together, the agent's would be unified with the service's),
-/// and [`cargo`] leaves out what `cargo run` set for xtask: the benches and those
+/// in the environment of a shell (see [`cargo_as_from_a_shell`]): the benches and those
 /// commands then share one release build, and neither recompiles after the other.
 pub fn build_release() -> Result<()> {
-    cargo(&["build", "--release", "--package", "patchbay-host"])?;
-    cargo(&["build", "--release", "--package", "patchbay-kubectl-agent"])
+    for package in ["patchbay-host", "patchbay-kubectl-agent"] {
+        crate::run(cargo_as_from_a_shell().args(["build", "--release", "--package", package]))?;
+    }
+    Ok(())
+}
+
+/// cargo without the variables `cargo run` set to describe xtask. Build scripts that
+/// declare them with `rerun-if-env-changed` (ring's declares `CARGO_MANIFEST_DIR` and
+/// `CARGO_PKG_*`) would otherwise rerun, and everything above them rebuild, each time
+/// a release build alternated between a shell and here.
+fn cargo_as_from_a_shell() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(describes_the_running_package) {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Whether `name` is one of the variables `cargo run` sets about the package it runs.
+fn describes_the_running_package(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+        )
 }
 
 fn build_unless(skip_build: bool) -> Result<()> {

@@ -113,32 +113,8 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// Runs cargo with arguments in the workspace root, failing on a non-zero exit.
-///
-/// Without the variables `cargo run` set to describe xtask: build scripts that declare
-/// them with `rerun-if-env-changed` (ring's declares `CARGO_MANIFEST_DIR` and
-/// `CARGO_PKG_*`) would otherwise rerun, and everything above them rebuild, each time a
-/// build alternates between here and a shell.
 pub fn cargo(args: &[&str]) -> Result<()> {
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    for (name, _) in std::env::vars_os() {
-        if name.to_str().is_some_and(describes_the_running_package) {
-            command.env_remove(name);
-        }
-    }
-    run(command.args(args))
-}
-
-/// Whether `name` is one of the variables `cargo run` sets about the package it runs.
-fn describes_the_running_package(name: &str) -> bool {
-    name.starts_with("CARGO_PKG_")
-        || matches!(
-            name,
-            "CARGO_MANIFEST_DIR"
-                | "CARGO_MANIFEST_PATH"
-                | "CARGO_CRATE_NAME"
-                | "CARGO_BIN_NAME"
-                | "CARGO_PRIMARY_PACKAGE"
-        )
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(args))
 }
 
 /// Runs a command, failing with its name on a non-zero exit.

@@ -308,6 +308,23 @@ pub async fn query(levels: &[usize], requests: usize) -> Result<()> {
          hop alone. The authenticated read adds the API key lookup and the connection read \
          in SQLite, without the secret, the connector or the provider."
     );
+    for row in rows.iter().filter(|row| row.concurrency == 1) {
+        let Some((_, bare, read)) = floors.iter().find(|(level, ..)| *level == 1) else {
+            break;
+        };
+        let added = added(&row.through_patchbay, &row.direct, 0.50);
+        let hop = millis(bare.p50());
+        let lookups = millis(read.p50()) - hop;
+        println!(
+            "- {}, one at a time: of {added:.3} ms added at p50, {hop:.3} ms is the extra \
+             hop, {lookups:.3} ms the API key and connection lookups, and {:.3} ms the \
+             secret, the parameters, the connector's outbound request and the answer; \
+             Patchbay's own work, the added time less the hop, is {:.3} ms.",
+            row.name,
+            added - hop - lookups,
+            added - hop
+        );
+    }
     let missed: Vec<String> = rows
         .iter()
         .filter(|row| added(&row.through_patchbay, &row.direct, 0.50) >= GOAL_ADDED_P50_MS)
