@@ -101,8 +101,8 @@ pub(crate) async fn healthz() -> impl IntoResponse {
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let (records, secrets) = tokio::join!(
-        bounded_health(state.records.health()),
-        bounded_health(state.secrets.health())
+        bounded_health(RECORDS_PROBE_TIMEOUT, state.records.health()),
+        bounded_health(SECRETS_PROBE_TIMEOUT, state.secrets.health())
     );
     let describe = |result: &patchbay_core::Result<()>| match result {
         Ok(()) => json!({ "status": "ok" }),
@@ -133,19 +133,24 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (code, Json(body))
 }
 
-/// How long readiness waits for one dependency: a stalled store must not hold the
-/// probe past a load balancer's own timeout.
-const HEALTH_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long readiness waits for the records database, which decides its status.
+const RECORDS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long readiness waits for the secret store. Its state never changes the status
+/// code, so a stalled Vault must not delay the answer past a load balancer's own
+/// probe timeout (Kubernetes' default is 1 s).
+const SECRETS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 async fn bounded_health(
+    timeout: std::time::Duration,
     check: impl std::future::Future<Output = patchbay_core::Result<()>>,
 ) -> patchbay_core::Result<()> {
-    tokio::time::timeout(HEALTH_PROBE_TIMEOUT, check)
+    tokio::time::timeout(timeout, check)
         .await
         .unwrap_or_else(|_| {
             Err(Error::unavailable(format!(
-                "no answer within {} s",
-                HEALTH_PROBE_TIMEOUT.as_secs()
+                "no answer within {} ms",
+                timeout.as_millis()
             )))
         })
 }

@@ -520,6 +520,48 @@ impl Connections<'_> {
         Ok(())
     }
 
+    /// Removes the secrets no connection points to: a connect stopped between storing
+    /// its secret and its record (a killed process, an outage it could not clean up
+    /// after) leaves one behind. A secret is removed only if it was listed `grace`
+    /// before no record pointed to it, so a connect still in progress keeps its secret:
+    /// `grace` must exceed the longest a connect takes.
+    pub async fn sweep_orphaned_secrets(
+        &self,
+        grace: std::time::Duration,
+    ) -> Result<OrphanSweep, Error> {
+        let listed = self.state.secrets.list().await?;
+        tokio::time::sleep(grace).await;
+        let mut referenced: std::collections::HashSet<SecretRef> = self
+            .state
+            .records
+            .connections_with_secret_prefix("")
+            .await?
+            .into_iter()
+            .map(|record| record.secret_ref)
+            .collect();
+        // A secret moved to a new layout keeps its old copy until that is deleted.
+        referenced.extend(
+            self.state
+                .records
+                .retired_secret_refs()
+                .await?
+                .into_iter()
+                .map(|(_, reference)| reference),
+        );
+        let mut sweep = OrphanSweep {
+            listed: listed.len(),
+            removed: Vec::new(),
+        };
+        for reference in listed {
+            if !referenced.contains(&reference) {
+                self.state.secrets.delete(&reference).await?;
+                tracing::info!(%reference, "removed a secret no connection points to");
+                sweep.removed.push(reference);
+            }
+        }
+        Ok(sweep)
+    }
+
     /// Revokes the grant at the provider, then deletes the secret and the record.
     /// When a local deletion fails the error says what already happened.
     pub async fn disconnect(
@@ -581,6 +623,15 @@ impl Connections<'_> {
             }
         }
     }
+}
+
+/// What [`Connections::sweep_orphaned_secrets`] found.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrphanSweep {
+    /// How many secrets the store held when the sweep began.
+    pub listed: usize,
+    /// The secrets removed because no connection pointed to them.
+    pub removed: Vec<SecretRef>,
 }
 
 /// Refuses connectors whose webhooks are not signed with provider-issued secrets.

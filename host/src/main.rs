@@ -63,6 +63,11 @@ enum Command {
         #[arg(long)]
         org: Option<String>,
     },
+    /// Maintain the secret store.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Run one operation of a connection on a running service and print its JSON.
     ///
     /// Exit status: 0 success, 2 bad parameters, 3 credentials rejected or
@@ -80,6 +85,25 @@ enum Command {
         params: String,
     },
 }
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Remove the secrets no connection points to (left by a connect that was
+    /// stopped between storing its secret and its record); prints each one removed.
+    Sweep {
+        /// Seconds between listing the secrets and checking the records: a secret is
+        /// removed only if it was already stored that long ago. Keep it above the
+        /// longest a connect may take while services run.
+        #[arg(long, default_value_t = ORPHAN_GRACE.as_secs())]
+        grace_secs: u64,
+    },
+}
+
+/// How long a secret must exist without a record before a sweep removes it.
+const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// How often `patchbay serve` sweeps orphaned secrets.
+const ORPHAN_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
 /// Where the running service is and the API key to call it with; or, with
 /// `--user`, the service's own data opened here (the SQLite file and secret file in
@@ -256,6 +280,9 @@ async fn run(command: Command, env: ConnectorEnv) -> Result<(), ExitCode> {
             command: AlertsCommand::Tail { after, json },
         } => tail_alerts(&service.client(env).await?, after, json).await,
         Command::Mcp { user, org } => serve_mcp_stdio(env, user, org).await,
+        Command::Secrets {
+            command: SecretsCommand::Sweep { grace_secs },
+        } => sweep_orphaned_secrets(env, std::time::Duration::from_secs(grace_secs)).await,
         Command::Query {
             service,
             connection,
@@ -492,6 +519,56 @@ async fn serve_mcp_stdio(
     Ok(())
 }
 
+async fn sweep_orphaned_secrets(
+    env: ConnectorEnv,
+    grace: std::time::Duration,
+) -> Result<(), ExitCode> {
+    let config = load_config(&env)?;
+    let host = HostBuilder::new(config, env)
+        .build()
+        .await
+        .map_err(|e| fail("opening the service's data", e))?;
+    let sweep = host
+        .state()
+        .connections()
+        .sweep_orphaned_secrets(grace)
+        .await
+        .map_err(|e| fail("sweeping orphaned secrets", e))?;
+    for reference in &sweep.removed {
+        println!("removed {reference}");
+    }
+    eprintln!(
+        "patchbay: {} secrets stored, {} without a connection removed",
+        sweep.listed,
+        sweep.removed.len()
+    );
+    Ok(())
+}
+
+/// Sweeps orphaned secrets every [`ORPHAN_SWEEP_INTERVAL`] while the service runs;
+/// a failed sweep is logged and tried again at the next interval.
+async fn sweep_orphaned_secrets_periodically(state: patchbay_host::AppState) {
+    let mut interval = tokio::time::interval(ORPHAN_SWEEP_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match state
+            .connections()
+            .sweep_orphaned_secrets(ORPHAN_GRACE)
+            .await
+        {
+            Ok(sweep) if !sweep.removed.is_empty() => tracing::warn!(
+                removed = sweep.removed.len(),
+                "removed secrets no connection pointed to"
+            ),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(kind = %error.kind(), message = %error.message(), "sweeping orphaned secrets failed")
+            }
+        }
+    }
+}
+
 fn fail(context: &str, error: impl std::fmt::Display) -> ExitCode {
     eprintln!("patchbay: {context}: {error}");
     ExitCode::FAILURE
@@ -707,6 +784,7 @@ async fn serve(env: ConnectorEnv) -> Result<(), ExitCode> {
         builder = builder.records(records).secrets(Arc::new(vault));
     }
     let host = builder.build().await.map_err(|e| fail("starting", e))?;
+    tokio::spawn(sweep_orphaned_secrets_periodically(host.state().clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| fail(&format!("listening on {listen}"), e))?;

@@ -114,6 +114,10 @@ impl SecretStore for RacingStore {
         self.inner.delete(reference).await
     }
 
+    async fn list(&self) -> Result<Vec<SecretRef>> {
+        self.inner.list().await
+    }
+
     async fn health(&self) -> Result<()> {
         self.inner.health().await
     }

@@ -18,7 +18,7 @@ mod all;
 mod footprint;
 mod query;
 mod refresh;
-mod slack;
+pub(crate) mod slack;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -40,8 +40,10 @@ use serde_json::{json, Value};
 
 use crate::target_dir;
 
-const API_KEY: &str = "bench-dd-api-key-0001";
-const APP_KEY: &str = "bench-dd-app-key-0001";
+/// The Datadog API key the fake accepts.
+pub(crate) const API_KEY: &str = "bench-dd-api-key-0001";
+/// The Datadog application key the fake accepts.
+pub(crate) const APP_KEY: &str = "bench-dd-app-key-0001";
 
 /// The benchmarks.
 #[derive(Subcommand)]
@@ -297,7 +299,7 @@ impl Drop for ChildGuard {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -504,7 +506,7 @@ async fn count_alerts(client: &reqwest::Client, base: &str, key: &str) -> Result
     }
 }
 
-fn millis(duration: Duration) -> f64 {
+pub(crate) fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
@@ -544,7 +546,7 @@ fn create_api_key(
 }
 
 /// A Datadog connection made through the API against the fake's keys: its id and webhook token.
-async fn connect_datadog(
+pub(crate) async fn connect_datadog(
     client: &reqwest::Client,
     base: &str,
     key: &str,

@@ -7,6 +7,7 @@ mod generator_test;
 mod groups;
 mod new_connector;
 mod services;
+mod soak;
 mod test;
 mod workspace;
 
@@ -55,6 +56,9 @@ enum Task {
         #[command(subcommand)]
         bench: bench::Bench,
     },
+    /// Webhook deliveries and connection changes on two replicas while a replica,
+    /// PostgreSQL and OpenBao fail; checks nothing was lost, doubled or orphaned.
+    Soak(soak::Soak),
     /// Internal: a bare HTTP endpoint answering 202, the benchmark's baseline.
     #[command(hide = true)]
     BareServer {
@@ -93,6 +97,7 @@ fn main() -> Result<()> {
         Task::TestGenerator => generator_test::run(&Workspace::current()),
         Task::Fuzz(options) => fuzz::run(&options),
         Task::Bench { bench } => bench::run(bench),
+        Task::Soak(options) => soak::run(&options),
         Task::BareServer { port } => bench::bare_server(port),
     }
 }

@@ -110,8 +110,14 @@ pub fn postgres_database() -> Result<PostgresDatabase> {
     {
         return Ok(PostgresDatabase { url, created: None });
     }
+    fresh_postgres_database("patchbay_test")
+}
+
+/// A fresh database named `<prefix>_<time>_<pid>` on the local server, dropped (with
+/// its connections) when the value is.
+pub fn fresh_postgres_database(prefix: &str) -> Result<PostgresDatabase> {
     let name = format!(
-        "patchbay_test_{}_{}",
+        "{prefix}_{}_{}",
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs()),

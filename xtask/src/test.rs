@@ -13,7 +13,7 @@ use patchbay_testkit::services::{
 
 use crate::groups::{self, Missing, REQUIRE_SERVICES_VAR};
 use crate::workspace::Workspace;
-use crate::{cargo, codegen, fuzz, generator_test, services, target_dir};
+use crate::{cargo, codegen, fuzz, generator_test, services, soak, target_dir};
 
 /// Builds the binary the end-to-end tests drive, provides the services tests need
 /// (a fresh PostgreSQL database, an OpenBao dev server, `oauth2-mock-server`, moto,
@@ -21,8 +21,9 @@ use crate::{cargo, codegen, fuzz, generator_test, services, target_dir};
 /// test, schemathesis for the API fuzz test), then
 /// runs every test in the workspace, and then, whatever their outcome, the check that
 /// the files derived from descriptors are up to date (`codegen --check`) and the
-/// generator test ([`generator_test`]) and a short run of every fuzz target
-/// ([`fuzz::short_run`]) when no extra arguments narrow the run. The services stop
+/// generator test ([`generator_test`]), the soak at 1,000 deliveries
+/// ([`soak::short_run`]) and a short run of every fuzz target ([`fuzz::short_run`])
+/// when no extra arguments narrow the run. The services stop
 /// and the database is dropped once the workspace tests end.
 ///
 /// A service that cannot be provided fails the run at once when
@@ -111,6 +112,7 @@ pub fn run(extra: &[String]) -> Result<()> {
     command.args(groups::cargo_test_args(extra, &missing));
     stop_if_interrupted()?;
     let outcome = crate::run(&mut command);
+    let soak_services = postgres.is_some() && openbao.is_some();
     drop((moto, oauth_mock, openbao, postgres));
     if let Some(summary) = groups::summary(&missing) {
         eprintln!("\n{summary}");
@@ -135,6 +137,23 @@ pub fn run(extra: &[String]) -> Result<()> {
         eprintln!(
             "the generator test runs only without extra arguments (or alone: `cargo xtask test-generator`)"
         );
+        Ok(())
+    };
+    // The soak at 1,000 deliveries: faults under load on two replicas, which need
+    // PostgreSQL and OpenBao (`cargo xtask soak` runs the full 10,000).
+    let soaked = if !extra.is_empty() {
+        eprintln!("the soak runs only without extra arguments (or alone: `cargo xtask soak`)");
+        Ok(())
+    } else if soak_services {
+        let started = Instant::now();
+        let result = soak::short_run();
+        eprintln!(
+            "the soak added {:.1} s to `cargo xtask test`",
+            started.elapsed().as_secs_f64()
+        );
+        result
+    } else {
+        eprintln!("warning: the soak did not run: it needs PostgreSQL and OpenBao");
         Ok(())
     };
     // The fuzz targets, briefly: every committed seed, then whatever libFuzzer
@@ -163,6 +182,10 @@ pub fn run(extra: &[String]) -> Result<()> {
         }
         (outcome, generator) => outcome.and(generator),
     };
+    if let (Err(_), Err(soaked)) = (&result, &soaked) {
+        eprintln!("the soak failed too: {soaked:#}");
+    }
+    let result = result.and(soaked);
     if let (Err(_), Err(fuzzing)) = (&result, &fuzzing) {
         eprintln!("the fuzz targets failed too: {fuzzing:#}");
     }

@@ -206,6 +206,17 @@ impl FakeSlack {
         self.shared.mutable.lock().rotation_expires_in = Some(expires_in);
     }
 
+    /// The refresh token issued last (with token rotation on), if any.
+    pub fn newest_refresh_token(&self) -> Option<String> {
+        self.shared
+            .mutable
+            .lock()
+            .refresh_tokens
+            .keys()
+            .max_by_key(|token| refresh_token_serial(token))
+            .cloned()
+    }
+
     /// Registers another redirect URL in the fake app's OAuth settings.
     pub fn register_redirect_uri(&self, uri: &str) {
         self.shared
@@ -1035,6 +1046,15 @@ fn token(shared: &Shared, params: &Params, basic: Option<(String, String)>) -> R
         }
         _ => slack_error("invalid_grant_type"),
     }
+}
+
+/// The serial number a refresh token was minted with (see [`issue`]).
+fn refresh_token_serial(token: &str) -> u64 {
+    token
+        .rsplit('-')
+        .next()
+        .and_then(|serial| serial.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Answers a token request; `access_token` is reused, or a new one is minted.

@@ -506,6 +506,14 @@ impl SecretStore for LocalSecretStore {
         .await
     }
 
+    async fn list(&self) -> Result<Vec<SecretRef>> {
+        Ok(self
+            .snapshot()
+            .keys()
+            .map(|id| SecretRef(format!("{SCHEME}:{id}")))
+            .collect())
+    }
+
     async fn health(&self) -> Result<()> {
         let dir = self.dir.clone();
         blocking(move || {
@@ -558,6 +566,22 @@ mod tests {
 
     fn write_file_entries(dir: &Path, entries: &Entries) {
         fs::write(dir.join(SECRETS_FILE), serde_json::to_vec(entries).unwrap()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn list_names_every_stored_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalSecretStore::open(dir.path(), MasterKey::generate()).unwrap();
+        assert!(store.list().await.unwrap().is_empty());
+        let first = store.put(&location(), &secret("first")).await.unwrap();
+        let second = store.put(&location(), &secret("second")).await.unwrap();
+        let mut listed = store.list().await.unwrap();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut expected = vec![first.clone(), second];
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(listed, expected);
+        store.delete(&first).await.unwrap();
+        assert_eq!(store.list().await.unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -444,6 +444,10 @@ impl SecretStore for MeteredSecretStore {
         self.observe("delete", self.inner.delete(reference)).await
     }
 
+    async fn list(&self) -> Result<Vec<SecretRef>> {
+        self.observe("list", self.inner.list()).await
+    }
+
     async fn health(&self) -> Result<()> {
         self.observe("health", self.inner.health()).await
     }

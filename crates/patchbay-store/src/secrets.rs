@@ -139,6 +139,11 @@ pub trait SecretStore: Send + Sync + 'static {
     /// Deletes a secret and every version of it; deleting a missing secret succeeds.
     async fn delete(&self, reference: &SecretRef) -> Result<()>;
 
+    /// The references of every secret this store holds, so that secrets no connection
+    /// points to (a connect stopped between storing its secret and its record) can be
+    /// found and removed.
+    async fn list(&self) -> Result<Vec<SecretRef>>;
+
     /// Checks the backend is reachable and usable.
     async fn health(&self) -> Result<()>;
 

@@ -17,7 +17,8 @@
 //! ```hcl
 //! path "patchbay/config"              { capabilities = ["read"] }
 //! path "patchbay/data/tenants/*"      { capabilities = ["create", "read", "update"] }
-//! path "patchbay/metadata/tenants/*"  { capabilities = ["delete"] }
+//! path "patchbay/metadata/tenants"    { capabilities = ["list"] }
+//! path "patchbay/metadata/tenants/*"  { capabilities = ["delete", "list"] }
 //! ```
 //!
 //! Every call is bounded by `PATCHBAY_VAULT_TIMEOUT_SECS`; outages surface as
@@ -40,7 +41,8 @@ use async_trait::async_trait;
 use patchbay_core::{Error, Result, RevealedJson};
 use serde_json::{json, Value};
 use vaultrs::api::kv2::requests::{
-    DeleteSecretMetadataRequest, ReadSecretRequest, SetSecretRequest, SetSecretRequestOptions,
+    DeleteSecretMetadataRequest, ListSecretsRequest, ReadSecretRequest, SetSecretRequest,
+    SetSecretRequestOptions,
 };
 
 use crate::secrets::{version_conflict, SecretLocation, SecretRef, SecretStore, SecretVersion};
@@ -270,6 +272,32 @@ impl VaultSecretStore {
     }
 }
 
+impl VaultSecretStore {
+    /// The keys directly in the folder at `path` (sub-folders end in `/`); none when
+    /// the folder does not exist.
+    async fn list_folder(&self, path: &str) -> Result<Vec<String>> {
+        let metadata_path = format!("{}/metadata/{path}", self.layout.mount);
+        let client = self
+            .session
+            .client()
+            .map_err(|failure| self.vault_error(failure, &metadata_path))?;
+        let request = ListSecretsRequest::builder()
+            .mount(self.layout.mount.as_str())
+            .path(path)
+            .build()
+            .map_err(|error| Error::internal(format!("cannot build Vault request: {error}")))?;
+        match self
+            .session
+            .bounded(vaultrs::api::exec_with_result(&*client, request))
+            .await
+        {
+            Ok(listed) => Ok(listed.keys),
+            Err(failure) if failure.is_status(404) && !is_missing_mount(&failure) => Ok(Vec::new()),
+            Err(failure) => Err(self.vault_error(failure, &metadata_path)),
+        }
+    }
+}
+
 /// Whether Vault said no engine is mounted at the path.
 fn is_missing_mount(failure: &Failure) -> bool {
     failure.is_status(404) && failure.mentions("no handler for route")
@@ -380,6 +408,21 @@ impl SecretStore for VaultSecretStore {
             tracing::debug!(%reference, "deleted secret and its versions from Vault");
         }
         outcome
+    }
+
+    async fn list(&self) -> Result<Vec<SecretRef>> {
+        // Every secret lies under the base path, in either layout: walk its folders.
+        let mut folders = vec![self.layout.base_path.clone()];
+        let mut references = Vec::new();
+        while let Some(folder) = folders.pop() {
+            for key in self.list_folder(&folder).await? {
+                match key.strip_suffix('/') {
+                    Some(sub_folder) => folders.push(format!("{folder}/{sub_folder}")),
+                    None => references.push(self.layout.reference(&format!("{folder}/{key}"))),
+                }
+            }
+        }
+        Ok(references)
     }
 
     async fn health(&self) -> Result<()> {

@@ -1185,3 +1185,48 @@ async fn needs_vault_an_interrupted_move_is_finished_by_the_next_start() {
         secret(json!({ "refresh_token": "m" }))
     );
 }
+
+#[tokio::test]
+async fn needs_vault_list_finds_every_secret_under_the_base_and_nothing_outside() {
+    let bao = Bao::shared();
+    let ours = store(&bao, &unique("list"), Duration::ZERO).await;
+    let other = store(&bao, &unique("list-other"), Duration::ZERO).await;
+    assert!(
+        ours.list().await.unwrap().is_empty(),
+        "an empty base lists nothing"
+    );
+
+    let user = SecretLocation {
+        tenant: SecretTenant::User("user 3".into()),
+        connector: "github".into(),
+        connection_id: "conn-3".into(),
+    };
+    let mut written = Vec::new();
+    for (location, value) in [
+        (location("org_1", "datadog", "conn-1"), 1),
+        (location("org_1", "slack", "conn-2"), 2),
+        (user, 3),
+    ] {
+        written.push(
+            ours.put(&location, &secret(json!({ "k": value })))
+                .await
+                .unwrap(),
+        );
+    }
+    // A secret under another base is another store's.
+    other
+        .put(
+            &location("org_1", "datadog", "elsewhere"),
+            &secret(json!({ "k": 4 })),
+        )
+        .await
+        .unwrap();
+
+    let mut listed = ours.list().await.unwrap();
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    written.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(listed, written);
+
+    ours.delete(&written[0]).await.unwrap();
+    assert_eq!(ours.list().await.unwrap().len(), 2);
+}
