@@ -12,7 +12,9 @@ use patchbay_core::{
     AuthRequest, ConnectorDescriptor, DynConnector, DynCredentials, Error, ErrorKind, QueryOutput,
     RevokeOutcome, SecretString, Tenant, ValidationReport, ValidationStatus, WebhookAuth,
 };
-use patchbay_store::{modify, ConnectionRecord, ConnectionStatus, SecretLocation, SecretRef};
+use patchbay_store::{
+    modify, ConnectionRecord, ConnectionStatus, OutcomeUnknown, SecretLocation, SecretRef,
+};
 use serde::Serialize;
 
 use crate::auth::{generate_token, hash_token};
@@ -257,7 +259,11 @@ impl Connections<'_> {
         let replaced = match state.records.insert_routed_connection(&record).await {
             Ok(replaced) => replaced,
             Err(error) => {
-                if let Err(cleanup) = state.secrets.delete(&secret_ref).await {
+                if OutcomeUnknown::is_cause_of(&error) {
+                    // The record may have been saved after all: its secret goes only
+                    // once the records say it was not.
+                    remove_unless_recorded_in_background(state.clone(), &record, secret_ref);
+                } else if let Err(cleanup) = state.secrets.delete(&secret_ref).await {
                     tracing::warn!(connection = %record.id, error = %cleanup, "could not remove the secret of a connection whose record failed to save; retrying in the background");
                     remove_in_background(state.secrets.clone(), secret_ref);
                 }
@@ -669,6 +675,34 @@ fn routing_key_conflict(descriptor: &ConnectorDescriptor, record: &ConnectionRec
     )
     .with_connector(descriptor.id)
     .with_hint("ask the account that connected it to disconnect it, then connect again")
+}
+
+/// After a connect's record insert failed without knowing whether it committed:
+/// waits until the records answer, then keeps the secret if the record is there
+/// (the connect succeeded although its answer was lost) and removes it otherwise.
+fn remove_unless_recorded_in_background(
+    state: AppState,
+    record: &ConnectionRecord,
+    reference: SecretRef,
+) {
+    let (tenant, id) = (record.tenant.clone(), record.id.clone());
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        while started.elapsed() < CLEANUP_PERSISTENCE {
+            match state.records.get_connection(&tenant, &id).await {
+                Ok(Some(_)) => {
+                    tracing::warn!(connection = %id, "a connect answered with an error but its record was saved; the connection is kept");
+                    return;
+                }
+                Ok(None) => {
+                    remove_in_background(state.secrets.clone(), reference);
+                    return;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+            }
+        }
+        tracing::error!(connection = %id, %reference, "gave up checking whether a connection was saved; its secret may be orphaned until the next sweep");
+    });
 }
 
 /// Removes a secret that no record points to, retrying until the store answers,

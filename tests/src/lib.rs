@@ -7,7 +7,6 @@
 
 pub mod openbao;
 pub mod postgres;
-pub mod proxy;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

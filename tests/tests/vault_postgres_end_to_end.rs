@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use patchbay_connector_datadog::fake::FakeDatadog;
 use patchbay_e2e::openbao::{self, vault_call, OpenBao};
 use patchbay_e2e::postgres::TestDatabase;
-use patchbay_e2e::proxy::TcpProxy;
 use patchbay_e2e::Patchbay;
 use patchbay_testkit::fake_server::ProviderFake;
+use patchbay_testkit::fault_proxy::FaultProxy;
 use patchbay_testkit::services;
 use serde_json::{json, Value};
 
@@ -246,7 +246,7 @@ async fn needs_vault_outage_answers_503_quickly_leaves_nothing_half_written_and_
     // Patchbay reaches Vault through a proxy, so the test can also refuse connections.
     let vault_address: std::net::SocketAddr =
         bao.addr.trim_start_matches("http://").parse().unwrap();
-    let proxy = TcpProxy::start(vault_address).await;
+    let proxy = FaultProxy::start(vault_address).await.unwrap();
     let proxied = format!("http://{}", proxy.address());
     let mut env = vault_env(&proxied, &bao.token, "tenants");
     env.push(("PATCHBAY_UPSTREAM_OVERRIDES", overrides.as_str()));
@@ -398,35 +398,7 @@ async fn needs_vault_outage_answers_503_quickly_leaves_nothing_half_written_and_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn needs_vault_needs_postgres_outage_answers_503_deletes_the_fresh_secret_and_recovers() {
-    let bao_binary = services::openbao_binary();
-    let server = services::postgres_url();
-    let database = TestDatabase::create(&server).await;
-    let bao = OpenBao::start(&bao_binary, "patchbay").await;
-    let fake = FakeDatadog::start(CANARY_API_KEY, CANARY_APP_KEY).await;
-    let overrides = fake.override_spec();
-    let pg_address: std::net::SocketAddr = {
-        let rest = database.url.split('@').nth(1).unwrap();
-        let host_port = rest.split('/').next().unwrap();
-        tokio::net::lookup_host(host_port)
-            .await
-            .unwrap()
-            .next()
-            .unwrap()
-    };
-    let proxy = TcpProxy::start(pg_address).await;
-    let proxied_url = database
-        .url
-        .replace(&pg_address.to_string(), &proxy.address().to_string())
-        .replace("localhost:5432", &proxy.address().to_string());
-    assert_ne!(
-        proxied_url, database.url,
-        "the database URL goes through the proxy"
-    );
-    let mut env = vault_env(&bao.addr, &bao.token, "tenants");
-    env.push(("DATABASE_URL", proxied_url.as_str()));
-    env.push(("PATCHBAY_UPSTREAM_OVERRIDES", overrides.as_str()));
-    env.push(("INTERNAL_API_SECRET", INTERNAL_SECRET));
-    let patchbay = Patchbay::start(&env).await;
+    let (patchbay, proxy, bao, _database, _fake) = replica_behind_a_database_proxy().await;
     let alice = [
         ("x-user-id", "alice"),
         ("x-internal-secret", INTERNAL_SECRET),
@@ -481,4 +453,101 @@ async fn needs_vault_needs_postgres_outage_answers_503_deletes_the_fresh_secret_
         .json();
     assert_eq!(listed["connections"].as_array().unwrap().len(), 1);
     assert_eq!(list_secrets(&bao, "tenants").await.len(), 1);
+}
+
+/// A replica on Vault and on a fresh PostgreSQL database reached through a
+/// [`FaultProxy`], with Datadog's fake; everything it needs is returned to be kept.
+async fn replica_behind_a_database_proxy(
+) -> (Patchbay, FaultProxy, OpenBao, TestDatabase, FakeDatadog) {
+    let bao_binary = services::openbao_binary();
+    let server = services::postgres_url();
+    let database = TestDatabase::create(&server).await;
+    let bao = OpenBao::start(&bao_binary, "patchbay").await;
+    let fake = FakeDatadog::start(CANARY_API_KEY, CANARY_APP_KEY).await;
+    let overrides = fake.override_spec();
+    let pg_address: std::net::SocketAddr = {
+        let rest = database.url.split('@').nth(1).unwrap();
+        let host_port = rest.split('/').next().unwrap();
+        tokio::net::lookup_host(host_port)
+            .await
+            .unwrap()
+            .next()
+            .unwrap()
+    };
+    let proxy = FaultProxy::start(pg_address).await.unwrap();
+    let mut proxied_url = database
+        .url
+        .replace(&pg_address.to_string(), &proxy.address().to_string())
+        .replace("localhost:5432", &proxy.address().to_string());
+    assert_ne!(
+        proxied_url, database.url,
+        "the database URL goes through the proxy"
+    );
+    // In clear, so the proxy can see which message a client sends.
+    proxied_url.push_str(if proxied_url.contains('?') { "&" } else { "?" });
+    proxied_url.push_str("sslmode=disable");
+    let mut env = vault_env(&bao.addr, &bao.token, "tenants");
+    env.push(("DATABASE_URL", proxied_url.as_str()));
+    env.push(("PATCHBAY_UPSTREAM_OVERRIDES", overrides.as_str()));
+    env.push(("INTERNAL_API_SECRET", INTERNAL_SECRET));
+    let patchbay = Patchbay::start(&env).await;
+    (patchbay, proxy, bao, database, fake)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn needs_vault_needs_postgres_a_connect_whose_commit_answer_is_lost_keeps_its_secret() {
+    let (patchbay, proxy, bao, _database, _fake) = replica_behind_a_database_proxy().await;
+    let alice = [
+        ("x-user-id", "alice"),
+        ("x-internal-secret", INTERNAL_SECRET),
+        ("content-type", "application/json"),
+    ];
+    let body = Some(serde_json::to_vec(&connect_body()).unwrap());
+
+    // The database commits the connection's record, but the answer never arrives.
+    proxy.lose_answer_to(b"COMMIT");
+    let connect = patchbay
+        .request("POST", "/api/connections", &alice, body)
+        .await;
+    assert!(
+        proxy.answer_lost(),
+        "the connect committed through the proxy"
+    );
+    assert_eq!(connect.status, 503, "{}", connect.text);
+
+    // The record landed: its secret must stay, and the connection must work.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let listed = loop {
+        let listed = patchbay
+            .request("GET", "/api/connections", &alice, None)
+            .await;
+        if listed.status == 200 {
+            break listed.json();
+        }
+        assert!(Instant::now() < deadline, "no recovery: {}", listed.text);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let connections = listed["connections"].as_array().unwrap();
+    assert_eq!(
+        connections.len(),
+        1,
+        "the committed record is listed: {listed}"
+    );
+    let id = connections[0]["id"].as_str().unwrap();
+    // Past the background check (it looks once the records answer, within a second or two).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        list_secrets(&bao, "tenants").await.len(),
+        1,
+        "the committed connection keeps its secret"
+    );
+    let validated = patchbay
+        .request(
+            "POST",
+            &format!("/api/connections/{id}/validate"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(validated.status, 200, "{}", validated.text);
 }

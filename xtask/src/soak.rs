@@ -1,7 +1,7 @@
 //! `cargo xtask soak`: webhook deliveries and connection changes under crashes and
 //! outages, then a check that nothing was lost, doubled or left half-done.
 //!
-//! Two `patchbay serve` replicas share PostgreSQL (through a [`proxy::FaultProxy`])
+//! Two `patchbay serve` replicas share PostgreSQL (through a [`FaultProxy`])
 //! and OpenBao (Raft storage on disk, through another proxy). A sender behaving like a
 //! provider sends the deliveries (Datadog and PagerDuty, about 2 KB each, 5% of them
 //! re-deliveries of earlier ones) from 64 workers, alternating replicas as a load
@@ -18,7 +18,6 @@
 //! holds the newest refresh token the provider issued.
 
 mod openbao;
-mod proxy;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -35,6 +34,7 @@ use patchbay_connector_datadog::fake::FakeDatadog;
 use patchbay_connector_pagerduty::fake::{self as pagerduty, FakePagerduty};
 use patchbay_connector_slack::fake::{FakeSlack, INSTALLER_USER_ID};
 use patchbay_testkit::fake_server::ProviderFake;
+use patchbay_testkit::fault_proxy::FaultProxy;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, Row};
 use tokio::sync::watch;
@@ -42,7 +42,6 @@ use tokio::sync::watch;
 use crate::bench::{self, slack};
 use crate::{services, target_dir, workspace_root};
 use openbao::DurableOpenBao;
-use proxy::FaultProxy;
 
 /// The PagerDuty API token the fake accepts.
 const PAGERDUTY_TOKEN: &str = "soak-pagerduty-token-0001";
@@ -233,13 +232,13 @@ impl Run {
                     "DATABASE_URL",
                     format!(
                         "postgres://postgres@127.0.0.1:{}/{database_name}",
-                        postgres_proxy.port
+                        postgres_proxy.address().port()
                     ),
                 ),
                 ("PATCHBAY_SECRETS", "vault".to_owned()),
                 (
                     "VAULT_ADDR",
-                    format!("http://127.0.0.1:{}", vault_proxy.port),
+                    format!("http://127.0.0.1:{}", vault_proxy.address().port()),
                 ),
                 ("VAULT_TOKEN", bao.root_token.clone()),
                 ("PATCHBAY_PUBLIC_URL", public_url),

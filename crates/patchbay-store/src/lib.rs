@@ -33,8 +33,8 @@ pub use open::open_record_store;
 pub use postgres::PostgresRecordStore;
 pub use records::{
     AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus, ConsumedState,
-    NewAlert, PendingAuthorization, RecordStore, RefreshLease, StoredAlert, API_KEY_USE_PRECISION,
-    OAUTH_STATE_RETENTION,
+    NewAlert, OutcomeUnknown, PendingAuthorization, RecordStore, RefreshLease, StoredAlert,
+    API_KEY_USE_PRECISION, OAUTH_STATE_RETENTION,
 };
 pub use secrets::{
     modify, SecretLocation, SecretRef, SecretStore, SecretTenant, SecretVersion, MODIFY_ATTEMPTS,

@@ -26,8 +26,8 @@ use crate::agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
 use crate::connect_links::{ConnectLinkRecord, OpenedLink, CONNECT_LINK_RETENTION};
 use crate::records::{
     routing_key_taken, AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus,
-    ConsumedState, NewAlert, PendingAuthorization, RecordStore, RefreshLease, StoredAlert,
-    API_KEY_USE_PRECISION, OAUTH_STATE_RETENTION,
+    ConsumedState, NewAlert, OutcomeUnknown, PendingAuthorization, RecordStore, RefreshLease,
+    StoredAlert, API_KEY_USE_PRECISION, OAUTH_STATE_RETENTION,
 };
 use crate::secrets::SecretRef;
 use crate::sqlite::MAX_ALERT_PAGE;
@@ -100,6 +100,25 @@ impl PostgresRecordStore {
 
     fn error(&self, action: &str, error: sqlx::Error) -> Error {
         db_error(&self.target, action, error)
+    }
+
+    /// Commits `transaction`. A failure other than the server refusing the commit
+    /// leaves unknown whether it was applied, and says so with [`OutcomeUnknown`].
+    async fn commit(
+        &self,
+        transaction: sqlx::Transaction<'_, sqlx::Postgres>,
+        action: &str,
+    ) -> Result<()> {
+        transaction.commit().await.map_err(|error| {
+            let refused = matches!(error, sqlx::Error::Database(_));
+            let cause = OutcomeUnknown::new(&error);
+            let error = self.error(action, error);
+            if refused {
+                error
+            } else {
+                error.with_source(cause)
+            }
+        })
     }
 
     /// Inserts a connection row through `executor` (the pool or a transaction).
@@ -632,7 +651,17 @@ impl AlertColumns {
 #[async_trait]
 impl RecordStore for PostgresRecordStore {
     async fn insert_connection(&self, record: &ConnectionRecord) -> Result<()> {
-        self.insert_connection_row(&self.pool, record).await
+        // In a transaction of its own, so that only a failed commit leaves unknown
+        // whether the row landed.
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(|error| self.error("starting a connection insert", error))?;
+        self.insert_connection_row(&mut *transaction, record)
+            .await?;
+        self.commit(transaction, "committing a connection insert")
+            .await
     }
 
     async fn insert_routed_connection(
@@ -670,10 +699,8 @@ impl RecordStore for PostgresRecordStore {
         // Another tenant holds the routing key: dropping the transaction undoes the delete.
         self.insert_connection_row(&mut *transaction, record)
             .await?;
-        transaction
-            .commit()
-            .await
-            .map_err(|error| self.error("committing a connection replacement", error))?;
+        self.commit(transaction, "committing a connection replacement")
+            .await?;
         replaced.map(ConnectionRow::into_record).transpose()
     }
 

@@ -1,5 +1,7 @@
 //! The records-store contract: connections, API keys and alerts.
 
+use std::fmt;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use patchbay_core::{
@@ -457,3 +459,38 @@ pub trait RecordStore: Send + Sync + 'static {
         "custom"
     }
 }
+
+/// The cause of a records error after which a write may or may not have been
+/// applied: the database received the commit, then the connection dropped before
+/// its answer arrived. Callers undoing what led up to the write (a connect removing
+/// the secret it stored) must first look whether the write landed.
+#[derive(Debug)]
+pub struct OutcomeUnknown {
+    cause: String,
+}
+
+impl OutcomeUnknown {
+    /// Marks a failed commit whose cause was `cause`.
+    pub fn new(cause: impl fmt::Display) -> Self {
+        Self {
+            cause: cause.to_string(),
+        }
+    }
+
+    /// Whether `error` leaves unknown whether its write was applied.
+    pub fn is_cause_of(error: &Error) -> bool {
+        std::error::Error::source(error).is_some_and(|source| source.is::<OutcomeUnknown>())
+    }
+}
+
+impl fmt::Display for OutcomeUnknown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the connection dropped after the commit was sent, so it may have been applied: {}",
+            self.cause
+        )
+    }
+}
+
+impl std::error::Error for OutcomeUnknown {}

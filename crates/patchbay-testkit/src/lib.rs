@@ -8,6 +8,7 @@
 
 pub mod contract;
 pub mod fake_server;
+pub mod fault_proxy;
 pub mod http;
 pub mod logs;
 pub mod metrics;

@@ -120,7 +120,7 @@ pub async fn footprint(connections: usize, alerts: usize) -> Result<()> {
     let empty_rss_kib = rss_kib(service.0.id())?;
     let key = create_api_key(&binary, data.path(), port, "bench", None)?;
     let (connection, token) = connect_datadog(&client, &base, &key, "bench").await?;
-    let url = format!("{base}/datadog/webhook/bench");
+    let url = [format!("{base}/datadog/webhook/bench")];
     load(
         &client,
         &url,
