@@ -20,10 +20,10 @@ use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
 use futures::{SinkExt, StreamExt};
-use patchbay_connector_kubernetes::install::{self, InstallSteps};
-use patchbay_connector_kubernetes::relay::{
+use patchbay_connector_kubernetes::client::{
     AgentState, CommandOutcome, Outbound, Peers, Relay, RelayError, ANSWER_GRACE,
 };
+use patchbay_connector_kubernetes::install::{self, InstallSteps};
 use patchbay_connector_kubernetes::KubernetesConfig;
 use patchbay_core::{Error, SecretString};
 use patchbay_kubectl_protocol::{

@@ -50,7 +50,7 @@ pub struct HostBuilder {
     records: Option<Arc<dyn RecordStore>>,
     secrets: Option<Arc<dyn SecretStore>>,
     #[cfg(feature = "connector-kubernetes")]
-    kubectl_relay: Option<Arc<patchbay_connector_kubernetes::relay::Relay>>,
+    kubectl_relay: Option<Arc<patchbay_connector_kubernetes::client::Relay>>,
 }
 
 impl HostBuilder {
@@ -73,7 +73,7 @@ impl HostBuilder {
     #[cfg(feature = "connector-kubernetes")]
     pub fn kubectl_relay(
         mut self,
-        relay: Arc<patchbay_connector_kubernetes::relay::Relay>,
+        relay: Arc<patchbay_connector_kubernetes::client::Relay>,
     ) -> Self {
         self.kubectl_relay = Some(relay);
         self

@@ -49,7 +49,7 @@ pub struct AppState {
     pub alert_notifications: Option<Arc<patchbay_store::alert_feed::AlertNotifications>>,
     /// The Kubernetes connector's agent relay: the sockets of connected kubectl agents.
     #[cfg(feature = "connector-kubernetes")]
-    pub kubectl_relay: Arc<patchbay_connector_kubernetes::relay::Relay>,
+    pub kubectl_relay: Arc<patchbay_connector_kubernetes::client::Relay>,
     /// With PostgreSQL, this replica's end of the bus that relays agent commands
     /// between replicas.
     #[cfg(feature = "connector-kubernetes")]

@@ -13,7 +13,7 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use futures::StreamExt;
 use http_body_util::BodyExt;
-use patchbay_connector_kubernetes::relay::{AgentState, Relay, RelayError, RelaySettings};
+use patchbay_connector_kubernetes::client::{AgentState, Relay, RelayError, RelaySettings};
 use patchbay_core::{metrics, ConnectorEnv};
 use patchbay_host::{AppState, HostBuilder, HostConfig};
 use patchbay_kubectl_agent::backoff::SystemClock;

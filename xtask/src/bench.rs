@@ -533,7 +533,11 @@ fn create_api_key(
 }
 
 /// Creates an API key with `command`, a `patchbay` with the service's settings.
-fn create_api_key_with(mut command: Command, user: &str, org: Option<&str>) -> Result<String> {
+pub(crate) fn create_api_key_with(
+    mut command: Command,
+    user: &str,
+    org: Option<&str>,
+) -> Result<String> {
     command.args(["api-keys", "create", "--user", user]);
     if let Some(org) = org {
         command.args(["--org", org]);

@@ -317,23 +317,12 @@ impl Run {
         )
     }
 
-    /// `patchbay api-keys create` beside the replicas' data.
-    fn create_api_key(&self) -> Result<String> {
-        let output = replica_command(&self.binary, &self.work, &self.env)
-            .args(["api-keys", "create", "--user", USER])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()?;
-        ensure!(
-            output.status.success(),
-            "api-keys create failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok(String::from_utf8(output.stdout)?.trim().to_owned())
-    }
-
     async fn go(mut self, total: usize, rate: u32) -> Result<String> {
-        let key = self.create_api_key()?;
+        let key = bench::create_api_key_with(
+            replica_command(&self.binary, &self.work, &self.env),
+            USER,
+            None,
+        )?;
         let bases: Arc<Vec<String>> =
             Arc::new(self.replicas.iter().map(|r| r.base.clone()).collect());
         let (_, datadog_token) =

@@ -5,18 +5,18 @@
 //!
 //! "Add Cluster" creates the connection; the host then issues the agent token
 //! (shown once, stored as a hash) and the `values.yaml` ([`install`]). The host
-//! attaches each authenticated agent socket to the [`relay::Relay`] it hands this
+//! attaches each authenticated agent socket to the [`client::Relay`] it hands this
 //! connector through [`ConnectorEnv::extension`]; the operations ([`query`]) run
 //! read-only kubectl commands through it, checked against the protocol's
 //! allowlist here and again in the agent.
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod install;
 pub mod query;
 pub mod redact;
-pub mod relay;
 
 use std::sync::Arc;
 
@@ -29,9 +29,9 @@ use patchbay_core::{
 use serde_json::Value;
 
 pub use auth::ConnectForm;
+use client::{AgentState, Relay};
 pub use config::KubernetesConfig;
 use query::{relay_error, Cluster};
-use relay::{AgentState, Relay};
 
 /// The connector id used in routes, records and errors.
 pub const CONNECTOR_ID: &str = "kubernetes";
@@ -272,7 +272,7 @@ fn can_i_description(verb: &str, resource: &str) -> String {
     format!("The agent may {verb} {resource} in every namespace (`kubectl auth can-i {verb} {resource} -A`)")
 }
 
-async fn run(relay: &Relay, cluster_id: &str, argv: Vec<String>) -> Result<relay::CommandOutcome> {
+async fn run(relay: &Relay, cluster_id: &str, argv: Vec<String>) -> Result<client::CommandOutcome> {
     relay
         .run(cluster_id, argv, CHECK_TIMEOUT_SECS)
         .await

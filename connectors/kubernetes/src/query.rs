@@ -9,8 +9,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::client::{Relay, RelayError};
 use crate::redact::redact;
-use crate::relay::{Relay, RelayError};
 use crate::CONNECTOR_ID;
 
 /// The lines `logs` returns when the caller gives no `tail`.
