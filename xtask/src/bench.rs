@@ -14,7 +14,7 @@
 //! patchbay-host` builds, on SQLite, with connections made against provider fakes.
 
 mod agent;
-mod all;
+pub(crate) mod all;
 mod footprint;
 mod query;
 mod refresh;

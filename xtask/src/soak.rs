@@ -104,7 +104,10 @@ pub fn run(options: &Soak) -> Result<()> {
     if options.write_docs {
         let path = workspace_root().join(DOCUMENT);
         let document = std::fs::read_to_string(&path)?;
-        std::fs::write(&path, replace_section(&document, &report)?)?;
+        std::fs::write(
+            &path,
+            bench::all::replace_between(&document, DOCUMENT, BEGIN, END, &report)?,
+        )?;
         eprintln!("wrote the figures into {DOCUMENT}");
     }
     Ok(())
@@ -1355,26 +1358,4 @@ fn postgres_address(url: &str) -> Result<std::net::SocketAddr> {
     std::net::ToSocketAddrs::to_socket_addrs(&address)?
         .next()
         .with_context(|| format!("{address} does not resolve"))
-}
-
-/// The document with the soak section replaced by `markdown`.
-fn replace_section(document: &str, markdown: &str) -> Result<String> {
-    let start = document
-        .find(BEGIN)
-        .with_context(|| format!("{DOCUMENT} has no `{BEGIN}` marker"))?
-        + BEGIN.len();
-    let length = document[start..]
-        .find(END)
-        .with_context(|| format!("{DOCUMENT} has no `{END}` after `{BEGIN}`"))?;
-    Ok(format!(
-        "{}\n{}\n{}",
-        &document[..start],
-        markdown.trim(),
-        &document[start + length..]
-    ))
-}
-
-/// A free loopback port.
-fn free_port() -> Result<u16> {
-    bench::free_port()
 }

@@ -26,8 +26,9 @@ pub fn all() -> Result<()> {
     let path = workspace_root().join(DOCUMENT);
     let mut document =
         fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    // Every section's markers must be there before any bench runs.
     for name in std::iter::once("machine").chain(BENCHES) {
-        section(&document, name)?;
+        replace(&document, name, "")?;
     }
     let machine = Machine::describe();
     let mut kept: Vec<&str> = BENCHES.to_vec();
@@ -167,26 +168,32 @@ fn markers(name: &str) -> (String, String) {
     )
 }
 
-/// The byte range between a section's markers.
-fn section(document: &str, name: &str) -> Result<std::ops::Range<usize>> {
-    let (begin, end) = markers(name);
-    let Some(start) = document.find(&begin).map(|at| at + begin.len()) else {
-        bail!("{DOCUMENT} has no `{begin}` marker");
-    };
-    let Some(length) = document[start..].find(&end) else {
-        bail!("{DOCUMENT} has no `{end}` marker after `{begin}`");
-    };
-    Ok(start..start + length)
-}
-
 /// The document with a section's content replaced by `markdown`.
 fn replace(document: &str, name: &str, markdown: &str) -> Result<String> {
-    let range = section(document, name)?;
+    let (begin, end) = markers(name);
+    replace_between(document, DOCUMENT, &begin, &end, markdown)
+}
+
+/// `document` (the file `file`) with what lies between the markers `begin` and `end`
+/// replaced by `markdown`; the markers stay.
+pub(crate) fn replace_between(
+    document: &str,
+    file: &str,
+    begin: &str,
+    end: &str,
+    markdown: &str,
+) -> Result<String> {
+    let Some(start) = document.find(begin).map(|at| at + begin.len()) else {
+        bail!("{file} has no `{begin}` marker");
+    };
+    let Some(length) = document[start..].find(end) else {
+        bail!("{file} has no `{end}` marker after `{begin}`");
+    };
     Ok(format!(
         "{}\n{}\n{}",
-        &document[..range.start],
+        &document[..start],
         markdown.trim(),
-        &document[range.end..]
+        &document[start + length..]
     ))
 }
 

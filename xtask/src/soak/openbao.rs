@@ -33,7 +33,7 @@ impl DurableOpenBao {
     /// Writes a configuration under `dir`, starts the server, initialises it with
     /// one key share, unseals it and mounts KV v2 at `patchbay`.
     pub async fn start(binary: &Path, dir: &Path) -> Result<Self> {
-        let (port, cluster_port) = (super::free_port()?, super::free_port()?);
+        let (port, cluster_port) = (crate::bench::free_port()?, crate::bench::free_port()?);
         fs::create_dir_all(dir.join("data"))?;
         // `performance_multiplier = 1`: the shortest Raft timeouts, so a restarted
         // node elects itself leader in about a second.
