@@ -38,6 +38,9 @@ pub struct HostConfig {
     pub log_format: LogFormat,
     /// Largest batch of alerts written in one transaction.
     pub ingest_batch: usize,
+    /// How long webhook intake keeps a connection lookup
+    /// (`PATCHBAY_WEBHOOK_ROUTE_CACHE_MS`; 0 reads the records on every delivery).
+    pub webhook_route_ttl: std::time::Duration,
 }
 
 /// Where connection secrets are kept.
@@ -182,6 +185,23 @@ impl HostConfig {
             },
         };
 
+        let default_ttl = patchbay_store::route_cache::DEFAULT_TTL;
+        let webhook_route_ttl = match env.get("PATCHBAY_WEBHOOK_ROUTE_CACHE_MS") {
+            None => default_ttl,
+            Some(text) => match text.parse::<u64>() {
+                Ok(millis) if millis <= 60_000 => std::time::Duration::from_millis(millis),
+                _ => {
+                    problems.push(ConfigProblem {
+                        variable: "PATCHBAY_WEBHOOK_ROUTE_CACHE_MS",
+                        message: format!(
+                            "`{text}` must be a whole number of milliseconds from 0 to 60000"
+                        ),
+                    });
+                    default_ttl
+                }
+            },
+        };
+
         let internal_secret = env.get("INTERNAL_API_SECRET").map(SecretString::from);
         if internal_secret
             .as_ref()
@@ -208,6 +228,7 @@ impl HostConfig {
             internal_secret,
             log_format,
             ingest_batch,
+            webhook_route_ttl,
         })
     }
 }
@@ -248,5 +269,31 @@ mod tests {
             ]
         );
         assert!(!problems.iter().any(|p| p.message.contains("short")));
+    }
+
+    #[test]
+    fn the_webhook_route_cache_lasts_a_second_unless_set() {
+        let ttl = |value: Option<&str>| {
+            let env = ConnectorEnv::from_pairs(
+                value.map(|value| ("PATCHBAY_WEBHOOK_ROUTE_CACHE_MS", value)),
+            );
+            HostConfig::from_env(&env).map(|config| config.webhook_route_ttl)
+        };
+        assert_eq!(ttl(None).unwrap(), std::time::Duration::from_secs(1));
+        assert_eq!(
+            ttl(Some("250")).unwrap(),
+            std::time::Duration::from_millis(250)
+        );
+        assert_eq!(ttl(Some("0")).unwrap(), std::time::Duration::ZERO);
+        for wrong in ["-1", "1.5", "60001", "soon"] {
+            let problems = ttl(Some(wrong)).unwrap_err();
+            assert_eq!(problems.len(), 1, "{wrong}");
+            assert_eq!(problems[0].variable, "PATCHBAY_WEBHOOK_ROUTE_CACHE_MS");
+            assert!(
+                problems[0].message.contains("0 to 60000"),
+                "{}",
+                problems[0].message
+            );
+        }
     }
 }

@@ -31,8 +31,9 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use patchbay_core::{ConnectorEnv, Registry, Result};
 use patchbay_store::{
-    open_record_store, AlertIngestor, KeySource, LocalSecretStore, MasterKey, MeteredRecordStore,
-    MeteredSecretStore, RecordStore, SecretStore, VaultConfig, VaultSecretStore,
+    open_record_store, AlertIngestor, CachedWebhookRoutes, KeySource, LocalSecretStore, MasterKey,
+    MeteredRecordStore, MeteredSecretStore, RecordStore, SecretStore, VaultConfig,
+    VaultSecretStore,
 };
 use tokio::net::TcpListener;
 
@@ -125,7 +126,11 @@ impl HostBuilder {
             None => open_secrets(&self.config, &self.env).await?,
         };
         metrics::spawn_upkeep();
-        let records = MeteredRecordStore::wrap(records);
+        // The cache sits outside the metrics, which so count the lookups that reach the database.
+        let records = CachedWebhookRoutes::wrap(
+            MeteredRecordStore::wrap(records),
+            self.config.webhook_route_ttl,
+        );
         let secrets = MeteredSecretStore::wrap(secrets);
         let principals = self.principals.unwrap_or_else(|| {
             Arc::new(DefaultPrincipalExtractor::new(

@@ -17,6 +17,7 @@ pub mod metered;
 pub mod open;
 pub mod postgres;
 pub mod records;
+pub mod route_cache;
 pub mod secrets;
 pub mod sqlite;
 pub mod vault;
@@ -36,6 +37,7 @@ pub use records::{
     NewAlert, OutcomeUnknown, PendingAuthorization, RecordStore, RefreshLease, StoredAlert,
     API_KEY_USE_PRECISION, OAUTH_STATE_RETENTION,
 };
+pub use route_cache::CachedWebhookRoutes;
 pub use secrets::{
     modify, SecretLocation, SecretRef, SecretStore, SecretTenant, SecretVersion, MODIFY_ATTEMPTS,
 };

@@ -7,7 +7,6 @@
 //! holding it are refused. The pool reconnects by itself, so a store keeps working after
 //! the database comes back.
 
-use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -25,9 +24,9 @@ use sqlx::types::Json;
 use crate::agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
 use crate::connect_links::{ConnectLinkRecord, OpenedLink, CONNECT_LINK_RETENTION};
 use crate::records::{
-    routing_key_taken, AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus,
-    ConsumedState, NewAlert, OutcomeUnknown, PendingAuthorization, RecordStore, RefreshLease,
-    StoredAlert, API_KEY_USE_PRECISION, OAUTH_STATE_RETENTION,
+    new_in_batch, routing_key_taken, AlertPage, ApiKeyRecord, BegunState, ConnectionRecord,
+    ConnectionStatus, ConsumedState, NewAlert, OutcomeUnknown, PendingAuthorization, RecordStore,
+    RefreshLease, StoredAlert, API_KEY_USE_PRECISION, OAUTH_STATE_RETENTION,
 };
 use crate::secrets::SecretRef;
 use crate::sqlite::MAX_ALERT_PAGE;
@@ -1027,40 +1026,17 @@ impl RecordStore for PostgresRecordStore {
             return Ok(Vec::new());
         }
         let columns = AlertColumns::new(alerts)?;
-        let mut transaction = self
-            .pool
-            .begin()
-            .await
-            .map_err(|error| self.error("starting an alert batch", error))?;
-        // Readers page with `cursor > after`, so cursors must become visible in order: were
-        // cursor 12 visible before 11 commits, a reader would move past 11 and never see it.
-        // This transaction-level advisory lock serialises alert batches across every replica:
-        // a batch draws its cursors and commits before the next draws any, and PostgreSQL
-        // releases the lock only once the commit is visible. Readers never take it, and the
-        // key includes the table's oid so Patchbay instances in other schemas do not contend.
-        sqlx::query("SELECT pg_advisory_xact_lock($1, 'alerts'::regclass::oid::int)")
-            .bind(ALERT_ORDER_LOCK_SPACE)
-            .execute(&mut *transaction)
-            .await
-            .map_err(|error| self.error("ordering an alert batch", error))?;
-        // `ORDER BY position` inserts in input order, so cursors follow it and, for a
-        // `(connection_id, dedup_key)` repeated inside the batch, the first copy wins.
+        // One statement in its own implicit transaction: the function (migration 0008)
+        // takes the lock that orders batches across replicas, inserts in input order,
+        // and notifies every replica's alert feed once the commit is visible.
         let stored: Vec<(String, String)> = sqlx::query_as(
-            "INSERT INTO alerts (scope, connection_id, source, kind, external_id, dedup_key, \
-             title, status, severity, service, started_at, ended_at, url, labels, tags, raw, \
-             received_at) \
-             SELECT scope, connection_id, source, kind, external_id, dedup_key, title, status, \
-             severity, service, started_at, ended_at, url, labels, tags, raw, statement_timestamp() \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], \
-             $12::timestamptz[], $13::text[], $14::jsonb[], $15::jsonb[], $16::jsonb[]) \
-             WITH ORDINALITY AS batch (scope, connection_id, source, kind, external_id, \
-             dedup_key, title, status, severity, service, started_at, ended_at, url, labels, \
-             tags, raw, position) \
-             ORDER BY position \
-             ON CONFLICT (connection_id, dedup_key) DO NOTHING \
-             RETURNING connection_id, dedup_key",
+            "SELECT stored_connection_id, stored_dedup_key FROM insert_alert_batch(\
+             $1, $2, $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+             $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], \
+             $14::timestamptz[], $15::text[], $16::jsonb[], $17::jsonb[], $18::jsonb[])",
         )
+        .bind(ALERT_ORDER_LOCK_SPACE)
+        .bind(crate::alert_feed::ALERTS_CHANNEL)
         .bind(&columns.scope)
         .bind(&columns.connection_id)
         .bind(&columns.source)
@@ -1077,35 +1053,17 @@ impl RecordStore for PostgresRecordStore {
         .bind(&columns.labels)
         .bind(&columns.tags)
         .bind(&columns.raw)
-        .fetch_all(&mut *transaction)
+        .fetch_all(&self.pool)
         .await
-        .map_err(|error| self.error("storing alerts", error))?;
-        if !stored.is_empty() {
-            // Delivered to every replica's listener once the commit is visible, so a
-            // follower woken by it reads the new cursors.
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(crate::alert_feed::ALERTS_CHANNEL)
-                .execute(&mut *transaction)
-                .await
-                .map_err(|error| self.error("announcing an alert batch", error))?;
-        }
-        transaction
-            .commit()
-            .await
-            .map_err(|error| self.error("committing an alert batch", error))?;
-
-        let mut new_keys: HashSet<(&str, &str)> = stored
-            .iter()
-            .map(|(connection_id, dedup_key)| (connection_id.as_str(), dedup_key.as_str()))
-            .collect();
-        Ok(columns
-            .connection_id
-            .iter()
-            .zip(&columns.dedup_key)
-            .map(|(connection_id, dedup_key)| {
-                new_keys.remove(&(connection_id.as_str(), dedup_key.as_str()))
-            })
-            .collect())
+        .map_err(|error| self.error("storing an alert batch", error))?;
+        Ok(new_in_batch(
+            columns
+                .connection_id
+                .iter()
+                .map(String::as_str)
+                .zip(columns.dedup_key.iter().map(String::as_str)),
+            &stored,
+        ))
     }
 
     async fn list_alerts(

@@ -115,6 +115,21 @@ pub struct NewAlert {
     pub alert: NormalizedAlert,
 }
 
+/// For each alert of a batch, in order, whether it was new. `written` gives each
+/// alert's `(connection_id, dedup_key)` as the store wrote them; `stored` holds those
+/// of the rows one `INSERT … ON CONFLICT DO NOTHING RETURNING` inserted. Where a key
+/// repeats inside the batch, only its first copy (the one inserted) counts as new.
+pub(crate) fn new_in_batch<'a>(
+    written: impl Iterator<Item = (&'a str, &'a str)>,
+    stored: &[(String, String)],
+) -> Vec<bool> {
+    let mut new_keys: std::collections::HashSet<(&str, &str)> = stored
+        .iter()
+        .map(|(connection_id, dedup_key)| (connection_id.as_str(), dedup_key.as_str()))
+        .collect();
+    written.map(|key| new_keys.remove(&key)).collect()
+}
+
 /// An alert as stored, with its position in the tenant's stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredAlert {

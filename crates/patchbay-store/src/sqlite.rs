@@ -22,9 +22,9 @@ use sqlx::sqlite::{
 use crate::agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
 use crate::connect_links::{ConnectLinkRecord, OpenedLink, CONNECT_LINK_RETENTION};
 use crate::records::{
-    routing_key_taken, AlertPage, ApiKeyRecord, BegunState, ConnectionRecord, ConnectionStatus,
-    ConsumedState, NewAlert, PendingAuthorization, RecordStore, RefreshLease, StoredAlert,
-    API_KEY_USE_PRECISION, OAUTH_STATE_RETENTION,
+    new_in_batch, routing_key_taken, AlertPage, ApiKeyRecord, BegunState, ConnectionRecord,
+    ConnectionStatus, ConsumedState, NewAlert, PendingAuthorization, RecordStore, RefreshLease,
+    StoredAlert, API_KEY_USE_PRECISION, OAUTH_STATE_RETENTION,
 };
 use crate::secrets::SecretRef;
 
@@ -40,6 +40,52 @@ const CONNECTION_COLUMNS: &str = "id, user_id, org_id, connector, label, metadat
 
 const ALERT_COLUMNS: &str = "cursor, connection_id, source, kind, external_id, dedup_key, title, \
      status, severity, service, started_at, ended_at, url, labels, tags, raw, received_at";
+
+/// One row of an alert batch as `insert_alerts` sends it: the text columns in their
+/// stored form, the JSON columns as JSON (SQLite writes them back out as text).
+#[derive(Serialize)]
+struct AlertInsert<'a> {
+    scope: String,
+    connection_id: &'a str,
+    source: &'a str,
+    kind: String,
+    external_id: &'a str,
+    dedup_key: &'a str,
+    title: &'a str,
+    status: String,
+    severity: String,
+    service: Option<&'a str>,
+    started_at: Option<String>,
+    ended_at: Option<String>,
+    url: Option<&'a str>,
+    labels: &'a std::collections::BTreeMap<String, String>,
+    tags: &'a [String],
+    raw: &'a serde_json::Value,
+}
+
+impl<'a> AlertInsert<'a> {
+    fn new(new: &'a NewAlert) -> Result<Self> {
+        let alert = &new.alert;
+        Ok(Self {
+            scope: new.tenant.scope_key(),
+            connection_id: &new.connection_id,
+            source: &alert.source,
+            kind: enum_text("kind", &alert.kind)?,
+            external_id: &alert.external_id,
+            dedup_key: &alert.dedup_key,
+            title: &alert.title,
+            status: enum_text("status", &alert.status)?,
+            severity: enum_text("severity", &alert.severity)?,
+            service: alert.service.as_deref(),
+            started_at: alert.started_at.as_ref().map(timestamp),
+            ended_at: alert.ended_at.as_ref().map(timestamp),
+            url: alert.url.as_deref(),
+            labels: &alert.labels,
+            tags: &alert.tags,
+            raw: &alert.raw,
+        })
+    }
+}
 
 /// Connection records, API keys and alerts in a SQLite database.
 #[derive(Debug, Clone)]
@@ -884,48 +930,43 @@ impl RecordStore for SqliteRecordStore {
         if alerts.is_empty() {
             return Ok(Vec::new());
         }
-        let received_at = timestamp(&Utc::now());
-        let mut transaction = self
-            .pool
-            .begin()
-            .await
-            .map_err(|error| db_error("starting an alert batch", error))?;
-        let mut inserted = Vec::with_capacity(alerts.len());
-        for new in alerts {
-            let alert = &new.alert;
-            let result = sqlx::query(
-                "INSERT INTO alerts (scope, connection_id, source, kind, external_id, dedup_key, \
-                 title, status, severity, service, started_at, ended_at, url, labels, tags, raw, \
-                 received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (connection_id, dedup_key) DO NOTHING",
-            )
-            .bind(new.tenant.scope_key())
-            .bind(&new.connection_id)
-            .bind(&alert.source)
-            .bind(enum_text("kind", &alert.kind)?)
-            .bind(&alert.external_id)
-            .bind(&alert.dedup_key)
-            .bind(&alert.title)
-            .bind(enum_text("status", &alert.status)?)
-            .bind(enum_text("severity", &alert.severity)?)
-            .bind(&alert.service)
-            .bind(alert.started_at.as_ref().map(timestamp))
-            .bind(alert.ended_at.as_ref().map(timestamp))
-            .bind(&alert.url)
-            .bind(to_json("labels", &alert.labels)?)
-            .bind(to_json("tags", &alert.tags)?)
-            .bind(to_json("raw", &alert.raw)?)
-            .bind(&received_at)
-            .execute(&mut *transaction)
-            .await
-            .map_err(|error| db_error("storing an alert", error))?;
-            inserted.push(result.rows_affected() == 1);
-        }
-        transaction
-            .commit()
-            .await
-            .map_err(|error| db_error("committing an alert batch", error))?;
-        Ok(inserted)
+        // The whole batch is one statement, so one trip to sqlx's SQLite worker thread
+        // and one implicit transaction (one fsync) store it: the rows travel as a JSON
+        // array that `json_each` unpacks, which keeps the statement text, and so its
+        // cached preparation, the same for every batch size. `->>` reads a column's
+        // text; `->` reads the JSON columns as the compact JSON text they are stored as.
+        // Rows are inserted in array order, so cursors follow it and, for a key repeated
+        // inside the batch, the first copy wins.
+        let batch = alerts
+            .iter()
+            .map(AlertInsert::new)
+            .collect::<Result<Vec<_>>>()?;
+        let batch = to_json("alert batch", &batch)?;
+        let stored: Vec<(String, String)> = sqlx::query_as(
+            "INSERT INTO alerts (scope, connection_id, source, kind, external_id, dedup_key, \
+             title, status, severity, service, started_at, ended_at, url, labels, tags, raw, \
+             received_at) \
+             SELECT row.value ->> 'scope', row.value ->> 'connection_id', \
+             row.value ->> 'source', row.value ->> 'kind', row.value ->> 'external_id', \
+             row.value ->> 'dedup_key', row.value ->> 'title', row.value ->> 'status', \
+             row.value ->> 'severity', row.value ->> 'service', row.value ->> 'started_at', \
+             row.value ->> 'ended_at', row.value ->> 'url', row.value -> 'labels', \
+             row.value -> 'tags', row.value -> 'raw', ? \
+             FROM json_each(?) AS row WHERE true ORDER BY row.key \
+             ON CONFLICT (connection_id, dedup_key) DO NOTHING \
+             RETURNING connection_id, dedup_key",
+        )
+        .bind(timestamp(&Utc::now()))
+        .bind(batch)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| db_error("storing an alert batch", error))?;
+        Ok(new_in_batch(
+            alerts
+                .iter()
+                .map(|new| (new.connection_id.as_str(), new.alert.dedup_key.as_str())),
+            &stored,
+        ))
     }
 
     async fn list_alerts(

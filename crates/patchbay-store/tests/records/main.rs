@@ -4,6 +4,7 @@
 //! PostgreSQL-only behaviour: outages, reconnection, startup errors.
 
 mod proxy;
+mod route_cache;
 mod suite;
 
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use patchbay_core::ErrorKind;
-use patchbay_store::{open_record_store, RecordStore};
+use patchbay_store::{open_record_store, CachedWebhookRoutes, RecordStore};
 use sqlx::Connection;
 use url::Url;
 
@@ -33,6 +34,20 @@ impl SqliteDatabase {
 
     async fn open(&self) -> Arc<dyn RecordStore> {
         open_record_store(&self.url).await.unwrap()
+    }
+}
+
+/// A fresh SQLite database whose stores cache webhook lookups for a minute: the whole
+/// suite holds through the cache, so every change made through a store is seen at once.
+struct CachedSqliteDatabase(SqliteDatabase);
+
+impl CachedSqliteDatabase {
+    async fn create() -> Self {
+        Self(SqliteDatabase::create().await)
+    }
+
+    async fn open(&self) -> Arc<dyn RecordStore> {
+        CachedWebhookRoutes::wrap(self.0.open().await, Duration::from_secs(60))
     }
 }
 
@@ -154,6 +169,7 @@ macro_rules! behaviour_suite {
     (single [$($single:ident),* $(,)?]; replicas [$($replicas:ident),* $(,)?]) => {
         suite_for!(sqlite, crate::SqliteDatabase; single [$($single),*]; replicas [$($replicas),*]);
         suite_for!(needs_postgres, crate::PostgresDatabase; single [$($single),*]; replicas [$($replicas),*]);
+        suite_for!(sqlite_with_route_cache, crate::CachedSqliteDatabase; single [$($single),*]; replicas [$($replicas),*]);
     };
 }
 

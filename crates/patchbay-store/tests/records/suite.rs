@@ -25,7 +25,7 @@ pub fn alice() -> Tenant {
     }
 }
 
-fn bob_same_org() -> Tenant {
+pub fn bob_same_org() -> Tenant {
     Tenant {
         user_id: "bob".into(),
         org_id: Some("acme".into()),
