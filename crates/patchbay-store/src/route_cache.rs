@@ -124,29 +124,33 @@ impl CachedWebhookRoutes {
             let shared = Arc::clone(kind.reads.entry(key.clone()).or_default());
             (shared, generation)
         };
-        let answer = shared.get_or_try_init(read).await?.clone();
+        let answer = shared.get_or_try_init(read).await.cloned();
         let mut entries = self.entries();
         // A change since the read began empties the cache and bumps the generation:
         // the answer may predate the change, so it is returned but not kept.
-        if entries.generation == generation {
-            let kind = lookups(&mut entries);
-            if kind
-                .reads
-                .get(&key)
-                .is_some_and(|under_way| Arc::ptr_eq(under_way, &shared))
-            {
-                kind.reads.remove(&key);
+        if entries.generation != generation {
+            return answer;
+        }
+        let kind = lookups(&mut entries);
+        // The read is over, failed or not: the next miss starts a new one, and keys
+        // whose reads failed (during an outage, say) are not left behind.
+        if kind
+            .reads
+            .get(&key)
+            .is_some_and(|under_way| Arc::ptr_eq(under_way, &shared))
+        {
+            kind.reads.remove(&key);
+        }
+        let answer = answer?;
+        if worth_keeping(&answer) {
+            if entries.users.answers.len() + entries.routes.answers.len() >= MAX_ENTRIES {
+                entries.users.answers.clear();
+                entries.routes.answers.clear();
             }
-            if worth_keeping(&answer) {
-                if entries.users.answers.len() + entries.routes.answers.len() >= MAX_ENTRIES {
-                    entries.users.answers.clear();
-                    entries.routes.answers.clear();
-                }
-                let expires = Instant::now() + self.ttl;
-                lookups(&mut entries)
-                    .answers
-                    .insert(key, (answer.clone(), expires));
-            }
+            let expires = Instant::now() + self.ttl;
+            lookups(&mut entries)
+                .answers
+                .insert(key, (answer.clone(), expires));
         }
         Ok(answer)
     }
