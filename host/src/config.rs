@@ -171,36 +171,16 @@ impl HostConfig {
             }
         };
 
-        let ingest_batch = match env.get("PATCHBAY_INGEST_BATCH") {
-            None => 256,
-            Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=10_000).contains(&n) => n,
-                _ => {
-                    problems.push(ConfigProblem {
-                        variable: "PATCHBAY_INGEST_BATCH",
-                        message: format!("`{text}` must be a whole number from 1 to 10000"),
-                    });
-                    256
-                }
-            },
-        };
-
-        let default_ttl = patchbay_store::route_cache::DEFAULT_TTL;
-        let webhook_route_ttl = match env.get("PATCHBAY_WEBHOOK_ROUTE_CACHE_MS") {
-            None => default_ttl,
-            Some(text) => match text.parse::<u64>() {
-                Ok(millis) if millis <= 60_000 => std::time::Duration::from_millis(millis),
-                _ => {
-                    problems.push(ConfigProblem {
-                        variable: "PATCHBAY_WEBHOOK_ROUTE_CACHE_MS",
-                        message: format!(
-                            "`{text}` must be a whole number of milliseconds from 0 to 60000"
-                        ),
-                    });
-                    default_ttl
-                }
-            },
-        };
+        let ingest_batch = whole_number(env, INGEST_BATCH_VAR, 1..=10_000, "", 256, &mut problems);
+        let default_ttl = patchbay_store::route_cache::DEFAULT_TTL.as_millis() as u64;
+        let webhook_route_ttl = std::time::Duration::from_millis(whole_number(
+            env,
+            WEBHOOK_ROUTE_CACHE_VAR,
+            0..=60_000,
+            " of milliseconds",
+            default_ttl,
+            &mut problems,
+        ));
 
         let internal_secret = env.get("INTERNAL_API_SECRET").map(SecretString::from);
         if internal_secret
@@ -227,9 +207,43 @@ impl HostConfig {
             master_key: env.get("PATCHBAY_MASTER_KEY").map(SecretString::from),
             internal_secret,
             log_format,
-            ingest_batch,
+            ingest_batch: ingest_batch as usize,
             webhook_route_ttl,
         })
+    }
+}
+
+/// Alerts written per transaction at most.
+const INGEST_BATCH_VAR: &str = "PATCHBAY_INGEST_BATCH";
+/// How long webhook intake keeps a connection lookup, in milliseconds.
+const WEBHOOK_ROUTE_CACHE_VAR: &str = "PATCHBAY_WEBHOOK_ROUTE_CACHE_MS";
+
+/// The whole number in `variable` (`default` when unset), or a problem naming the
+/// range when it is not one inside `range`; `unit` reads after "a whole number".
+fn whole_number(
+    env: &ConnectorEnv,
+    variable: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+    unit: &str,
+    default: u64,
+    problems: &mut Vec<ConfigProblem>,
+) -> u64 {
+    let Some(text) = env.get(variable) else {
+        return default;
+    };
+    match text.parse::<u64>() {
+        Ok(number) if range.contains(&number) => number,
+        _ => {
+            problems.push(ConfigProblem {
+                variable,
+                message: format!(
+                    "`{text}` must be a whole number{unit} from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            });
+            default
+        }
     }
 }
 
