@@ -16,7 +16,8 @@ use patchbay_core::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
 
 use crate::agent_tokens::{AgentActivity, AgentTokenRecord, AgentTokenStatus};
@@ -41,9 +42,8 @@ const CONNECTION_COLUMNS: &str = "id, user_id, org_id, connector, label, metadat
 const ALERT_COLUMNS: &str = "cursor, connection_id, source, kind, external_id, dedup_key, title, \
      status, severity, service, started_at, ended_at, url, labels, tags, raw, received_at";
 
-/// One row of an alert batch as `insert_alerts` sends it: the text columns in their
-/// stored form, the JSON columns as JSON (SQLite writes them back out as text).
-#[derive(Serialize)]
+/// One row of an alert batch as `insert_alerts` binds it: every column in its stored
+/// form, the JSON columns as their JSON text.
 struct AlertInsert<'a> {
     scope: String,
     connection_id: &'a str,
@@ -58,9 +58,9 @@ struct AlertInsert<'a> {
     started_at: Option<String>,
     ended_at: Option<String>,
     url: Option<&'a str>,
-    labels: &'a std::collections::BTreeMap<String, String>,
-    tags: &'a [String],
-    raw: &'a serde_json::Value,
+    labels: String,
+    tags: String,
+    raw: String,
 }
 
 impl<'a> AlertInsert<'a> {
@@ -80,11 +80,91 @@ impl<'a> AlertInsert<'a> {
             started_at: alert.started_at.as_ref().map(timestamp),
             ended_at: alert.ended_at.as_ref().map(timestamp),
             url: alert.url.as_deref(),
-            labels: &alert.labels,
-            tags: &alert.tags,
-            raw: &alert.raw,
+            labels: to_json("labels", &alert.labels)?,
+            tags: to_json("tags", &alert.tags)?,
+            raw: to_json("raw", &alert.raw)?,
         })
     }
+
+    /// Binds the row's 16 columns, in the order of [`alert_batch_statement`].
+    fn bind<'q>(
+        self,
+        query: sqlx::query::QueryAs<'q, Sqlite, (String, String), SqliteArguments<'q>>,
+    ) -> sqlx::query::QueryAs<'q, Sqlite, (String, String), SqliteArguments<'q>>
+    where
+        'a: 'q,
+    {
+        query
+            .bind(self.scope)
+            .bind(self.connection_id)
+            .bind(self.source)
+            .bind(self.kind)
+            .bind(self.external_id)
+            .bind(self.dedup_key)
+            .bind(self.title)
+            .bind(self.status)
+            .bind(self.severity)
+            .bind(self.service)
+            .bind(self.started_at)
+            .bind(self.ended_at)
+            .bind(self.url)
+            .bind(self.labels)
+            .bind(self.tags)
+            .bind(self.raw)
+    }
+}
+
+/// The row counts an alert batch statement is written for. A batch uses the smallest
+/// that holds it and leaves the other rows empty, so there are only this many
+/// statement texts and every one stays prepared; larger batches go in chunks of the last.
+const ALERT_BATCH_ROWS: [usize; 5] = [1, 4, 16, 64, 256];
+
+/// The statement for `chunk` (at most the largest of [`ALERT_BATCH_ROWS`]), bound.
+fn alert_batch_query<'q>(
+    chunk: Vec<AlertInsert<'q>>,
+    received_at: &'q str,
+) -> sqlx::query::QueryAs<'q, Sqlite, (String, String), SqliteArguments<'q>> {
+    static STATEMENTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let statements = STATEMENTS.get_or_init(|| {
+        ALERT_BATCH_ROWS
+            .iter()
+            .map(|rows| alert_batch_statement(*rows))
+            .collect()
+    });
+    let class = ALERT_BATCH_ROWS
+        .iter()
+        .position(|rows| *rows >= chunk.len())
+        .expect("a chunk is at most the largest batch statement");
+    let empty_rows = ALERT_BATCH_ROWS[class] - chunk.len();
+    let mut query = sqlx::query_as(&statements[class]).bind(received_at);
+    for row in chunk {
+        query = row.bind(query);
+    }
+    for _ in 0..empty_rows * 16 {
+        query = query.bind(None::<&str>);
+    }
+    query
+}
+
+/// The statement that inserts up to `rows` alerts, bound as `received_at` then 16
+/// columns per row ([`AlertInsert::bind`]); rows bound as NULL are left out. Rows go
+/// in in order, so cursors follow it and, for a key repeated in the batch, the first
+/// copy wins.
+fn alert_batch_statement(rows: usize) -> String {
+    let row = |index: usize| format!("({index}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    let values = (0..rows).map(row).collect::<Vec<_>>().join(", ");
+    format!(
+        "INSERT INTO alerts (scope, connection_id, source, kind, external_id, dedup_key, \
+         title, status, severity, service, started_at, ended_at, url, labels, tags, raw, \
+         received_at) \
+         SELECT column2, column3, column4, column5, column6, column7, column8, column9, \
+         column10, column11, column12, column13, column14, column15, column16, column17, \
+         received.at \
+         FROM (SELECT ? AS at) AS received, (VALUES {values}) \
+         WHERE column2 IS NOT NULL ORDER BY column1 \
+         ON CONFLICT (connection_id, dedup_key) DO NOTHING \
+         RETURNING connection_id, dedup_key"
+    )
 }
 
 /// Connection records, API keys and alerts in a SQLite database.
@@ -930,37 +1010,39 @@ impl RecordStore for SqliteRecordStore {
         if alerts.is_empty() {
             return Ok(Vec::new());
         }
-        // The whole batch is one statement, so one trip to sqlx's SQLite worker thread
-        // and one implicit transaction (one fsync) store it: the rows travel as a JSON
-        // array that `json_each` unpacks, which keeps the statement text, and so its
-        // cached preparation, the same for every batch size. `->>` reads a column's
-        // text; `->` reads the JSON columns as the compact JSON text they are stored as.
-        // Rows are inserted in array order, so cursors follow it and, for a key repeated
-        // inside the batch, the first copy wins.
-        let batch = alerts
+        // A batch of up to 256 alerts is one statement, so one trip to sqlx's SQLite
+        // worker thread and one implicit transaction (one fsync) store it. A larger one
+        // goes in chunks inside one transaction.
+        let received_at = timestamp(&Utc::now());
+        let mut rows = alerts
             .iter()
             .map(AlertInsert::new)
-            .collect::<Result<Vec<_>>>()?;
-        let batch = to_json("alert batch", &batch)?;
-        let stored: Vec<(String, String)> = sqlx::query_as(
-            "INSERT INTO alerts (scope, connection_id, source, kind, external_id, dedup_key, \
-             title, status, severity, service, started_at, ended_at, url, labels, tags, raw, \
-             received_at) \
-             SELECT row.value ->> 'scope', row.value ->> 'connection_id', \
-             row.value ->> 'source', row.value ->> 'kind', row.value ->> 'external_id', \
-             row.value ->> 'dedup_key', row.value ->> 'title', row.value ->> 'status', \
-             row.value ->> 'severity', row.value ->> 'service', row.value ->> 'started_at', \
-             row.value ->> 'ended_at', row.value ->> 'url', row.value -> 'labels', \
-             row.value -> 'tags', row.value -> 'raw', ? \
-             FROM json_each(?) AS row WHERE true ORDER BY row.key \
-             ON CONFLICT (connection_id, dedup_key) DO NOTHING \
-             RETURNING connection_id, dedup_key",
-        )
-        .bind(timestamp(&Utc::now()))
-        .bind(batch)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|error| db_error("storing an alert batch", error))?;
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let largest = ALERT_BATCH_ROWS[ALERT_BATCH_ROWS.len() - 1];
+        let mut chunks = Vec::with_capacity(alerts.len().div_ceil(largest));
+        while rows.len() > 0 {
+            chunks.push(rows.by_ref().take(largest).collect::<Vec<_>>());
+        }
+        let failed = |error| db_error("storing an alert batch", error);
+        let mut stored: Vec<(String, String)> = Vec::new();
+        if let [chunk] = &mut chunks[..] {
+            stored = alert_batch_query(std::mem::take(chunk), &received_at)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(failed)?;
+        } else {
+            let mut transaction = self.pool.begin().await.map_err(failed)?;
+            for chunk in chunks {
+                stored.extend(
+                    alert_batch_query(chunk, &received_at)
+                        .fetch_all(&mut *transaction)
+                        .await
+                        .map_err(failed)?,
+                );
+            }
+            transaction.commit().await.map_err(failed)?;
+        }
         Ok(new_in_batch(
             alerts
                 .iter()

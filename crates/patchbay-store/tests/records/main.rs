@@ -189,6 +189,7 @@ behaviour_suite! {
         api_keys_resolve_to_their_tenant,
         api_keys_are_listed_touched_and_revoked,
         alerts_are_deduplicated_across_and_within_batches,
+        alert_batches_of_any_size_keep_order_and_the_first_copy,
         alerts_round_trip_and_page_in_cursor_order,
         alert_payloads_round_trip_exactly,
         alerts_with_nul_characters_are_stored,

@@ -677,6 +677,50 @@ pub async fn secret_references_move_and_retire(store: Arc<dyn RecordStore>) {
     assert!(store.retired_secret_refs().await.unwrap().is_empty());
 }
 
+/// Batches of every size a store may split or pad (here 3, 17 and 600 alerts) keep
+/// input order and the first copy of a repeated key, across the pieces too.
+pub async fn alert_batches_of_any_size_keep_order_and_the_first_copy(store: Arc<dyn RecordStore>) {
+    let batch = |keys: &mut dyn Iterator<Item = String>| -> Vec<NewAlert> {
+        keys.map(|key| alert("conn-1", alice(), &key)).collect()
+    };
+    let small = store
+        .insert_alerts(&batch(&mut (0..3).map(|i| format!("a{i}"))))
+        .await
+        .unwrap();
+    assert_eq!(small, [true; 3]);
+    let middle = store
+        .insert_alerts(&batch(&mut (0..17).map(|i| format!("b{i}"))))
+        .await
+        .unwrap();
+    assert_eq!(middle, [true; 17]);
+    // 500 new keys, then the first 100 of them again, so the repeats fall in a later
+    // piece of the batch than their first copies; one key of the small batch too.
+    let mut keys = (0..500)
+        .map(|i| format!("c{i}"))
+        .chain((0..100).map(|i| format!("c{i}")))
+        .chain(["a1".to_owned()]);
+    let large = store.insert_alerts(&batch(&mut keys)).await.unwrap();
+    assert_eq!(large.len(), 601);
+    assert!(
+        large[..500].iter().all(|new| *new),
+        "the first copies are new"
+    );
+    assert!(large[500..].iter().all(|new| !*new), "the repeats are not");
+
+    let page = store.list_alerts(&alice(), None, 1000).await.unwrap();
+    let stored: Vec<&str> = page
+        .alerts
+        .iter()
+        .map(|stored| stored.alert.dedup_key.as_str())
+        .collect();
+    let expected: Vec<String> = (0..3)
+        .map(|i| format!("a{i}"))
+        .chain((0..17).map(|i| format!("b{i}")))
+        .chain((0..500).map(|i| format!("c{i}")))
+        .collect();
+    assert_eq!(stored, expected, "each key stored once, in input order");
+}
+
 pub async fn alerts_are_deduplicated_across_and_within_batches(store: Arc<dyn RecordStore>) {
     let first = store
         .insert_alerts(&[
