@@ -86,7 +86,8 @@ impl<'a> AlertInsert<'a> {
         })
     }
 
-    /// Binds the row's 16 columns, in the order of [`alert_batch_statement`].
+    /// Binds the row's [`ALERT_BATCH_COLUMNS`] columns, in the order of
+    /// [`alert_batch_statement`].
     fn bind<'q>(
         self,
         query: sqlx::query::QueryAs<'q, Sqlite, (String, String), SqliteArguments<'q>>,
@@ -119,11 +120,17 @@ impl<'a> AlertInsert<'a> {
 /// statement texts and every one stays prepared; larger batches go in chunks of the last.
 const ALERT_BATCH_ROWS: [usize; 5] = [1, 4, 16, 64, 256];
 
-/// The statement for `chunk` (at most the largest of [`ALERT_BATCH_ROWS`]), bound.
+/// The most alerts one batch statement holds.
+const MAX_ALERT_BATCH_ROWS: usize = ALERT_BATCH_ROWS[ALERT_BATCH_ROWS.len() - 1];
+
+/// The columns bound per row of a batch statement (all but `received_at`).
+const ALERT_BATCH_COLUMNS: usize = 16;
+
+/// The statement for `chunk` (at most [`MAX_ALERT_BATCH_ROWS`] alerts), bound.
 fn alert_batch_query<'q>(
-    chunk: Vec<AlertInsert<'q>>,
+    chunk: &'q [NewAlert],
     received_at: &'q str,
-) -> sqlx::query::QueryAs<'q, Sqlite, (String, String), SqliteArguments<'q>> {
+) -> Result<sqlx::query::QueryAs<'q, Sqlite, (String, String), SqliteArguments<'q>>> {
     static STATEMENTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let statements = STATEMENTS.get_or_init(|| {
         ALERT_BATCH_ROWS
@@ -137,21 +144,22 @@ fn alert_batch_query<'q>(
         .expect("a chunk is at most the largest batch statement");
     let empty_rows = ALERT_BATCH_ROWS[class] - chunk.len();
     let mut query = sqlx::query_as(&statements[class]).bind(received_at);
-    for row in chunk {
-        query = row.bind(query);
+    for new in chunk {
+        query = AlertInsert::new(new)?.bind(query);
     }
-    for _ in 0..empty_rows * 16 {
+    for _ in 0..empty_rows * ALERT_BATCH_COLUMNS {
         query = query.bind(None::<&str>);
     }
-    query
+    Ok(query)
 }
 
-/// The statement that inserts up to `rows` alerts, bound as `received_at` then 16
-/// columns per row ([`AlertInsert::bind`]); rows bound as NULL are left out. Rows go
-/// in in order, so cursors follow it and, for a key repeated in the batch, the first
-/// copy wins.
+/// The statement that inserts up to `rows` alerts, bound as `received_at` then
+/// [`ALERT_BATCH_COLUMNS`] columns per row ([`AlertInsert::bind`]); rows bound as NULL
+/// are left out. Rows go in in order, so cursors follow it and, for a key repeated in
+/// the batch, the first copy wins.
 fn alert_batch_statement(rows: usize) -> String {
-    let row = |index: usize| format!("({index}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    let placeholders = ", ?".repeat(ALERT_BATCH_COLUMNS);
+    let row = |index: usize| format!("({index}{placeholders})");
     let values = (0..rows).map(row).collect::<Vec<_>>().join(", ");
     format!(
         "INSERT INTO alerts (scope, connection_id, source, kind, external_id, dedup_key, \
@@ -1014,35 +1022,26 @@ impl RecordStore for SqliteRecordStore {
         // worker thread and one implicit transaction (one fsync) store it. A larger one
         // goes in chunks inside one transaction.
         let received_at = timestamp(&Utc::now());
-        let mut rows = alerts
-            .iter()
-            .map(AlertInsert::new)
-            .collect::<Result<Vec<_>>>()?
-            .into_iter();
-        let largest = ALERT_BATCH_ROWS[ALERT_BATCH_ROWS.len() - 1];
-        let mut chunks = Vec::with_capacity(alerts.len().div_ceil(largest));
-        while rows.len() > 0 {
-            chunks.push(rows.by_ref().take(largest).collect::<Vec<_>>());
-        }
         let failed = |error| db_error("storing an alert batch", error);
-        let mut stored: Vec<(String, String)> = Vec::new();
-        if let [chunk] = &mut chunks[..] {
-            stored = alert_batch_query(std::mem::take(chunk), &received_at)
+        let stored: Vec<(String, String)> = if alerts.len() <= MAX_ALERT_BATCH_ROWS {
+            alert_batch_query(alerts, &received_at)?
                 .fetch_all(&self.pool)
                 .await
-                .map_err(failed)?;
+                .map_err(failed)?
         } else {
             let mut transaction = self.pool.begin().await.map_err(failed)?;
-            for chunk in chunks {
+            let mut stored = Vec::new();
+            for chunk in alerts.chunks(MAX_ALERT_BATCH_ROWS) {
                 stored.extend(
-                    alert_batch_query(chunk, &received_at)
+                    alert_batch_query(chunk, &received_at)?
                         .fetch_all(&mut *transaction)
                         .await
                         .map_err(failed)?,
                 );
             }
             transaction.commit().await.map_err(failed)?;
-        }
+            stored
+        };
         Ok(new_in_batch(
             alerts
                 .iter()
