@@ -357,10 +357,13 @@ function routedConnector() {
   return match ? decodeURIComponent(match[1]) : null;
 }
 
+// A click opens or closes its form before the handler returns: the route is pushed
+// without waiting for `hashchange`, which the browser fires only on a later task.
+// Back and Forward still fire `hashchange`, which applies the route they restore.
 function navigate(connector) {
   const hash = connector ? `#/connect/${encodeURIComponent(connector)}` : '#/';
-  if (location.hash === hash) applyRoute();
-  else location.hash = hash;
+  if (location.hash !== hash) history.pushState(null, '', hash);
+  applyRoute();
 }
 
 function applyRoute() {

@@ -237,6 +237,12 @@ async function connectDatadog({ page }) {
   const toggle = card.getByTestId('open-connect-datadog');
   await toggle.click();
   assert((await toggle.getAttribute('aria-expanded')) === 'true', "the Datadog form's button is not expanded");
+  assert(new URL(page.url()).hash === '#/connect/datadog', 'opening the Datadog form did not route to it');
+  // The form is a route: Back closes it and Forward opens it again.
+  await page.goBack();
+  await eventually(async () => (await toggle.getAttribute('aria-expanded')) === 'false', () => 'Back did not close the Datadog form');
+  await page.goForward();
+  await eventually(async () => (await toggle.getAttribute('aria-expanded')) === 'true', () => 'Forward did not open the Datadog form again');
   const form = page.getByTestId('connect-form-datadog');
   await form.waitFor();
   for (const label of ['API key', 'App key']) {
