@@ -1,10 +1,11 @@
 //! `cargo xtask fuzz`: coverage-guided fuzzing with cargo-fuzz (libFuzzer).
 //!
 //! Builds every target of `fuzz/` once with `cargo +nightly fuzz build`, then runs
-//! each for a while from a scratch copy of its committed seeds (under the cargo
-//! target directory, so git stays clean) and prints what libFuzzer reports:
-//! executions, executions per second, coverage (`cov` edges and `ft` features),
-//! corpus size and crashes. Any crash fails the run, naming its artifact.
+//! each for a while (`--time`) or for a number of executions (`--runs`) from a
+//! scratch copy of its committed seeds (under the cargo target directory, so git
+//! stays clean) and prints what libFuzzer reports: executions, seconds,
+//! executions per second, coverage (`cov` edges and `ft` features), corpus size
+//! and crashes. Any crash fails the run, naming its artifact.
 //! cargo-fuzz is installed under `.tools/cargo-fuzz` when it is missing.
 
 use std::fs;
@@ -44,9 +45,13 @@ const DEV_BUILD: &[&str] = &["--dev", "--debug-assertions", "--sanitizer", "none
 /// Options of `cargo xtask fuzz`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Fuzz {
-    /// Seconds each target runs.
+    /// Seconds each target runs (at most, with `--runs`).
     #[arg(long, default_value_t = 60)]
     pub time: u64,
+    /// Stop each target once its processes have run this many inputs in all
+    /// (`cargo xtask fuzz --runs 10000000 --time 3600` for the long-run goal).
+    #[arg(long)]
+    pub runs: Option<u64>,
     /// Run only this target (repeat for several); all of `fuzz/fuzz_targets` by default.
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
@@ -66,6 +71,7 @@ pub struct Fuzz {
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Figures {
     executions: u64,
+    seconds: u64,
     execs_per_second: u64,
     coverage: u64,
     features: u64,
@@ -121,6 +127,7 @@ pub fn run(options: &Fuzz) -> Result<()> {
 pub fn short_run() -> Result<()> {
     run(&Fuzz {
         time: SHORT_RUN_SECONDS,
+        runs: None,
         targets: Vec::new(),
         jobs: 1,
         markdown: false,
@@ -265,17 +272,26 @@ fn run_target(
             .with_context(|| format!("copying {}", seed.display()))?;
         }
     }
+    let jobs = options.jobs.max(1);
+    let runs_per_job = options.runs.map(|runs| runs.div_ceil(u64::from(jobs)));
     eprintln!(
-        "fuzzing {target} for {} s ({} job{})",
+        "fuzzing {target} for {}{} s ({jobs} job{})",
+        match options.runs {
+            Some(runs) => format!("{runs} executions or "),
+            None => String::new(),
+        },
         options.time,
-        options.jobs,
-        if options.jobs == 1 { "" } else { "s" }
+        if jobs == 1 { "" } else { "s" }
     );
     let mut processes: Vec<(Child, PathBuf)> = Vec::new();
-    for job in 0..options.jobs.max(1) {
+    for job in 0..jobs {
         let log = logs.join(format!("{target}-{job}.log"));
         let file = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(runs) = runs_per_job {
+            command.arg(format!("-runs={runs}"));
+        }
+        let child = command
             .arg(&corpus)
             .arg(format!("-max_total_time={}", options.time))
             .arg(format!("-artifact_prefix={}/", artifacts.display()))
@@ -296,6 +312,7 @@ fn run_target(
             fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
         let job = parse_log(&text);
         figures.executions += job.executions;
+        figures.seconds = figures.seconds.max(job.seconds);
         figures.execs_per_second += job.execs_per_second;
         figures.coverage = figures.coverage.max(job.coverage);
         figures.features = figures.features.max(job.features);
@@ -325,6 +342,12 @@ fn parse_log(text: &str) -> Figures {
     for line in text.lines() {
         if let Some(value) = line.strip_prefix("stat::number_of_executed_units:") {
             figures.executions = value.trim().parse().unwrap_or(0);
+        } else if let Some(seconds) = line
+            .strip_prefix("Done ")
+            .and_then(|rest| rest.split_once(" runs in "))
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+        {
+            figures.seconds = seconds.parse().unwrap_or(0);
         } else if let Some(value) = line.strip_prefix("stat::average_exec_per_sec:") {
             figures.execs_per_second = value.trim().parse().unwrap_or(0);
         } else if line.starts_with('#') && line.contains(" cov: ") {
@@ -349,18 +372,20 @@ fn table(results: &[(String, Figures)], options: &Fuzz, markdown: bool) -> Strin
     let header = [
         "target",
         "executions",
+        "seconds",
         "exec/s",
         "cov",
         "ft",
         "corpus",
         "crashes",
     ];
-    let rows: Vec<[String; 7]> = results
+    let rows: Vec<[String; 8]> = results
         .iter()
         .map(|(target, figures)| {
             [
                 target.clone(),
                 figures.executions.to_string(),
+                figures.seconds.to_string(),
                 figures.execs_per_second.to_string(),
                 figures.coverage.to_string(),
                 figures.features.to_string(),
@@ -371,9 +396,15 @@ fn table(results: &[(String, Figures)], options: &Fuzz, markdown: bool) -> Strin
         .collect();
     let mut out = String::new();
     if markdown {
+        let length = match options.runs {
+            Some(runs) => format!(
+                "until {runs} executions in all (at most {} s)",
+                options.time
+            ),
+            None => format!("{} s", options.time),
+        };
         out.push_str(&format!(
-            "Each target ran {} s with {} libFuzzer process(es), {} build.\n\n",
-            options.time,
+            "Each target ran {length} with {} libFuzzer process(es), {} build.\n\n",
             options.jobs,
             if options.dev {
                 "unoptimised"
@@ -438,6 +469,7 @@ stat::new_units_added:          420
     fn the_final_stats_and_the_last_coverage_are_read() {
         let figures = parse_log(LOG);
         assert_eq!(figures.executions, 812_345);
+        assert_eq!(figures.seconds, 11);
         assert_eq!(figures.execs_per_second, 73_849);
         assert_eq!(figures.coverage, 1203);
         assert_eq!(figures.features, 4410);
@@ -460,6 +492,7 @@ stat::new_units_added:          420
     fn the_markdown_table_has_a_row_per_target() {
         let options = Fuzz {
             time: 60,
+            runs: None,
             targets: Vec::new(),
             jobs: 1,
             markdown: true,
@@ -468,9 +501,26 @@ stat::new_units_added:          420
         let results = vec![("tenant_url".to_owned(), parse_log(LOG))];
         let table = table(&results, &options, true);
         assert!(
-            table.contains("| `tenant_url` | 812345 | 73849 | 1203 | 4410 | 0 | 0 |"),
+            table.contains("| `tenant_url` | 812345 | 11 | 73849 | 1203 | 4410 | 0 | 0 |"),
             "{table}"
         );
         assert!(table.starts_with("Each target ran 60 s"), "{table}");
+    }
+
+    #[test]
+    fn a_run_to_a_number_of_executions_says_so() {
+        let options = Fuzz {
+            time: 3600,
+            runs: Some(10_000_000),
+            targets: Vec::new(),
+            jobs: 2,
+            markdown: true,
+            dev: false,
+        };
+        let table = table(&[], &options, true);
+        assert!(
+            table.starts_with("Each target ran until 10000000 executions in all (at most 3600 s) with 2 libFuzzer process(es), optimised build."),
+            "{table}"
+        );
     }
 }
