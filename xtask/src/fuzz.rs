@@ -67,6 +67,17 @@ pub struct Fuzz {
     pub dev: bool,
 }
 
+impl Fuzz {
+    /// How long each target runs, as the progress line and the Markdown table say it:
+    /// `60 s`, or `until 10000000 executions in all (at most 1500 s)`.
+    fn length(&self) -> String {
+        match self.runs {
+            Some(runs) => format!("until {runs} executions in all (at most {} s)", self.time),
+            None => format!("{} s", self.time),
+        }
+    }
+}
+
 /// What one target's run reported.
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Figures {
@@ -275,12 +286,8 @@ fn run_target(
     let jobs = options.jobs.max(1);
     let runs_per_job = options.runs.map(|runs| runs.div_ceil(u64::from(jobs)));
     eprintln!(
-        "fuzzing {target} for {}{} s ({jobs} job{})",
-        match options.runs {
-            Some(runs) => format!("{runs} executions or "),
-            None => String::new(),
-        },
-        options.time,
+        "fuzzing {target}, {}, {jobs} job{}",
+        options.length(),
         if jobs == 1 { "" } else { "s" }
     );
     let mut processes: Vec<(Child, PathBuf)> = Vec::new();
@@ -396,15 +403,9 @@ fn table(results: &[(String, Figures)], options: &Fuzz, markdown: bool) -> Strin
         .collect();
     let mut out = String::new();
     if markdown {
-        let length = match options.runs {
-            Some(runs) => format!(
-                "until {runs} executions in all (at most {} s)",
-                options.time
-            ),
-            None => format!("{} s", options.time),
-        };
         out.push_str(&format!(
-            "Each target ran {length} with {} libFuzzer process(es), {} build.\n\n",
+            "Each target ran {} with {} libFuzzer process(es), {} build.\n\n",
+            options.length(),
             options.jobs,
             if options.dev {
                 "unoptimised"
