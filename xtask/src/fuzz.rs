@@ -45,18 +45,19 @@ const DEV_BUILD: &[&str] = &["--dev", "--debug-assertions", "--sanitizer", "none
 /// Options of `cargo xtask fuzz`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Fuzz {
-    /// Seconds each target runs (at most, with `--runs`).
-    #[arg(long, default_value_t = 60)]
+    /// Seconds each target runs (at most, with `--runs`); at least 1, since
+    /// libFuzzer reads `-max_total_time=0` as no limit.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub time: u64,
     /// Stop each target once its processes have run this many inputs in all
     /// (`cargo xtask fuzz --runs 10000000 --time 3600` for the long-run goal).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub runs: Option<u64>,
     /// Run only this target (repeat for several); all of `fuzz/fuzz_targets` by default.
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
-    /// libFuzzer processes per target, sharing its corpus.
-    #[arg(long, default_value_t = 1)]
+    /// libFuzzer processes per target, sharing its corpus; at least 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: u32,
     /// Print the table as Markdown, for docs/reliability.md.
     #[arg(long)]
@@ -283,7 +284,7 @@ fn run_target(
             .with_context(|| format!("copying {}", seed.display()))?;
         }
     }
-    let jobs = options.jobs.max(1);
+    let jobs = options.jobs;
     let runs_per_job = options.runs.map(|runs| runs.div_ceil(u64::from(jobs)));
     eprintln!(
         "fuzzing {target}, {}, {jobs} job{}",
@@ -487,6 +488,35 @@ stat::new_units_added:          420
             parse_log(&log).crashes,
             [PathBuf::from("/w/target/fuzz/artifacts/x/crash-da39a3ee")]
         );
+    }
+
+    /// `cargo xtask fuzz` with `args`, parsed as the command line is.
+    fn parse(args: &[&str]) -> Result<Fuzz, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            fuzz: Fuzz,
+        }
+        let words = std::iter::once("fuzz").chain(args.iter().copied());
+        <Command as clap::Parser>::try_parse_from(words).map(|command| command.fuzz)
+    }
+
+    #[test]
+    fn zero_jobs_seconds_or_executions_are_refused_when_parsed() {
+        for (flag, value) in [("--jobs", "0"), ("--time", "0"), ("--runs", "0")] {
+            let error = parse(&[flag, value]).expect_err(flag).to_string();
+            assert!(
+                error.contains(flag) && error.contains("0 is not in 1.."),
+                "{flag} {value}: {error}"
+            );
+        }
+        let options = parse(&["--jobs", "2", "--time", "5", "--runs", "100"]).expect("parses");
+        assert_eq!(
+            (options.jobs, options.time, options.runs),
+            (2, 5, Some(100))
+        );
+        let defaults = parse(&[]).expect("parses");
+        assert_eq!((defaults.jobs, defaults.time, defaults.runs), (1, 60, None));
     }
 
     #[test]
