@@ -1,5 +1,6 @@
 //! `cargo xtask test`: the whole suite, with what it needs built and started first.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -31,6 +32,9 @@ use crate::{cargo, codegen, fuzz, generator_test, services, soak, target_dir};
 /// listed after cargo's own summary.
 pub fn run(extra: &[String]) -> Result<()> {
     let require = groups::require_services(std::env::var(REQUIRE_SERVICES_VAR).ok().as_deref())?;
+    if let Some(warning) = free_bytes(&target_dir()).and_then(disk_warning) {
+        eprintln!("{warning}");
+    }
     cargo(&["build", "--package", "patchbay-host", "--bin", "patchbay"])?;
     survive_interrupts();
     let mut missing = Vec::new();
@@ -194,6 +198,36 @@ pub fn run(extra: &[String]) -> Result<()> {
 
 /// Starts `service` with `start`. On failure: an error when every service is
 /// required, otherwise `None` after recording why in `missing`.
+/// What a run from a clean checkout adds to the disk at its peak: the workspace's
+/// build, the fuzz targets' build and the generated crate's build (measured on a
+/// fresh clone: 23 GB).
+const CLEAN_RUN_BYTES: u64 = 23_000_000_000;
+
+/// The space free to this user on the disk that holds `path`, or on that of its
+/// nearest existing parent (`target/` does not exist before the first build).
+fn free_bytes(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|dir| dir.exists())?;
+    let stats = rustix::fs::statvfs(existing).ok()?;
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
+/// A warning, printed before anything is built, when less is free than a run from a
+/// clean checkout takes: a full disk otherwise shows only late, deep in a build, as
+/// `No space left on device` or a linker's bus error.
+fn disk_warning(free: u64) -> Option<String> {
+    (free < CLEAN_RUN_BYTES).then(|| {
+        format!(
+            "warning: {:.1} GB free on the disk that holds {}; a run from a clean checkout \
+             takes up to {} GB there (a warm build less). If a build fails with \
+             \"No space left on device\", free space (old clones' target/ folders, \
+             fuzz/target) and run again.",
+            free as f64 / 1e9,
+            target_dir().display(),
+            CLEAN_RUN_BYTES / 1_000_000_000,
+        )
+    })
+}
+
 fn provide<T>(
     service: Service,
     require: bool,
@@ -250,4 +284,30 @@ fn survive_interrupts() {
             }
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disk_with_less_free_than_a_clean_run_takes_is_warned_about() {
+        let warning = disk_warning(4_500_000_000).expect("4.5 GB is short");
+        assert!(warning.contains("4.5 GB free"), "{warning}");
+        assert!(warning.contains("up to 23 GB"), "{warning}");
+        assert!(warning.contains("No space left on device"), "{warning}");
+        assert_eq!(disk_warning(CLEAN_RUN_BYTES), None);
+    }
+
+    #[test]
+    fn free_space_is_read_from_the_nearest_existing_folder() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let missing = free_bytes(&dir.path().join("not/yet/built")).expect("read from the folder");
+        let existing = free_bytes(dir.path()).expect("statvfs answers");
+        // Other processes write meanwhile: the two readings agree to within 1 GB.
+        assert!(
+            missing > 0 && missing.abs_diff(existing) < 1_000_000_000,
+            "{missing} {existing}"
+        );
+    }
 }
