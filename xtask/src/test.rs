@@ -32,7 +32,8 @@ use crate::{cargo, codegen, fuzz, generator_test, services, soak, target_dir};
 /// listed after cargo's own summary.
 pub fn run(extra: &[String]) -> Result<()> {
     let require = groups::require_services(std::env::var(REQUIRE_SERVICES_VAR).ok().as_deref())?;
-    if let Some(warning) = free_bytes(&target_dir()).and_then(disk_warning) {
+    let target = target_dir();
+    if let Some(warning) = free_bytes(&target).and_then(|free| disk_warning(free, &target)) {
         eprintln!("{warning}");
     }
     cargo(&["build", "--package", "patchbay-host", "--bin", "patchbay"])?;
@@ -41,7 +42,7 @@ pub fn run(extra: &[String]) -> Result<()> {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command
         .args(["test", "--workspace", "--no-fail-fast"])
-        .env("PATCHBAY_BIN", target_dir().join("debug/patchbay"));
+        .env("PATCHBAY_BIN", target.join("debug/patchbay"));
 
     let postgres = provide(
         Service::Postgres,
@@ -196,8 +197,6 @@ pub fn run(extra: &[String]) -> Result<()> {
     result.and(fuzzing)
 }
 
-/// Starts `service` with `start`. On failure: an error when every service is
-/// required, otherwise `None` after recording why in `missing`.
 /// What a run from a clean checkout adds to the disk at its peak: the workspace's
 /// build, the fuzz targets' build and the generated crate's build (measured on a
 /// fresh clone: 23 GB).
@@ -211,10 +210,10 @@ fn free_bytes(path: &Path) -> Option<u64> {
     Some(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
-/// A warning, printed before anything is built, when less is free than a run from a
-/// clean checkout takes: a full disk otherwise shows only late, deep in a build, as
-/// `No space left on device` or a linker's bus error.
-fn disk_warning(free: u64) -> Option<String> {
+/// A warning, printed before anything is built, when less is free on the disk that
+/// holds `target` than a run from a clean checkout takes: a full disk otherwise shows
+/// only late, deep in a build, as `No space left on device` or a linker's bus error.
+fn disk_warning(free: u64, target: &Path) -> Option<String> {
     (free < CLEAN_RUN_BYTES).then(|| {
         format!(
             "warning: {:.1} GB free on the disk that holds {}; a run from a clean checkout \
@@ -222,12 +221,14 @@ fn disk_warning(free: u64) -> Option<String> {
              \"No space left on device\", free space (old clones' target/ folders, \
              fuzz/target) and run again.",
             free as f64 / 1e9,
-            target_dir().display(),
+            target.display(),
             CLEAN_RUN_BYTES / 1_000_000_000,
         )
     })
 }
 
+/// Starts `service` with `start`. On failure: an error when every service is
+/// required, otherwise `None` after recording why in `missing`.
 fn provide<T>(
     service: Service,
     require: bool,
@@ -292,11 +293,15 @@ mod tests {
 
     #[test]
     fn a_disk_with_less_free_than_a_clean_run_takes_is_warned_about() {
-        let warning = disk_warning(4_500_000_000).expect("4.5 GB is short");
-        assert!(warning.contains("4.5 GB free"), "{warning}");
+        let target = Path::new("/build/target");
+        let warning = disk_warning(4_500_000_000, target).expect("4.5 GB is short");
+        assert!(
+            warning.contains("4.5 GB free on the disk that holds /build/target"),
+            "{warning}"
+        );
         assert!(warning.contains("up to 23 GB"), "{warning}");
         assert!(warning.contains("No space left on device"), "{warning}");
-        assert_eq!(disk_warning(CLEAN_RUN_BYTES), None);
+        assert_eq!(disk_warning(CLEAN_RUN_BYTES, target), None);
     }
 
     #[test]
