@@ -34,7 +34,8 @@ pub const MAX_ALERT_PAGE: u32 = 1000;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_CONNECTIONS: u32 = 4;
+/// Read-only connections beside the single writer; in WAL mode they read while it writes.
+const READ_CONNECTIONS: u32 = 4;
 
 const CONNECTION_COLUMNS: &str = "id, user_id, org_id, connector, label, metadata, secret_ref, \
      status, webhook_token_hash, routing_key, allow_writes, last_report, created_at, validated_at";
@@ -176,9 +177,16 @@ fn alert_batch_statement(rows: usize) -> String {
 }
 
 /// Connection records, API keys and alerts in a SQLite database.
+///
+/// Every write goes through one connection. SQLite admits one writer at a time, so a
+/// pool of writers would only wait on each other's locks; and a connection's page cache
+/// is dropped whenever another connection has written, so a lone writer keeps its cache
+/// warm across alert batches instead of re-reading the pages each batch touches.
+/// Statements that only read use a pool of read-only connections.
 #[derive(Debug, Clone)]
 pub struct SqliteRecordStore {
-    pool: SqlitePool,
+    writer: SqlitePool,
+    reader: SqlitePool,
 }
 
 impl SqliteRecordStore {
@@ -196,32 +204,49 @@ impl SqliteRecordStore {
         } else {
             SqliteConnectOptions::new().filename(url_or_path)
         };
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+        let options = options.busy_timeout(BUSY_TIMEOUT).foreign_keys(true);
         let file = options.get_filename().to_path_buf();
         if let Some(dir) = file.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             create_parent_dir(dir)?;
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+        let cannot_open = |error: sqlx::Error| {
+            Error::unavailable(format!(
+                "cannot open records database {}: {error}",
+                file.display()
+            ))
+            .with_hint("check the path in DATABASE_URL exists and is writable by Patchbay")
+        };
+        // The writer lives as long as the store: a local file does not go stale, and
+        // reopening it would throw away its warm page cache.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .connect_with(
+                options
+                    .clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full),
+            )
+            .await
+            .map_err(cannot_open)?;
+        migrate(&writer).await?;
+        // Opened after the writer has switched the file to WAL and migrated it. Read-only,
+        // so a write sent to this pool by mistake fails instead of racing the writer.
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             // A connection to a local file does not go stale; pinging it on every
             // acquire would add a round trip to its worker thread to each query.
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.read_only(true))
             .await
-            .map_err(|error| {
-                Error::unavailable(format!(
-                    "cannot open records database {}: {error}",
-                    file.display()
-                ))
-                .with_hint("check the path in DATABASE_URL exists and is writable by Patchbay")
-            })?;
-        Self::migrated(pool).await
+            .map_err(cannot_open)?;
+        Ok(Self { writer, reader })
     }
 
     /// A private in-memory database, for tests.
@@ -238,26 +263,31 @@ impl SqliteRecordStore {
             .connect_with(options)
             .await
             .map_err(|error| db_error("opening the in-memory database", error))?;
-        Self::migrated(pool).await
+        migrate(&pool).await?;
+        Ok(Self {
+            writer: pool.clone(),
+            reader: pool,
+        })
     }
 
-    async fn migrated(pool: SqlitePool) -> Result<Self> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|error| {
-                Error::internal(format!("cannot migrate the records database: {error}")).with_hint(
-                    "the database may have been written by a newer Patchbay; \
-                         run that version or restore a backup",
-                )
-            })?;
-        Ok(Self { pool })
-    }
-
-    /// Closes every connection, checkpointing the write-ahead log.
+    /// Closes every connection; the writer closes last, checkpointing the write-ahead log.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.reader.close().await;
+        self.writer.close().await;
     }
+}
+
+/// Brings the database's schema up to this version's.
+async fn migrate(pool: &SqlitePool) -> Result<()> {
+    sqlx::migrate!("./migrations/sqlite")
+        .run(pool)
+        .await
+        .map_err(|error| {
+            Error::internal(format!("cannot migrate the records database: {error}")).with_hint(
+                "the database may have been written by a newer Patchbay; \
+                     run that version or restore a backup",
+            )
+        })
 }
 
 fn create_parent_dir(dir: &Path) -> Result<()> {
@@ -654,7 +684,7 @@ fn connection_records(rows: Vec<ConnectionRow>) -> Result<Vec<ConnectionRecord>>
 #[async_trait]
 impl RecordStore for SqliteRecordStore {
     async fn insert_connection(&self, record: &ConnectionRecord) -> Result<()> {
-        insert_connection_row(&self.pool, record).await
+        insert_connection_row(&self.writer, record).await
     }
 
     async fn insert_routed_connection(
@@ -666,12 +696,12 @@ impl RecordStore for SqliteRecordStore {
             return Ok(None);
         };
         let mut transaction = self
-            .pool
+            .writer
             .begin()
             .await
             .map_err(|error| db_error("starting a connection replacement", error))?;
-        // The delete takes SQLite's single write lock first, so concurrent installs of
-        // one routing key run one after the other.
+        // The transaction holds the store's only write connection, so concurrent installs
+        // of one routing key run one after the other.
         let replaced = sqlx::query_as::<_, ConnectionRow>(&format!(
             "DELETE FROM connections WHERE scope = ? AND connector = ? AND routing_key = ? \
              RETURNING {CONNECTION_COLUMNS}"
@@ -697,7 +727,7 @@ impl RecordStore for SqliteRecordStore {
         ))
         .bind(tenant.scope_key())
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(|error| db_error("reading a connection", error))?
         .map(ConnectionRow::into_record)
@@ -710,7 +740,7 @@ impl RecordStore for SqliteRecordStore {
              ORDER BY created_at, rowid"
         ))
         .bind(tenant.scope_key())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(|error| db_error("listing connections", error))?;
         connection_records(rows)
@@ -734,7 +764,7 @@ impl RecordStore for SqliteRecordStore {
         .bind(timestamp(&report.validated_at))
         .bind(tenant.scope_key())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|error| db_error("recording a validation", error))?;
         if updated.rows_affected() == 0 {
@@ -749,7 +779,7 @@ impl RecordStore for SqliteRecordStore {
                 .bind(hash)
                 .bind(tenant.scope_key())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(|error| db_error("rotating a webhook token", error))?;
         if updated.rows_affected() == 0 {
@@ -762,7 +792,7 @@ impl RecordStore for SqliteRecordStore {
         let deleted = sqlx::query("DELETE FROM connections WHERE scope = ? AND id = ?")
             .bind(tenant.scope_key())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|error| db_error("deleting a connection", error))?;
         Ok(deleted.rows_affected() > 0)
@@ -780,7 +810,7 @@ impl RecordStore for SqliteRecordStore {
         ))
         .bind(connector)
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(|error| db_error("listing webhook connections", error))?;
         connection_records(rows)
@@ -797,7 +827,7 @@ impl RecordStore for SqliteRecordStore {
         ))
         .bind(connector)
         .bind(routing_key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(|error| db_error("finding a routed connection", error))?
         .map(ConnectionRow::into_record)
@@ -810,7 +840,7 @@ impl RecordStore for SqliteRecordStore {
              WHERE substr(secret_ref, 1, length(?1)) = ?1 ORDER BY created_at, rowid"
         ))
         .bind(prefix)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(|error| db_error("listing connections by secret reference", error))?;
         connection_records(rows)
@@ -825,7 +855,7 @@ impl RecordStore for SqliteRecordStore {
         .bind(&from.0)
         .bind(id)
         .bind(&from.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|error| db_error("moving a secret reference", error))?;
         Ok(moved.rows_affected() == 1)
@@ -835,7 +865,7 @@ impl RecordStore for SqliteRecordStore {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT id, retired_secret_ref FROM connections WHERE retired_secret_ref IS NOT NULL",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(|error| db_error("listing retired secret references", error))?;
         Ok(rows
@@ -851,7 +881,7 @@ impl RecordStore for SqliteRecordStore {
         )
         .bind(id)
         .bind(&reference.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|error| db_error("forgetting a retired secret reference", error))?;
         Ok(())
@@ -869,7 +899,7 @@ impl RecordStore for SqliteRecordStore {
         .bind(&key.tenant.org_id)
         .bind(timestamp(&key.created_at))
         .bind(key.last_used_at.as_ref().map(timestamp))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|error| db_error("inserting an API key", error))?;
         Ok(())
@@ -880,7 +910,7 @@ impl RecordStore for SqliteRecordStore {
             "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?"
         ))
         .bind(key_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(|error| db_error("looking up an API key", error))?
         .map(ApiKeyRow::into_record)
@@ -899,7 +929,7 @@ impl RecordStore for SqliteRecordStore {
         ))
         .bind(user_id)
         .bind(org_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(|error| db_error("listing API keys", error))?
         .into_iter()
@@ -913,7 +943,7 @@ impl RecordStore for SqliteRecordStore {
              RETURNING {API_KEY_COLUMNS}"
         ))
         .bind(prefix)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(|error| db_error("revoking an API key", error))?
         .map(ApiKeyRow::into_record)
@@ -928,7 +958,7 @@ impl RecordStore for SqliteRecordStore {
         .bind(timestamp(&at))
         .bind(id)
         .bind(timestamp(&(at - API_KEY_USE_PRECISION)))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|error| db_error("recording an API key's use", error))?;
         Ok(())
@@ -941,7 +971,7 @@ impl RecordStore for SqliteRecordStore {
              AND (session_expires_at IS NULL OR session_expires_at < ?1)",
         )
         .bind(&purge_before)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|error| db_error("purging old connect links", error))?;
         sqlx::query(
@@ -955,7 +985,7 @@ impl RecordStore for SqliteRecordStore {
         .bind(&link.connector)
         .bind(timestamp(&link.created_at))
         .bind(timestamp(&link.expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|error| db_error("inserting a connect link", error))?;
         Ok(())
@@ -977,7 +1007,7 @@ impl RecordStore for SqliteRecordStore {
         .bind(session_hash)
         .bind(timestamp(&session_expires_at))
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(|error| db_error("opening a connect link", error))?;
         if let Some(row) = opened {
@@ -986,7 +1016,7 @@ impl RecordStore for SqliteRecordStore {
         let known: Option<(bool,)> =
             sqlx::query_as("SELECT opened_at IS NOT NULL FROM connect_links WHERE token_hash = ?")
                 .bind(token_hash)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await
                 .map_err(|error| db_error("looking up a connect link", error))?;
         Ok(match known {
@@ -1007,7 +1037,7 @@ impl RecordStore for SqliteRecordStore {
         ))
         .bind(session_hash)
         .bind(timestamp(&now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(|error| db_error("looking up a connect link session", error))?
         .map(ConnectLinkRow::into_record)
@@ -1025,11 +1055,11 @@ impl RecordStore for SqliteRecordStore {
         let failed = |error| db_error("storing an alert batch", error);
         let stored: Vec<(String, String)> = if alerts.len() <= MAX_ALERT_BATCH_ROWS {
             alert_batch_query(alerts, &received_at)?
-                .fetch_all(&self.pool)
+                .fetch_all(&self.writer)
                 .await
                 .map_err(failed)?
         } else {
-            let mut transaction = self.pool.begin().await.map_err(failed)?;
+            let mut transaction = self.writer.begin().await.map_err(failed)?;
             let mut stored = Vec::new();
             for chunk in alerts.chunks(MAX_ALERT_BATCH_ROWS) {
                 stored.extend(
@@ -1063,7 +1093,7 @@ impl RecordStore for SqliteRecordStore {
         .bind(tenant.scope_key())
         .bind(after.unwrap_or(0))
         .bind(i64::from(limit.clamp(1, MAX_ALERT_PAGE)))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(|error| db_error("listing alerts", error))?;
         let alerts = rows
@@ -1080,7 +1110,7 @@ impl RecordStore for SqliteRecordStore {
     async fn last_alert_cursor(&self, tenant: &Tenant) -> Result<Option<i64>> {
         sqlx::query_scalar("SELECT MAX(cursor) FROM alerts WHERE scope = ?")
             .bind(tenant.scope_key())
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reader)
             .await
             .map_err(|error| db_error("reading the newest alert", error))
     }
@@ -1089,7 +1119,7 @@ impl RecordStore for SqliteRecordStore {
         let updated = sqlx::query("UPDATE connections SET status = ? WHERE id = ?")
             .bind(status.as_str())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|error| db_error("setting a connection's status", error))?;
         if updated.rows_affected() == 0 {
@@ -1101,7 +1131,7 @@ impl RecordStore for SqliteRecordStore {
     async fn insert_oauth_state(&self, pending: &PendingAuthorization) -> Result<()> {
         sqlx::query("DELETE FROM oauth_states WHERE expires_at < ?")
             .bind(timestamp(&(Utc::now() - OAUTH_STATE_RETENTION)))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|error| db_error("purging old OAuth states", error))?;
         sqlx::query(
@@ -1126,7 +1156,7 @@ impl RecordStore for SqliteRecordStore {
         )
         .bind(timestamp(&pending.created_at))
         .bind(timestamp(&pending.expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|error| db_error("storing an OAuth state", error))?;
         Ok(())
@@ -1147,7 +1177,7 @@ impl RecordStore for SqliteRecordStore {
         .bind(timestamp(&now))
         .bind(state_hash)
         .bind(timestamp(&now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(|error| db_error("binding an OAuth state to a browser", error))?;
         if let Some(row) = begun {
@@ -1158,7 +1188,7 @@ impl RecordStore for SqliteRecordStore {
              WHERE state_hash = ?",
         )
         .bind(state_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(|error| db_error("looking up an OAuth state", error))?;
         Ok(match known {
@@ -1179,7 +1209,7 @@ impl RecordStore for SqliteRecordStore {
         ))
         .bind(timestamp(&now))
         .bind(state_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(|error| db_error("consuming an OAuth state", error))?;
         if let Some(row) = consumed {
@@ -1187,7 +1217,7 @@ impl RecordStore for SqliteRecordStore {
             // The verifier is handed over once; the consumed row keeps none.
             sqlx::query("UPDATE oauth_states SET pkce_verifier = NULL WHERE state_hash = ?")
                 .bind(state_hash)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(|error| db_error("clearing a PKCE verifier", error))?;
             return Ok(if pending.expires_at > now {
@@ -1199,7 +1229,7 @@ impl RecordStore for SqliteRecordStore {
         let known: Option<(i64,)> =
             sqlx::query_as("SELECT 1 FROM oauth_states WHERE state_hash = ?")
                 .bind(state_hash)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await
                 .map_err(|error| db_error("looking up an OAuth state", error))?;
         Ok(match known {
@@ -1224,7 +1254,7 @@ impl RecordStore for SqliteRecordStore {
         .bind(timestamp(&until))
         .bind(connection_id)
         .bind(timestamp(&Utc::now()))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(|error| db_error("taking a refresh lease", error))?;
         Ok(taken.map(|(fence,)| RefreshLease { fence, until }))
@@ -1246,7 +1276,7 @@ impl RecordStore for SqliteRecordStore {
         .bind(holder)
         .bind(fence)
         .bind(timestamp(&now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(|error| db_error("checking a refresh lease", error))?;
         Ok(held.is_some())
@@ -1265,7 +1295,7 @@ impl RecordStore for SqliteRecordStore {
         .bind(connection_id)
         .bind(holder)
         .bind(fence)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|error| db_error("releasing a refresh lease", error))?;
         Ok(())
@@ -1292,7 +1322,7 @@ impl RecordStore for SqliteRecordStore {
                 .as_ref()
                 .map(serde_json::Value::to_string),
         )
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|error| db_error("inserting an agent token", error))?;
         Ok(())
@@ -1303,7 +1333,7 @@ impl RecordStore for SqliteRecordStore {
             "SELECT {AGENT_TOKEN_COLUMNS} FROM kubectl_agent_tokens WHERE token_hash = ?"
         ))
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(|error| db_error("looking up an agent token", error))?
         .map(AgentTokenRow::into_record)
@@ -1316,7 +1346,7 @@ impl RecordStore for SqliteRecordStore {
              ORDER BY created_at DESC, rowid DESC LIMIT 1"
         ))
         .bind(connection_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(|error| db_error("reading a connection's agent token", error))?
         .map(AgentTokenRow::into_record)
@@ -1334,7 +1364,7 @@ impl RecordStore for SqliteRecordStore {
         )
         .bind(status.as_str())
         .bind(connection_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|error| db_error("changing an agent token's status", error))?;
         Ok(done.rows_affected())
@@ -1363,17 +1393,19 @@ impl RecordStore for SqliteRecordStore {
                 .map(serde_json::Value::to_string),
         )
         .bind(token_hash)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|error| db_error("recording an agent's activity", error))?;
         Ok(())
     }
 
     async fn health(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(|error| db_error("checking health", error))?;
+        for pool in [&self.writer, &self.reader] {
+            sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .map_err(|error| db_error("checking health", error))?;
+        }
         Ok(())
     }
 
@@ -1491,20 +1523,61 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = file_store(dir.path()).await;
         let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode")
-            .fetch_one(&store.pool)
+            .fetch_one(&store.writer)
             .await
             .unwrap();
         assert_eq!(journal, "wal");
         let (synchronous,): (i64,) = sqlx::query_as("PRAGMA synchronous")
-            .fetch_one(&store.pool)
+            .fetch_one(&store.writer)
             .await
             .unwrap();
         assert_eq!(synchronous, 2, "synchronous=FULL");
         let (busy_timeout,): (i64,) = sqlx::query_as("PRAGMA busy_timeout")
-            .fetch_one(&store.pool)
+            .fetch_one(&store.writer)
             .await
             .unwrap();
         assert_eq!(busy_timeout, 5000);
+    }
+
+    #[tokio::test]
+    async fn reads_go_on_while_a_write_transaction_holds_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(dir.path()).await;
+        store
+            .insert_connection(&connection("conn-1", alice()))
+            .await
+            .unwrap();
+        store
+            .insert_alerts(&[alert("conn-1", alice(), "k1")])
+            .await
+            .unwrap();
+
+        let mut held = store.writer.begin().await.unwrap();
+        sqlx::query("UPDATE connections SET label = 'uncommitted' WHERE id = 'conn-1'")
+            .execute(&mut *held)
+            .await
+            .unwrap();
+        // The only write connection is taken: a read that queued for it would fail
+        // after the acquire timeout instead of answering.
+        let read = store.get_connection(&alice(), "conn-1").await.unwrap();
+        assert_eq!(read.unwrap().label, "prod EU", "only committed data is read");
+        let page = store.list_alerts(&alice(), None, 10).await.unwrap();
+        assert_eq!(page.alerts.len(), 1);
+        held.commit().await.unwrap();
+
+        let read = store.get_connection(&alice(), "conn-1").await.unwrap();
+        assert_eq!(read.unwrap().label, "uncommitted", "a commit is read at once");
+    }
+
+    #[tokio::test]
+    async fn the_read_connections_refuse_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(dir.path()).await;
+        let error = sqlx::query("DELETE FROM connections")
+            .execute(&store.reader)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("readonly"), "{error}");
     }
 
     #[tokio::test]
@@ -1546,7 +1619,7 @@ mod tests {
              UNION ALL SELECT name FROM pragma_table_info('api_keys') \
              UNION ALL SELECT name FROM pragma_table_info('alerts')",
         )
-        .fetch_all(&file_store(dir.path()).await.pool)
+        .fetch_all(&file_store(dir.path()).await.reader)
         .await
         .unwrap();
         for (column,) in columns {
