@@ -1560,13 +1560,21 @@ mod tests {
         // The only write connection is taken: a read that queued for it would fail
         // after the acquire timeout instead of answering.
         let read = store.get_connection(&alice(), "conn-1").await.unwrap();
-        assert_eq!(read.unwrap().label, "prod EU", "only committed data is read");
+        assert_eq!(
+            read.unwrap().label,
+            "prod EU",
+            "only committed data is read"
+        );
         let page = store.list_alerts(&alice(), None, 10).await.unwrap();
         assert_eq!(page.alerts.len(), 1);
         held.commit().await.unwrap();
 
         let read = store.get_connection(&alice(), "conn-1").await.unwrap();
-        assert_eq!(read.unwrap().label, "uncommitted", "a commit is read at once");
+        assert_eq!(
+            read.unwrap().label,
+            "uncommitted",
+            "a commit is read at once"
+        );
     }
 
     #[tokio::test]
