@@ -27,7 +27,9 @@ pub fn init(format: LogFormat) {
         .ok();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(log_filter(user.as_deref()))
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only for a terminal: a log file or collector gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

@@ -57,6 +57,8 @@ const REDELIVERY_EVERY: usize = 20;
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(180);
 /// The sender's wait for one answer before it retries.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many of each replica's token-refresh log lines a failed soak shows.
+const REFRESH_LOG_LINES: usize = 30;
 /// Lifetime of the Slack access tokens the fake issues, so refreshes happen all run long.
 const SLACK_TOKEN_SECS: u64 = 3;
 /// The Datadog monitor the churn workers read.
@@ -257,7 +259,7 @@ impl Run {
                 // Refresh just before expiry, so the short-lived Slack tokens are
                 // refreshed again and again during the run.
                 ("PATCHBAY_OAUTH_REFRESH_SKEW_SECS", "1".to_owned()),
-                ("PATCHBAY_LOG", "warn".to_owned()),
+                ("PATCHBAY_LOG", "warn,patchbay_oauth=info".to_owned()),
             ]
             .map(|(name, value)| (name.to_owned(), value)),
         );
@@ -1319,8 +1321,38 @@ impl Run {
         if failures.is_empty() {
             Ok(())
         } else {
-            bail!("the soak failed:\n- {}\n\n{out}", failures.join("\n- "))
+            bail!(
+                "the soak failed:\n- {}\n\n{out}\n{}",
+                failures.join("\n- "),
+                self.refresh_log()
+            )
         }
+    }
+}
+
+impl Run {
+    /// The replicas' log lines about token refreshes (the last few of each), so a
+    /// failed refresh check can be read from the soak's own output.
+    fn refresh_log(&self) -> String {
+        let mut out = String::new();
+        for replica in &self.replicas {
+            let log = std::fs::read_to_string(replica.dir.join("patchbay.log")).unwrap_or_default();
+            let lines: Vec<&str> = log
+                .lines()
+                .filter(|line| line.contains("refresh"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "token refreshes in {} (last {} of {}):",
+                replica.dir.display(),
+                lines.len().min(REFRESH_LOG_LINES),
+                lines.len()
+            );
+            for line in &lines[lines.len().saturating_sub(REFRESH_LOG_LINES)..] {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+        out
     }
 }
 

@@ -3,7 +3,9 @@
 //! (a per-connection async mutex) and across replicas (a fenced lease in the records
 //! store). A refresh must finish well inside its lease, and writes its tokens only
 //! while the lease is still its own, so a stalled replica can never overwrite the
-//! tokens of the replica that took over.
+//! tokens of the replica that took over. Once the provider has issued new tokens
+//! they are saved even if the caller has gone away, and saving is retried through a
+//! short outage of the records database or the secret store.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +33,8 @@ const LEASE_POLL: Duration = Duration::from_millis(50);
 const ATTEMPTS: u32 = 3;
 /// The first backoff between attempts; doubled each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest wait between attempts at saving refreshed tokens.
+const MAX_SAVE_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Why a refresh may be needed; re-checked against the latest stored secrets.
 enum Need {
@@ -42,21 +46,48 @@ enum Need {
 
 /// Keeps OAuth connections' access tokens fresh.
 pub struct TokenRefresher {
+    core: Arc<RefresherCore>,
+    lease: Duration,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What a refresh needs once it holds a lease; shared with the task that runs it, so
+/// the refresh outlives a caller that goes away.
+struct RefresherCore {
     engine: Arc<OAuthEngine>,
     records: Arc<dyn RecordStore>,
     secrets: Arc<dyn SecretStore>,
     skew: chrono::TimeDelta,
-    lease: Duration,
     holder: String,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     token_requests: AtomicU64,
+}
+
+/// The time limits of one leased refresh, both well inside the lease.
+#[derive(Clone, Copy)]
+struct RefreshDeadlines {
+    /// Until when the provider's answer is waited for.
+    token: tokio::time::Instant,
+    /// Until when saving the new tokens is retried; the rest of the lease is a margin
+    /// for a write in flight and for clocks that disagree a little.
+    save: tokio::time::Instant,
+}
+
+impl RefreshDeadlines {
+    /// Half the lease for the token request, three quarters for the save.
+    fn starting_now(lease: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        Self {
+            token: now + lease / 2,
+            save: now + lease * 3 / 4,
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenRefresher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenRefresher")
-            .field("holder", &self.holder)
-            .field("skew", &self.skew)
+            .field("holder", &self.core.holder)
+            .field("skew", &self.core.skew)
             .finish_non_exhaustive()
     }
 }
@@ -108,42 +139,30 @@ impl TokenRefresher {
         let mut holder = [0u8; 12];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut holder);
         Self {
-            engine,
-            records,
-            secrets,
-            skew: chrono::TimeDelta::from_std(skew).unwrap_or(chrono::TimeDelta::MAX),
+            core: Arc::new(RefresherCore {
+                engine,
+                records,
+                secrets,
+                skew: chrono::TimeDelta::from_std(skew).unwrap_or(chrono::TimeDelta::MAX),
+                holder: holder.iter().map(|byte| format!("{byte:02x}")).collect(),
+                token_requests: AtomicU64::new(0),
+            }),
             lease: DEFAULT_LEASE_DURATION,
-            holder: holder.iter().map(|byte| format!("{byte:02x}")).collect(),
             locks: Mutex::new(HashMap::new()),
-            token_requests: AtomicU64::new(0),
         }
     }
 
-    /// Uses leases of `lease` instead of [`DEFAULT_LEASE_DURATION`]; a refresh is
-    /// abandoned after three quarters of it.
+    /// Uses leases of `lease` instead of [`DEFAULT_LEASE_DURATION`]; the provider's
+    /// answer is waited for during half of it, and saving the new tokens is retried
+    /// until three quarters of it.
     pub fn with_lease_duration(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
     }
 
-    /// How long one refresh may take: three quarters of the lease, leaving the rest
-    /// as a margin for the write and for clocks that disagree a little.
-    fn refresh_budget(&self) -> Duration {
-        self.lease * 3 / 4
-    }
-
     /// How many token requests this refresher has sent (for tests and metrics).
     pub fn token_requests(&self) -> u64 {
-        self.token_requests.load(Ordering::SeqCst)
-    }
-
-    fn expiring(&self, secrets: &RevealedJson) -> bool {
-        stored_tokens(secrets).is_some_and(|tokens| {
-            tokens.refresh_token.is_some()
-                && tokens
-                    .expires_at
-                    .is_some_and(|expiry| expiry - self.skew <= Utc::now())
-        })
+        self.core.token_requests.load(Ordering::SeqCst)
     }
 
     /// The connection's secrets with an access token that is not about to expire,
@@ -154,7 +173,7 @@ impl TokenRefresher {
         record: &ConnectionRecord,
         current: RevealedJson,
     ) -> Result<RevealedJson> {
-        if !self.expiring(&current) {
+        if !self.core.expiring(&current) {
             return Ok(current);
         }
         self.refresh_when(descriptor, record, Need::Expiring).await
@@ -174,15 +193,6 @@ impl TokenRefresher {
             .await
     }
 
-    fn still_needed(&self, need: &Need, latest: &RevealedJson) -> bool {
-        match need {
-            Need::Expiring => self.expiring(latest),
-            Need::Rejected(token) => {
-                stored_tokens(latest).map(|tokens| tokens.access_token.expose().clone()) == *token
-            }
-        }
-    }
-
     fn lock_for(&self, connection_id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self
             .locks
@@ -199,31 +209,59 @@ impl TokenRefresher {
         record: &ConnectionRecord,
         need: Need,
     ) -> Result<RevealedJson> {
-        let lock = self.lock_for(&record.id);
-        let _guard = lock.lock().await;
-        let deadline = tokio::time::Instant::now() + self.lease + Duration::from_secs(5);
+        let in_process = self.lock_for(&record.id).lock_owned().await;
+        // From here the refresh runs as a task of its own, holding the in-process lock:
+        // a caller that goes away (an HTTP client that gave up) must not cut it off
+        // after the provider rotated the refresh token and before the new one is
+        // saved, nor leave a lease taken with nobody to release it.
+        let core = Arc::clone(&self.core);
+        let record = record.clone();
+        let lease = self.lease;
+        let refresh = tokio::spawn(async move {
+            let outcome = core
+                .refresh_across_replicas(descriptor, &record, need, lease)
+                .await;
+            drop(in_process);
+            outcome
+        });
+        refresh.await.unwrap_or_else(|failure| {
+            Err(Error::internal(format!(
+                "the {} token refresh stopped unexpectedly: {failure}",
+                descriptor.display_name
+            ))
+            .with_connector(descriptor.id))
+        })
+    }
+}
+
+impl RefresherCore {
+    /// Refreshes under the connection's lease, waiting (bounded) while another replica
+    /// holds it; returns what that replica saved if it made the refresh unnecessary.
+    async fn refresh_across_replicas(
+        &self,
+        descriptor: &'static ConnectorDescriptor,
+        record: &ConnectionRecord,
+        need: Need,
+        lease_duration: Duration,
+    ) -> Result<RevealedJson> {
+        let deadline = tokio::time::Instant::now() + lease_duration + Duration::from_secs(5);
         loop {
             let latest = self.secrets.get_uncached(&record.secret_ref).await?;
             if !self.still_needed(&need, &latest) {
                 return Ok(latest);
             }
             let until = Utc::now()
-                + chrono::TimeDelta::from_std(self.lease).unwrap_or(chrono::TimeDelta::MAX);
+                + chrono::TimeDelta::from_std(lease_duration).unwrap_or(chrono::TimeDelta::MAX);
             if let Some(lease) = self
                 .records
                 .try_acquire_refresh_lease(&record.id, &self.holder, until)
                 .await?
             {
+                let deadlines = RefreshDeadlines::starting_now(lease_duration);
                 let outcome = self
-                    .refresh_holding_lease(descriptor, record, &need, lease)
+                    .refresh_holding_lease(descriptor, record, &need, lease, deadlines)
                     .await;
-                if let Err(error) = self
-                    .records
-                    .release_refresh_lease(&record.id, &self.holder, lease.fence)
-                    .await
-                {
-                    tracing::warn!(connection = %record.id, error = %error, "could not release a refresh lease; it expires by itself");
-                }
+                self.release(record, lease).await;
                 return outcome;
             }
             if tokio::time::Instant::now() > deadline {
@@ -238,14 +276,42 @@ impl TokenRefresher {
         }
     }
 
+    fn expiring(&self, secrets: &RevealedJson) -> bool {
+        stored_tokens(secrets).is_some_and(|tokens| {
+            tokens.refresh_token.is_some()
+                && tokens
+                    .expires_at
+                    .is_some_and(|expiry| expiry - self.skew <= Utc::now())
+        })
+    }
+
+    fn still_needed(&self, need: &Need, latest: &RevealedJson) -> bool {
+        match need {
+            Need::Expiring => self.expiring(latest),
+            Need::Rejected(token) => {
+                stored_tokens(latest).map(|tokens| tokens.access_token.expose().clone()) == *token
+            }
+        }
+    }
+
+    async fn release(&self, record: &ConnectionRecord, lease: RefreshLease) {
+        if let Err(error) = self
+            .records
+            .release_refresh_lease(&record.id, &self.holder, lease.fence)
+            .await
+        {
+            tracing::warn!(connection = %record.id, error = %error, "could not release a refresh lease; it expires by itself");
+        }
+    }
+
     async fn refresh_holding_lease(
         &self,
         descriptor: &'static ConnectorDescriptor,
         record: &ConnectionRecord,
         need: &Need,
         lease: RefreshLease,
+        deadlines: RefreshDeadlines,
     ) -> Result<RevealedJson> {
-        let deadline = tokio::time::Instant::now() + self.refresh_budget();
         // Another replica may have finished between our read and taking the lease.
         let latest = self.secrets.get_uncached(&record.secret_ref).await?;
         if !self.still_needed(need, &latest) {
@@ -257,14 +323,6 @@ impl TokenRefresher {
             self.mark_needs_reauth(record).await;
             return Err(errors::needs_reauth(descriptor));
         };
-        let too_slow = || {
-            Error::unavailable(format!(
-                "the {} token endpoint did not answer in time; the refresh was abandoned",
-                descriptor.display_name
-            ))
-            .with_connector(descriptor.id)
-            .with_hint("try again shortly")
-        };
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         let tokens = loop {
@@ -272,14 +330,14 @@ impl TokenRefresher {
             // Bounded below the lease: an answer that comes later is not waited for,
             // so no token is ever written by a replica whose lease lapsed.
             let answer = tokio::time::timeout_at(
-                deadline,
+                deadlines.token,
                 self.engine
                     .refresh_connection(descriptor, &record.metadata, &refresh_token),
             )
             .await
             .map_err(|_| {
                 record_refresh(descriptor, "failed");
-                too_slow()
+                too_slow(descriptor)
             })?;
             match answer {
                 Ok(tokens) => break tokens,
@@ -300,7 +358,7 @@ impl TokenRefresher {
                         .retry_after()
                         .unwrap_or(backoff)
                         .min(Duration::from_secs(10));
-                    if tokio::time::Instant::now() + wait >= deadline {
+                    if tokio::time::Instant::now() + wait >= deadlines.token {
                         record_refresh(descriptor, "failed");
                         return Err(failure.error);
                     }
@@ -315,25 +373,83 @@ impl TokenRefresher {
                 }
             }
         };
+        let saved = self
+            .save(descriptor, record, &tokens, lease, deadlines.save)
+            .await;
+        record_refresh(
+            descriptor,
+            if saved.is_ok() { "refreshed" } else { "failed" },
+        );
+        if saved.is_ok() {
+            tracing::info!(connection = %record.id, connector = descriptor.id, "refreshed an access token");
+        }
+        saved
+    }
+
+    /// Saves freshly issued tokens before anyone uses them: the provider may have
+    /// revoked the old refresh token already, so a failure to reach the records
+    /// database or the secret store is retried, with backoff, until `deadline`.
+    async fn save(
+        &self,
+        descriptor: &'static ConnectorDescriptor,
+        record: &ConnectionRecord,
+        tokens: &TokenSet,
+        lease: RefreshLease,
+        deadline: tokio::time::Instant,
+    ) -> Result<RevealedJson> {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let attempt = tokio::time::timeout_at(deadline, self.save_once(record, tokens, lease))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::unavailable(format!(
+                        "the refreshed {} tokens could not be saved in time",
+                        descriptor.display_name
+                    ))
+                    .with_connector(descriptor.id))
+                });
+            match attempt {
+                Ok(Some(saved)) => return Ok(saved),
+                Ok(None) => {
+                    tracing::warn!(connection = %record.id, fence = lease.fence, "the refresh lease was taken over before the new tokens were saved; not overwriting the newer holder's tokens");
+                    return Err(too_slow(descriptor));
+                }
+                Err(error)
+                    if error.kind() == ErrorKind::Unavailable
+                        && tokio::time::Instant::now() + backoff < deadline =>
+                {
+                    tracing::warn!(connection = %record.id, error = %error, "could not save refreshed tokens yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_SAVE_BACKOFF);
+                }
+                Err(error) => {
+                    tracing::error!(connection = %record.id, connector = descriptor.id, error = %error, "refreshed tokens could not be saved; if the provider rotated the refresh token, the connection must be reauthorized");
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// One attempt at saving: `None` when the lease is no longer ours. Merged into the
+    /// latest stored secrets with check-and-set, so other fields written meanwhile stay.
+    async fn save_once(
+        &self,
+        record: &ConnectionRecord,
+        tokens: &TokenSet,
+        lease: RefreshLease,
+    ) -> Result<Option<RevealedJson>> {
         if !self
             .records
             .refresh_lease_held(&record.id, &self.holder, lease.fence, Utc::now())
             .await?
         {
-            tracing::warn!(connection = %record.id, fence = lease.fence, "the refresh lease was taken over before the new tokens were saved; not overwriting the newer holder's tokens");
-            record_refresh(descriptor, "failed");
-            return Err(too_slow());
+            return Ok(None);
         }
-        // Saved before use: a rotated refresh token must never be lost. Merged into the
-        // latest stored secrets with check-and-set, so other fields written meanwhile stay.
-        let updated = patchbay_store::modify(&*self.secrets, &record.secret_ref, |stored| {
-            Ok(merged(stored, &tokens))
+        patchbay_store::modify(&*self.secrets, &record.secret_ref, |stored| {
+            Ok(merged(stored, tokens))
         })
         .await
-        .inspect_err(|_| record_refresh(descriptor, "failed"))?;
-        record_refresh(descriptor, "refreshed");
-        tracing::info!(connection = %record.id, connector = descriptor.id, "refreshed an access token");
-        Ok(updated)
+        .map(Some)
     }
 
     async fn mark_needs_reauth(&self, record: &ConnectionRecord) {
@@ -345,6 +461,16 @@ impl TokenRefresher {
             tracing::warn!(connection = %record.id, error = %error, "could not mark a connection as needing reauthorization");
         }
     }
+}
+
+/// The error of a refresh that ran out of its lease's time.
+fn too_slow(descriptor: &ConnectorDescriptor) -> Error {
+    Error::unavailable(format!(
+        "the {} token endpoint did not answer in time; the refresh was abandoned",
+        descriptor.display_name
+    ))
+    .with_connector(descriptor.id)
+    .with_hint("try again shortly")
 }
 
 /// Counts one token refresh by its outcome (`refreshed`, `revoked`, `failed`).

@@ -21,8 +21,10 @@ use patchbay_oauth::state::{binding_cookie_name, hash_state, pkce_challenge};
 use patchbay_oauth::{CallbackParams, OAuthEngine, StartRequest, TokenRefresher};
 use patchbay_store::{
     ConnectionRecord, ConnectionStatus, LocalSecretStore, MasterKey, PendingAuthorization,
-    RecordStore, SecretLocation, SecretStore, SecretTenant, SqliteRecordStore,
+    RecordStore, SecretLocation, SecretRef, SecretStore, SecretTenant, SecretVersion,
+    SqliteRecordStore,
 };
+use patchbay_testkit::fault_proxy::FaultProxy;
 use serde_json::{json, Value};
 
 /// How the fake token endpoint answers.
@@ -834,6 +836,220 @@ async fn a_refresh_stalled_past_its_lease_never_overwrites_the_newer_tokens() {
         "the newest refresh token issued is the one kept"
     );
     assert_eq!(stored.expose()["webhook_secret"], "kept");
+}
+
+/// Polls the stored secret until it holds `refresh_token`, failing after ten seconds.
+async fn wait_until_stored(
+    secrets: &Arc<dyn SecretStore>,
+    record: &ConnectionRecord,
+    refresh_token: &str,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stored = secrets.get_uncached(&record.secret_ref).await.unwrap();
+        if stored.expose()["refresh_token"] == refresh_token {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the secret never held {refresh_token}: {}",
+            stored.expose()["refresh_token"]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refresh_whose_caller_gives_up_still_saves_the_rotated_tokens() {
+    let fixture = fixture().await;
+    // The provider rotates the refresh token on receipt and answers 400 ms later,
+    // by which time the caller (an HTTP client that timed out) has gone.
+    *fixture.provider.mode.lock().unwrap() = Mode::StallFirstAnswer(Duration::from_millis(400));
+    let dir = tempfile::tempdir().unwrap();
+    let records = memory_records().await;
+    let secrets = local_secrets(dir.path());
+    let record = expired_connection(&records, &secrets).await;
+    let current = secrets.get(&record.secret_ref).await.unwrap();
+    let replica = replica(&fixture, &records, &secrets);
+    let caller = tokio::spawn({
+        let (refresher, record) = (Arc::clone(&replica.refresher), record.clone());
+        let descriptor = fixture.descriptor;
+        async move { refresher.fresh_secrets(descriptor, &record, current).await }
+    });
+    let provider = Arc::clone(&fixture.provider);
+    wait_until("the token request", || {
+        provider.requests.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    caller.abort();
+    assert!(caller.await.unwrap_err().is_cancelled());
+
+    wait_until_stored(&secrets, &record, "refresh-1").await;
+    assert_rotated(&secrets, &record).await;
+    let until = Utc::now() + chrono::TimeDelta::seconds(30);
+    assert!(
+        records
+            .try_acquire_refresh_lease(&record.id, "another-replica", until)
+            .await
+            .unwrap()
+            .is_some(),
+        "the lease was released"
+    );
+    assert_eq!(fixture.provider.requests.load(Ordering::SeqCst), 1);
+}
+
+/// A secret store whose next `failing` writes fail as if it could not be reached
+/// (a Vault restart), counting the writes it refused.
+struct UnreachableForWrites {
+    inner: Arc<dyn SecretStore>,
+    failing: AtomicU64,
+    refused: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl SecretStore for UnreachableForWrites {
+    async fn put(
+        &self,
+        location: &SecretLocation,
+        value: &RevealedJson,
+    ) -> patchbay_core::Result<SecretRef> {
+        self.inner.put(location, value).await
+    }
+
+    fn reference_for(&self, location: &SecretLocation) -> Option<SecretRef> {
+        self.inner.reference_for(location)
+    }
+
+    async fn get_versioned(
+        &self,
+        reference: &SecretRef,
+    ) -> patchbay_core::Result<(RevealedJson, SecretVersion)> {
+        self.inner.get_versioned(reference).await
+    }
+
+    async fn update_if_version(
+        &self,
+        reference: &SecretRef,
+        expected: SecretVersion,
+        value: &RevealedJson,
+    ) -> patchbay_core::Result<SecretVersion> {
+        let refuse = self
+            .failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+        if refuse {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(patchbay_core::Error::unavailable(
+                "credential store unavailable",
+            ));
+        }
+        self.inner
+            .update_if_version(reference, expected, value)
+            .await
+    }
+
+    async fn get(&self, reference: &SecretRef) -> patchbay_core::Result<RevealedJson> {
+        self.inner.get(reference).await
+    }
+
+    async fn get_uncached(&self, reference: &SecretRef) -> patchbay_core::Result<RevealedJson> {
+        self.inner.get_uncached(reference).await
+    }
+
+    async fn delete(&self, reference: &SecretRef) -> patchbay_core::Result<()> {
+        self.inner.delete(reference).await
+    }
+
+    async fn list(&self) -> patchbay_core::Result<Vec<SecretRef>> {
+        self.inner.list().await
+    }
+
+    async fn health(&self) -> patchbay_core::Result<()> {
+        self.inner.health().await
+    }
+
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotated_tokens_are_saved_through_a_secret_store_outage() {
+    let fixture = fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let records = memory_records().await;
+    let unreachable = Arc::new(UnreachableForWrites {
+        inner: local_secrets(dir.path()),
+        failing: AtomicU64::new(3),
+        refused: AtomicU64::new(0),
+    });
+    let secrets: Arc<dyn SecretStore> = unreachable.clone();
+    let record = expired_connection(&records, &secrets).await;
+    let current = secrets.get(&record.secret_ref).await.unwrap();
+    let replica = replica(&fixture, &records, &secrets);
+    let fresh = replica
+        .refresher
+        .fresh_secrets(fixture.descriptor, &record, current)
+        .await
+        .unwrap();
+    assert_eq!(fresh.expose()["access_token"], "access-1");
+    assert_eq!(unreachable.refused.load(Ordering::SeqCst), 3);
+    assert_rotated(&secrets, &record).await;
+    assert_eq!(
+        fixture.provider.requests.load(Ordering::SeqCst),
+        1,
+        "the tokens were saved, not asked for again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn needs_postgres_rotated_tokens_are_saved_through_a_records_database_outage() {
+    let server = url::Url::parse(&patchbay_testkit::services::postgres_url()).unwrap();
+    let address =
+        tokio::net::lookup_host((server.host_str().unwrap(), server.port().unwrap_or(5432)))
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+    let proxy = FaultProxy::start(address).await.unwrap();
+    let mut proxied = server.clone();
+    proxied.set_host(Some("127.0.0.1")).unwrap();
+    proxied.set_port(Some(proxy.address().port())).unwrap();
+    let records = patchbay_store::open_record_store(proxied.as_str())
+        .await
+        .unwrap();
+
+    let fixture = fixture().await;
+    // The database goes away while the provider is answering, so the lease check
+    // before the save finds it down.
+    *fixture.provider.mode.lock().unwrap() = Mode::StallFirstAnswer(Duration::from_millis(300));
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = local_secrets(dir.path());
+    let record = expired_connection(&records, &secrets).await;
+    let current = secrets.get(&record.secret_ref).await.unwrap();
+    let replica = replica(&fixture, &records, &secrets);
+    let refresh = tokio::spawn({
+        let (refresher, record) = (Arc::clone(&replica.refresher), record.clone());
+        let descriptor = fixture.descriptor;
+        async move { refresher.fresh_secrets(descriptor, &record, current).await }
+    });
+    let provider = Arc::clone(&fixture.provider);
+    wait_until("the token request", || {
+        provider.requests.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Longer than the store waits for a connection, so a save attempt fails.
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!refresh.is_finished(), "the save waits for the database");
+    proxy.restore();
+
+    let fresh = refresh.await.unwrap().unwrap();
+    assert_eq!(fresh.expose()["access_token"], "access-1");
+    assert_rotated(&secrets, &record).await;
+    assert_eq!(fixture.provider.requests.load(Ordering::SeqCst), 1);
 }
 
 async fn two_replica_storm(records: Arc<dyn RecordStore>) {
