@@ -859,6 +859,27 @@ async fn wait_until_stored(
     }
 }
 
+/// Starts a refresh of `record` on `replica` and waits until its token request has
+/// reached the provider.
+async fn refresh_in_flight(
+    fixture: &Fixture,
+    replica: &Replica,
+    record: &ConnectionRecord,
+    current: RevealedJson,
+) -> tokio::task::JoinHandle<patchbay_core::Result<RevealedJson>> {
+    let refresh = tokio::spawn({
+        let (refresher, record) = (Arc::clone(&replica.refresher), record.clone());
+        let descriptor = fixture.descriptor;
+        async move { refresher.fresh_secrets(descriptor, &record, current).await }
+    });
+    let provider = Arc::clone(&fixture.provider);
+    wait_until("the token request", || {
+        provider.requests.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    refresh
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refresh_whose_caller_gives_up_still_saves_the_rotated_tokens() {
     let fixture = fixture().await;
@@ -871,16 +892,7 @@ async fn a_refresh_whose_caller_gives_up_still_saves_the_rotated_tokens() {
     let record = expired_connection(&records, &secrets).await;
     let current = secrets.get(&record.secret_ref).await.unwrap();
     let replica = replica(&fixture, &records, &secrets);
-    let caller = tokio::spawn({
-        let (refresher, record) = (Arc::clone(&replica.refresher), record.clone());
-        let descriptor = fixture.descriptor;
-        async move { refresher.fresh_secrets(descriptor, &record, current).await }
-    });
-    let provider = Arc::clone(&fixture.provider);
-    wait_until("the token request", || {
-        provider.requests.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    let caller = refresh_in_flight(&fixture, &replica, &record, current).await;
     caller.abort();
     assert!(caller.await.unwrap_err().is_cancelled());
 
@@ -1030,16 +1042,7 @@ async fn needs_postgres_rotated_tokens_are_saved_through_a_records_database_outa
     let record = expired_connection(&records, &secrets).await;
     let current = secrets.get(&record.secret_ref).await.unwrap();
     let replica = replica(&fixture, &records, &secrets);
-    let refresh = tokio::spawn({
-        let (refresher, record) = (Arc::clone(&replica.refresher), record.clone());
-        let descriptor = fixture.descriptor;
-        async move { refresher.fresh_secrets(descriptor, &record, current).await }
-    });
-    let provider = Arc::clone(&fixture.provider);
-    wait_until("the token request", || {
-        provider.requests.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    let refresh = refresh_in_flight(&fixture, &replica, &record, current).await;
     // Longer than the store waits for a connection, so a save attempt fails.
     proxy.cut();
     tokio::time::sleep(Duration::from_secs(4)).await;
