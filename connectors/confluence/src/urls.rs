@@ -22,6 +22,11 @@ pub const FOREIGN_URL: &str = "Confluence page URL does not match configured bas
 /// The guide's remedy for [`FOREIGN_URL`].
 pub const FOREIGN_HINT: &str = "Verify the page is from your connected Confluence instance";
 
+/// The longest authority (`user@host:port`) a page URL may be written with. A host
+/// name has at most 253 bytes, so a longer one is not the connection's site; it is
+/// refused before parsing, whose IDNA decoding costs time in proportion to its length.
+pub const MAX_AUTHORITY_LEN: usize = 320;
+
 /// What a page URL points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageRef {
@@ -119,9 +124,24 @@ fn relative_path(url: &Url, config: &ConfluenceConfig) -> Result<String> {
     Ok(path[base_path.len()..].to_owned())
 }
 
+/// The authority as written: what follows the scheme's `:` and any slashes, up to
+/// the path, query or fragment. Never shorter than the authority the URL parser
+/// reads, which also skips backslashes and drops tabs and line breaks.
+fn written_authority(text: &str) -> &str {
+    let after_scheme = text.split_once(':').map_or(text, |(_, rest)| rest);
+    after_scheme
+        .trim_start_matches(['/', '\\', '\t', '\n', '\r'])
+        .split(['/', '\\', '?', '#'])
+        .next()
+        .unwrap_or_default()
+}
+
 /// Reads a page URL against the connection's site.
 pub fn parse_page_url(input: &str, config: &ConfluenceConfig) -> Result<PageRef> {
     let text = input.trim();
+    if written_authority(text).len() > MAX_AUTHORITY_LEN {
+        return Err(invalid());
+    }
     let url = Url::parse(text).map_err(|_| invalid())?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid());
@@ -278,5 +298,33 @@ mod tests {
             .message(),
             UNPARSABLE_URL
         );
+    }
+
+    #[test]
+    fn hosts_longer_than_a_host_name_are_refused_before_parsing() {
+        let labels = |bytes: usize| format!("{}example.com", "label12.".repeat(bytes / 8));
+        let longest_name = format!("https://{}/wiki/spaces/OPS/pages/1", labels(240));
+        assert_eq!(
+            parse_page_url(&longest_name, &cloud())
+                .unwrap_err()
+                .message(),
+            FOREIGN_URL,
+            "a host name of legal length is read, and is another site"
+        );
+        for written in [
+            format!("https://{}/wiki/spaces/OPS/pages/1", labels(400)),
+            format!("https:\\\\{}?pageId=1", labels(400)),
+            format!("https:/\t/{}#x", labels(400)),
+            format!("https:{}", labels(400)),
+        ] {
+            let error = parse_page_url(&written, &cloud()).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidInput);
+            assert_eq!(error.field(), Some("url"));
+            assert_eq!(
+                error.message(),
+                "Invalid Confluence page URL",
+                "{written:?}"
+            );
+        }
     }
 }
