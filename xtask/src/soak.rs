@@ -162,11 +162,21 @@ struct Replica {
 }
 
 impl Replica {
+    /// Where the replica's log goes, across restarts.
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("patchbay.log")
+    }
+
+    /// What the replica has logged so far (empty if nothing yet).
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
     fn spawn(&mut self, binary: &Path, env: &[(String, String)]) -> Result<()> {
         let log = std::fs::File::options()
             .create(true)
             .append(true)
-            .open(self.dir.join("patchbay.log"))?;
+            .open(self.log_path())?;
         let mut command = replica_command(binary, &self.dir, env);
         command
             .env("PATCHBAY_LISTEN", format!("127.0.0.1:{}", self.port))
@@ -315,7 +325,7 @@ impl Run {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let log = std::fs::read_to_string(replica.dir.join("patchbay.log")).unwrap_or_default();
+        let log = replica.log();
         bail!(
             "{} was not ready within 60 s; its log:\n{log}",
             replica.base
@@ -1328,15 +1338,13 @@ impl Run {
             )
         }
     }
-}
 
-impl Run {
     /// The replicas' log lines about token refreshes (the last few of each), so a
     /// failed refresh check can be read from the soak's own output.
     fn refresh_log(&self) -> String {
         let mut out = String::new();
         for replica in &self.replicas {
-            let log = std::fs::read_to_string(replica.dir.join("patchbay.log")).unwrap_or_default();
+            let log = replica.log();
             let lines: Vec<&str> = log
                 .lines()
                 .filter(|line| line.contains("refresh"))

@@ -376,12 +376,12 @@ impl RefresherCore {
         let saved = self
             .save(descriptor, record, &tokens, lease, deadlines.save)
             .await;
-        record_refresh(
-            descriptor,
-            if saved.is_ok() { "refreshed" } else { "failed" },
-        );
-        if saved.is_ok() {
-            tracing::info!(connection = %record.id, connector = descriptor.id, "refreshed an access token");
+        match &saved {
+            Ok(_) => {
+                record_refresh(descriptor, "refreshed");
+                tracing::info!(connection = %record.id, connector = descriptor.id, "refreshed an access token");
+            }
+            Err(_) => record_refresh(descriptor, "failed"),
         }
         saved
     }

@@ -755,14 +755,28 @@ fn local_secrets(dir: &std::path::Path) -> Arc<dyn SecretStore> {
     Arc::new(LocalSecretStore::open(&dir.join("secrets"), MasterKey::generate()).unwrap())
 }
 
+/// An expired connection in `records` with its secret in a local store under a
+/// temporary folder (kept while the folder is), and the secret as first read.
+async fn expired_with_local_secrets(
+    records: &Arc<dyn RecordStore>,
+) -> (
+    tempfile::TempDir,
+    Arc<dyn SecretStore>,
+    ConnectionRecord,
+    RevealedJson,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = local_secrets(dir.path());
+    let record = expired_connection(records, &secrets).await;
+    let current = secrets.get(&record.secret_ref).await.unwrap();
+    (dir, secrets, record, current)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refresh_storm_sends_one_token_request() {
     let fixture = fixture().await;
-    let dir = tempfile::tempdir().unwrap();
     let records = memory_records().await;
-    let secrets = local_secrets(dir.path());
-    let record = expired_connection(&records, &secrets).await;
-    let current = secrets.get(&record.secret_ref).await.unwrap();
+    let (_dir, secrets, record, current) = expired_with_local_secrets(&records).await;
     let replicas = [replica(&fixture, &records, &secrets)];
     storm(&fixture, &replicas, &record, current).await;
     assert_eq!(fixture.provider.requests.load(Ordering::SeqCst), 1);
@@ -791,11 +805,8 @@ async fn a_refresh_stalled_past_its_lease_never_overwrites_the_newer_tokens() {
     let lease = Duration::from_secs(2);
     // The provider issues refresh-1 to replica A but answers only after A's lease.
     *fixture.provider.mode.lock().unwrap() = Mode::StallFirstAnswer(lease * 2);
-    let dir = tempfile::tempdir().unwrap();
     let records = memory_records().await;
-    let secrets = local_secrets(dir.path());
-    let record = expired_connection(&records, &secrets).await;
-    let current = secrets.get(&record.secret_ref).await.unwrap();
+    let (_dir, secrets, record, current) = expired_with_local_secrets(&records).await;
     let leased_replica = || {
         let refresher = TokenRefresher::new(
             engine(&fixture, Arc::clone(&records)),
@@ -808,16 +819,7 @@ async fn a_refresh_stalled_past_its_lease_never_overwrites_the_newer_tokens() {
     };
     let (replica_a, replica_b) = (leased_replica(), leased_replica());
 
-    let stalled = tokio::spawn({
-        let (refresher, record, current) = (replica_a, record.clone(), current.clone());
-        let descriptor = fixture.descriptor;
-        async move { refresher.fresh_secrets(descriptor, &record, current).await }
-    });
-    let provider = Arc::clone(&fixture.provider);
-    wait_until("replica A's token request", || {
-        provider.requests.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    let stalled = refresh_in_flight(&fixture, &replica_a, &record, current.clone()).await;
     let took_over = tokio::spawn({
         let (refresher, record) = (replica_b, record.clone());
         let descriptor = fixture.descriptor;
@@ -859,16 +861,16 @@ async fn wait_until_stored(
     }
 }
 
-/// Starts a refresh of `record` on `replica` and waits until its token request has
-/// reached the provider.
+/// Starts a refresh of `record` on `refresher` and waits until its token request
+/// has reached the provider.
 async fn refresh_in_flight(
     fixture: &Fixture,
-    replica: &Replica,
+    refresher: &Arc<TokenRefresher>,
     record: &ConnectionRecord,
     current: RevealedJson,
 ) -> tokio::task::JoinHandle<patchbay_core::Result<RevealedJson>> {
     let refresh = tokio::spawn({
-        let (refresher, record) = (Arc::clone(&replica.refresher), record.clone());
+        let (refresher, record) = (Arc::clone(refresher), record.clone());
         let descriptor = fixture.descriptor;
         async move { refresher.fresh_secrets(descriptor, &record, current).await }
     });
@@ -886,13 +888,10 @@ async fn a_refresh_whose_caller_gives_up_still_saves_the_rotated_tokens() {
     // The provider rotates the refresh token on receipt and answers 400 ms later,
     // by which time the caller (an HTTP client that timed out) has gone.
     *fixture.provider.mode.lock().unwrap() = Mode::StallFirstAnswer(Duration::from_millis(400));
-    let dir = tempfile::tempdir().unwrap();
     let records = memory_records().await;
-    let secrets = local_secrets(dir.path());
-    let record = expired_connection(&records, &secrets).await;
-    let current = secrets.get(&record.secret_ref).await.unwrap();
+    let (_dir, secrets, record, current) = expired_with_local_secrets(&records).await;
     let replica = replica(&fixture, &records, &secrets);
-    let caller = refresh_in_flight(&fixture, &replica, &record, current).await;
+    let caller = refresh_in_flight(&fixture, &replica.refresher, &record, current).await;
     caller.abort();
     assert!(caller.await.unwrap_err().is_cancelled());
 
@@ -1037,12 +1036,9 @@ async fn needs_postgres_rotated_tokens_are_saved_through_a_records_database_outa
     // The database goes away while the provider is answering, so the lease check
     // before the save finds it down.
     *fixture.provider.mode.lock().unwrap() = Mode::StallFirstAnswer(Duration::from_millis(300));
-    let dir = tempfile::tempdir().unwrap();
-    let secrets = local_secrets(dir.path());
-    let record = expired_connection(&records, &secrets).await;
-    let current = secrets.get(&record.secret_ref).await.unwrap();
+    let (_dir, secrets, record, current) = expired_with_local_secrets(&records).await;
     let replica = replica(&fixture, &records, &secrets);
-    let refresh = refresh_in_flight(&fixture, &replica, &record, current).await;
+    let refresh = refresh_in_flight(&fixture, &replica.refresher, &record, current).await;
     // Longer than the store waits for a connection, so a save attempt fails.
     proxy.cut();
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -1057,10 +1053,7 @@ async fn needs_postgres_rotated_tokens_are_saved_through_a_records_database_outa
 
 async fn two_replica_storm(records: Arc<dyn RecordStore>) {
     let fixture = fixture().await;
-    let dir = tempfile::tempdir().unwrap();
-    let secrets = local_secrets(dir.path());
-    let record = expired_connection(&records, &secrets).await;
-    let current = secrets.get(&record.secret_ref).await.unwrap();
+    let (_dir, secrets, record, current) = expired_with_local_secrets(&records).await;
     let replicas = [
         replica(&fixture, &records, &secrets),
         replica(&fixture, &records, &secrets),
@@ -1088,11 +1081,8 @@ async fn needs_postgres_two_replicas_send_one_token_request() {
 #[tokio::test]
 async fn invalid_grant_marks_the_connection_needs_reauth() {
     let fixture = fixture().await;
-    let dir = tempfile::tempdir().unwrap();
     let records = memory_records().await;
-    let secrets = local_secrets(dir.path());
-    let record = expired_connection(&records, &secrets).await;
-    let current = secrets.get(&record.secret_ref).await.unwrap();
+    let (_dir, secrets, record, current) = expired_with_local_secrets(&records).await;
     *fixture.provider.mode.lock().unwrap() = Mode::InvalidGrant;
     let replica = replica(&fixture, &records, &secrets);
     let error = replica
@@ -1121,11 +1111,8 @@ async fn invalid_grant_marks_the_connection_needs_reauth() {
 #[tokio::test]
 async fn invalid_grant_at_403_is_a_refusal_too() {
     let fixture = fixture().await;
-    let dir = tempfile::tempdir().unwrap();
     let records = memory_records().await;
-    let secrets = local_secrets(dir.path());
-    let record = expired_connection(&records, &secrets).await;
-    let current = secrets.get(&record.secret_ref).await.unwrap();
+    let (_dir, secrets, record, current) = expired_with_local_secrets(&records).await;
     *fixture.provider.mode.lock().unwrap() = Mode::InvalidGrantForbidden;
     let replica = replica(&fixture, &records, &secrets);
     let error = replica
@@ -1145,11 +1132,8 @@ async fn invalid_grant_at_403_is_a_refusal_too() {
 #[tokio::test]
 async fn a_rejected_token_is_refreshed_once_unless_it_changed_meanwhile() {
     let fixture = fixture().await;
-    let dir = tempfile::tempdir().unwrap();
     let records = memory_records().await;
-    let secrets = local_secrets(dir.path());
-    let record = expired_connection(&records, &secrets).await;
-    let rejected = secrets.get(&record.secret_ref).await.unwrap();
+    let (_dir, secrets, record, rejected) = expired_with_local_secrets(&records).await;
     let replica = replica(&fixture, &records, &secrets);
     let fresh = replica
         .refresher
